@@ -1,0 +1,116 @@
+/**
+ * The single-host bridge data plane: one Linux bridge per network carrying the
+ * gateway address(es), one veth pair per endpoint with the host end on the
+ * bridge. Every "ensure" is idempotent (adopts what is already right) and
+ * registers the inverse of what it changed on the StepRunner.
+ */
+import { conflict } from '../errors';
+import type { NetlinkKernel } from '../kernel/netlink-kernel';
+import { readSysctl, writeIfaceSysctl, writeSysctl } from '../kernel/sysctl';
+import type { Logger } from '../observability/logger';
+import type { EndpointRecord, NetworkRecord } from '../network/types';
+import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
+import { StepRunner } from './steps';
+
+/** The seam between network services and a data plane (bridge today, overlay later). */
+export interface DataPlane {
+  /** Returns whether the bridge had to be created (false: it existed and was adopted). */
+  ensureNetwork(net: NetworkRecord, steps: StepRunner): Promise<{ createdBridge: boolean }>;
+  removeNetwork(net: NetworkRecord): Promise<void>;
+  ensureEndpoint(net: NetworkRecord, ep: EndpointRecord, steps: StepRunner): Promise<void>;
+  removeEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
+}
+
+/** Gateway addresses that belong on the bridge, as kernel verbs want them. */
+export function bridgeAddresses(net: NetworkRecord): Array<{ family: 4 | 6; value: bigint; len: number; cidr: string }> {
+  const out: Array<{ family: 4 | 6; value: bigint; len: number; cidr: string }> = [];
+  for (const d of [...net.ipv4, ...(net.enableIpv6 ? net.ipv6 : [])]) {
+    if (!d.gateway) continue;
+    const ip = parseIpMaybeCidr(d.gateway, 'gateway');
+    out.push({ family: ip.family, value: ip.value, len: ip.len ?? (ip.family === 4 ? 32 : 128), cidr: d.gateway });
+  }
+  return out;
+}
+
+export class BridgeDataPlane implements DataPlane {
+  constructor(
+    private readonly kernel: NetlinkKernel,
+    private readonly log: Logger,
+  ) {}
+
+  async ensureNetwork(net: NetworkRecord, steps: StepRunner): Promise<{ createdBridge: boolean }> {
+    const existing = await this.kernel.findLink(net.bridge);
+    if (existing && existing.kind !== 'bridge') {
+      throw conflict(`interface ${net.bridge} exists and is not a bridge`);
+    }
+    if (!existing) {
+      await steps.step(`create bridge ${net.bridge}`, async () => {
+        await this.kernel.createBridge(net.bridge, net.mtu);
+        return () => this.kernel.deleteLink(net.bridge);
+      });
+    } else if (existing.mtu !== net.mtu) {
+      await steps.step(`set ${net.bridge} mtu ${net.mtu}`, async () => {
+        await this.kernel.setMtu(net.bridge, net.mtu);
+      });
+    }
+    if (net.enableIpv6) {
+      await steps.step(`enable IPv6 on ${net.bridge}`, async () => {
+        await writeIfaceSysctl('ipv6', net.bridge, 'disable_ipv6', '0');
+        await writeIfaceSysctl('ipv6', net.bridge, 'accept_ra', '0');
+      });
+    }
+    for (const a of bridgeAddresses(net)) {
+      await steps.step(`add ${a.cidr} to ${net.bridge}`, async () => {
+        await this.kernel.addAddress(net.bridge, a.family, a.value, a.len);
+      });
+    }
+    await steps.step(`set ${net.bridge} up`, () => this.kernel.setUp(net.bridge));
+    if (!net.internal) {
+      await steps.step('enable IPv4 forwarding', () => this.enableForwarding());
+    }
+    return { createdBridge: !existing };
+  }
+
+  private async enableForwarding(): Promise<void> {
+    if ((await readSysctl('net.ipv4.ip_forward')) !== '1') {
+      await writeSysctl('net.ipv4.ip_forward', '1');
+      this.log.info('enabled net.ipv4.ip_forward for routed loom networks');
+    }
+  }
+
+  async removeNetwork(net: NetworkRecord): Promise<void> {
+    if (net.adoptedBridge) {
+      // Not loom's bridge: take back only what loom put on it.
+      for (const a of bridgeAddresses(net)) await this.kernel.delAddress(net.bridge, a.family, a.value, a.len);
+      return;
+    }
+    const removed = await this.kernel.deleteLink(net.bridge);
+    if (!removed) this.log.info({ bridge: net.bridge }, 'bridge was already gone');
+  }
+
+  async ensureEndpoint(net: NetworkRecord, ep: EndpointRecord, steps: StepRunner): Promise<void> {
+    const host = await this.kernel.findLink(ep.hostIf);
+    if (host && host.kind !== 'veth') throw conflict(`interface ${ep.hostIf} exists and is not a veth`);
+    if (!host) {
+      // A stale container end (left by a crash between create steps) would block the pair.
+      await this.kernel.deleteLink(ep.peerIf);
+      await steps.step(`create veth ${ep.hostIf}/${ep.peerIf}`, async () => {
+        await this.kernel.createVethPair(ep.hostIf, ep.peerIf, { mtu: net.mtu, peerMac: ep.mac, master: net.bridge });
+        return () => this.kernel.deleteLink(ep.hostIf);
+      });
+      return;
+    }
+    const bridge = await this.kernel.findLink(net.bridge);
+    if (bridge && host.master !== bridge.index) {
+      await steps.step(`attach ${ep.hostIf} to ${net.bridge}`, () => this.kernel.setMaster(ep.hostIf, net.bridge));
+    }
+    if (!host.up) await steps.step(`set ${ep.hostIf} up`, () => this.kernel.setUp(ep.hostIf));
+  }
+
+  async removeEndpoint(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    // Deleting either end removes the pair; the container end may have been moved back by Docker.
+    const host = await this.kernel.deleteLink(ep.hostIf);
+    const peer = await this.kernel.deleteLink(ep.peerIf);
+    if (!host && !peer) this.log.debug({ endpointId: ep.id }, 'veth pair was already gone');
+  }
+}

@@ -1,0 +1,15 @@
+/** What the firewall needs to know about one loom network: validated names and prefixes only. */
+export interface FirewallNetwork {
+  id: string;
+  bridge: string;
+  subnets4: string[];
+  subnets6: string[];
+  internal: boolean;
+  icc: boolean;
+  masquerade: boolean;
+}
+
+/** The firewall seam handed to data planes: make the kernel's rules match this set of networks. */
+export interface Firewall {
+  sync(networks: FirewallNetwork[]): Promise<void>;
+}

@@ -1,0 +1,26 @@
+/**
+ * One plugin call: its method name ("NetworkDriver.Join"), the wire schema of
+ * its body, the handler, and the ids worth logging. Handlers never see express.
+ */
+import type { z } from 'zod';
+import type { Logger } from '../observability/logger';
+
+export interface CallContext {
+  /** Request id shared by every log line of this call. */
+  reqId: string;
+  log: Logger;
+}
+
+export interface Route<S extends z.ZodType = z.ZodType> {
+  method: string;
+  /** Absent for calls whose body is empty (Activate, GetCapabilities...). */
+  schema?: S;
+  handle: (body: z.output<S>, ctx: CallContext) => Promise<object>;
+  /** Ids to put on the call's log line. */
+  ids?: (body: z.output<S>) => Record<string, string | undefined>;
+}
+
+/** Keeps the body type of each route while collecting routes of different schemas in one list. */
+export function route<S extends z.ZodType>(r: Route<S>): Route {
+  return r as unknown as Route;
+}

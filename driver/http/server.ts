@@ -1,0 +1,156 @@
+/**
+ * The plugin's HTTP edge: express on a Unix socket. It reads the raw body
+ * (Docker sends no Content-Type and empty bodies for argument-less calls),
+ * validates it against the route's schema, calls the handler, and wraps the
+ * outcome: 200 + JSON on success, 500 + {"Err","Error"} on failure (both field
+ * names, because NetworkDriver reads Err and IpamDriver reads Error), 404 for
+ * methods loom does not implement. Every call is logged once.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import express, { NextFunction, Request, Response } from 'express';
+import { z } from 'zod';
+import { LoomError, asLoomError, invalid } from '../errors';
+import type { Logger } from '../observability/logger';
+import type { Route } from './route';
+
+export const PLUGIN_MEDIA_TYPE = 'application/vnd.docker.plugins.v1.2+json';
+/** Bodies above this size are refused before parsing. */
+export const MAX_BODY_BYTES = 256 * 1024;
+
+export interface CallObserver {
+  (event: { method: string; outcome: 'ok' | 'error'; kind?: string; durationMs: number }): void;
+}
+
+function parseBody(raw: unknown): unknown {
+  const buf = Buffer.isBuffer(raw) ? raw : Buffer.alloc(0);
+  const text = buf.toString('utf8').trim();
+  if (text === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw invalid(`malformed JSON body: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw invalid('request body must be a JSON object');
+  }
+  return parsed;
+}
+
+function describeZodError(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`)
+    .join('; ');
+}
+
+function send(res: Response, status: number, body: object): void {
+  res.status(status).type(PLUGIN_MEDIA_TYPE).send(JSON.stringify(body));
+}
+
+export function createPluginApp(routes: Route[], log: Logger, observe?: CallObserver): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.use(express.raw({ type: () => true, limit: MAX_BODY_BYTES }));
+
+  for (const r of routes) {
+    app.post(`/${r.method}`, async (req: Request, res: Response) => {
+      const started = process.hrtime.bigint();
+      const reqId = randomBytes(6).toString('hex');
+      const callLog = log.child({ reqId, method: r.method });
+      let ids: Record<string, string | undefined> = {};
+      try {
+        const raw = parseBody(req.body);
+        let body: unknown = raw;
+        if (r.schema) {
+          const parsed = r.schema.safeParse(raw);
+          if (!parsed.success) throw invalid(`invalid ${r.method} request: ${describeZodError(parsed.error)}`);
+          body = parsed.data;
+        }
+        ids = r.ids ? r.ids(body) : {};
+        callLog.debug({ body: raw }, 'request');
+        const reply = await r.handle(body, { reqId, log: callLog.child(ids) });
+        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+        callLog.info({ ...ids, durationMs, outcome: 'ok' }, 'call');
+        observe?.({ method: r.method, outcome: 'ok', durationMs });
+        send(res, 200, reply);
+      } catch (e) {
+        const err = asLoomError(e);
+        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+        const level = err.kind === 'internal' ? 'error' : 'warn';
+        callLog[level]({ ...ids, durationMs, outcome: 'error', kind: err.kind, err: err.message }, 'call');
+        observe?.({ method: r.method, outcome: 'error', kind: err.kind, durationMs });
+        send(res, 500, { Err: err.message, Error: err.message });
+      }
+    });
+  }
+
+  // Unknown methods: 404 so Docker can tell "not implemented" from "failed".
+  app.use((req: Request, res: Response) => {
+    const msg = `${req.method} ${req.path}: not implemented by loom`;
+    log.info({ method: req.path.replace(/^\//, ''), outcome: 'not-implemented' }, 'call');
+    send(res, 404, { Err: msg, Error: msg });
+  });
+
+  // Body parser failures (too large, aborted) land here.
+  app.use((e: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const status = (e as { status?: number }).status;
+    const err =
+      status === 413
+        ? invalid(`request body exceeds ${MAX_BODY_BYTES} bytes`)
+        : e instanceof LoomError
+          ? e
+          : invalid(`unreadable request: ${(e as Error).message ?? String(e)}`);
+    log.warn({ method: req.path.replace(/^\//, ''), outcome: 'error', kind: err.kind, err: err.message }, 'call');
+    send(res, 500, { Err: err.message, Error: err.message });
+  });
+  return app;
+}
+
+/**
+ * Listens on a Unix socket created with the given mode (0600 by default: only
+ * root may talk to the plugin). A stale socket file left by a crash is replaced;
+ * a live one (another loomd) is an error.
+ */
+export async function listenUnix(app: express.Express, socketPath: string, mode = 0o600): Promise<http.Server> {
+  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
+  if (fs.existsSync(socketPath)) {
+    const st = fs.lstatSync(socketPath);
+    if (!st.isSocket()) throw invalid(`${socketPath} exists and is not a socket; refusing to replace it`);
+    if (await socketAnswers(socketPath)) throw invalid(`another process is serving ${socketPath}`);
+    fs.unlinkSync(socketPath);
+  }
+  const server = http.createServer(app);
+  const oldMask = process.umask(0o777 & ~mode);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(oldMask);
+  }
+  fs.chmodSync(socketPath, mode);
+  return server;
+}
+
+function socketAnswers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+    setTimeout(() => done(false), 500).unref();
+  });
+}

@@ -1,0 +1,43 @@
+/**
+ * Kernel parameters through /proc/sys (no `sysctl` binary). Only loom's own
+ * interfaces and the forwarding switches are ever written.
+ */
+import { promises as fs } from 'node:fs';
+import { LoomError } from '../errors';
+
+const ROOT = '/proc/sys/';
+
+function pathOf(key: string): string {
+  if (!/^[a-z0-9_.\-/]+$/i.test(key) || key.includes('..')) throw new LoomError('invalid', `invalid sysctl key ${key}`);
+  // net.ipv6.conf.lm-1a2b.forwarding: the interface part may contain dots, so split on the known prefix.
+  return ROOT + key.replace(/\./g, '/');
+}
+
+export async function readSysctl(key: string): Promise<string | undefined> {
+  try {
+    return (await fs.readFile(pathOf(key), 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeSysctl(key: string, value: string): Promise<void> {
+  try {
+    await fs.writeFile(pathOf(key), value);
+  } catch (err) {
+    throw new LoomError('unavailable', `sysctl ${key}=${value}: ${(err as Error).message}`);
+  }
+}
+
+/** Per-interface keys take the interface name verbatim (it may contain dots). */
+export function ifaceSysctlPath(family: 'ipv4' | 'ipv6', ifname: string, leaf: string): string {
+  return `${ROOT}net/${family}/conf/${ifname}/${leaf}`;
+}
+
+export async function writeIfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, leaf: string, value: string): Promise<void> {
+  try {
+    await fs.writeFile(ifaceSysctlPath(family, ifname, leaf), value);
+  } catch (err) {
+    throw new LoomError('unavailable', `sysctl net.${family}.conf.${ifname}.${leaf}=${value}: ${(err as Error).message}`);
+  }
+}

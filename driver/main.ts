@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+/**
+ * loomd: the composition root. Wires config, store, kernel, firewall, IPAM and
+ * network services and the HTTP edge; no module-level singletons elsewhere.
+ * Start-up order: open the store and load state (fast), listen on the socket,
+ * then repair the data plane in the background; never wait for Docker.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Config, DEFAULT_IPV4_POOLS, USAGE, parseConfig } from './config';
+import { asLoomError } from './errors';
+import { NftFirewall } from './firewall/nft-firewall';
+import { createPluginApp, listenUnix } from './http/server';
+import { NetlinkKernel } from './kernel/netlink-kernel';
+import { BridgeDataPlane } from './dataplane/bridge';
+import { activateRoute, networkRoutes } from './network/handlers';
+import { NetworkService } from './network/network-service';
+import { Logger, createLogger } from './observability/logger';
+import { createAdminApp } from './observability/admin';
+import { ensureHostMeta } from './store/host-meta';
+import { LevelKv } from './store/level-kv';
+import { NetworkRepository } from './store/network-repo';
+import { ensureSchema } from './store/schema';
+import { ipamRoutes } from '../ipam-driver/handlers';
+import { IpamService } from '../ipam-driver/ipam-service';
+import { IpamRepository } from '../ipam-driver/ipam-store';
+import { parseDefaultPool } from '../ipam-driver/core/pool-picker';
+import { StepRunner } from './dataplane/steps';
+
+export const VERSION: string = (() => {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+export interface Daemon {
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
+  const started = Date.now();
+  fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(config.stateDir, 0o700);
+  const kv = await LevelKv.open(path.join(config.stateDir, 'db'));
+  try {
+    await ensureSchema(kv);
+  } catch (err) {
+    await kv.close();
+    throw err;
+  }
+  const host = await ensureHostMeta(kv);
+  const kernel = new NetlinkKernel();
+  const defaultPools = config.defaultPools.length
+    ? config.defaultPools
+    : [...DEFAULT_IPV4_POOLS.map(parseDefaultPool), parseDefaultPool(`${host.ula}:64`)];
+
+  const ipam = new IpamService(
+    new IpamRepository(kv),
+    { defaultPools, hostRoutes: async () => (await kernel.listRoutes()).map((r) => r.prefix) },
+    log.child({ svc: 'ipam' }),
+  );
+  const networks = new NetworkService(
+    new NetworkRepository(kv),
+    new BridgeDataPlane(kernel, log.child({ svc: 'bridge' })),
+    new NftFirewall(log.child({ svc: 'firewall' })),
+    log.child({ svc: 'network' }),
+  );
+  await ipam.load();
+  await networks.load();
+
+  const app = createPluginApp([activateRoute, ...networkRoutes(networks), ...ipamRoutes(ipam)], log);
+  const server = await listenUnix(app, config.socket, config.socketMode);
+  const admin = config.adminSocket
+    ? await listenUnix(createAdminApp({ version: VERSION, startedAt: new Date(started), stateDir: config.stateDir, networks, ipam }), config.adminSocket, 0o600)
+    : undefined;
+  const counts = networks.list();
+  log.info(
+    {
+      version: VERSION,
+      socket: config.socket,
+      stateDir: config.stateDir,
+      networks: counts.length,
+      endpoints: counts.reduce((n, c) => n + c.endpoints.length, 0),
+      startMs: Date.now() - started,
+    },
+    'loomd listening',
+  );
+
+  // Slow work after the socket is up: re-create what a reboot wiped.
+  const restoring = restoreDataPlane(networks, log).catch((err) => log.error({ err: String(err) }, 'data plane restore failed'));
+
+  return {
+    async stop(): Promise<void> {
+      for (const srv of [server, admin]) {
+        if (!srv) continue;
+        await new Promise<void>((resolve) => {
+          srv.close(() => resolve());
+          srv.closeIdleConnections();
+        });
+      }
+      await restoring;
+      kernel.close();
+      await kv.close();
+    },
+  };
+}
+
+/** Re-creates bridges, gateway addresses and firewall rules of every stored network. */
+async function restoreDataPlane(networks: NetworkService, log: Logger): Promise<void> {
+  for (const { record } of networks.list()) {
+    await networks.withNetworkLock(record.id, async () => {
+      const steps = new StepRunner(`restore network ${record.id.slice(0, 12)}`, log);
+      try {
+        await networks.restoreNetwork(record, steps);
+      } catch (err) {
+        log.error({ networkId: record.id, err: asLoomError(err).message }, 'could not restore network');
+      }
+    });
+  }
+  await networks.syncFirewall();
+  log.info({ networks: networks.list().length }, 'data plane restored');
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(`loomd: ${asLoomError(err).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (parsed.kind === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (parsed.kind === 'version') {
+    process.stdout.write(`loomd ${VERSION}\n`);
+    return;
+  }
+  const log = createLogger(parsed.config.logLevel);
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon(parsed.config, log);
+  } catch (err) {
+    log.fatal({ err: asLoomError(err).message }, 'loomd could not start');
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing calls in flight; the data plane stays up');
+    daemon
+      .stop()
+      .then(() => process.exit(0))
+      .catch((err) => {
+        log.error({ err: String(err) }, 'unclean stop');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,344 @@
+/**
+ * Networks and their endpoints: the state owner and the place where the
+ * per-network lock is taken. Each network owns its endpoints (one map, no
+ * parallel structures). Every change is a list of named steps with rollback;
+ * the store is written last, so a stored record always describes something the
+ * kernel holds.
+ */
+import { KeyedMutex } from '../concurrency/keyed-mutex';
+import { DataPlane } from '../dataplane/bridge';
+import { StepRunner, teardownAll } from '../dataplane/steps';
+import { conflict, invalid, notFound } from '../errors';
+import type { Firewall, FirewallNetwork } from '../firewall/model';
+import type { Logger } from '../observability/logger';
+import type { NetworkRepository } from '../store/network-repo';
+import { contains, formatIp, overlaps, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
+import { normaliseMac, randomMac } from './mac';
+import { bridgeNameFor, hostVethFor, peerVethFor } from './naming';
+import { checkLoomKeys, parseNetworkSettings } from './options';
+import type { EndpointRecord, IpamData, JoinInfo, NetworkRecord } from './types';
+
+/** loom.* keys accepted as per-endpoint driver options. */
+export const LOOM_ENDPOINT_OPTION_KEYS: readonly string[] = [];
+
+export interface CreateNetworkInput {
+  id: string;
+  /** The -o map (com.docker.network.generic). */
+  options: Record<string, string>;
+  enableIpv6: boolean;
+  internal: boolean;
+  ipv4: IpamData[];
+  ipv6: IpamData[];
+}
+
+export interface CreateEndpointInput {
+  networkId: string;
+  id: string;
+  address: string;
+  addressV6: string;
+  mac: string;
+  /** Per-endpoint driver options (string values only). */
+  options: Record<string, string>;
+}
+
+interface NetworkState {
+  record: NetworkRecord;
+  endpoints: Map<string, EndpointRecord>;
+}
+
+export class NetworkService {
+  private readonly networks = new Map<string, NetworkState>();
+  private readonly locks = new KeyedMutex();
+
+  constructor(
+    private readonly repo: NetworkRepository,
+    private readonly dataplane: DataPlane,
+    private readonly firewall: Firewall,
+    private readonly log: Logger,
+  ) {}
+
+  async load(): Promise<void> {
+    const { networks, endpoints } = await this.repo.loadAll();
+    for (const record of networks) this.networks.set(record.id, { record, endpoints: new Map() });
+    for (const ep of endpoints) {
+      const state = this.networks.get(ep.networkId);
+      if (state) state.endpoints.set(ep.id, ep);
+      else this.log.warn({ networkId: ep.networkId, endpointId: ep.id }, 'endpoint of an unknown network in the store');
+    }
+  }
+
+  /** Runs `fn` holding the network's lock (also used by the reconciler). */
+  withNetworkLock<T>(networkId: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(networkId, fn);
+  }
+
+  list(): Array<{ record: NetworkRecord; endpoints: EndpointRecord[] }> {
+    return [...this.networks.values()].map((s) => ({ record: s.record, endpoints: [...s.endpoints.values()] }));
+  }
+
+  get(networkId: string): NetworkRecord | undefined {
+    return this.networks.get(networkId)?.record;
+  }
+
+  firewallView(): FirewallNetwork[] {
+    return [...this.networks.values()].map(({ record: n }) => ({
+      id: n.id,
+      bridge: n.bridge,
+      subnets4: n.ipv4.map((d) => d.pool),
+      subnets6: n.enableIpv6 ? n.ipv6.map((d) => d.pool) : [],
+      internal: n.internal,
+      icc: n.icc,
+      masquerade: n.masquerade,
+    }));
+  }
+
+  async syncFirewall(): Promise<void> {
+    await this.firewall.sync(this.firewallView());
+  }
+
+  /** Re-creates a stored network's bridge and addresses if the kernel lost them (caller holds the lock). */
+  async restoreNetwork(record: NetworkRecord, steps: StepRunner): Promise<void> {
+    await this.dataplane.ensureNetwork(record, steps);
+  }
+
+  // ---- networks -------------------------------------------------------------------------
+
+  private buildRecord(input: CreateNetworkInput): NetworkRecord {
+    const settings = parseNetworkSettings(input.options);
+    const ipv4 = input.ipv4.map((d) => checkIpamData(d, 4));
+    const ipv6 = input.ipv6.map((d) => checkIpamData(d, 6));
+    if (input.enableIpv6 && ipv6.length === 0) this.log.warn({ networkId: input.id }, 'IPv6 enabled but Docker sent no IPv6 pool');
+    return {
+      id: input.id,
+      bridge: settings.bridgeName ?? bridgeNameFor(input.id),
+      mtu: settings.mtu,
+      internal: input.internal,
+      icc: settings.icc,
+      masquerade: settings.masquerade,
+      enableIpv6: input.enableIpv6,
+      ipv4,
+      ipv6,
+      options: input.options,
+      createdAt: new Date().toISOString(),
+    };
+  }
+
+  async createNetwork(input: CreateNetworkInput): Promise<void> {
+    const record = this.buildRecord(input);
+    await this.locks.run(record.id, async () => {
+      const existing = this.networks.get(record.id);
+      if (existing) {
+        if (!sameNetworkConfig(existing.record, record)) {
+          throw conflict(`network ${record.id} already exists with a different configuration`);
+        }
+        // Docker retried or re-sent (swarm workers do): converge, then succeed.
+        const steps = new StepRunner(`re-create network ${record.id.slice(0, 12)}`, this.log);
+        await this.dataplane.ensureNetwork(existing.record, steps);
+        await this.syncFirewall();
+        return;
+      }
+      for (const other of this.networks.values()) {
+        if (other.record.bridge === record.bridge) {
+          throw conflict(`bridge name ${record.bridge} is already used by network ${other.record.id.slice(0, 12)}`);
+        }
+        for (const mine of record.ipv4.concat(record.ipv6)) {
+          for (const theirs of other.record.ipv4.concat(other.record.ipv6)) {
+            if (overlapping(mine.pool, theirs.pool)) {
+              throw conflict(`subnet ${mine.pool} overlaps subnet ${theirs.pool} of network ${other.record.id.slice(0, 12)}`);
+            }
+          }
+        }
+      }
+      const steps = new StepRunner(`create network ${record.id.slice(0, 12)}`, this.log);
+      const { createdBridge } = await this.dataplane.ensureNetwork(record, steps);
+      if (!createdBridge) {
+        record.adoptedBridge = true;
+        this.log.info({ networkId: record.id, bridge: record.bridge }, 'adopting an existing bridge; it will be kept when the network is removed');
+      }
+      await steps.step('install firewall rules', async () => {
+        this.networks.set(record.id, { record, endpoints: new Map() });
+        try {
+          await this.syncFirewall();
+        } catch (err) {
+          this.networks.delete(record.id);
+          throw err;
+        }
+        return async () => {
+          this.networks.delete(record.id);
+          await this.syncFirewall();
+        };
+      });
+      await steps.step('store network', () => this.repo.putNetwork(record));
+      this.log.info({ networkId: record.id, bridge: record.bridge, mtu: record.mtu, internal: record.internal }, 'network created');
+    });
+  }
+
+  async deleteNetwork(networkId: string): Promise<void> {
+    await this.locks.run(networkId, async () => {
+      const state = this.networks.get(networkId);
+      if (!state) {
+        this.log.info({ networkId }, 'DeleteNetwork of an unknown network: nothing to do');
+        return;
+      }
+      const leftovers = [...state.endpoints.values()];
+      if (leftovers.length > 0) {
+        this.log.warn({ networkId, endpoints: leftovers.map((e) => e.id) }, 'network deleted with endpoints Docker forgot; removing them');
+      }
+      this.networks.delete(networkId);
+      await teardownAll(`delete network ${networkId.slice(0, 12)}`, [
+        ...leftovers.map((ep): [string, () => Promise<unknown>] => [`remove endpoint ${ep.id.slice(0, 12)}`, () => this.dataplane.removeEndpoint(state.record, ep)]),
+        ['remove bridge', () => this.dataplane.removeNetwork(state.record)],
+        ['remove firewall rules', () => this.syncFirewall()],
+        ['delete from store', () => this.repo.deleteNetwork(networkId, leftovers.map((e) => e.id))],
+      ]);
+      this.log.info({ networkId, bridge: state.record.bridge }, 'network deleted');
+    });
+  }
+
+  // ---- endpoints ------------------------------------------------------------------------
+
+  async createEndpoint(input: CreateEndpointInput): Promise<{ mac?: string }> {
+    return this.locks.run(input.networkId, async () => {
+      const state = this.networks.get(input.networkId);
+      if (!state) throw notFound(`network ${input.networkId} not found`);
+      checkLoomKeys(input.options, LOOM_ENDPOINT_OPTION_KEYS, 'endpoint');
+      const net = state.record;
+      const address = input.address ? checkEndpointAddress(input.address, net.ipv4, 4) : undefined;
+      const addressV6 = input.addressV6 ? checkEndpointAddress(input.addressV6, net.ipv6, 6) : undefined;
+      let dockerMac: string | undefined;
+      if (input.mac) {
+        dockerMac = normaliseMac(input.mac);
+        if (!dockerMac) throw invalid(`invalid MAC address ${JSON.stringify(input.mac)}`);
+      }
+      const existing = state.endpoints.get(input.id);
+      if (existing) {
+        if (existing.address !== address || existing.addressV6 !== addressV6 || (dockerMac && existing.mac !== dockerMac)) {
+          throw conflict(`endpoint ${input.id} already exists with different addresses`);
+        }
+        await this.dataplane.ensureEndpoint(net, existing, new StepRunner(`re-create endpoint ${input.id.slice(0, 12)}`, this.log));
+        return existing.macFromDocker ? {} : { mac: existing.mac };
+      }
+      const ep: EndpointRecord = {
+        networkId: net.id,
+        id: input.id,
+        hostIf: hostVethFor(input.id),
+        peerIf: peerVethFor(input.id),
+        mac: dockerMac ?? randomMac(),
+        macFromDocker: dockerMac !== undefined,
+        ...(address ? { address } : {}),
+        ...(addressV6 ? { addressV6 } : {}),
+        options: input.options,
+        createdAt: new Date().toISOString(),
+      };
+      for (const other of state.endpoints.values()) {
+        if (other.hostIf === ep.hostIf) throw conflict(`endpoint ${input.id} collides with endpoint ${other.id} on interface name ${ep.hostIf}`);
+      }
+      const steps = new StepRunner(`create endpoint ${input.id.slice(0, 12)}`, this.log);
+      await this.dataplane.ensureEndpoint(net, ep, steps);
+      await steps.step('store endpoint', () => this.repo.putEndpoint(ep));
+      state.endpoints.set(ep.id, ep);
+      // Never echo the address; return the MAC only when Docker gave none.
+      return ep.macFromDocker ? {} : { mac: ep.mac };
+    });
+  }
+
+  async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
+    await this.locks.run(networkId, async () => {
+      const state = this.networks.get(networkId);
+      const ep = state?.endpoints.get(endpointId);
+      if (!state || !ep) {
+        this.log.info({ networkId, endpointId }, 'DeleteEndpoint of an unknown endpoint: nothing to do');
+        return;
+      }
+      state.endpoints.delete(endpointId);
+      await teardownAll(`delete endpoint ${endpointId.slice(0, 12)}`, [
+        ['remove veth pair', () => this.dataplane.removeEndpoint(state.record, ep)],
+        ['delete from store', () => this.repo.deleteEndpoint(networkId, endpointId)],
+      ]);
+    });
+  }
+
+  async join(networkId: string, endpointId: string, sandboxKey: string): Promise<JoinInfo> {
+    return this.locks.run(networkId, async () => {
+      const state = this.networks.get(networkId);
+      if (!state) throw notFound(`network ${networkId} not found`);
+      const ep = state.endpoints.get(endpointId);
+      if (!ep) throw notFound(`endpoint ${endpointId} not found in network ${networkId}`);
+      const net = state.record;
+      await this.dataplane.ensureEndpoint(net, ep, new StepRunner(`join endpoint ${endpointId.slice(0, 12)}`, this.log));
+      if (ep.sandboxKey !== sandboxKey) {
+        const updated = { ...ep, sandboxKey };
+        await this.repo.putEndpoint(updated);
+        state.endpoints.set(ep.id, updated);
+      }
+      const info: JoinInfo = { srcName: ep.peerIf };
+      if (!net.internal) {
+        const gw4 = gatewayFor(ep.address, net.ipv4);
+        if (gw4) info.gateway = gw4;
+        const gw6 = net.enableIpv6 ? gatewayFor(ep.addressV6, net.ipv6) : undefined;
+        if (gw6) info.gatewayV6 = gw6;
+      }
+      return info;
+    });
+  }
+
+  async leave(networkId: string, endpointId: string): Promise<void> {
+    await this.locks.run(networkId, async () => {
+      const ep = this.networks.get(networkId)?.endpoints.get(endpointId);
+      if (!ep) {
+        this.log.info({ networkId, endpointId }, 'Leave of an unknown endpoint: nothing to do');
+        return;
+      }
+      const { sandboxKey: _gone, ...rest } = ep;
+      await this.repo.putEndpoint(rest);
+      this.networks.get(networkId)?.endpoints.set(endpointId, rest);
+    });
+  }
+
+  /** Loom's view of one endpoint (admin tools, EndpointOperInfo). */
+  endpoint(networkId: string, endpointId: string): EndpointRecord | undefined {
+    return this.networks.get(networkId)?.endpoints.get(endpointId);
+  }
+}
+
+function checkIpamData(d: IpamData, family: 4 | 6): IpamData {
+  const pool = parsePrefix(d.pool, 'pool');
+  if (pool.family !== family) throw invalid(`pool ${d.pool} is not an IPv${family} subnet`);
+  const inPool = (cidr: string, what: string): void => {
+    const ip = parseIpMaybeCidr(cidr, what);
+    if (!contains(pool, ip)) throw invalid(`${what} ${cidr} is outside pool ${d.pool}`);
+  };
+  if (d.gateway) inPool(d.gateway, 'gateway');
+  for (const [name, aux] of Object.entries(d.aux)) inPool(aux, `aux address ${name}`);
+  return d;
+}
+
+function checkEndpointAddress(cidr: string, pools: IpamData[], family: 4 | 6): string {
+  const ip = parseIpMaybeCidr(cidr, 'endpoint address');
+  if (ip.family !== family) throw invalid(`endpoint address ${cidr} is not IPv${family}`);
+  if (!pools.some((d) => contains(parsePrefix(d.pool), ip))) {
+    throw invalid(`endpoint address ${cidr} is not inside the network's subnets`);
+  }
+  return cidr;
+}
+
+/** The gateway (plain IP) of the pool that holds `address`, or of the first pool. */
+function gatewayFor(address: string | undefined, pools: IpamData[]): string | undefined {
+  let chosen: IpamData | undefined = pools[0];
+  if (address) {
+    const ip = parseIpMaybeCidr(address);
+    chosen = pools.find((d) => contains(parsePrefix(d.pool), ip));
+  }
+  if (!chosen?.gateway) return undefined;
+  const gw = parseIpMaybeCidr(chosen.gateway);
+  return formatIp(gw.family, gw.value);
+}
+
+function overlapping(a: string, b: string): boolean {
+  return overlaps(parsePrefix(a), parsePrefix(b));
+}
+
+function sameNetworkConfig(a: NetworkRecord, b: NetworkRecord): boolean {
+  const strip = (n: NetworkRecord): unknown => ({ ...n, createdAt: undefined, adoptedBridge: undefined });
+  return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
+}

@@ -1,0 +1,72 @@
+/**
+ * Turns CreateNetwork's option maps into validated settings. Docker's bridge
+ * keys are honoured so compose files carry over; loom's own keys use the
+ * `loom.` prefix and an unknown `loom.` key is an error; other keys are kept
+ * but ignored (Docker passes daemon-wide default options to every driver).
+ */
+import { invalid } from '../errors';
+import { isValidIfname } from './naming';
+
+export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
+export const OPT_MTU = 'com.docker.network.driver.mtu';
+export const OPT_ICC = 'com.docker.network.bridge.enable_icc';
+export const OPT_MASQUERADE = 'com.docker.network.bridge.enable_ip_masquerade';
+export const OPT_LOOM_MODE = 'loom.mode';
+
+/** loom.* keys this version understands. */
+export const LOOM_OPTION_KEYS: readonly string[] = [OPT_LOOM_MODE];
+
+export const MTU_MIN = 68;
+export const MTU_MAX = 65535;
+export const DEFAULT_MTU = 1500;
+
+export interface NetworkSettings {
+  bridgeName?: string;
+  mtu: number;
+  icc: boolean;
+  masquerade: boolean;
+  mode: 'bridge';
+}
+
+/** Go's strconv.ParseBool, which Docker's bridge driver uses for its options. */
+export function parseBool(key: string, value: string): boolean {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
+  throw invalid(`option ${key}: ${JSON.stringify(value)} is not a boolean`);
+}
+
+export function parseMtu(key: string, value: string): number {
+  if (!/^\d{1,5}$/.test(value)) throw invalid(`option ${key}: ${JSON.stringify(value)} is not a number`);
+  const mtu = Number(value);
+  if (mtu < MTU_MIN || mtu > MTU_MAX) throw invalid(`option ${key}: MTU ${mtu} is outside ${MTU_MIN}..${MTU_MAX}`);
+  return mtu;
+}
+
+/** Options with loom.* keys validated against `known`. */
+export function checkLoomKeys(options: Record<string, string>, known: readonly string[], where: string): void {
+  for (const key of Object.keys(options)) {
+    if (key.startsWith('loom.') && !known.includes(key)) {
+      throw invalid(`unknown ${where} option ${key} (loom understands: ${known.join(', ') || 'none'})`);
+    }
+  }
+}
+
+export function parseNetworkSettings(options: Record<string, string>): NetworkSettings {
+  checkLoomKeys(options, LOOM_OPTION_KEYS, 'network');
+  const settings: NetworkSettings = { mtu: DEFAULT_MTU, icc: true, masquerade: true, mode: 'bridge' };
+  const name = options[OPT_BRIDGE_NAME];
+  if (name !== undefined) {
+    if (!isValidIfname(name)) {
+      throw invalid(`option ${OPT_BRIDGE_NAME}: ${JSON.stringify(name)} is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+    }
+    settings.bridgeName = name;
+  }
+  if (options[OPT_MTU] !== undefined) settings.mtu = parseMtu(OPT_MTU, options[OPT_MTU]);
+  if (options[OPT_ICC] !== undefined) settings.icc = parseBool(OPT_ICC, options[OPT_ICC]);
+  if (options[OPT_MASQUERADE] !== undefined) settings.masquerade = parseBool(OPT_MASQUERADE, options[OPT_MASQUERADE]);
+  const mode = options[OPT_LOOM_MODE];
+  if (mode !== undefined && mode !== 'bridge') {
+    throw invalid(`option ${OPT_LOOM_MODE}: ${JSON.stringify(mode)} is not supported (this build supports: bridge)`);
+  }
+  return settings;
+}

@@ -1,0 +1,62 @@
+/**
+ * loom's own domain types (camelCase), converted from Docker's wire shapes at
+ * the edge. These are also the records persisted in the store (schema v1).
+ */
+
+/** One IPAM pool as Docker handed it to CreateNetwork. */
+export interface IpamData {
+  /** "198.18.10.0/24" */
+  pool: string;
+  /** "198.18.10.1/24" (CIDR with the pool's length), absent when no gateway was allocated. */
+  gateway?: string;
+  /** name -> "198.18.10.5/24" */
+  aux: Record<string, string>;
+}
+
+/** Everything loom needs to (re)build a network, derived once from CreateNetwork. */
+export interface NetworkRecord {
+  id: string;
+  /** Linux bridge name (loom's derived name or com.docker.network.bridge.name). */
+  bridge: string;
+  /** true when the bridge existed before the network (kept, not deleted, on removal). */
+  adoptedBridge?: boolean;
+  mtu: number;
+  internal: boolean;
+  /** com.docker.network.bridge.enable_icc (default true). */
+  icc: boolean;
+  /** com.docker.network.bridge.enable_ip_masquerade (default true). */
+  masquerade: boolean;
+  enableIpv6: boolean;
+  ipv4: IpamData[];
+  ipv6: IpamData[];
+  /** The -o options exactly as given (for idempotency checks and operators). */
+  options: Record<string, string>;
+  createdAt: string;
+}
+
+export interface EndpointRecord {
+  networkId: string;
+  id: string;
+  /** Host end of the veth pair, attached to the bridge. */
+  hostIf: string;
+  /** Container end: Docker moves it into the sandbox and renames it ethN. */
+  peerIf: string;
+  mac: string;
+  /** true when Docker supplied the MAC (then loom must not return one). */
+  macFromDocker: boolean;
+  /** "198.18.10.7/24" or absent */
+  address?: string;
+  addressV6?: string;
+  /** Per-endpoint driver options (driver-opt), only sent in CreateEndpoint. */
+  options: Record<string, string>;
+  /** Sandbox path while joined. */
+  sandboxKey?: string;
+  createdAt: string;
+}
+
+/** What Join answers. */
+export interface JoinInfo {
+  srcName: string;
+  gateway?: string;
+  gatewayV6?: string;
+}

@@ -1,0 +1,49 @@
+/**
+ * The admin API on its own root-only Unix socket (never the plugin socket):
+ * read-only views of loom's state for loomctl, tests and operators. LevelDB
+ * allows one process, so every tool asks loomd instead of opening the store.
+ */
+import express, { Request, Response } from 'express';
+import type { NetworkService } from '../network/network-service';
+import type { IpamService } from '../../ipam-driver/ipam-service';
+
+export interface AdminDeps {
+  version: string;
+  startedAt: Date;
+  stateDir: string;
+  networks: NetworkService;
+  ipam: IpamService;
+}
+
+/** JSON with bigint values written as decimal strings. */
+function sendJson(res: Response, body: unknown): void {
+  res.type('application/json').send(JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}
+
+export function createAdminApp(deps: AdminDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/v1/status', (_req: Request, res: Response) => {
+    const nets = deps.networks.list();
+    sendJson(res, {
+      version: deps.version,
+      pid: process.pid,
+      startedAt: deps.startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - deps.startedAt.getTime()) / 1000),
+      stateDir: deps.stateDir,
+      networks: nets.length,
+      endpoints: nets.reduce((n, x) => n + x.endpoints.length, 0),
+      pools: deps.ipam.listPools().length,
+    });
+  });
+  app.get('/v1/networks', (_req: Request, res: Response) => {
+    sendJson(res, deps.networks.list().map(({ record, endpoints }) => ({ ...record, endpoints })));
+  });
+  app.get('/v1/ipam', (_req: Request, res: Response) => {
+    sendJson(res, deps.ipam.listPools());
+  });
+  app.use((_req: Request, res: Response) => {
+    res.status(404).type('application/json').send(JSON.stringify({ error: 'not found' }));
+  });
+  return app;
+}

@@ -1,0 +1,36 @@
+/** Network and endpoint records in the key-value store (layout in schema.ts). */
+import type { EndpointRecord, NetworkRecord } from '../network/types';
+import { KvOp, KvStore } from './kv';
+
+const NET = 'net/';
+const EP = 'ep/';
+const epKey = (networkId: string, endpointId: string): string => `${EP}${networkId}/${endpointId}`;
+
+export class NetworkRepository {
+  constructor(private readonly kv: KvStore) {}
+
+  async loadAll(): Promise<{ networks: NetworkRecord[]; endpoints: EndpointRecord[] }> {
+    const networks = (await this.kv.list<NetworkRecord>(NET)).map((e) => e.value);
+    const endpoints = (await this.kv.list<EndpointRecord>(EP)).map((e) => e.value);
+    return { networks, endpoints };
+  }
+
+  async putNetwork(n: NetworkRecord): Promise<void> {
+    await this.kv.batch([{ type: 'put', key: NET + n.id, value: n }]);
+  }
+
+  /** Deletes the network and whatever endpoint records it still had, atomically. */
+  async deleteNetwork(networkId: string, endpointIds: string[]): Promise<void> {
+    const ops: KvOp[] = endpointIds.map((id) => ({ type: 'del', key: epKey(networkId, id) }));
+    ops.push({ type: 'del', key: NET + networkId });
+    await this.kv.batch(ops);
+  }
+
+  async putEndpoint(e: EndpointRecord): Promise<void> {
+    await this.kv.batch([{ type: 'put', key: epKey(e.networkId, e.id), value: e }]);
+  }
+
+  async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
+    await this.kv.batch([{ type: 'del', key: epKey(networkId, endpointId) }]);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Prefix and address maths for IPv4 and IPv6 on bigint values. Parsing and
+ * formatting go through the `ip-address` library; everything else is integer
+ * arithmetic on `[base, base + 2^(bits-len))`, so a /8 or a /64 costs nothing.
+ */
+import { Address4, Address6 } from 'ip-address';
+import { invalid } from '../../driver/errors';
+
+export type Family = 4 | 6;
+
+/** A network prefix in canonical form: `base` has no host bits set. */
+export interface Prefix {
+  readonly family: Family;
+  readonly base: bigint;
+  readonly len: number;
+}
+
+/** A single address, optionally with the prefix length it was written with. */
+export interface Ip {
+  readonly family: Family;
+  readonly value: bigint;
+}
+
+export const bitsOf = (family: Family): number => (family === 4 ? 32 : 128);
+
+function parseRaw(text: string, what: string): { family: Family; value: bigint; len: number | undefined } {
+  if (typeof text !== 'string' || text.length === 0 || text.length > 64 || text.includes('%')) {
+    throw invalid(`invalid ${what} ${JSON.stringify(text)}`);
+  }
+  const slash = text.indexOf('/');
+  const hasLen = slash >= 0;
+  try {
+    if (text.includes(':')) {
+      const a = new Address6(text);
+      return { family: 6, value: a.bigInt(), len: hasLen ? a.subnetMask : undefined };
+    }
+    const a = new Address4(text);
+    return { family: 4, value: a.bigInt(), len: hasLen ? a.subnetMask : undefined };
+  } catch {
+    throw invalid(`invalid ${what} ${JSON.stringify(text)}`);
+  }
+}
+
+/** Parses "198.18.10.0/24"; refuses host bits ("198.18.10.5/24") with the canonical form in the message. */
+export function parsePrefix(text: string, what = 'subnet'): Prefix {
+  const raw = parseRaw(text, what);
+  if (raw.len === undefined) throw invalid(`invalid ${what} ${JSON.stringify(text)}: a prefix length is required`);
+  const p: Prefix = { family: raw.family, base: raw.value & maskOf(raw.family, raw.len), len: raw.len };
+  if (p.base !== raw.value) {
+    throw invalid(`invalid ${what} ${text}: it should be ${formatPrefix(p)}`);
+  }
+  return p;
+}
+
+/** Parses a plain address ("198.18.10.7"); a prefix length is refused. */
+export function parseIp(text: string, what = 'address'): Ip {
+  const raw = parseRaw(text, what);
+  if (raw.len !== undefined) throw invalid(`invalid ${what} ${JSON.stringify(text)}: expected an address without prefix length`);
+  return { family: raw.family, value: raw.value };
+}
+
+/** Parses an address that may carry a prefix length ("198.18.10.1/24" or "198.18.10.1"). */
+export function parseIpMaybeCidr(text: string, what = 'address'): Ip & { len: number | undefined } {
+  const raw = parseRaw(text, what);
+  return { family: raw.family, value: raw.value, len: raw.len };
+}
+
+export function maskOf(family: Family, len: number): bigint {
+  const bits = BigInt(bitsOf(family));
+  const all = (1n << bits) - 1n;
+  return all ^ ((1n << (bits - BigInt(len))) - 1n);
+}
+
+export function formatIp(family: Family, value: bigint): string {
+  return family === 4 ? Address4.fromBigInt(value).correctForm() : Address6.fromBigInt(value).correctForm();
+}
+
+export function formatPrefix(p: Prefix): string {
+  return `${formatIp(p.family, p.base)}/${p.len}`;
+}
+
+/** "198.18.10.7/24": an address written with the length of the prefix it belongs to. */
+export function formatCidr(family: Family, value: bigint, len: number): string {
+  return `${formatIp(family, value)}/${len}`;
+}
+
+export function sizeOf(p: Prefix): bigint {
+  return 1n << BigInt(bitsOf(p.family) - p.len);
+}
+
+export function lastOf(p: Prefix): bigint {
+  return p.base + sizeOf(p) - 1n;
+}
+
+export function contains(p: Prefix, ip: Ip): boolean {
+  return ip.family === p.family && ip.value >= p.base && ip.value <= lastOf(p);
+}
+
+export function containsPrefix(outer: Prefix, inner: Prefix): boolean {
+  return outer.family === inner.family && inner.len >= outer.len && inner.base >= outer.base && lastOf(inner) <= lastOf(outer);
+}
+
+export function overlaps(a: Prefix, b: Prefix): boolean {
+  return a.family === b.family && a.base <= lastOf(b) && b.base <= lastOf(a);
+}
+
+export function samePrefix(a: Prefix, b: Prefix): boolean {
+  return a.family === b.family && a.base === b.base && a.len === b.len;
+}
+
+/** The `index`-th subnet of length `len` inside `p` (index 0 is the first). */
+export function subnetAt(p: Prefix, len: number, index: bigint): Prefix {
+  if (len < p.len || len > bitsOf(p.family)) throw invalid(`cannot split ${formatPrefix(p)} into /${len}`);
+  const step = 1n << BigInt(bitsOf(p.family) - len);
+  return { family: p.family, base: p.base + index * step, len };
+}
+
+/** How many subnets of length `len` fit in `p`. */
+export function subnetCount(p: Prefix, len: number): bigint {
+  return 1n << BigInt(len - p.len);
+}

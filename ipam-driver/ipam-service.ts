@@ -1,0 +1,310 @@
+/**
+ * The IPAM service: pools and addresses for Docker's remote IpamDriver API.
+ *
+ * In-memory allocators (core/) are the working copy; the store holds the facts
+ * (pool records and one record per allocated address) and every change is one
+ * atomic batch. Pool creation and release are serialized globally; address work
+ * is serialized per pool, so different networks allocate in parallel.
+ */
+import { KeyedMutex } from '../driver/concurrency/keyed-mutex';
+import { conflict, invalid, notFound } from '../driver/errors';
+import type { Logger } from '../driver/observability/logger';
+import { AddressPool } from './core/address-pool';
+import { DefaultPool, pickSubnet } from './core/pool-picker';
+import {
+  Family,
+  Prefix,
+  containsPrefix,
+  contains,
+  formatCidr,
+  formatIp,
+  formatPrefix,
+  overlaps,
+  parseIpMaybeCidr,
+  parsePrefix,
+  samePrefix,
+} from './core/prefix';
+import { AllocationKind, AllocationRecord, IpamRepository, PoolRecord } from './ipam-store';
+
+export const LOCAL_SPACE = 'LoomLocal';
+export const GLOBAL_SPACE = 'LoomGlobal';
+export const GATEWAY_TYPE = 'com.docker.network.gateway';
+const REQUEST_ADDRESS_TYPE = 'RequestAddressType';
+
+export interface PoolRequest {
+  addressSpace: string;
+  pool: string;
+  subPool: string;
+  options: Record<string, string>;
+  v6: boolean;
+}
+
+export interface AddressRequest {
+  poolId: string;
+  address: string;
+  options: Record<string, string>;
+}
+
+export interface IpamConfig {
+  /** Default pools for automatic subnets, IPv4 and IPv6 mixed. */
+  defaultPools: DefaultPool[];
+  /** Prefixes routed on the host, to keep automatic subnets clear of them. */
+  hostRoutes: () => Promise<Prefix[]>;
+}
+
+interface LivePool {
+  record: PoolRecord;
+  alloc: AddressPool;
+}
+
+export interface PoolView {
+  id: string;
+  addressSpace: string;
+  pool: string;
+  subPool?: string;
+  v6: boolean;
+  refs: number;
+  used: bigint;
+  capacity: bigint;
+  allocations: AllocationRecord[];
+}
+
+export class IpamService {
+  private readonly pools = new Map<string, LivePool>();
+  private readonly allocations = new Map<string, Map<string, AllocationRecord>>();
+  private readonly locks = new KeyedMutex();
+
+  constructor(
+    private readonly repo: IpamRepository,
+    private readonly config: IpamConfig,
+    private readonly log: Logger,
+  ) {}
+
+  /** Rebuilds the in-memory allocators from the store (start-up). */
+  async load(): Promise<void> {
+    const { pools, allocations } = await this.repo.loadAll();
+    for (const record of pools) {
+      const alloc = new AddressPool(
+        parsePrefix(record.pool),
+        record.subPool ? parsePrefix(record.subPool) : undefined,
+        BigInt(record.cursor),
+      );
+      this.pools.set(record.id, { record, alloc });
+      this.allocations.set(record.id, new Map());
+    }
+    for (const a of allocations) {
+      const live = this.pools.get(a.poolId);
+      const byAddr = this.allocations.get(a.poolId);
+      if (!live || !byAddr) {
+        this.log.warn({ poolId: a.poolId, address: a.address }, 'allocation of an unknown pool ignored');
+        continue;
+      }
+      try {
+        live.alloc.reserve(parseIpMaybeCidr(a.address).value);
+        byAddr.set(a.address, a);
+      } catch (err) {
+        this.log.warn({ poolId: a.poolId, address: a.address, err: String(err) }, 'stored allocation could not be restored');
+      }
+    }
+  }
+
+  capabilities(): { requiresMacAddress: boolean; requiresRequestReplay: boolean } {
+    // Allocations are persisted by loom itself; see docs/state.md for why replay is off.
+    return { requiresMacAddress: false, requiresRequestReplay: false };
+  }
+
+  defaultAddressSpaces(): { local: string; global: string } {
+    return { local: LOCAL_SPACE, global: GLOBAL_SPACE };
+  }
+
+  async requestPool(req: PoolRequest): Promise<{ poolId: string; pool: string }> {
+    if (req.addressSpace !== LOCAL_SPACE && req.addressSpace !== GLOBAL_SPACE) {
+      throw invalid(`unknown address space ${JSON.stringify(req.addressSpace)} (loom serves ${LOCAL_SPACE} and ${GLOBAL_SPACE})`);
+    }
+    if (!req.pool && req.subPool) throw invalid('an ip-range (SubPool) needs an explicit subnet (Pool)');
+    const family: Family = req.v6 ? 6 : 4;
+    return this.locks.run('pools', async () => {
+      let pool: Prefix;
+      let auto = false;
+      if (req.pool) {
+        pool = parsePrefix(req.pool, 'subnet');
+        if (pool.family !== family) {
+          throw invalid(`subnet ${req.pool} is ${pool.family === 6 ? 'IPv6' : 'IPv4'} but an ${req.v6 ? 'IPv6' : 'IPv4'} pool was requested`);
+        }
+      } else {
+        pool = await this.pickAutomatic(req.addressSpace, family);
+        auto = true;
+      }
+      let subPool: Prefix | undefined;
+      if (req.subPool) {
+        subPool = parsePrefix(req.subPool, 'ip-range');
+        if (!containsPrefix(pool, subPool)) throw invalid(`ip-range ${req.subPool} is not inside subnet ${formatPrefix(pool)}`);
+      }
+      const id = poolIdOf(req.addressSpace, pool, subPool);
+      const existing = [...this.pools.values()].filter(
+        (p) => p.record.addressSpace === req.addressSpace && overlaps(p.alloc.pool, pool),
+      );
+      const same = existing.find((p) => p.record.id === id);
+      if (same && req.addressSpace === GLOBAL_SPACE && existing.length === 1) {
+        // Swarm managers re-allocate networks after a leader change: a confirmation.
+        same.record = { ...same.record, refs: same.record.refs + 1 };
+        await this.repo.putPool(same.record);
+        return { poolId: id, pool: same.record.pool };
+      }
+      const clash = existing[0];
+      if (clash) {
+        throw conflict(
+          samePrefix(clash.alloc.pool, pool)
+            ? `subnet ${formatPrefix(pool)} is already in use by another network`
+            : `subnet ${formatPrefix(pool)} overlaps subnet ${clash.record.pool} of another network`,
+        );
+      }
+      const record: PoolRecord = {
+        id,
+        addressSpace: req.addressSpace,
+        pool: formatPrefix(pool),
+        ...(subPool ? { subPool: formatPrefix(subPool) } : {}),
+        v6: req.v6,
+        options: req.options,
+        refs: 1,
+        auto,
+        cursor: (pool.base).toString(),
+        createdAt: new Date().toISOString(),
+      };
+      await this.repo.putPool(record);
+      this.pools.set(id, { record, alloc: new AddressPool(pool, subPool) });
+      this.allocations.set(id, new Map());
+      return { poolId: id, pool: record.pool };
+    });
+  }
+
+  private async pickAutomatic(space: string, family: Family): Promise<Prefix> {
+    const inUse = [...this.pools.values()].filter((p) => p.record.addressSpace === space).map((p) => p.alloc.pool);
+    let routed: Prefix[] = [];
+    try {
+      routed = (await this.config.hostRoutes()).filter((r) => r.len > 0);
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'could not read host routes; automatic subnets only avoid loom pools');
+    }
+    const chosen = pickSubnet(this.config.defaultPools, family, [...inUse, ...routed]);
+    if (!chosen) {
+      throw conflict(
+        `no free ${family === 6 ? 'IPv6' : 'IPv4'} subnet left in the default pools (${this.config.defaultPools
+          .filter((d) => d.base.family === family)
+          .map((d) => `${formatPrefix(d.base)}:${d.size}`)
+          .join(', ') || 'none configured'}); pass --subnet or configure more default pools`,
+      );
+    }
+    return chosen;
+  }
+
+  async releasePool(poolId: string): Promise<void> {
+    await this.locks.run('pools', () =>
+      this.locks.run(`pool:${poolId}`, async () => {
+        const live = this.pools.get(poolId);
+        if (!live) {
+          this.log.info({ poolId }, 'ReleasePool of an unknown pool: nothing to do');
+          return;
+        }
+        if (live.record.refs > 1) {
+          live.record = { ...live.record, refs: live.record.refs - 1 };
+          await this.repo.putPool(live.record);
+          return;
+        }
+        const leftovers = [...(this.allocations.get(poolId)?.values() ?? [])];
+        await this.repo.deletePool(poolId, leftovers.map((a) => a.address));
+        this.pools.delete(poolId);
+        this.allocations.delete(poolId);
+        if (leftovers.length > 0) {
+          this.log.info({ poolId, addresses: leftovers.map((a) => a.address) }, 'released pool still held addresses; released them too');
+        }
+      }),
+    );
+  }
+
+  async requestAddress(req: AddressRequest): Promise<{ address: string }> {
+    const gateway = req.options[REQUEST_ADDRESS_TYPE] === GATEWAY_TYPE;
+    return this.locks.run(`pool:${req.poolId}`, async () => {
+      const live = this.pools.get(req.poolId);
+      if (!live) throw notFound(`pool ${JSON.stringify(req.poolId)} not found`);
+      const { alloc } = live;
+      let value: bigint;
+      let kind: AllocationKind;
+      const cursorBefore = alloc.cursor;
+      if (req.address) {
+        const ip = parseIpMaybeCidr(req.address, 'address');
+        if (!contains(alloc.pool, ip)) {
+          throw invalid(`address ${formatIp(ip.family, ip.value)} is outside pool ${formatPrefix(alloc.pool)}`);
+        }
+        alloc.reserve(ip.value);
+        value = ip.value;
+        kind = gateway ? 'gateway' : 'explicit';
+      } else if (gateway) {
+        value = alloc.allocateLowest();
+        kind = 'gateway';
+      } else {
+        value = alloc.allocateNext();
+        kind = 'dynamic';
+      }
+      const record: AllocationRecord = {
+        poolId: req.poolId,
+        address: formatIp(alloc.pool.family, value),
+        kind,
+        createdAt: new Date().toISOString(),
+      };
+      const poolRecord = alloc.cursor === cursorBefore ? undefined : { ...live.record, cursor: alloc.cursor.toString() };
+      try {
+        await this.repo.putAllocation(record, poolRecord);
+      } catch (err) {
+        alloc.release(value);
+        alloc.cursor = cursorBefore;
+        throw err;
+      }
+      if (poolRecord) live.record = poolRecord;
+      this.allocations.get(req.poolId)?.set(record.address, record);
+      return { address: formatCidr(alloc.pool.family, value, alloc.pool.len) };
+    });
+  }
+
+  async releaseAddress(poolId: string, address: string): Promise<void> {
+    const ip = parseIpMaybeCidr(address, 'address');
+    await this.locks.run(`pool:${poolId}`, async () => {
+      const live = this.pools.get(poolId);
+      if (!live) {
+        this.log.info({ poolId, address }, 'ReleaseAddress in an unknown pool: nothing to do');
+        return;
+      }
+      const key = formatIp(ip.family, ip.value);
+      const byAddr = this.allocations.get(poolId);
+      if (!byAddr?.has(key)) {
+        this.log.info({ poolId, address: key }, 'ReleaseAddress of an address that is not allocated: nothing to do');
+        return;
+      }
+      await this.repo.deleteAllocation(poolId, key);
+      live.alloc.release(ip.value);
+      byAddr.delete(key);
+    });
+  }
+
+  /** A snapshot of every pool with its allocations (admin, metrics, reconciler). */
+  listPools(): PoolView[] {
+    return [...this.pools.values()].map(({ record, alloc }) => {
+      const { used, capacity } = alloc.stats();
+      return {
+        id: record.id,
+        addressSpace: record.addressSpace,
+        pool: record.pool,
+        ...(record.subPool ? { subPool: record.subPool } : {}),
+        v6: record.v6,
+        refs: record.refs,
+        used,
+        capacity,
+        allocations: [...(this.allocations.get(record.id)?.values() ?? [])],
+      };
+    });
+  }
+}
+
+export function poolIdOf(space: string, pool: Prefix, subPool?: Prefix): string {
+  return subPool ? `${space}/${formatPrefix(pool)}/${formatPrefix(subPool)}` : `${space}/${formatPrefix(pool)}`;
+}

@@ -1,0 +1,68 @@
+/**
+ * IPAM records in the key-value store. Key layout (schema v1, see docs/state.md):
+ *   ipam/pool/<poolId>              -> PoolRecord
+ *   ipam/addr/<poolId>|<address>    -> AllocationRecord   (address without prefix length)
+ * The allocations are the facts; bitmaps/interval sets are rebuilt from them.
+ */
+import { KvOp, KvStore } from '../driver/store/kv';
+
+/** gateway: RequestAddressType gateway; explicit: a requested address (--ip, --aux-address); dynamic: next-fit. */
+export type AllocationKind = 'gateway' | 'explicit' | 'dynamic';
+
+export interface PoolRecord {
+  id: string;
+  addressSpace: string;
+  pool: string;
+  subPool?: string;
+  v6: boolean;
+  options: Record<string, string>;
+  /** Identical requests that share this pool (swarm re-allocation); released at zero. */
+  refs: number;
+  /** true when loom chose the subnet (no --subnet). */
+  auto: boolean;
+  /** Next-fit cursor: the last address handed out, as a decimal bigint. */
+  cursor: string;
+  createdAt: string;
+}
+
+export interface AllocationRecord {
+  poolId: string;
+  address: string;
+  kind: AllocationKind;
+  createdAt: string;
+}
+
+const POOL = 'ipam/pool/';
+const ADDR = 'ipam/addr/';
+const addrKey = (poolId: string, address: string): string => `${ADDR}${poolId}|${address}`;
+
+export class IpamRepository {
+  constructor(private readonly kv: KvStore) {}
+
+  async loadAll(): Promise<{ pools: PoolRecord[]; allocations: AllocationRecord[] }> {
+    const pools = (await this.kv.list<PoolRecord>(POOL)).map((e) => e.value);
+    const allocations = (await this.kv.list<AllocationRecord>(ADDR)).map((e) => e.value);
+    return { pools, allocations };
+  }
+
+  async putPool(record: PoolRecord): Promise<void> {
+    await this.kv.batch([{ type: 'put', key: POOL + record.id, value: record }]);
+  }
+
+  async deletePool(poolId: string, addresses: string[]): Promise<void> {
+    const ops: KvOp[] = addresses.map((a) => ({ type: 'del', key: addrKey(poolId, a) }));
+    ops.push({ type: 'del', key: POOL + poolId });
+    await this.kv.batch(ops);
+  }
+
+  /** Stores an allocation, and the pool's new cursor in the same batch when it moved. */
+  async putAllocation(record: AllocationRecord, pool?: PoolRecord): Promise<void> {
+    const ops: KvOp[] = [{ type: 'put', key: addrKey(record.poolId, record.address), value: record }];
+    if (pool) ops.push({ type: 'put', key: POOL + pool.id, value: pool });
+    await this.kv.batch(ops);
+  }
+
+  async deleteAllocation(poolId: string, address: string): Promise<void> {
+    await this.kv.batch([{ type: 'del', key: addrKey(poolId, address) }]);
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * A throwaway "Docker host" on this machine: its own network namespace (FORWARD
+ * policy DROP, like a real host), a persistent mount namespace (own sysfs,
+ * /run/docker/plugins, /etc/docker), a private dockerd with its own data-root
+ * and socket, optionally loomd, and an "outside" namespace behind an uplink that
+ * plays the rest of the world (198.18.254.1). Everything is removed by destroy(),
+ * also after failures; only processes started here are ever signalled.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Dockerode from 'dockerode';
+import { killAndWait, pidAlive, run, RunResult, runOk, sleep, waitFor } from './run';
+import { Engine, engineFromEnv } from './engines';
+import { unixRequest } from './unix-http';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+const ROOT = '/tmp/loom-e2e';
+const MNT_DIR = '/run/loom-test/mnt';
+export const OUTSIDE_IP = '198.18.254.1';
+export const UPLINK_IP = '198.18.254.2';
+
+export interface TestHostOptions {
+  /** Extra dockerd flags (e.g. --live-restore). */
+  dockerdArgs?: string[];
+  /** Environment for loomd (LOOM_DEFAULT_POOLS etc.). */
+  loomEnv?: Record<string, string>;
+  /** Driver name: the socket file name (default "loom"). */
+  driverName?: string;
+  engine?: Engine;
+}
+
+export class TestHost {
+  readonly netns: string;
+  readonly outNetns: string;
+  readonly dir: string;
+  readonly mntFile: string;
+  readonly dockerSock: string;
+  readonly pluginDir: string;
+  readonly stateDir: string;
+  readonly engine: Engine;
+  readonly driver: string;
+  readonly docker: Dockerode;
+  dockerdPid: number | undefined;
+  loomdPid: number | undefined;
+  private dockerdArgs: string[];
+  private readonly loomEnv: Record<string, string>;
+
+  private constructor(
+    readonly name: string,
+    opts: TestHostOptions,
+  ) {
+    this.netns = `loomt-${name}`;
+    this.outNetns = `loomt-${name}-o`;
+    this.dir = path.join(ROOT, name);
+    this.mntFile = path.join(MNT_DIR, name);
+    this.dockerSock = path.join(this.dir, 'docker.sock');
+    this.pluginDir = path.join(this.dir, 'plugins');
+    this.stateDir = path.join(this.dir, 'loom-state');
+    this.engine = opts.engine ?? engineFromEnv();
+    this.driver = opts.driverName ?? 'loom';
+    this.dockerdArgs = opts.dockerdArgs ?? [];
+    this.loomEnv = opts.loomEnv ?? {};
+    this.docker = new Dockerode({ socketPath: this.dockerSock, timeout: 120_000 });
+  }
+
+  get adminSocket(): string {
+    return path.join(this.dir, 'admin.sock');
+  }
+
+  /** loomd's own view (networks, IPAM pools) through its admin socket. */
+  async loomState(): Promise<{ networks: Array<Record<string, any>>; pools: Array<Record<string, any>> }> {
+    const networks = await unixRequest(this.adminSocket, 'GET', '/v1/networks');
+    const pools = await unixRequest(this.adminSocket, 'GET', '/v1/ipam');
+    return { networks: networks.json, pools: pools.json };
+  }
+
+  get socket(): string {
+    return path.join(this.pluginDir, `${this.driver}.sock`);
+  }
+
+  static async create(opts: TestHostOptions = {}): Promise<TestHost> {
+    const host = new TestHost(randomBytes(3).toString('hex'), opts);
+    try {
+      await host.setupNamespaces();
+      await host.startDockerd();
+      await host.importBusybox();
+    } catch (err) {
+      await host.destroy();
+      throw err;
+    }
+    return host;
+  }
+
+  /** Runs a command inside the host's network and mount namespaces. */
+  exec(cmd: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+    return run('nsenter', [`--net=/run/netns/${this.netns}`, `--mount=${this.mntFile}`, '--', ...cmd], opts);
+  }
+
+  async execOk(cmd: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.exec(cmd, opts);
+    if (r.code !== 0) throw new Error(`${cmd.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    return r.stdout;
+  }
+
+  /** The docker CLI matching the engine, against this host's dockerd. */
+  cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+    return run(this.engine.client, ['-H', `unix://${this.dockerSock}`, ...args], { timeoutMs: opts.timeoutMs ?? 120_000, env: this.engine.env });
+  }
+
+  async cliOk(args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.cli(args, opts);
+    if (r.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout.trim();
+  }
+
+  private async setupNamespaces(): Promise<void> {
+    fs.mkdirSync(this.pluginDir, { recursive: true, mode: 0o755 });
+    fs.mkdirSync(path.join(this.dir, 'cg'), { recursive: true });
+    fs.chmodSync(ROOT, 0o700);
+    fs.mkdirSync(MNT_DIR, { recursive: true });
+    if ((await run('mountpoint', ['-q', MNT_DIR])).code !== 0) {
+      await runOk('mount', ['--bind', MNT_DIR, MNT_DIR]);
+      await runOk('mount', ['--make-private', MNT_DIR]);
+    }
+    fs.writeFileSync(this.mntFile, '');
+    fs.mkdirSync('/run/docker/plugins', { recursive: true });
+    fs.mkdirSync('/etc/docker', { recursive: true });
+    await runOk('ip', ['netns', 'add', this.netns]);
+    await runOk('ip', ['netns', 'add', this.outNetns]);
+    const n = ['-n', this.netns];
+    const o = ['-n', this.outNetns];
+    await runOk('ip', [...n, 'link', 'set', 'lo', 'up']);
+    await runOk('ip', [...o, 'link', 'set', 'lo', 'up']);
+    await runOk('ip', [...n, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'wan0', 'netns', this.outNetns]);
+    await runOk('ip', [...n, 'addr', 'add', `${UPLINK_IP}/24`, 'dev', 'uplink0']);
+    await runOk('ip', [...o, 'addr', 'add', `${OUTSIDE_IP}/24`, 'dev', 'wan0']);
+    await runOk('ip', [...n, 'link', 'set', 'uplink0', 'up']);
+    await runOk('ip', [...o, 'link', 'set', 'wan0', 'up']);
+    await runOk('ip', [...n, 'route', 'add', 'default', 'via', OUTSIDE_IP]);
+    // A real host: FORWARD policy DROP (Debian with Docker installed has it), forwarding off until someone needs it.
+    await runOk('nsenter', [`--net=/run/netns/${this.netns}`, 'iptables', '-w', '-P', 'FORWARD', 'DROP']);
+    await runOk('nsenter', [`--net=/run/netns/${this.netns}`, 'ip6tables', '-w', '-P', 'FORWARD', 'DROP']);
+    const cg = path.join(this.dir, 'cg');
+    const script = [
+      'set -e',
+      `mount --rbind /sys/fs/cgroup ${cg}`,
+      'mount -t sysfs sysfs /sys',
+      `mount --move ${cg} /sys/fs/cgroup`,
+      `mount --bind ${this.pluginDir} /run/docker/plugins`,
+      'mount -t tmpfs tmpfs /etc/docker',
+    ].join('\n');
+    await runOk('nsenter', [`--net=/run/netns/${this.netns}`, 'unshare', `--mount=${this.mntFile}`, '--propagation', 'private', 'sh', '-c', script]);
+  }
+
+  private spawnInHost(cmd: string[], logFile: string, env?: NodeJS.ProcessEnv): number {
+    const out = fs.openSync(logFile, 'a');
+    const child = spawn('nsenter', [`--net=/run/netns/${this.netns}`, `--mount=${this.mntFile}`, '--', ...cmd], {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: env ?? process.env,
+    });
+    fs.closeSync(out);
+    child.unref();
+    if (!child.pid) throw new Error(`could not start ${cmd[0]}`);
+    return child.pid;
+  }
+
+  async startDockerd(extraArgs?: string[]): Promise<void> {
+    if (extraArgs) this.dockerdArgs = extraArgs;
+    const pidfile = path.join(this.dir, 'docker.pid');
+    // A SIGKILLed dockerd leaves its pidfile; the next start refuses while it exists.
+    if (this.dockerdPid === undefined || !pidAlive(this.dockerdPid)) fs.rmSync(pidfile, { force: true });
+    this.dockerdPid = this.spawnInHost(
+      [
+        this.engine.dockerd,
+        '--data-root', path.join(this.dir, 'data'),
+        '--exec-root', path.join(this.dir, 'exec'),
+        '-H', `unix://${this.dockerSock}`,
+        '--pidfile', pidfile,
+        ...this.engine.dockerdArgs,
+        ...this.dockerdArgs,
+      ],
+      path.join(this.dir, 'dockerd.log'),
+      this.engine.env,
+    );
+    await waitFor('dockerd to answer', async () => (await this.cli(['version'], { timeoutMs: 5_000 })).code === 0, 60_000, 100);
+  }
+
+  async stopDockerd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.dockerdPid !== undefined) await killAndWait(this.dockerdPid, signal, 60_000);
+  }
+
+  private async importBusybox(): Promise<void> {
+    const tar = path.join(ROOT, 'busybox.tar');
+    if (!fs.existsSync(tar)) {
+      const rootfs = path.join(ROOT, `busybox-rootfs-${process.pid}`);
+      fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
+      fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
+      fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
+      const applets = (await runOk('/bin/busybox', ['--list'])).split('\n').filter((a) => a && a !== 'busybox');
+      for (const a of applets) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
+      for (const d of ['etc', 'tmp', 'proc', 'sys', 'dev', 'root', 'var']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
+      fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+      await runOk('tar', ['-C', rootfs, '-cf', `${tar}.tmp`, '.']);
+      fs.renameSync(`${tar}.tmp`, tar);
+      fs.rmSync(rootfs, { recursive: true, force: true });
+    }
+    await this.cliOk(['import', '-c', 'CMD ["/bin/sh"]', tar, 'local/busybox']);
+  }
+
+  async startLoomd(extraEnv: Record<string, string> = {}): Promise<void> {
+    fs.rmSync(this.socket, { force: true });
+    const env = {
+      ...process.env,
+      LOOM_SOCKET: `/run/docker/plugins/${this.driver}.sock`,
+      LOOM_STATE_DIR: this.stateDir,
+      LOOM_ADMIN_SOCKET: this.adminSocket,
+      LOOM_LOG_LEVEL: 'debug',
+      LOOM_DEFAULT_POOLS: '198.18.128.0/17:24,fd5c:10a::/48:64',
+      ...this.loomEnv,
+      ...extraEnv,
+    };
+    this.loomdPid = this.spawnInHost([process.execPath, path.join(REPO, 'dist', 'driver', 'main.js')], path.join(this.dir, 'loomd.log'), env);
+    const pid = this.loomdPid;
+    await waitFor('loomd socket', async () => {
+      if (!pidAlive(pid)) throw new Error(`loomd exited; see ${path.join(this.dir, 'loomd.log')}`);
+      return fs.existsSync(this.socket);
+    }, 20_000, 20);
+  }
+
+  async stopLoomd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.loomdPid !== undefined) await killAndWait(this.loomdPid, signal, 20_000);
+    this.loomdPid = undefined;
+  }
+
+  loomdLog(): string {
+    try {
+      return fs.readFileSync(path.join(this.dir, 'loomd.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Runs a command inside a running container. */
+  async inContainer(container: string, cmd: string[], timeoutMs = 30_000): Promise<RunResult> {
+    return this.cli(['exec', container, ...cmd], { timeoutMs });
+  }
+
+  /** `ping -c1 -W1` from a container, true on a reply. */
+  async ping(container: string, target: string, tries = 3): Promise<boolean> {
+    for (let i = 0; i < tries; i++) {
+      const family = target.includes(':') ? ['-6'] : [];
+      const r = await this.inContainer(container, ['ping', ...family, '-c', '1', '-W', '1', target], 10_000);
+      if (r.code === 0) return true;
+      await sleep(200);
+    }
+    return false;
+  }
+
+  /** Container interface facts inside the host namespace (links, addresses) as `ip -j` JSON. */
+  async ipJson<T = unknown>(args: string[]): Promise<T> {
+    return JSON.parse(await runOk('ip', ['-n', this.netns, '-j', ...args])) as T;
+  }
+
+  async destroy(): Promise<void> {
+    const errors: string[] = [];
+    const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        errors.push(`${what}: ${String(err)}`);
+      }
+    };
+    if (this.dockerdPid !== undefined && pidAlive(this.dockerdPid)) {
+      await attempt('remove containers', async () => {
+        const ids = (await this.cli(['ps', '-aq'], { timeoutMs: 30_000 })).stdout.split('\n').filter(Boolean);
+        if (ids.length) await this.cli(['rm', '-f', ...ids], { timeoutMs: 120_000 });
+      });
+      await attempt('stop dockerd', () => this.stopDockerd());
+    }
+    await attempt('stop loomd', () => this.stopLoomd());
+    await attempt('unmount namespace', () => run('umount', ['-l', this.mntFile]));
+    await attempt('remove namespace file', async () => fs.rmSync(this.mntFile, { force: true }));
+    await attempt('release namespace directory', async () => {
+      if (fs.readdirSync(MNT_DIR).length === 0) await run('umount', [MNT_DIR]);
+    });
+    await attempt('delete netns', () => run('ip', ['netns', 'del', this.netns]));
+    await attempt('delete outside netns', () => run('ip', ['netns', 'del', this.outNetns]));
+    await attempt('remove files', async () => {
+      if (process.env.LOOM_KEEP_TEST_LOGS) return;
+      await run('umount', ['-R', '-l', path.join(this.dir, 'data')]);
+      fs.rmSync(this.dir, { recursive: true, force: true });
+    });
+    if (errors.length) console.warn(`test host ${this.name} cleanup: ${errors.join('; ')}`);
+  }
+}
