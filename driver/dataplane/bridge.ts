@@ -53,12 +53,11 @@ export class BridgeDataPlane implements DataPlane {
         await this.kernel.setMtu(net.bridge, net.mtu);
       });
     }
-    if (net.enableIpv6) {
-      await steps.step(`enable IPv6 on ${net.bridge}`, async () => {
-        await writeIfaceSysctl('ipv6', net.bridge, 'disable_ipv6', '0');
-        await writeIfaceSysctl('ipv6', net.bridge, 'accept_ra', '0');
-      });
-    }
+    // Like Docker's bridge driver: no IPv6 at all (not even link-local) on an IPv4-only network.
+    await steps.step(`${net.enableIpv6 ? 'enable' : 'disable'} IPv6 on ${net.bridge}`, async () => {
+      await writeIfaceSysctl('ipv6', net.bridge, 'disable_ipv6', net.enableIpv6 ? '0' : '1');
+      if (net.enableIpv6) await writeIfaceSysctl('ipv6', net.bridge, 'accept_ra', '0');
+    });
     for (const a of bridgeAddresses(net)) {
       await steps.step(`add ${a.cidr} to ${net.bridge}`, async () => {
         await this.kernel.addAddress(net.bridge, a.family, a.value, a.len);

@@ -127,6 +127,7 @@ export class TestHost {
     fs.writeFileSync(this.mntFile, '');
     fs.mkdirSync('/run/docker/plugins', { recursive: true });
     fs.mkdirSync('/etc/docker', { recursive: true });
+    fs.mkdirSync('/run/containerd', { recursive: true });
     await runOk('ip', ['netns', 'add', this.netns]);
     await runOk('ip', ['netns', 'add', this.outNetns]);
     const n = ['-n', this.netns];
@@ -150,6 +151,8 @@ export class TestHost {
       `mount --move ${cg} /sys/fs/cgroup`,
       `mount --bind ${this.pluginDir} /run/docker/plugins`,
       'mount -t tmpfs tmpfs /etc/docker',
+      // containerd keeps shim sockets under /run/containerd/s whatever its root: one per host.
+      'mount -t tmpfs tmpfs /run/containerd',
     ].join('\n');
     await runOk('nsenter', [`--net=/run/netns/${this.netns}`, 'unshare', `--mount=${this.mntFile}`, '--propagation', 'private', 'sh', '-c', script]);
   }

@@ -1,0 +1,111 @@
+/**
+ * The bridge data plane and the nftables firewall on the real kernel (throwaway
+ * namespace): networks and endpoints are built, adopted when already right,
+ * rolled back on failure, and removed without leftovers.
+ */
+import { BridgeDataPlane } from '../../driver/dataplane/bridge';
+import { StepRunner } from '../../driver/dataplane/steps';
+import { NftFirewall } from '../../driver/firewall/nft-firewall';
+import type { Firewall } from '../../driver/firewall/model';
+import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
+import { runCommand } from '../../driver/kernel/command';
+import { NetworkService } from '../../driver/network/network-service';
+import { silentLogger } from '../../driver/observability/logger';
+import { MemoryKv } from '../../driver/store/kv';
+import { NetworkRepository } from '../../driver/store/network-repo';
+
+const log = silentLogger();
+let kernel: NetlinkKernel;
+beforeAll(() => {
+  kernel = new NetlinkKernel();
+});
+afterAll(() => kernel.close());
+afterEach(async () => {
+  for (const name of await loomLinks()) await kernel.deleteLink(name);
+  await runCommand('nft', ['delete', 'table', 'inet', 'loom']);
+});
+
+const NET_A = 'a'.repeat(64);
+const NET_B = 'b'.repeat(64);
+const netInput = (id: string, pool: string, gw: string, extra: Record<string, string> = {}, internal = false) => ({
+  id,
+  options: extra,
+  enableIpv6: false,
+  internal,
+  ipv4: [{ pool, gateway: gw, aux: {} }],
+  ipv6: [],
+});
+
+async function loomLinks(): Promise<string[]> {
+  return (await kernel.listLinks()).map((l) => l.name).filter((n) => /^(lm-|lv|lc|kt-)/.test(n)).sort();
+}
+
+async function nft(args: string[]): Promise<{ code: number; stdout: string }> {
+  return runCommand('nft', args);
+}
+
+test('a network is a bridge with its gateway, firewall rules and shim; removal leaves nothing', async () => {
+  const svc = new NetworkService(new NetworkRepository(new MemoryKv()), new BridgeDataPlane(kernel, log), new NftFirewall(log), log);
+  await svc.createNetwork(netInput(NET_A, '198.18.10.0/24', '198.18.10.1/24'));
+  await svc.createNetwork(netInput(NET_B, '198.18.11.0/24', '198.18.11.1/24', { 'com.docker.network.bridge.enable_icc': 'false' }, true));
+  const br = await kernel.findLink(`lm-${'a'.repeat(12)}`);
+  expect(br).toMatchObject({ kind: 'bridge', up: true, mtu: 1500 });
+  const addrs = (await kernel.listAddresses()).filter((a) => a.index === br?.index).map((a) => a.cidr);
+  expect(addrs).toEqual(['198.18.10.1/24']);
+  const table = (await nft(['list', 'table', 'inet', 'loom'])).stdout;
+  expect(table).toContain(`ip saddr 198.18.10.0/24 oifname != "lm-aaaaaaaaaaaa" masquerade`);
+  expect(table).not.toContain('198.18.11.0/24'); // internal: no NAT
+  expect(table).toMatch(/oifname "lm-bbbbbbbbbbbb" drop/); // ICC off
+  const shim = (await runCommand('iptables', ['-w', '-S'])).stdout;
+  expect(shim).toContain('-A FORWARD -j LOOM-FORWARD');
+  expect(shim).toContain('-A LOOM-FORWARD -i lm-aaaaaaaaaaaa');
+
+  const ep = await svc.createEndpoint({ networkId: NET_A, id: 'e'.repeat(64), address: '198.18.10.7/24', addressV6: '', mac: '', options: {} });
+  expect(ep.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+  const join = await svc.join(NET_A, 'e'.repeat(64), '/var/run/docker/netns/x');
+  expect(join).toEqual({ srcName: `lc${'e'.repeat(12)}`, gateway: '198.18.10.1' });
+  expect(await svc.join(NET_B, 'e'.repeat(64), '/x').catch((e) => e.kind)).toBe('not-found');
+
+  await svc.deleteEndpoint(NET_A, 'e'.repeat(64));
+  await svc.deleteNetwork(NET_A);
+  await svc.deleteNetwork(NET_B);
+  await svc.deleteNetwork(NET_B); // idempotent
+  expect(await loomLinks()).toEqual([]);
+  expect((await nft(['list', 'table', 'inet', 'loom'])).code).not.toBe(0);
+  expect((await runCommand('iptables', ['-w', '-S'])).stdout).not.toContain('LOOM');
+});
+
+test('a failing step rolls back everything done before it', async () => {
+  const failing: Firewall = { sync: async () => Promise.reject(new Error('injected firewall failure')) };
+  const svc = new NetworkService(new NetworkRepository(new MemoryKv()), new BridgeDataPlane(kernel, log), failing, log);
+  await expect(svc.createNetwork(netInput(NET_A, '198.18.10.0/24', '198.18.10.1/24'))).rejects.toThrow(/install firewall rules: injected firewall failure/);
+  expect(await loomLinks()).toEqual([]);
+  expect(svc.list()).toEqual([]);
+});
+
+test('an existing bridge named by com.docker.network.bridge.name is adopted and kept on removal', async () => {
+  await kernel.createBridge('kt-user0', 1500);
+  const svc = new NetworkService(new NetworkRepository(new MemoryKv()), new BridgeDataPlane(kernel, log), new NftFirewall(log), log);
+  await svc.createNetwork(netInput(NET_A, '198.18.12.0/24', '198.18.12.1/24', { 'com.docker.network.bridge.name': 'kt-user0' }));
+  expect(svc.get(NET_A)?.adoptedBridge).toBe(true);
+  await svc.deleteNetwork(NET_A);
+  const br = await kernel.findLink('kt-user0');
+  expect(br).toBeDefined();
+  expect((await kernel.listAddresses()).filter((a) => a.index === br?.index && a.family === 4)).toEqual([]);
+  await kernel.deleteLink('kt-user0');
+});
+
+test('the data plane re-creates what a reboot wiped and adopts what is right', async () => {
+  const dp = new BridgeDataPlane(kernel, log);
+  const svc = new NetworkService(new NetworkRepository(new MemoryKv()), dp, new NftFirewall(log), log);
+  await svc.createNetwork(netInput(NET_A, '198.18.13.0/24', '198.18.13.1/24'));
+  const record = svc.get(NET_A)!;
+  await kernel.deleteLink(record.bridge); // "reboot"
+  await svc.restoreNetwork(record, new StepRunner('restore', log));
+  const br = await kernel.findLink(record.bridge);
+  expect(br?.up).toBe(true);
+  expect((await kernel.listAddresses()).filter((a) => a.index === br?.index).map((a) => a.cidr)).toEqual(['198.18.13.1/24']);
+  await svc.restoreNetwork(record, new StepRunner('restore again', log)); // nothing to do
+  await svc.deleteNetwork(NET_A);
+  expect(await loomLinks()).toEqual([]);
+});
