@@ -15,7 +15,12 @@ import { killAndWait, pidAlive, run, RunResult, runOk, sleep, waitFor } from './
 import { Engine, engineFromEnv } from './engines';
 import { unixRequest } from './unix-http';
 
-export const REPO = path.resolve(__dirname, '..', '..');
+/** The repository root (this file runs from test/helpers or from dist-tools/test/helpers). */
+export const REPO = ((): string => {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 const ROOT = '/tmp/loom-e2e';
 const MNT_DIR = '/run/loom-test/mnt';
 export const OUTSIDE_IP = '198.18.254.1';

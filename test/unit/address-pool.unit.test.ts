@@ -1,6 +1,7 @@
 /** AddressPool: reserved addresses, reservations, next-fit with wrap-around, sub-ranges and scale. */
 import { LoomError } from '../../driver/errors';
 import { AddressPool } from '../../ipam-driver/core/address-pool';
+import { IntervalSet } from '../../ipam-driver/core/interval-set';
 import { formatIp, parseIp, parsePrefix } from '../../ipam-driver/core/prefix';
 
 const ip = (text: string): bigint => parseIp(text).value;
@@ -8,6 +9,9 @@ const v4 = (value: bigint): string => formatIp(4, value);
 const v6 = (value: bigint): string => formatIp(6, value);
 const pool = (cidr: string, range?: string, cursor?: bigint): AddressPool =>
   new AddressPool(parsePrefix(cidr), range === undefined ? undefined : parsePrefix(range), cursor);
+
+/** Stored runs of the pool's private used set: the memory cost of the allocator. */
+const runsOf = (a: AddressPool): number => (a as unknown as { used: IntervalSet }).used.runs;
 
 function errorOf(fn: () => unknown): LoomError {
   try {
@@ -230,12 +234,14 @@ describe('scale', () => {
     for (let i = 0; i < 5000; i++) a.allocateNext();
     expect(v4(a.cursor)).toBe('10.0.19.136');
     expect([...a.usedAddresses()].length).toBe(5000);
+    expect(runsOf(a)).toBe(1);
     // Jump to the end of the pool, then wrap past 5000 used addresses in one step.
     a.reserve(ip('10.255.255.253'));
     a.cursor = ip('10.255.255.253');
     expect(v4(a.allocateNext())).toBe('10.255.255.254');
     expect(v4(a.allocateNext())).toBe('10.0.19.137');
     expect(a.stats().used).toBe(5003n);
+    expect(runsOf(a)).toBe(2);
   });
 
   test('a /64 IPv6 pool: allocations near the end and the start take few runs', () => {
@@ -248,6 +254,7 @@ describe('scale', () => {
     for (let i = 0; i < 999; i++) a.allocateNext();
     expect(v6(a.cursor)).toBe('fd00:1:2:3::3e8');
     expect(a.stats().used).toBe(2000n);
+    expect(runsOf(a)).toBe(2);
     const used = [...a.usedAddresses()];
     expect(used[0]).toBe(a.firstHost);
     expect(used[used.length - 1]).toBe(last);

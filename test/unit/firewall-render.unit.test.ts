@@ -1,0 +1,131 @@
+/**
+ * Golden-file tests of the firewall renderer. The expected scripts live in
+ * test/unit/golden/; rewrite them with `UPDATE_GOLDEN=1 npx jest --selectProjects unit`
+ * and review the diff like code.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { FirewallNetwork } from '../../driver/firewall/model';
+import { IPT_CHAIN, NFT_TABLE, renderIptablesShim, renderNftScript } from '../../driver/firewall/render';
+
+const GOLDEN = path.join(__dirname, 'golden');
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+function golden(name: string, actual: string): void {
+  const file = path.join(GOLDEN, name);
+  if (UPDATE) {
+    fs.mkdirSync(GOLDEN, { recursive: true });
+    fs.writeFileSync(file, actual);
+    return;
+  }
+  if (!fs.existsSync(file)) throw new Error(`golden file ${name} is missing; run with UPDATE_GOLDEN=1 to create it`);
+  expect(actual).toBe(fs.readFileSync(file, 'utf8'));
+}
+
+const net = (over: Partial<FirewallNetwork> & Pick<FirewallNetwork, 'id' | 'bridge'>): FirewallNetwork => ({
+  subnets4: [],
+  subnets6: [],
+  internal: false,
+  icc: true,
+  masquerade: true,
+  ...over,
+});
+
+/** Ids are Docker's 64 hex characters; only the first 12 are used. */
+const ID = {
+  a: 'A1B2C3D4E5F60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90',
+  b: 'bbbbbbbbbbbb0000000000000000000000000000000000000000000000000000',
+  c: 'cccccccccccc1111111111111111111111111111111111111111111111111111',
+  d: 'dddddddddddd2222222222222222222222222222222222222222222222222222',
+};
+
+/** One network of each flavour, given out of bridge-name order. */
+const MIXED: FirewallNetwork[] = [
+  net({ id: ID.c, bridge: 'lm-cccccccccccc', subnets4: ['198.18.30.0/24'], internal: true }),
+  net({ id: ID.a, bridge: 'lm-a1b2c3d4e5f6', subnets4: ['198.18.10.0/24'], subnets6: ['fd00:10::/64'] }),
+  net({ id: ID.d, bridge: 'corp0', subnets4: ['198.18.40.0/24'], masquerade: false }),
+  net({ id: ID.b, bridge: 'lm-bbbbbbbbbbbb', subnets4: ['198.18.20.0/24', '198.18.21.0/24'], icc: false }),
+];
+
+const SINGLE: FirewallNetwork[] = [net({ id: ID.a, bridge: 'lm-a1b2c3d4e5f6', subnets4: ['172.16.0.0/16'] })];
+
+describe('renderNftScript', () => {
+  test('no networks: the table is deleted and not recreated', () => {
+    golden('empty.nft', renderNftScript([]));
+  });
+
+  test('one network', () => {
+    golden('single.nft', renderNftScript(SINGLE));
+  });
+
+  test('mixed networks: ICC off, internal, no masquerade, IPv6', () => {
+    golden('mixed.nft', renderNftScript(MIXED));
+  });
+
+  test('the output does not depend on the order of the input', () => {
+    expect(renderNftScript([...MIXED].reverse())).toBe(renderNftScript(MIXED));
+  });
+
+  test('structure: atomic replace, one pair of chains per network, bridges set', () => {
+    const s = renderNftScript(MIXED);
+    expect(s.startsWith(`table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\ntable inet ${NFT_TABLE} {\n`)).toBe(true);
+    for (const n of MIXED) {
+      const id = n.id.slice(0, 12).toLowerCase();
+      expect(s).toContain(`\tchain net-${id}-out {`);
+      expect(s).toContain(`\tchain net-${id}-in {`);
+      expect(s).toContain(`"${n.bridge}" : jump net-${id}-out`);
+    }
+    expect(s).toContain('elements = { "corp0", "lm-a1b2c3d4e5f6", "lm-bbbbbbbbbbbb", "lm-cccccccccccc" }');
+    // Balanced braces: the script is one well-formed table.
+    expect(s.split('{').length).toBe(s.split('}').length);
+  });
+
+  test('semantics: ICC, isolation, internal networks and NAT', () => {
+    const s = renderNftScript(MIXED);
+    const chain = (name: string): string => {
+      const m = new RegExp(`\\tchain ${name} \\{\\n([\\s\\S]*?)\\n\\t\\}`).exec(s);
+      if (!m) throw new Error(`chain ${name} not found`);
+      return m[1] as string;
+    };
+    expect(chain('net-a1b2c3d4e5f6-out')).toContain('oifname "lm-a1b2c3d4e5f6" accept');
+    expect(chain('net-bbbbbbbbbbbb-out')).toContain('oifname "lm-bbbbbbbbbbbb" drop');
+    // Every out chain drops traffic towards other loom bridges before anything else can accept it.
+    for (const n of MIXED) {
+      const out = chain(`net-${n.id.slice(0, 12).toLowerCase()}-out`).split('\n').map((l) => l.trim());
+      expect(out.indexOf('oifname @bridges drop')).toBe(2);
+      expect(out[out.length - 1]).toBe(n.internal ? 'drop' : 'accept');
+    }
+    // Internal: no way out, nothing in (not even replies or published ports), no NAT.
+    expect(chain('net-cccccccccccc-out')).not.toContain('accept\n');
+    expect(chain('net-cccccccccccc-in').trim().split('\n').map((l) => l.trim())).toEqual([
+      'comment "into network cccccccccccc (lm-cccccccccccc)"',
+      'drop',
+    ]);
+    expect(chain('net-a1b2c3d4e5f6-in')).toContain('ct state established,related accept');
+    const nat = chain('postrouting');
+    expect(nat).toContain('ip saddr 198.18.10.0/24 oifname != "lm-a1b2c3d4e5f6" masquerade');
+    expect(nat).toContain('ip6 saddr fd00:10::/64 oifname != "lm-a1b2c3d4e5f6" masquerade');
+    expect(nat).toContain('ip saddr 198.18.21.0/24 oifname != "lm-bbbbbbbbbbbb" masquerade');
+    expect(nat).not.toContain('198.18.30.0/24');
+    expect(nat).not.toContain('198.18.40.0/24');
+  });
+});
+
+describe('renderIptablesShim', () => {
+  test('no networks: the chain is declared (and so flushed) with no rules', () => {
+    golden('empty.iptables', renderIptablesShim([]));
+  });
+
+  test('mixed networks', () => {
+    golden('mixed.iptables', renderIptablesShim(MIXED));
+  });
+
+  test('one accept rule per direction and bridge, sorted, then COMMIT', () => {
+    const lines = renderIptablesShim(MIXED).trimEnd().split('\n');
+    expect(lines[0]).toBe('*filter');
+    expect(lines[1]).toBe(`:${IPT_CHAIN} - [0:0]`);
+    expect(lines[lines.length - 1]).toBe('COMMIT');
+    expect(lines.filter((l) => l.startsWith(`-A ${IPT_CHAIN} `))).toHaveLength(2 * MIXED.length);
+    expect(renderIptablesShim([...MIXED].reverse())).toBe(renderIptablesShim(MIXED));
+  });
+});
