@@ -14,6 +14,12 @@ export interface Config {
   adminSocket: string | undefined;
   stateDir: string;
   logLevel: LogLevel;
+  /** Docker API socket the reconciler reads Docker's view from; undefined when disabled. */
+  dockerSocket: string | undefined;
+  /** Seconds between reconcile passes. */
+  reconcileIntervalS: number;
+  /** Seconds an object must exist before the reconciler may call it an orphan. */
+  reconcileGraceS: number;
   /** Explicit default pools; when empty, Docker-like IPv4 pools and a per-host ULA /48 are used. */
   defaultPools: DefaultPool[];
 }
@@ -24,6 +30,9 @@ export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   socketMode: 0o600,
   adminSocket: '/run/loom/admin.sock',
+  dockerHost: 'unix:///var/run/docker.sock',
+  reconcileIntervalS: 30,
+  reconcileGraceS: 10,
 };
 
 /** Docker's own defaults for local networks: /16s of 172.16.0.0/12, then /20s of 192.168.0.0/16. */
@@ -37,6 +46,10 @@ Docker network + IPAM plugin (bridge networks; state in LevelDB).
                         (default ${DEFAULTS.socket})
   --socket-mode MODE    octal permissions of the socket (default 600)     [LOOM_SOCKET_MODE]
   --admin-socket PATH   admin API for loomctl, or "off" (default ${DEFAULTS.adminSocket}) [LOOM_ADMIN_SOCKET]
+  --docker-host URL     Docker API for the reconciler (unix:// only), or "off"   [DOCKER_HOST]
+                        (default ${DEFAULTS.dockerHost}); loom never calls it inside a plugin call
+  --reconcile-interval S  seconds between reconcile passes (default ${DEFAULTS.reconcileIntervalS}) [LOOM_RECONCILE_INTERVAL]
+  --reconcile-grace S   seconds before a new object may be called an orphan (default ${DEFAULTS.reconcileGraceS}) [LOOM_RECONCILE_GRACE]
   --state-dir DIR       LevelDB state directory (default ${DEFAULTS.stateDir}) [LOOM_STATE_DIR]
   --log-level LEVEL     ${LOG_LEVELS.join('|')} (default info)  [LOOM_LOG_LEVEL]
   --default-pool P      BASE/LEN:SIZE pool for automatic subnets, repeatable [LOOM_DEFAULT_POOLS, comma-separated]
@@ -58,6 +71,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedArgs 
         socket: { type: 'string' },
         'socket-mode': { type: 'string' },
         'admin-socket': { type: 'string' },
+        'docker-host': { type: 'string' },
+        'reconcile-interval': { type: 'string' },
+        'reconcile-grace': { type: 'string' },
         'state-dir': { type: 'string' },
         'log-level': { type: 'string' },
         'default-pool': { type: 'string', multiple: true },
@@ -81,15 +97,30 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedArgs 
   const logLevel = (values['log-level'] ?? env.LOOM_LOG_LEVEL ?? DEFAULTS.logLevel) as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw invalid(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${logLevel}`);
   const poolTexts = values['default-pool'] ?? (env.LOOM_DEFAULT_POOLS ? env.LOOM_DEFAULT_POOLS.split(',').filter((s) => s.trim()) : []);
+  const stateDir = values['state-dir'] ?? env.LOOM_STATE_DIR ?? DEFAULTS.stateDir;
+  if (!stateDir.startsWith('/')) throw invalid(`--state-dir must be an absolute path, got ${JSON.stringify(stateDir)}`);
   const admin = values['admin-socket'] ?? env.LOOM_ADMIN_SOCKET ?? DEFAULTS.adminSocket;
   if (admin !== 'off' && !admin.startsWith('/')) throw invalid(`--admin-socket must be an absolute path or "off", got ${admin}`);
+  const dockerHost = values['docker-host'] ?? env.DOCKER_HOST ?? DEFAULTS.dockerHost;
+  if (dockerHost !== 'off' && !/^unix:\/\/\/.+/.test(dockerHost)) throw invalid(`--docker-host must be unix:///path or "off", got ${dockerHost}`);
+  const intervalText = values['reconcile-interval'] ?? env.LOOM_RECONCILE_INTERVAL ?? String(DEFAULTS.reconcileIntervalS);
+  const reconcileIntervalS = Number(intervalText);
+  if (!/^\d+(\.\d+)?$/.test(intervalText) || reconcileIntervalS < 0.1 || reconcileIntervalS > 86_400) {
+    throw invalid(`--reconcile-interval must be a number of seconds between 0.1 and 86400, got ${intervalText}`);
+  }
+  const graceText = values['reconcile-grace'] ?? env.LOOM_RECONCILE_GRACE ?? String(DEFAULTS.reconcileGraceS);
+  const reconcileGraceS = Number(graceText);
+  if (!/^\d+(\.\d+)?$/.test(graceText) || reconcileGraceS > 86_400) throw invalid(`--reconcile-grace must be a number of seconds, got ${graceText}`);
   return {
     kind: 'run',
     config: {
+      reconcileGraceS,
+      dockerSocket: dockerHost === 'off' ? undefined : dockerHost.slice('unix://'.length),
+      reconcileIntervalS,
       socket,
       socketMode,
       adminSocket: admin === 'off' ? undefined : admin,
-      stateDir: values['state-dir'] ?? env.LOOM_STATE_DIR ?? DEFAULTS.stateDir,
+      stateDir,
       logLevel,
       defaultPools: poolTexts.map(parseDefaultPool),
     },

@@ -26,6 +26,9 @@ import { IpamService } from '../ipam-driver/ipam-service';
 import { IpamRepository } from '../ipam-driver/ipam-store';
 import { parseDefaultPool } from '../ipam-driver/core/pool-picker';
 import { StepRunner } from './dataplane/steps';
+import Dockerode from 'dockerode';
+import { dockerViewSource } from './reconcile/docker-view';
+import { DEFAULT_RECONCILE, Reconciler } from './reconcile/reconciler';
 
 export const VERSION: string = (() => {
   try {
@@ -61,19 +64,42 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     { defaultPools, hostRoutes: async () => (await kernel.listRoutes()).map((r) => r.prefix) },
     log.child({ svc: 'ipam' }),
   );
+  const firewall = new NftFirewall(log.child({ svc: 'firewall' }));
   const networks = new NetworkService(
     new NetworkRepository(kv),
     new BridgeDataPlane(kernel, log.child({ svc: 'bridge' })),
-    new NftFirewall(log.child({ svc: 'firewall' })),
+    firewall,
     log.child({ svc: 'network' }),
   );
+  const reconcileLog = log.child({ svc: 'reconcile' });
+  let dockerErrorLogged = false;
+  const reconciler = new Reconciler({
+    networks,
+    ipam,
+    kernel,
+    firewall,
+    docker: config.dockerSocket
+      ? dockerViewSource(new Dockerode({ socketPath: config.dockerSocket, timeout: 10_000 }), (err) => {
+          // Logged once per outage: Docker being down is normal during its restarts.
+          if (!dockerErrorLogged) reconcileLog.info({ err: String(err) }, 'Docker API not reachable: Docker-dependent repairs wait');
+          dockerErrorLogged = true;
+        })
+      : undefined,
+    log: reconcileLog,
+    options: {
+      ...DEFAULT_RECONCILE,
+      intervalMs: config.reconcileIntervalS * 1000,
+      graceMs: config.reconcileGraceS * 1000,
+      confirmMs: Math.min(DEFAULT_RECONCILE.confirmMs, config.reconcileIntervalS * 1000),
+    },
+  });
   await ipam.load();
   await networks.load();
 
   const app = createPluginApp([activateRoute, ...networkRoutes(networks), ...ipamRoutes(ipam)], log);
   const server = await listenUnix(app, config.socket, config.socketMode);
   const admin = config.adminSocket
-    ? await listenUnix(createAdminApp({ version: VERSION, startedAt: new Date(started), stateDir: config.stateDir, networks, ipam }), config.adminSocket, 0o600)
+    ? await listenUnix(createAdminApp({ version: VERSION, startedAt: new Date(started), stateDir: config.stateDir, networks, ipam, reconciler }), config.adminSocket, 0o600)
     : undefined;
   const counts = networks.list();
   log.info(
@@ -89,7 +115,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   );
 
   // Slow work after the socket is up: re-create what a reboot wiped.
-  const restoring = restoreDataPlane(networks, log).catch((err) => log.error({ err: String(err) }, 'data plane restore failed'));
+  const restoring = restoreDataPlane(networks, log)
+    .catch((err) => log.error({ err: String(err) }, 'data plane restore failed'))
+    .then(() => reconciler.start());
 
   return {
     async stop(): Promise<void> {
@@ -101,6 +129,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         });
       }
       await restoring;
+      await reconciler.stop();
       kernel.close();
       await kv.close();
     },

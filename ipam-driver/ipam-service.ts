@@ -59,6 +59,7 @@ interface LivePool {
 
 export interface PoolView {
   id: string;
+  createdAt: string;
   addressSpace: string;
   pool: string;
   subPool?: string;
@@ -168,7 +169,7 @@ export class IpamService {
         options: req.options,
         refs: 1,
         auto,
-        cursor: (pool.base).toString(),
+        cursor: '-1',
         createdAt: new Date().toISOString(),
       };
       await this.repo.putPool(record);
@@ -286,12 +287,30 @@ export class IpamService {
     });
   }
 
+  /** Reconciler: releases an allocation nobody holds, unless it was made after `cutoff` (ms). */
+  async releaseOrphanAddress(poolId: string, address: string, cutoff: number): Promise<boolean> {
+    const a = this.allocations.get(poolId)?.get(address);
+    if (!a || Date.parse(a.createdAt) > cutoff) return false;
+    await this.releaseAddress(poolId, address);
+    return true;
+  }
+
+  /** Reconciler: releases a pool no network uses (whatever its reference count), unless newer than `cutoff`. */
+  async releaseOrphanPool(poolId: string, cutoff: number): Promise<boolean> {
+    const live = this.pools.get(poolId);
+    if (!live || Date.parse(live.record.createdAt) > cutoff) return false;
+    live.record = { ...live.record, refs: 1 };
+    await this.releasePool(poolId);
+    return true;
+  }
+
   /** A snapshot of every pool with its allocations (admin, metrics, reconciler). */
   listPools(): PoolView[] {
     return [...this.pools.values()].map(({ record, alloc }) => {
       const { used, capacity } = alloc.stats();
       return {
         id: record.id,
+        createdAt: record.createdAt,
         addressSpace: record.addressSpace,
         pool: record.pool,
         ...(record.subPool ? { subPool: record.subPool } : {}),

@@ -20,7 +20,7 @@ export interface PoolRecord {
   refs: number;
   /** true when loom chose the subnet (no --subnet). */
   auto: boolean;
-  /** Next-fit cursor: the last address handed out, as a decimal bigint. */
+  /** Next-fit cursor: the last address handed out, as a decimal bigint ("-1" before the first). */
   cursor: string;
   createdAt: string;
 }

@@ -97,11 +97,13 @@ export class BridgeDataPlane implements DataPlane {
         await this.kernel.createVethPair(ep.hostIf, ep.peerIf, { mtu: net.mtu, peerMac: ep.mac, master: net.bridge });
         return () => this.kernel.deleteLink(ep.hostIf);
       });
+      if (!net.icc) await steps.step(`isolate port ${ep.hostIf}`, () => this.kernel.setPortIsolated(ep.hostIf, true));
       return;
     }
     const bridge = await this.kernel.findLink(net.bridge);
     if (bridge && host.master !== bridge.index) {
       await steps.step(`attach ${ep.hostIf} to ${net.bridge}`, () => this.kernel.setMaster(ep.hostIf, net.bridge));
+      if (!net.icc) await steps.step(`isolate port ${ep.hostIf}`, () => this.kernel.setPortIsolated(ep.hostIf, true));
     }
     if (!host.up) await steps.step(`set ${ep.hostIf} up`, () => this.kernel.setUp(ep.hostIf));
   }

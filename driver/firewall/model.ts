@@ -12,4 +12,6 @@ export interface FirewallNetwork {
 /** The firewall seam handed to data planes: make the kernel's rules match this set of networks. */
 export interface Firewall {
   sync(networks: FirewallNetwork[]): Promise<void>;
+  /** Differences between the kernel's rules and what `networks` need; empty when in sync. */
+  check(networks: FirewallNetwork[]): Promise<string[]>;
 }

@@ -9,7 +9,8 @@ import { Mutex } from 'async-mutex';
 import { CommandRunner, runChecked, runCommand } from '../kernel/command';
 import type { Logger } from '../observability/logger';
 import type { Firewall, FirewallNetwork } from './model';
-import { IPT_CHAIN, renderIptablesShim, renderNftScript } from './render';
+
+import { IPT_CHAIN, NFT_TABLE as NFT_TABLE_NAME, expectedNftShape, nftDrift, renderIptablesShim, renderNftScript, shimDrift } from './render';
 
 export class NftFirewall implements Firewall {
   private readonly mutex = new Mutex();
@@ -26,6 +27,21 @@ export class NftFirewall implements Firewall {
       this.log.debug({ script }, 'applying nft table');
       await runChecked(this.run, 'nft', ['-f', '-'], script);
       for (const tool of ['iptables', 'ip6tables'] as const) await this.syncShim(tool, networks);
+    });
+  }
+
+  /** Where the kernel's firewall differs from what these networks need (empty: in sync). */
+  async check(networks: FirewallNetwork[]): Promise<string[]> {
+    return this.mutex.runExclusive(async () => {
+      const listing = await this.run('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE_NAME]);
+      const drift = nftDrift(expectedNftShape(networks), listing.code === 0 ? JSON.parse(listing.stdout) : undefined);
+      for (const tool of ['iptables', 'ip6tables'] as const) {
+        if (!(await this.hasTool(tool))) continue;
+        const chain = await this.run(tool, ['-w', '-S', IPT_CHAIN]);
+        const jump = await this.run(tool, ['-w', '-C', 'FORWARD', '-j', IPT_CHAIN]);
+        drift.push(...shimDrift(tool, networks, chain.code === 0 ? chain.stdout : undefined, jump.code === 0));
+      }
+      return drift;
     });
   }
 

@@ -86,3 +86,59 @@ export function renderIptablesShim(networks: readonly FirewallNetwork[]): string
   lines.push('COMMIT');
   return lines.join('\n') + '\n';
 }
+
+/** Chains and rule counts that `renderNftScript` produces, for drift detection. */
+export interface NftShape {
+  chains: Map<string, number>;
+  bridges: string[];
+}
+
+export function expectedNftShape(networks: readonly FirewallNetwork[]): NftShape {
+  const chains = new Map<string, number>();
+  let current: string | undefined;
+  for (const line of renderNftScript(networks).split('\n')) {
+    const open = /^\tchain (\S+) \{$/.exec(line);
+    if (open) {
+      current = open[1] as string;
+      chains.set(current, 0);
+    } else if (line === '\t}') {
+      current = undefined;
+    } else if (current && line.startsWith('\t\t') && !/^\t\t(type |comment )/.test(line)) {
+      chains.set(current, (chains.get(current) ?? 0) + 1);
+    }
+  }
+  return { chains, bridges: networks.map((n) => n.bridge).sort() };
+}
+
+/** Differences between the expected shape and `nft -j list table inet loom` output (undefined: no table). */
+export function nftDrift(expected: NftShape, listing: unknown): string[] {
+  if (listing === undefined) return expected.chains.size ? [`table inet ${NFT_TABLE} is missing`] : [];
+  if (!expected.chains.size) return [`table inet ${NFT_TABLE} exists without loom networks`];
+  const items = ((listing as { nftables?: Array<Record<string, { name?: string; chain?: string; elem?: unknown[] }>> }).nftables ?? []);
+  const actual = new Map<string, number>();
+  let elems: string[] = [];
+  for (const it of items) {
+    if (it.chain?.name) actual.set(it.chain.name, actual.get(it.chain.name) ?? 0);
+    if (it.rule?.chain) actual.set(it.rule.chain, (actual.get(it.rule.chain) ?? 0) + 1);
+    if (it.set?.name === 'bridges') elems = (it.set.elem ?? []).map(String).sort();
+  }
+  const drift: string[] = [];
+  for (const [chain, count] of expected.chains) {
+    if (!actual.has(chain)) drift.push(`chain ${chain} is missing`);
+    else if (actual.get(chain) !== count) drift.push(`chain ${chain} has ${actual.get(chain)} rules, expected ${count}`);
+  }
+  for (const chain of actual.keys()) if (!expected.chains.has(chain)) drift.push(`unexpected chain ${chain}`);
+  if (elems.join(',') !== expected.bridges.join(',')) drift.push(`set bridges holds [${elems.join(', ')}], expected [${expected.bridges.join(', ')}]`);
+  return drift;
+}
+
+/** Differences in the iptables shim given `iptables -S LOOM-FORWARD` output and whether the jump exists. */
+export function shimDrift(tool: string, networks: readonly FirewallNetwork[], chainListing: string | undefined, jumpPresent: boolean): string[] {
+  const rules = (chainListing ?? '').split('\n').filter((l) => l.startsWith(`-A ${IPT_CHAIN} `)).length;
+  if (networks.length === 0) return chainListing !== undefined || jumpPresent ? [`${tool} chain ${IPT_CHAIN} exists without loom networks`] : [];
+  const drift: string[] = [];
+  if (chainListing === undefined) drift.push(`${tool} chain ${IPT_CHAIN} is missing`);
+  else if (rules !== networks.length * 2) drift.push(`${tool} chain ${IPT_CHAIN} has ${rules} rules, expected ${networks.length * 2}`);
+  if (!jumpPresent) drift.push(`${tool} FORWARD does not jump to ${IPT_CHAIN}`);
+  return drift;
+}

@@ -176,6 +176,19 @@ export class NetlinkKernel {
     );
   }
 
+  /**
+   * Bridge port isolation: isolated ports cannot reach each other, only the bridge
+   * itself and non-isolated ports (enable_icc=false, without depending on br_netfilter).
+   * Slave data is only applied by RTM_NEWLINK on an existing link, not by RTM_SETLINK.
+   */
+  async setPortIsolated(name: string, isolated: boolean): Promise<void> {
+    const idx = await this.indexOf(name);
+    const slaveData = serialise(ifla.formatBridgePort({ isolated: Buffer.from([isolated ? 1 : 0]) }));
+    await this.call(`set ${name} isolated ${isolated ? 'on' : 'off'}`, () =>
+      this.sock.newLink({ index: idx }, { linkinfo: serialise(ifla.formatInfo({ slaveKind: 'bridge', slaveData })) }),
+    );
+  }
+
   async setMaster(name: string, master: string): Promise<void> {
     const [idx, masterIdx] = [await this.indexOf(name), await this.indexOf(master)];
     await this.call(`attach ${name} to ${master}`, () => this.sock.setLink({ index: idx }, { master: masterIdx }));

@@ -49,6 +49,8 @@ interface NetworkState {
 export class NetworkService {
   private readonly networks = new Map<string, NetworkState>();
   private readonly locks = new KeyedMutex();
+  /** Networks whose data plane was verified since loomd started (see ensureRestored). */
+  private readonly restored = new Set<string>();
 
   constructor(
     private readonly repo: NetworkRepository,
@@ -99,6 +101,17 @@ export class NetworkService {
   /** Re-creates a stored network's bridge and addresses if the kernel lost them (caller holds the lock). */
   async restoreNetwork(record: NetworkRecord, steps: StepRunner): Promise<void> {
     await this.dataplane.ensureNetwork(record, steps);
+    this.restored.add(record.id);
+  }
+
+  /**
+   * After a start, the background restore may not have reached a network yet when
+   * Docker already uses it (restart-policy containers): restore it inline (caller holds the lock).
+   */
+  private async ensureRestored(record: NetworkRecord): Promise<void> {
+    if (this.restored.has(record.id)) return;
+    await this.restoreNetwork(record, new StepRunner(`restore network ${record.id.slice(0, 12)}`, this.log));
+    await this.syncFirewall();
   }
 
   // ---- networks -------------------------------------------------------------------------
@@ -169,6 +182,7 @@ export class NetworkService {
         };
       });
       await steps.step('store network', () => this.repo.putNetwork(record));
+      this.restored.add(record.id);
       this.log.info({ networkId: record.id, bridge: record.bridge, mtu: record.mtu, internal: record.internal }, 'network created');
     });
   }
@@ -185,6 +199,7 @@ export class NetworkService {
         this.log.warn({ networkId, endpoints: leftovers.map((e) => e.id) }, 'network deleted with endpoints Docker forgot; removing them');
       }
       this.networks.delete(networkId);
+      this.restored.delete(networkId);
       await teardownAll(`delete network ${networkId.slice(0, 12)}`, [
         ...leftovers.map((ep): [string, () => Promise<unknown>] => [`remove endpoint ${ep.id.slice(0, 12)}`, () => this.dataplane.removeEndpoint(state.record, ep)]),
         ['remove bridge', () => this.dataplane.removeNetwork(state.record)],
@@ -203,6 +218,7 @@ export class NetworkService {
       if (!state) throw notFound(`network ${input.networkId} not found`);
       checkLoomKeys(input.options, LOOM_ENDPOINT_OPTION_KEYS, 'endpoint');
       const net = state.record;
+      await this.ensureRestored(net);
       const address = input.address ? checkEndpointAddress(input.address, net.ipv4, 4) : undefined;
       const addressV6 = input.addressV6 ? checkEndpointAddress(input.addressV6, net.ipv6, 6) : undefined;
       let dockerMac: string | undefined;
@@ -293,6 +309,35 @@ export class NetworkService {
       await this.repo.putEndpoint(rest);
       this.networks.get(networkId)?.endpoints.set(endpointId, rest);
     });
+  }
+
+  /**
+   * Reconciler: removes an endpoint Docker forgot (its veth pair is gone, or Docker no
+   * longer lists it), unless it was (re)created after `observedAt`. IPAM addresses
+   * are left to the IPAM orphan rule, which needs Docker's confirmation.
+   */
+  async removeStaleEndpoint(networkId: string, endpointId: string, observedAt: number): Promise<boolean> {
+    const ep = this.networks.get(networkId)?.endpoints.get(endpointId);
+    if (!ep || Date.parse(ep.createdAt) > observedAt) return false;
+    await this.deleteEndpoint(networkId, endpointId);
+    return true;
+  }
+
+  /** Reconciler: removes a network Docker no longer knows (docker network rm while loomd was down). */
+  async removeStaleNetwork(networkId: string, observedAt: number): Promise<boolean> {
+    const n = this.networks.get(networkId)?.record;
+    if (!n || Date.parse(n.createdAt) > observedAt) return false;
+    await this.deleteNetwork(networkId);
+    return true;
+  }
+
+  /** True when some network or endpoint record owns this interface name. */
+  ownsLink(name: string): boolean {
+    for (const { record, endpoints } of this.networks.values()) {
+      if (record.bridge === name) return true;
+      for (const e of endpoints.values()) if (e.hostIf === name || e.peerIf === name) return true;
+    }
+    return false;
   }
 
   /** Loom's view of one endpoint (admin tools, EndpointOperInfo). */

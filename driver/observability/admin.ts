@@ -6,6 +6,7 @@
 import express, { Request, Response } from 'express';
 import type { NetworkService } from '../network/network-service';
 import type { IpamService } from '../../ipam-driver/ipam-service';
+import type { Reconciler } from '../reconcile/reconciler';
 
 export interface AdminDeps {
   version: string;
@@ -13,6 +14,7 @@ export interface AdminDeps {
   stateDir: string;
   networks: NetworkService;
   ipam: IpamService;
+  reconciler: Reconciler;
 }
 
 /** JSON with bigint values written as decimal strings. */
@@ -41,6 +43,17 @@ export function createAdminApp(deps: AdminDeps): express.Express {
   });
   app.get('/v1/ipam', (_req: Request, res: Response) => {
     sendJson(res, deps.ipam.listPools());
+  });
+  app.get('/v1/reconcile', (_req: Request, res: Response) => {
+    sendJson(res, { passes: deps.reconciler.passes, repairs: Object.fromEntries(deps.reconciler.repairs), last: deps.reconciler.last });
+  });
+  app.post('/v1/reconcile', async (req: Request, res: Response) => {
+    const result = await deps.reconciler.runOnce({ force: req.query.force === '1' });
+    sendJson(res, result);
+  });
+  app.get('/v1/doctor', async (_req: Request, res: Response) => {
+    const { observed, actions } = await deps.reconciler.preview();
+    sendJson(res, { dockerView: observed.docker !== undefined, firewallDrift: observed.firewallDrift, actions });
   });
   app.use((_req: Request, res: Response) => {
     res.status(404).type('application/json').send(JSON.stringify({ error: 'not found' }));

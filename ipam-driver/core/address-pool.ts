@@ -10,7 +10,7 @@ import { Prefix, bitsOf, contains, formatIp, formatPrefix, lastOf } from './pref
 
 export class AddressPool {
   private readonly used = new IntervalSet();
-  /** The last address handed out by next-fit; the next search starts after it. */
+  /** The last address handed out by next-fit (-1: none yet); the next search starts after it. */
   cursor: bigint;
 
   constructor(
@@ -18,7 +18,7 @@ export class AddressPool {
     readonly range: Prefix = pool,
     cursor?: bigint,
   ) {
-    this.cursor = cursor ?? pool.base;
+    this.cursor = cursor ?? -1n;
   }
 
   /** Lowest assignable address: the network address (v4) and the subnet-router anycast (v6) are reserved. */

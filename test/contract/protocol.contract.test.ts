@@ -183,6 +183,7 @@ describe('idempotent creation', () => {
       expect((await pluginCall(daemon.socket, m, { NetworkID: NET, EndpointID: EP })).status).toBe(200);
     }
     expect((await pluginCall(daemon.socket, 'NetworkDriver.DeleteNetwork', { NetworkID: NET })).status).toBe(200);
-    expect((await kernel.listLinks()).map((l) => l.name).filter((n) => n.startsWith('lm-') || n.startsWith('lv'))).toEqual([]);
+    const mine = [`lm-${NET.slice(0, 12)}`, `lv${EP.slice(0, 12)}`, `lc${EP.slice(0, 12)}`];
+    expect((await kernel.listLinks()).map((l) => l.name).filter((n) => mine.includes(n))).toEqual([]);
   });
 });

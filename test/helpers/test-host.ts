@@ -180,6 +180,13 @@ export class TestHost {
     const pidfile = path.join(this.dir, 'docker.pid');
     // A SIGKILLed dockerd leaves its pidfile; the next start refuses while it exists.
     if (this.dockerdPid === undefined || !pidAlive(this.dockerdPid)) fs.rmSync(pidfile, { force: true });
+    // Its managed containerd dies with a SIGKILLed dockerd but stays a zombie until PID 1 reaps it
+    // (slowly here); dockerd would wait a minute for the zombie's socket. Forget a dead containerd.
+    const ctrPidfile = path.join(this.dir, 'exec', 'containerd', 'containerd.pid');
+    if (fs.existsSync(ctrPidfile)) {
+      const ctrPid = Number(fs.readFileSync(ctrPidfile, 'utf8').trim());
+      if (!ctrPid || !pidAlive(ctrPid)) fs.rmSync(ctrPidfile, { force: true });
+    }
     this.dockerdPid = this.spawnInHost(
       [
         this.engine.dockerd,
@@ -227,6 +234,9 @@ export class TestHost {
       LOOM_ADMIN_SOCKET: this.adminSocket,
       LOOM_LOG_LEVEL: 'debug',
       LOOM_DEFAULT_POOLS: '198.18.128.0/17:24,fd5c:10a::/48:64',
+      DOCKER_HOST: `unix://${this.dockerSock}`,
+      LOOM_RECONCILE_INTERVAL: '2',
+      LOOM_RECONCILE_GRACE: '3',
       ...this.loomEnv,
       ...extraEnv,
     };

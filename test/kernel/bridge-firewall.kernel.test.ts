@@ -76,7 +76,7 @@ test('a network is a bridge with its gateway, firewall rules and shim; removal l
 });
 
 test('a failing step rolls back everything done before it', async () => {
-  const failing: Firewall = { sync: async () => Promise.reject(new Error('injected firewall failure')) };
+  const failing: Firewall = { sync: async () => Promise.reject(new Error('injected firewall failure')), check: async () => [] };
   const svc = new NetworkService(new NetworkRepository(new MemoryKv()), new BridgeDataPlane(kernel, log), failing, log);
   await expect(svc.createNetwork(netInput(NET_A, '198.18.10.0/24', '198.18.10.1/24'))).rejects.toThrow(/install firewall rules: injected firewall failure/);
   expect(await loomLinks()).toEqual([]);

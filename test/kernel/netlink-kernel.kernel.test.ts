@@ -69,3 +69,13 @@ test('IPv6 addresses', async () => {
   const addrs = (await k.listAddresses()).filter((a) => a.index === br?.index && a.family === 6 && !a.cidr.startsWith('fe80'));
   expect(addrs.map((a) => a.cidr)).toEqual(['fd5c:10a::1/64']);
 });
+
+test('bridge port isolation (enable_icc=false) is set on the port', async () => {
+  await k.createBridge('kt-br4', 1500);
+  await k.createVethPair('lvcccccccccccc', 'lccccccccccccc', { mtu: 1500, master: 'kt-br4' });
+  await k.setPortIsolated('lvcccccccccccc', true);
+  const { runCommand } = await import('../../driver/kernel/command');
+  expect((await runCommand('ip', ['-d', 'link', 'show', 'lvcccccccccccc'])).stdout).toMatch(/isolated on/);
+  await k.setPortIsolated('lvcccccccccccc', false);
+  expect((await runCommand('ip', ['-d', 'link', 'show', 'lvcccccccccccc'])).stdout).toMatch(/isolated off/);
+});

@@ -37,6 +37,7 @@ const ID = {
   b: 'bbbbbbbbbbbb0000000000000000000000000000000000000000000000000000',
   c: 'cccccccccccc1111111111111111111111111111111111111111111111111111',
   d: 'dddddddddddd2222222222222222222222222222222222222222222222222222',
+  e: 'eeeeeeeeeeee3333333333333333333333333333333333333333333333333333',
 };
 
 /** One network of each flavour, given out of bridge-name order. */
@@ -45,6 +46,7 @@ const MIXED: FirewallNetwork[] = [
   net({ id: ID.a, bridge: 'lm-a1b2c3d4e5f6', subnets4: ['198.18.10.0/24'], subnets6: ['fd00:10::/64'] }),
   net({ id: ID.d, bridge: 'corp0', subnets4: ['198.18.40.0/24'], masquerade: false }),
   net({ id: ID.b, bridge: 'lm-bbbbbbbbbbbb', subnets4: ['198.18.20.0/24', '198.18.21.0/24'], icc: false }),
+  net({ id: ID.e, bridge: 'lm-eeeeeeeeeeee', subnets6: ['fd00:50::/64'], internal: true, icc: false }),
 ];
 
 const SINGLE: FirewallNetwork[] = [net({ id: ID.a, bridge: 'lm-a1b2c3d4e5f6', subnets4: ['172.16.0.0/16'] })];
@@ -75,7 +77,7 @@ describe('renderNftScript', () => {
       expect(s).toContain(`\tchain net-${id}-in {`);
       expect(s).toContain(`"${n.bridge}" : jump net-${id}-out`);
     }
-    expect(s).toContain('elements = { "corp0", "lm-a1b2c3d4e5f6", "lm-bbbbbbbbbbbb", "lm-cccccccccccc" }');
+    expect(s).toContain('elements = { "corp0", "lm-a1b2c3d4e5f6", "lm-bbbbbbbbbbbb", "lm-cccccccccccc", "lm-eeeeeeeeeeee" }');
     // Balanced braces: the script is one well-formed table.
     expect(s.split('{').length).toBe(s.split('}').length);
   });
@@ -96,7 +98,8 @@ describe('renderNftScript', () => {
       expect(out[out.length - 1]).toBe(n.internal ? 'drop' : 'accept');
     }
     // Internal: no way out, nothing in (not even replies or published ports), no NAT.
-    expect(chain('net-cccccccccccc-out')).not.toContain('accept\n');
+    const internalOut = chain('net-cccccccccccc-out').split('\n').map((l) => l.trim());
+    expect(internalOut.filter((l) => l.endsWith('accept'))).toEqual(['oifname "lm-cccccccccccc" accept']);
     expect(chain('net-cccccccccccc-in').trim().split('\n').map((l) => l.trim())).toEqual([
       'comment "into network cccccccccccc (lm-cccccccccccc)"',
       'drop',
@@ -108,6 +111,13 @@ describe('renderNftScript', () => {
     expect(nat).toContain('ip saddr 198.18.21.0/24 oifname != "lm-bbbbbbbbbbbb" masquerade');
     expect(nat).not.toContain('198.18.30.0/24');
     expect(nat).not.toContain('198.18.40.0/24');
+    expect(nat).not.toContain('fd00:50::/64');
+    // Internal and ICC off: nothing is accepted at all.
+    expect(chain('net-eeeeeeeeeeee-out').split('\n').map((l) => l.trim()).slice(1)).toEqual([
+      'oifname "lm-eeeeeeeeeeee" drop',
+      'oifname @bridges drop',
+      'drop',
+    ]);
   });
 });
 

@@ -49,6 +49,9 @@ describe('RequestAddress', () => {
     expect((await f.ipam.requestAddress({ poolId, address: '', options: {} })).address).toBe('fd00:aa::2/64');
     const anycast = await rejection(f.ipam.requestAddress({ poolId, address: 'fd00:aa::', options: {} }));
     expect(anycast.kind).toBe('invalid');
+    // Any spelling of an allocated address releases it (records use the canonical form).
+    await f.ipam.releaseAddress(poolId, 'FD00:AA:0:0::2/64');
+    expect(f.ipam.listPools()[0]?.allocations.map((a) => a.address)).toEqual(['fd00:aa::1']);
   });
 
   test('an address in use is a conflict and changes nothing', async () => {

@@ -1,0 +1,61 @@
+/**
+ * What Docker believes exists, read through the Docker API (dockerode). Only the
+ * reconciler calls this, asynchronously and never inside a plugin call: dockerd
+ * may be waiting on loom while loom would be waiting on dockerd.
+ */
+import Dockerode from 'dockerode';
+
+export interface DockerNetwork {
+  id: string;
+  name: string;
+  driver: string;
+  ipamDriver: string;
+  /** Subnets of the network's IPAM config. */
+  subnets: string[];
+  /** Gateways and aux addresses of the IPAM config, plain IPs. */
+  reserved: string[];
+  /** Endpoints of local containers: id -> plain addresses. */
+  endpoints: Map<string, string[]>;
+}
+
+export interface DockerView {
+  at: number;
+  networks: Map<string, DockerNetwork>;
+}
+
+export type DockerViewSource = () => Promise<DockerView | undefined>;
+
+const plain = (cidr: string | undefined): string | undefined => (cidr ? cidr.split('/')[0] : undefined);
+
+/** Reads every network (with its endpoints) from dockerd; undefined when dockerd does not answer. */
+export function dockerViewSource(docker: Dockerode, onError: (err: unknown) => void): DockerViewSource {
+  return async () => {
+    const at = Date.now();
+    try {
+      const list = await docker.listNetworks();
+      const networks = new Map<string, DockerNetwork>();
+      for (const summary of list) {
+        const n = await docker.getNetwork(summary.Id).inspect();
+        const cfg = n.IPAM?.Config ?? [];
+        const endpoints = new Map<string, string[]>();
+        for (const c of Object.values(n.Containers ?? {})) {
+          if (!c.EndpointID) continue;
+          endpoints.set(c.EndpointID, [plain(c.IPv4Address), plain(c.IPv6Address)].filter((x): x is string => Boolean(x)));
+        }
+        networks.set(n.Id, {
+          id: n.Id,
+          name: n.Name,
+          driver: n.Driver,
+          ipamDriver: n.IPAM?.Driver ?? '',
+          subnets: cfg.map((c) => c.Subnet).filter((s): s is string => Boolean(s)),
+          reserved: cfg.flatMap((c) => [plain(c.Gateway), ...Object.values((c as { AuxiliaryAddresses?: Record<string, string> }).AuxiliaryAddresses ?? {}).map(plain)]).filter((x): x is string => Boolean(x)),
+          endpoints,
+        });
+      }
+      return { at, networks };
+    } catch (err) {
+      onError(err);
+      return undefined;
+    }
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * The reconciler's brain: a pure function from what loom's store, the kernel and
+ * (when reachable) Docker each hold, to the list of repairs. No I/O here: it is
+ * unit-tested with plain objects.
+ *
+ * Repairs of loom's own objects (a bridge a reboot wiped, firewall drift) are
+ * planned at once. Removing things (orphan links, stale endpoints and networks,
+ * orphan allocations and pools) needs two sightings `confirmMs` apart and an
+ * object older than `graceMs`, so a call in flight (veth created, record not yet
+ * written; address requested, endpoint not yet created) is never mistaken for
+ * an orphan.
+ */
+import type { DockerView } from './docker-view';
+import type { EndpointRecord, NetworkRecord } from '../network/types';
+import { bridgeAddresses } from '../dataplane/bridge';
+import { BRIDGE_PREFIX, isLoomVeth } from '../network/naming';
+import { parseIpMaybeCidr, formatIp } from '../../ipam-driver/core/prefix';
+
+export interface ObservedPool {
+  id: string;
+  pool: string;
+  createdAt: string;
+  allocations: Array<{ address: string; kind: string; createdAt: string }>;
+}
+
+export interface ObservedLink {
+  name: string;
+  kind: string | undefined;
+  up: boolean;
+}
+
+export interface Observed {
+  /** When the observation started (ms since the epoch). */
+  at: number;
+  networks: NetworkRecord[];
+  endpoints: EndpointRecord[];
+  pools: ObservedPool[];
+  links: ObservedLink[];
+  /** bridge name -> addresses (CIDR) present on it */
+  bridgeAddresses: Map<string, string[]>;
+  /** Differences between the firewall in the kernel and its rendering (empty: in sync). */
+  firewallDrift: string[];
+  /** Docker's view, or undefined when dockerd could not be asked. */
+  docker: DockerView | undefined;
+}
+
+export type Action =
+  | { kind: 'restore-network'; networkId: string; reason: string }
+  | { kind: 'sync-firewall'; reason: string }
+  | { kind: 'delete-orphan-link'; name: string; reason: string }
+  | { kind: 'remove-stale-endpoint'; networkId: string; endpointId: string; reason: string }
+  | { kind: 'remove-stale-network'; networkId: string; reason: string }
+  | { kind: 'release-orphan-address'; poolId: string; address: string; reason: string }
+  | { kind: 'release-orphan-pool'; poolId: string; reason: string };
+
+export interface PlanOptions {
+  graceMs: number;
+  confirmMs: number;
+  /** Skip the two-sightings rule (loomctl gc --now); the grace still applies. */
+  force?: boolean;
+}
+
+export interface Plan {
+  actions: Action[];
+  /** Suspected orphans of this pass: key -> first seen (feed into the next pass). */
+  suspects: Map<string, number>;
+}
+
+const plainIp = (text: string): string => {
+  const ip = parseIpMaybeCidr(text);
+  return formatIp(ip.family, ip.value);
+};
+
+export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts: PlanOptions): Plan {
+  const actions: Action[] = [];
+  const suspects = new Map<string, number>();
+  const old = (createdAt: string): boolean => Date.parse(createdAt) <= obs.at - opts.graceMs;
+  /** Records a suspected orphan; true when it is confirmed (seen before, long enough ago). */
+  const confirmed = (key: string): boolean => {
+    const first = previous.get(key);
+    suspects.set(key, first ?? obs.at);
+    return opts.force === true || (first !== undefined && obs.at - first >= opts.confirmMs);
+  };
+  const links = new Map(obs.links.map((l) => [l.name, l]));
+  const dockerNets = obs.docker?.networks;
+
+  // Networks: rebuild what the kernel lost; forget what Docker forgot.
+  const staleNetworks = new Set<string>();
+  for (const n of obs.networks) {
+    if (dockerNets && !dockerNets.has(n.id) && old(n.createdAt)) {
+      if (confirmed(`network:${n.id}`)) {
+        actions.push({ kind: 'remove-stale-network', networkId: n.id, reason: 'Docker no longer knows this network' });
+      }
+      staleNetworks.add(n.id);
+      continue;
+    }
+    const br = links.get(n.bridge);
+    const missing = bridgeAddresses(n).filter((a) => !(obs.bridgeAddresses.get(n.bridge) ?? []).includes(a.cidr));
+    if (!br) actions.push({ kind: 'restore-network', networkId: n.id, reason: `bridge ${n.bridge} is missing` });
+    else if (br.kind !== 'bridge') continue; // someone else's interface: reported by CreateNetwork's checks, never touched
+    else if (!br.up) actions.push({ kind: 'restore-network', networkId: n.id, reason: `bridge ${n.bridge} is down` });
+    else if (missing.length) actions.push({ kind: 'restore-network', networkId: n.id, reason: `bridge ${n.bridge} lacks ${missing.map((a) => a.cidr).join(', ')}` });
+  }
+  if (obs.firewallDrift.length) actions.push({ kind: 'sync-firewall', reason: obs.firewallDrift.join('; ') });
+
+  // Endpoints: a veth pair that is gone means the container is gone.
+  for (const e of obs.endpoints) {
+    if (staleNetworks.has(e.networkId) || !old(e.createdAt)) continue;
+    let reason: string | undefined;
+    if (!links.has(e.hostIf)) reason = `veth ${e.hostIf} is gone`;
+    else if (dockerNets?.get(e.networkId) && !dockerNets.get(e.networkId)?.endpoints.has(e.id)) reason = 'Docker no longer knows this endpoint';
+    if (reason && confirmed(`endpoint:${e.id}`)) actions.push({ kind: 'remove-stale-endpoint', networkId: e.networkId, endpointId: e.id, reason });
+  }
+
+  // Links with loom's names that no record owns.
+  const ownedBridges = new Set(obs.networks.map((n) => n.bridge));
+  const ownedVeths = new Set(obs.endpoints.flatMap((e) => [e.hostIf, e.peerIf]));
+  for (const l of obs.links) {
+    const orphanBridge = l.name.startsWith(BRIDGE_PREFIX) && l.kind === 'bridge' && !ownedBridges.has(l.name);
+    const orphanVeth = isLoomVeth(l.name) && l.kind === 'veth' && !ownedVeths.has(l.name);
+    if ((orphanBridge || orphanVeth) && confirmed(`link:${l.name}`)) {
+      actions.push({ kind: 'delete-orphan-link', name: l.name, reason: `no ${orphanBridge ? 'network' : 'endpoint'} owns it` });
+    }
+  }
+
+  // IPAM: only with Docker's view, which also covers networks of other drivers using loom's IPAM.
+  if (dockerNets) {
+    const usedSubnets = new Set<string>([...obs.networks.flatMap((n) => [...n.ipv4, ...n.ipv6].map((d) => d.pool))]);
+    const accounted = new Set<string>();
+    for (const n of obs.networks) {
+      for (const d of [...n.ipv4, ...n.ipv6]) {
+        if (d.gateway) accounted.add(plainIp(d.gateway));
+        for (const aux of Object.values(d.aux)) accounted.add(plainIp(aux));
+      }
+    }
+    for (const e of obs.endpoints) for (const a of [e.address, e.addressV6]) if (a) accounted.add(plainIp(a));
+    for (const dn of dockerNets.values()) {
+      dn.subnets.forEach((s) => usedSubnets.add(s));
+      dn.reserved.forEach((a) => accounted.add(a));
+      for (const addrs of dn.endpoints.values()) addrs.forEach((a) => accounted.add(a));
+    }
+    for (const p of obs.pools) {
+      if (!usedSubnets.has(p.pool) && old(p.createdAt)) {
+        if (confirmed(`pool:${p.id}`)) actions.push({ kind: 'release-orphan-pool', poolId: p.id, reason: 'no network uses this pool' });
+        continue;
+      }
+      for (const a of p.allocations) {
+        // A gateway lives as long as its pool (Docker does not show gateways it did not get from the user).
+        if (a.kind === 'gateway' || accounted.has(a.address) || !old(a.createdAt)) continue;
+        if (confirmed(`address:${p.id}|${a.address}`)) {
+          actions.push({ kind: 'release-orphan-address', poolId: p.id, address: a.address, reason: 'no endpoint, gateway or aux address holds it' });
+        }
+      }
+    }
+  }
+  return { actions, suspects };
+}

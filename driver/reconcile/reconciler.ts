@@ -1,0 +1,194 @@
+/**
+ * The reconciler: observe (Docker first, without any lock; then loom's state and
+ * the kernel), plan with the pure `plan`, apply each repair under the lock of the
+ * object it touches, count and log every repair. It runs once right after start-up
+ * (the socket already answers) and then periodically; passes never overlap.
+ */
+import { StepRunner } from '../dataplane/steps';
+import { asLoomError } from '../errors';
+import type { Firewall } from '../firewall/model';
+import type { NetlinkKernel } from '../kernel/netlink-kernel';
+import type { NetworkService } from '../network/network-service';
+import type { Logger } from '../observability/logger';
+import type { IpamService } from '../../ipam-driver/ipam-service';
+import type { DockerViewSource } from './docker-view';
+import { Action, Observed, plan } from './plan';
+
+export interface ReconcilerOptions {
+  intervalMs: number;
+  graceMs: number;
+  confirmMs: number;
+  dockerTimeoutMs: number;
+}
+
+export const DEFAULT_RECONCILE: ReconcilerOptions = { intervalMs: 30_000, graceMs: 10_000, confirmMs: 5_000, dockerTimeoutMs: 10_000 };
+
+export interface PassResult {
+  at: string;
+  durationMs: number;
+  dockerView: boolean;
+  applied: Action[];
+  skipped: Action[];
+  errors: string[];
+  suspects: number;
+}
+
+export interface ReconcilerDeps {
+  networks: NetworkService;
+  ipam: IpamService;
+  kernel: NetlinkKernel;
+  firewall: Firewall;
+  docker: DockerViewSource | undefined;
+  log: Logger;
+  options: ReconcilerOptions;
+  /** Called for every applied repair (metrics). */
+  onRepair?: (kind: Action['kind']) => void;
+}
+
+export class Reconciler {
+  private suspects = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private inflight: Promise<PassResult> | undefined;
+  readonly repairs = new Map<Action['kind'], number>();
+  last: PassResult | undefined;
+  passes = 0;
+
+  constructor(private readonly d: ReconcilerDeps) {}
+
+  start(): void {
+    const tick = (): void => {
+      this.runOnce()
+        .catch((err) => this.d.log.error({ err: asLoomError(err).message }, 'reconcile pass failed'))
+        .finally(() => {
+          if (this.timer !== undefined) this.timer = setTimeout(tick, this.d.options.intervalMs).unref();
+        });
+    };
+    this.timer = setTimeout(tick, 0).unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.inflight?.catch(() => undefined);
+  }
+
+  /** One pass now (joins a pass already running). `force` skips the two-sightings rule. */
+  runOnce(opts: { force?: boolean } = {}): Promise<PassResult> {
+    if (!this.inflight) {
+      this.inflight = this.pass(opts.force === true).finally(() => {
+        this.inflight = undefined;
+      });
+    }
+    return this.inflight;
+  }
+
+  /** What a pass would do now, without doing it (loomctl doctor). */
+  async preview(): Promise<{ observed: Observed; actions: Action[] }> {
+    const observed = await this.observe();
+    return { observed, actions: plan(observed, new Map(), { ...this.d.options, force: true }).actions };
+  }
+
+  private async observe(): Promise<Observed> {
+    const at = Date.now();
+    const docker = this.d.docker ? await withTimeout(this.d.docker(), this.d.options.dockerTimeoutMs) : undefined;
+    const list = this.d.networks.list();
+    const links = await this.d.kernel.listLinks();
+    const byIndex = new Map(links.map((l) => [l.index, l.name]));
+    const bridgeAddresses = new Map<string, string[]>();
+    for (const a of await this.d.kernel.listAddresses()) {
+      const name = byIndex.get(a.index);
+      if (name) bridgeAddresses.set(name, [...(bridgeAddresses.get(name) ?? []), a.cidr]);
+    }
+    return {
+      at,
+      networks: list.map((n) => n.record),
+      endpoints: list.flatMap((n) => n.endpoints),
+      pools: this.d.ipam.listPools(),
+      links: links.map((l) => ({ name: l.name, kind: l.kind, up: l.up })),
+      bridgeAddresses,
+      firewallDrift: await this.d.firewall.check(this.d.networks.firewallView()),
+      docker,
+    };
+  }
+
+  private async pass(force: boolean): Promise<PassResult> {
+    const started = Date.now();
+    const observed = await this.observe();
+    const { actions, suspects } = plan(observed, this.suspects, { ...this.d.options, force });
+    this.suspects = suspects;
+    const applied: Action[] = [];
+    const skipped: Action[] = [];
+    const errors: string[] = [];
+    const cutoff = observed.at - this.d.options.graceMs;
+    for (const action of actions) {
+      try {
+        const done = await this.apply(action, observed.at, cutoff);
+        (done ? applied : skipped).push(action);
+        if (done) {
+          this.repairs.set(action.kind, (this.repairs.get(action.kind) ?? 0) + 1);
+          this.d.onRepair?.(action.kind);
+          this.d.log.warn({ repair: action.kind, ...action }, 'reconciler repaired drift');
+        }
+      } catch (err) {
+        errors.push(`${action.kind}: ${asLoomError(err).message}`);
+        this.d.log.error({ repair: action.kind, ...action, err: asLoomError(err).message }, 'reconciler repair failed');
+      }
+    }
+    this.passes++;
+    this.last = {
+      at: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      dockerView: observed.docker !== undefined,
+      applied,
+      skipped,
+      errors,
+      suspects: suspects.size,
+    };
+    this.d.log.debug({ ...this.last, applied: applied.length, skipped: skipped.length }, 'reconcile pass');
+    return this.last;
+  }
+
+  private async apply(a: Action, observedAt: number, cutoff: number): Promise<boolean> {
+    const { networks, ipam, kernel, log } = this.d;
+    switch (a.kind) {
+      case 'restore-network':
+        return networks.withNetworkLock(a.networkId, async () => {
+          const record = networks.get(a.networkId);
+          if (!record) return false;
+          await networks.restoreNetwork(record, new StepRunner(`reconcile network ${a.networkId.slice(0, 12)}`, log));
+          return true;
+        });
+      case 'sync-firewall':
+        await networks.syncFirewall();
+        return true;
+      case 'delete-orphan-link':
+        if (networks.ownsLink(a.name)) return false;
+        return kernel.deleteLink(a.name);
+      case 'remove-stale-endpoint':
+        return networks.removeStaleEndpoint(a.networkId, a.endpointId, observedAt);
+      case 'remove-stale-network':
+        return networks.removeStaleNetwork(a.networkId, observedAt);
+      case 'release-orphan-address':
+        return ipam.releaseOrphanAddress(a.poolId, a.address, cutoff);
+      case 'release-orphan-pool':
+        return ipam.releaseOrphanPool(a.poolId, cutoff);
+    }
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    t.unref();
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(t);
+        resolve(undefined);
+      },
+    );
+  });
+}

@@ -1,0 +1,122 @@
+/** CreateNetwork option parsing: Go-style booleans, MTU bounds, bridge names, loom.* keys. */
+import { LoomError } from '../../driver/errors';
+import {
+  DEFAULT_MTU,
+  OPT_BRIDGE_NAME,
+  OPT_ICC,
+  OPT_LOOM_MODE,
+  OPT_MASQUERADE,
+  OPT_MTU,
+  checkLoomKeys,
+  parseBool,
+  parseMtu,
+  parseNetworkSettings,
+} from '../../driver/network/options';
+
+function errorOf(fn: () => unknown): LoomError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(LoomError);
+    return err as LoomError;
+  }
+  throw new Error('expected a LoomError, nothing was thrown');
+}
+
+describe('parseBool (Go strconv.ParseBool)', () => {
+  test.each(['1', 't', 'T', 'TRUE', 'true', 'True'])('%j is true', (v) => {
+    expect(parseBool('k', v)).toBe(true);
+  });
+  test.each(['0', 'f', 'F', 'FALSE', 'false', 'False'])('%j is false', (v) => {
+    expect(parseBool('k', v)).toBe(false);
+  });
+  test.each(['', 'yes', 'no', 'on', 'off', 'tRUE', 'TrUe', 'fAlSe', ' true', 'true ', '2', '-1', 'y'])('%j is refused', (v) => {
+    const err = errorOf(() => parseBool('some.key', v));
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toBe(`option some.key: ${JSON.stringify(v)} is not a boolean`);
+  });
+});
+
+describe('parseMtu', () => {
+  test.each([
+    ['68', 68],
+    ['1500', 1500],
+    ['9000', 9000],
+    ['65535', 65535],
+  ])('%s', (v, want) => {
+    expect(parseMtu('mtu', v)).toBe(want);
+  });
+
+  test.each(['0', '67', '65536', '99999'])('%s is out of bounds', (v) => {
+    const err = errorOf(() => parseMtu('mtu', v));
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toBe(`option mtu: MTU ${Number(v)} is outside 68..65535`);
+  });
+
+  test.each(['', '1500.0', '-1500', '+1500', '1e3', ' 1500', '1500 ', '0x5dc', 'abc', '100000'])('%j is not a number', (v) => {
+    const err = errorOf(() => parseMtu('mtu', v));
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toMatch(/is not a number/);
+  });
+});
+
+describe('checkLoomKeys', () => {
+  test('unknown loom.* keys are errors; foreign keys are ignored', () => {
+    expect(() => checkLoomKeys({ 'loom.mode': 'bridge', 'com.docker.x': '1', other: '' }, ['loom.mode'], 'network')).not.toThrow();
+    const err = errorOf(() => checkLoomKeys({ 'loom.mdoe': 'bridge' }, ['loom.mode'], 'network'));
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toBe('unknown network option loom.mdoe (loom understands: loom.mode)');
+    expect(errorOf(() => checkLoomKeys({ 'loom.x': '' }, [], 'endpoint')).message).toBe('unknown endpoint option loom.x (loom understands: none)');
+  });
+
+  test('only the exact "loom." prefix is loom\'s', () => {
+    expect(() => checkLoomKeys({ loom: '1', loomx: '1', 'Loom.mode': '1', 'x.loom.y': '1' }, [], 'network')).not.toThrow();
+  });
+});
+
+describe('parseNetworkSettings', () => {
+  test('defaults', () => {
+    expect(parseNetworkSettings({})).toEqual({ mtu: DEFAULT_MTU, icc: true, masquerade: true, mode: 'bridge' });
+  });
+
+  test("Docker's bridge keys are honoured; unrelated keys are ignored", () => {
+    expect(
+      parseNetworkSettings({
+        [OPT_BRIDGE_NAME]: 'corp0',
+        [OPT_MTU]: '9000',
+        [OPT_ICC]: 'false',
+        [OPT_MASQUERADE]: '0',
+        [OPT_LOOM_MODE]: 'bridge',
+        'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0',
+      }),
+    ).toEqual({ bridgeName: 'corp0', mtu: 9000, icc: false, masquerade: false, mode: 'bridge' });
+  });
+
+  test('an unknown loom.* option is an error', () => {
+    const err = errorOf(() => parseNetworkSettings({ 'loom.vni': '42' }));
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toMatch(/unknown network option loom\.vni/);
+  });
+
+  test.each(['overlay', 'Bridge', ''])('loom.mode=%j is not supported', (mode) => {
+    expect(errorOf(() => parseNetworkSettings({ [OPT_LOOM_MODE]: mode })).message).toMatch(/is not supported \(this build supports: bridge\)/);
+  });
+
+  test.each(['br0', 'a', 'my-bridge_1.2', 'x'.repeat(15), 'A.b-C_d', '..a'])('bridge name %j is valid', (name) => {
+    expect(parseNetworkSettings({ [OPT_BRIDGE_NAME]: name }).bridgeName).toBe(name);
+  });
+
+  test.each(['', '.', '..', 'x'.repeat(16), 'br 0', 'br/0', 'br:0', 'brü', 'br\n0', 'br@0', 'br*'])('bridge name %j is refused', (name) => {
+    const err = errorOf(() => parseNetworkSettings({ [OPT_BRIDGE_NAME]: name }));
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toMatch(/is not a valid interface name/);
+  });
+
+  test('bad values name their option', () => {
+    expect(errorOf(() => parseNetworkSettings({ [OPT_MTU]: '10' })).message).toMatch(/^option com\.docker\.network\.driver\.mtu: MTU 10/);
+    expect(errorOf(() => parseNetworkSettings({ [OPT_ICC]: 'yes' })).message).toMatch(/^option com\.docker\.network\.bridge\.enable_icc:/);
+    expect(errorOf(() => parseNetworkSettings({ [OPT_MASQUERADE]: 'no' })).message).toMatch(
+      /^option com\.docker\.network\.bridge\.enable_ip_masquerade:/,
+    );
+  });
+});
