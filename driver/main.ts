@@ -121,10 +121,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 
   return {
     async stop(): Promise<void> {
+      // Finish the calls in flight (bounded), refuse new ones, keep the data plane as it is.
       for (const srv of [server, admin]) {
         if (!srv) continue;
         await new Promise<void>((resolve) => {
-          srv.close(() => resolve());
+          const force = setTimeout(() => srv.closeAllConnections(), 10_000);
+          force.unref();
+          srv.close(() => {
+            clearTimeout(force);
+            resolve();
+          });
           srv.closeIdleConnections();
         });
       }

@@ -19,6 +19,8 @@ export interface DataPlane {
   removeNetwork(net: NetworkRecord): Promise<void>;
   ensureEndpoint(net: NetworkRecord, ep: EndpointRecord, steps: StepRunner): Promise<void>;
   removeEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
+  /** The MAC of an endpoint's container end if a previous, interrupted attempt already made it. */
+  existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>): Promise<string | undefined>;
 }
 
 /** Gateway addresses that belong on the bridge, as kernel verbs want them. */
@@ -106,6 +108,11 @@ export class BridgeDataPlane implements DataPlane {
       if (!net.icc) await steps.step(`isolate port ${ep.hostIf}`, () => this.kernel.setPortIsolated(ep.hostIf, true));
     }
     if (!host.up) await steps.step(`set ${ep.hostIf} up`, () => this.kernel.setUp(ep.hostIf));
+  }
+
+  async existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>): Promise<string | undefined> {
+    if (!(await this.kernel.findLink(ep.hostIf))) return undefined;
+    return (await this.kernel.findLink(ep.peerIf))?.mac || undefined;
   }
 
   async removeEndpoint(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {

@@ -234,12 +234,14 @@ export class NetworkService {
         await this.dataplane.ensureEndpoint(net, existing, new StepRunner(`re-create endpoint ${input.id.slice(0, 12)}`, this.log));
         return existing.macFromDocker ? {} : { mac: existing.mac };
       }
+      const names = { hostIf: hostVethFor(input.id), peerIf: peerVethFor(input.id) };
+      // A retry after loomd died mid-call finds the pair already made: keep its MAC.
+      const mac = dockerMac ?? (await this.dataplane.existingPeerMac(names)) ?? randomMac();
       const ep: EndpointRecord = {
         networkId: net.id,
         id: input.id,
-        hostIf: hostVethFor(input.id),
-        peerIf: peerVethFor(input.id),
-        mac: dockerMac ?? randomMac(),
+        ...names,
+        mac,
         macFromDocker: dockerMac !== undefined,
         ...(address ? { address } : {}),
         ...(addressV6 ? { addressV6 } : {}),

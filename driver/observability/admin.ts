@@ -48,7 +48,7 @@ export function createAdminApp(deps: AdminDeps): express.Express {
     sendJson(res, { passes: deps.reconciler.passes, repairs: Object.fromEntries(deps.reconciler.repairs), last: deps.reconciler.last });
   });
   app.post('/v1/reconcile', async (req: Request, res: Response) => {
-    const result = await deps.reconciler.runOnce({ force: req.query.force === '1' });
+    const result = req.query.force === '1' ? await deps.reconciler.runForced() : await deps.reconciler.runOnce();
     sendJson(res, result);
   });
   app.get('/v1/doctor', async (_req: Request, res: Response) => {

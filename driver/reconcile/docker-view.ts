@@ -4,6 +4,7 @@
  * may be waiting on loom while loom would be waiting on dockerd.
  */
 import Dockerode from 'dockerode';
+import { formatIp, formatPrefix, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
 
 export interface DockerNetwork {
   id: string;
@@ -25,7 +26,24 @@ export interface DockerView {
 
 export type DockerViewSource = () => Promise<DockerView | undefined>;
 
-const plain = (cidr: string | undefined): string | undefined => (cidr ? cidr.split('/')[0] : undefined);
+/** Docker echoes the user's spelling ("FD00:0::5/64"); loom stores canonical forms. */
+const plain = (cidr: string | undefined): string | undefined => {
+  if (!cidr) return undefined;
+  try {
+    const ip = parseIpMaybeCidr(cidr);
+    return formatIp(ip.family, ip.value);
+  } catch {
+    return undefined;
+  }
+};
+const subnet = (text: string | undefined): string | undefined => {
+  if (!text) return undefined;
+  try {
+    return formatPrefix(parsePrefix(text));
+  } catch {
+    return text;
+  }
+};
 
 /** Reads every network (with its endpoints) from dockerd; undefined when dockerd does not answer. */
 export function dockerViewSource(docker: Dockerode, onError: (err: unknown) => void): DockerViewSource {
@@ -47,7 +65,7 @@ export function dockerViewSource(docker: Dockerode, onError: (err: unknown) => v
           name: n.Name,
           driver: n.Driver,
           ipamDriver: n.IPAM?.Driver ?? '',
-          subnets: cfg.map((c) => c.Subnet).filter((s): s is string => Boolean(s)),
+          subnets: cfg.map((c) => subnet(c.Subnet)).filter((s): s is string => Boolean(s)),
           reserved: cfg.flatMap((c) => [plain(c.Gateway), ...Object.values((c as { AuxiliaryAddresses?: Record<string, string> }).AuxiliaryAddresses ?? {}).map(plain)]).filter((x): x is string => Boolean(x)),
           endpoints,
         });

@@ -56,7 +56,10 @@ export type Action =
 export interface PlanOptions {
   graceMs: number;
   confirmMs: number;
-  /** Skip the two-sightings rule (loomctl gc --now); the grace still applies. */
+  /**
+   * Skip the two-sightings rule for records (loomctl gc), whose age is known; the grace
+   * still applies. Interface names carry no age, so orphan links always need two sightings.
+   */
   force?: boolean;
 }
 
@@ -76,10 +79,10 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   const suspects = new Map<string, number>();
   const old = (createdAt: string): boolean => Date.parse(createdAt) <= obs.at - opts.graceMs;
   /** Records a suspected orphan; true when it is confirmed (seen before, long enough ago). */
-  const confirmed = (key: string): boolean => {
+  const confirmed = (key: string, forceable = true): boolean => {
     const first = previous.get(key);
     suspects.set(key, first ?? obs.at);
-    return opts.force === true || (first !== undefined && obs.at - first >= opts.confirmMs);
+    return (forceable && opts.force === true) || (first !== undefined && obs.at - first >= opts.confirmMs);
   };
   const links = new Map(obs.links.map((l) => [l.name, l]));
   const dockerNets = obs.docker?.networks;
@@ -118,7 +121,7 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   for (const l of obs.links) {
     const orphanBridge = l.name.startsWith(BRIDGE_PREFIX) && l.kind === 'bridge' && !ownedBridges.has(l.name);
     const orphanVeth = isLoomVeth(l.name) && l.kind === 'veth' && !ownedVeths.has(l.name);
-    if ((orphanBridge || orphanVeth) && confirmed(`link:${l.name}`)) {
+    if ((orphanBridge || orphanVeth) && confirmed(`link:${l.name}`, false)) {
       actions.push({ kind: 'delete-orphan-link', name: l.name, reason: `no ${orphanBridge ? 'network' : 'endpoint'} owns it` });
     }
   }

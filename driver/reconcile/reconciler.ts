@@ -82,6 +82,22 @@ export class Reconciler {
     return this.inflight;
   }
 
+  /**
+   * loomctl gc: a forced pass, then a second one `confirmMs` later so that orphan
+   * interfaces (which carry no age) are confirmed too. Returns both passes' work.
+   */
+  async runForced(): Promise<PassResult> {
+    const first = await this.runOnce({ force: true });
+    await new Promise((r) => setTimeout(r, this.d.options.confirmMs));
+    const second = await this.runOnce({ force: true });
+    return {
+      ...second,
+      applied: [...first.applied, ...second.applied],
+      skipped: [...first.skipped, ...second.skipped],
+      errors: [...first.errors, ...second.errors],
+    };
+  }
+
   /** What a pass would do now, without doing it (loomctl doctor). */
   async preview(): Promise<{ observed: Observed; actions: Action[] }> {
     const observed = await this.observe();

@@ -1,0 +1,321 @@
+/** The reconciler's pure planner: Observed state (+ previous suspects) -> repair actions. */
+import { Action, Observed, ObservedPool, PlanOptions, plan } from '../../driver/reconcile/plan';
+import type { DockerNetwork } from '../../driver/reconcile/docker-view';
+import type { EndpointRecord, NetworkRecord } from '../../driver/network/types';
+import { bridgeNameFor, hostVethFor, peerVethFor } from '../../driver/network/naming';
+
+const AT = 1_000_000_000_000;
+const OPTS: PlanOptions = { graceMs: 10_000, confirmMs: 5_000 };
+const OLD = new Date(AT - 3_600_000).toISOString();
+const YOUNG = new Date(AT - 1_000).toISOString();
+
+const NET = 'a1'.repeat(32);
+const EP = 'b2'.repeat(32);
+const BR = bridgeNameFor(NET);
+const HOST = hostVethFor(EP);
+const P4 = 'default/198.18.10.0/24';
+const P6 = 'default/fd00:10::/64';
+
+const network = (over: Partial<NetworkRecord> = {}): NetworkRecord => ({
+  id: NET, bridge: BR, mtu: 1500, internal: false, icc: true, masquerade: true, enableIpv6: true,
+  ipv4: [{ pool: '198.18.10.0/24', gateway: '198.18.10.1/24', aux: { host: '198.18.10.5/24' } }],
+  ipv6: [{ pool: 'fd00:10::/64', gateway: 'fd00:10::1/64', aux: {} }],
+  options: {}, createdAt: OLD,
+  ...over,
+});
+
+const endpoint = (over: Partial<EndpointRecord> = {}): EndpointRecord => ({
+  networkId: NET, id: EP, hostIf: HOST, peerIf: peerVethFor(EP), mac: '02:42:c6:12:0a:07', macFromDocker: false,
+  address: '198.18.10.7/24',
+  addressV6: 'fd00:10::7/64',
+  options: {}, createdAt: OLD,
+  ...over,
+});
+
+const alloc = (address: string, kind = 'dynamic', createdAt = OLD) => ({ address, kind, createdAt });
+const pool = (id: string, p: string, allocations: ObservedPool['allocations'], createdAt = OLD): ObservedPool => ({ id, pool: p, createdAt, allocations });
+
+const dockerNet = (over: Partial<DockerNetwork> = {}): DockerNetwork => ({
+  id: NET, name: 'n1', driver: 'loom', ipamDriver: 'loom',
+  subnets: ['198.18.10.0/24', 'fd00:10::/64'],
+  reserved: ['198.18.10.1', '198.18.10.5', 'fd00:10::1'],
+  endpoints: new Map([[EP, ['198.18.10.7', 'fd00:10::7']]]),
+  ...over,
+});
+
+/** A consistent world: one network with one endpoint, its two pools, Docker agreeing. */
+function observed(over: Partial<Observed> = {}, withDocker = true): Observed {
+  return {
+    at: AT,
+    networks: [network()],
+    endpoints: [endpoint()],
+    pools: [
+      pool(P4, '198.18.10.0/24', [alloc('198.18.10.1', 'gateway'), alloc('198.18.10.5', 'explicit'), alloc('198.18.10.7')]),
+      pool(P6, 'fd00:10::/64', [alloc('fd00:10::1', 'gateway'), alloc('fd00:10::7')]),
+    ],
+    links: [
+      { name: BR, kind: 'bridge', up: true },
+      { name: HOST, kind: 'veth', up: true },
+    ],
+    bridgeAddresses: new Map([[BR, ['198.18.10.1/24', 'fd00:10::1/64']]]),
+    firewallDrift: [],
+    docker: withDocker ? { at: AT, networks: new Map([[NET, dockerNet()]]) } : undefined,
+    ...over,
+  };
+}
+
+const dockerWith = (...nets: DockerNetwork[]): Observed['docker'] => ({ at: AT, networks: new Map(nets.map((n) => [n.id, n])) });
+const kinds = (actions: Action[]): string[] => actions.map((a) => a.kind);
+
+/** Pass 1 at AT, then pass 2 `after` ms later with the suspects of pass 1. */
+function twoPasses(o: Observed, after = OPTS.confirmMs) {
+  const first = plan(o, new Map(), OPTS);
+  const second = plan({ ...o, at: o.at + after }, first.suspects, OPTS);
+  return { first, second };
+}
+
+describe('plan: consistent state', () => {
+  test.each([true, false])('no actions and no suspects (Docker view: %s)', (withDocker) => {
+    const p = plan(observed({}, withDocker), new Map(), { ...OPTS, force: true });
+    expect(p.actions).toEqual([]);
+    expect(p.suspects.size).toBe(0);
+  });
+});
+
+describe('plan: restoring loom networks', () => {
+  test.each<[string, Partial<Observed>, RegExp]>([
+    ['missing', { links: [{ name: HOST, kind: 'veth', up: true }] }, /bridge lm-a1a1a1a1a1a1 is missing/],
+    ['down', { links: [{ name: BR, kind: 'bridge', up: false }, { name: HOST, kind: 'veth', up: true }] }, /is down/],
+    ['lacking its v4 gateway', { bridgeAddresses: new Map([[BR, ['fd00:10::1/64']]]) }, /lacks 198\.18\.10\.1\/24$/],
+    ['lacking every address', { bridgeAddresses: new Map() }, /lacks 198\.18\.10\.1\/24, fd00:10::1\/64/],
+  ])('bridge %s -> restore-network on the first pass', (_, over, reason) => {
+    const p = plan(observed(over), new Map(), OPTS);
+    expect(p.actions).toEqual([{ kind: 'restore-network', networkId: NET, reason: expect.stringMatching(reason) }]);
+    expect(p.suspects.size).toBe(0);
+  });
+
+  test('the v6 gateway is not required on the bridge when IPv6 is disabled', () => {
+    const o = observed({ networks: [network({ enableIpv6: false })], bridgeAddresses: new Map([[BR, ['198.18.10.1/24']]]) });
+    expect(plan(o, new Map(), OPTS).actions).toEqual([]);
+  });
+
+  test('an interface with the bridge name that is not a bridge is never touched', () => {
+    const o = observed({ links: [{ name: BR, kind: 'dummy', up: false }, { name: HOST, kind: 'veth', up: true }], bridgeAddresses: new Map() });
+    const p = plan(o, new Map(), { ...OPTS, force: true });
+    expect(p.actions).toEqual([]);
+    expect(p.suspects.size).toBe(0);
+  });
+});
+
+test('firewall drift -> a single sync-firewall carrying every reason', () => {
+  const p = plan(observed({ firewallDrift: ['chain LOOM-FWD missing', 'rule 3 differs'] }), new Map(), OPTS);
+  expect(p.actions).toEqual([{ kind: 'sync-firewall', reason: expect.stringMatching(/chain LOOM-FWD missing.*rule 3 differs/) }]);
+});
+
+describe('plan: orphan links', () => {
+  const withLink = (name: string, kind: string | undefined): Observed => {
+    const o = observed();
+    return { ...o, links: [...o.links, { name, kind, up: true }] };
+  };
+
+  test.each([
+    ['lm-0123456789ab', 'bridge'],
+    ['lv0123456789ab', 'veth'],
+    ['lc0123456789ab', 'veth'],
+  ])('%s (%s) is suspected first, deleted only confirmMs after the first sighting', (name, kind) => {
+    const o = withLink(name, kind);
+    const p1 = plan(o, new Map(), OPTS);
+    expect(p1.actions).toEqual([]);
+    expect([...p1.suspects]).toEqual([[`link:${name}`, AT]]);
+    const p2 = plan({ ...o, at: AT + OPTS.confirmMs - 1 }, p1.suspects, OPTS);
+    expect(p2.actions).toEqual([]);
+    expect(p2.suspects.get(`link:${name}`)).toBe(AT);
+    const p3 = plan({ ...o, at: AT + OPTS.confirmMs }, p2.suspects, OPTS);
+    expect(p3.actions).toEqual([{ kind: 'delete-orphan-link', name, reason: expect.any(String) }]);
+  });
+
+  test('force=true still needs two sightings for links (they carry no age: a call may be in flight)', () => {
+    const p = plan(withLink('lv0123456789ab', 'veth'), new Map(), { ...OPTS, force: true });
+    expect(p.actions).toEqual([]);
+    expect([...p.suspects.keys()]).toEqual(['link:lv0123456789ab']);
+  });
+
+  test.each([
+    ['eth0', 'device'],
+    ['docker0', 'bridge'],
+    ['br-0123456789ab', 'bridge'],
+    ['lmfoo', 'bridge'],
+    ['lvfoo', 'veth'],
+    ['lv0123456789abc', 'veth'],
+    ['vethabc1234', 'veth'],
+    ['lm-0123456789ab', 'dummy'],
+    ['lv0123456789ab', undefined],
+  ])('%s (%s) is never suspected', (name, kind) => {
+    const p = plan(withLink(name, kind), new Map(), { ...OPTS, force: true });
+    expect(p.actions).toEqual([]);
+    expect(p.suspects.size).toBe(0);
+  });
+});
+
+describe('plan: stale endpoints', () => {
+  const noVeth = (over: Partial<Observed> = {}, withDocker = true): Observed =>
+    observed({ links: [{ name: BR, kind: 'bridge', up: true }], ...over }, withDocker);
+
+  test.each([true, false])('veth gone -> remove-stale-endpoint after confirmation (Docker view: %s)', (withDocker) => {
+    const { first, second } = twoPasses(noVeth({}, withDocker));
+    expect(first.actions).toEqual([]);
+    expect([...first.suspects]).toEqual([[`endpoint:${EP}`, AT]]);
+    expect(second.actions).toEqual([{ kind: 'remove-stale-endpoint', networkId: NET, endpointId: EP, reason: `veth ${HOST} is gone` }]);
+  });
+
+  test('an endpoint younger than graceMs is never suspected', () => {
+    const p = plan(noVeth({ endpoints: [endpoint({ createdAt: YOUNG })] }), new Map(), { ...OPTS, force: true });
+    expect(p.actions).toEqual([]);
+    expect(p.suspects.size).toBe(0);
+  });
+
+  test('Docker knows the network but not the endpoint -> stale after confirmation', () => {
+    const { first, second } = twoPasses(observed({ docker: dockerWith(dockerNet({ endpoints: new Map() })) }));
+    expect(kinds(first.actions)).toEqual([]);
+    expect(first.suspects.has(`endpoint:${EP}`)).toBe(true);
+    expect(second.actions).toEqual([
+      { kind: 'remove-stale-endpoint', networkId: NET, endpointId: EP, reason: 'Docker no longer knows this endpoint' },
+    ]);
+  });
+
+  test('without a Docker view only the kernel rule applies: a present veth keeps the endpoint', () => {
+    const p = plan(observed({}, false), new Map(), { ...OPTS, force: true });
+    expect(p.actions).toEqual([]);
+  });
+
+  test('a young network Docker does not list yet: its endpoint is judged by the kernel rule only', () => {
+    const o = observed({ networks: [network({ createdAt: YOUNG })], docker: dockerWith() });
+    expect(plan(o, new Map(), { ...OPTS, force: true }).actions).toEqual([]);
+  });
+});
+
+describe('plan: stale networks', () => {
+  test('Docker does not know an old network -> remove-stale-network after confirmation; its endpoints are not removed separately', () => {
+    // the kernel lost everything too: neither restore-network nor remove-stale-endpoint is planned
+    const o = observed({ docker: dockerWith(), links: [], bridgeAddresses: new Map() });
+    const { first, second } = twoPasses(o);
+    expect(first.actions).toEqual([]);
+    expect(first.suspects.get(`network:${NET}`)).toBe(AT);
+    expect([...first.suspects.keys()].some((k) => k.startsWith('endpoint:'))).toBe(false);
+    expect(second.actions).toEqual([{ kind: 'remove-stale-network', networkId: NET, reason: 'Docker no longer knows this network' }]);
+  });
+
+  test('without a Docker view a network is never removed', () => {
+    const p = plan(observed({}, false), new Map(), { ...OPTS, force: true });
+    expect(kinds(p.actions)).not.toContain('remove-stale-network');
+  });
+
+  test('a young network Docker does not list is not suspected', () => {
+    const p = plan(observed({ networks: [network({ createdAt: YOUNG })], docker: dockerWith() }), new Map(), { ...OPTS, force: true });
+    expect(kinds(p.actions)).not.toContain('remove-stale-network');
+    expect(p.suspects.has(`network:${NET}`)).toBe(false);
+  });
+});
+
+describe('plan: IPAM', () => {
+  const force = { ...OPTS, force: true };
+  const ipamActions = (p: { actions: Action[] }) => p.actions.filter((a) => a.kind.startsWith('release-'));
+
+  test('without a Docker view: no IPAM actions or suspects at all', () => {
+    const o = observed({ pools: [pool('default/10.9.0.0/16', '10.9.0.0/16', [alloc('10.9.0.9')]), pool(P4, '198.18.10.0/24', [alloc('198.18.10.99')])] }, false);
+    const p = plan(o, new Map(), force);
+    expect(p.actions).toEqual([]);
+    expect(p.suspects.size).toBe(0);
+  });
+
+  test('loom records alone account for gateways, aux (CIDR) and endpoint v4/v6 addresses', () => {
+    const o = observed({ docker: dockerWith(dockerNet({ reserved: [], endpoints: new Map([[EP, []]]) })) });
+    expect(plan(o, new Map(), force).actions).toEqual([]);
+  });
+
+  test("Docker's reserved addresses and endpoint addresses are kept (network of another driver using loom IPAM)", () => {
+    const other = dockerNet({
+      id: 'c3'.repeat(32),
+      driver: 'bridge',
+      subnets: ['10.77.0.0/24'],
+      reserved: ['10.77.0.3'],
+      endpoints: new Map([['d4'.repeat(32), ['10.77.0.8']]]),
+    });
+    const o = observed({ docker: dockerWith(dockerNet(), other) });
+    o.pools.push(pool('default/10.77.0.0/24', '10.77.0.0/24', [alloc('10.77.0.1', 'gateway'), alloc('10.77.0.3', 'explicit'), alloc('10.77.0.8')]));
+    const p = plan(o, new Map(), force);
+    expect(p.actions).toEqual([]);
+    // its unaccounted allocations are still released one by one
+    o.pools[2].allocations.push(alloc('10.77.0.200'));
+    expect(ipamActions(plan(o, new Map(), force))).toEqual([
+      { kind: 'release-orphan-address', poolId: 'default/10.77.0.0/24', address: '10.77.0.200', reason: expect.any(String) },
+    ]);
+  });
+
+  test('an unaccounted old allocation -> release-orphan-address after confirmation', () => {
+    const o = observed();
+    o.pools[1].allocations.push(alloc('fd00:10::99'));
+    const { first, second } = twoPasses(o);
+    expect(first.actions).toEqual([]);
+    expect([...first.suspects]).toEqual([[`address:${P6}|fd00:10::99`, AT]]);
+    expect(second.actions).toEqual([
+      { kind: 'release-orphan-address', poolId: P6, address: 'fd00:10::99', reason: 'no endpoint, gateway or aux address holds it' },
+    ]);
+  });
+
+  test('gateway allocations are never released individually; young allocations are kept', () => {
+    const o = observed();
+    o.pools[0].allocations.push(alloc('198.18.10.254', 'gateway'), alloc('198.18.10.100', 'dynamic', YOUNG));
+    const p = plan(o, new Map(), force);
+    expect(p.actions).toEqual([]);
+    expect(p.suspects.size).toBe(0);
+  });
+
+  test('a pool no loom network and no Docker network uses -> release-orphan-pool after confirmation; its allocations are not listed', () => {
+    const o = observed();
+    o.pools.push(pool('default/10.9.0.0/16', '10.9.0.0/16', [alloc('10.9.0.1', 'gateway'), alloc('10.9.0.9')]));
+    const { first, second } = twoPasses(o);
+    expect(first.actions).toEqual([]);
+    expect([...first.suspects]).toEqual([['pool:default/10.9.0.0/16', AT]]);
+    expect(second.actions).toEqual([{ kind: 'release-orphan-pool', poolId: 'default/10.9.0.0/16', reason: 'no network uses this pool' }]);
+  });
+
+  test('a young unused pool is kept', () => {
+    const o = observed();
+    o.pools.push(pool('default/10.9.0.0/16', '10.9.0.0/16', [], YOUNG));
+    expect(plan(o, new Map(), force).actions).toEqual([]);
+  });
+
+  test('a pool used only by a Docker network of another driver is kept', () => {
+    const o = observed({ docker: dockerWith(dockerNet(), dockerNet({ id: 'e5'.repeat(32), driver: 'bridge', subnets: ['10.9.0.0/16'], reserved: [], endpoints: new Map() })) });
+    o.pools.push(pool('default/10.9.0.0/16', '10.9.0.0/16', [alloc('10.9.0.1', 'gateway')]));
+    const p = plan(o, new Map(), force);
+    expect(p.actions).toEqual([]);
+    expect(p.suspects.size).toBe(0);
+  });
+});
+
+describe('plan: suspects map', () => {
+  test('the first sighting is preserved across passes; vanished suspects are dropped', () => {
+    const o = observed({ links: [...observed().links, { name: 'lv0123456789ab', kind: 'veth', up: true }] });
+    const previous = new Map([
+      ['link:lv0123456789ab', AT - 2_000],
+      ['link:lvdeadbeef0000', AT - 60_000],
+      [`endpoint:${'f6'.repeat(32)}`, AT - 60_000],
+    ]);
+    const p = plan(o, previous, OPTS);
+    expect([...p.suspects]).toEqual([['link:lv0123456789ab', AT - 2_000]]);
+    expect(p.actions).toEqual([]); // 2 s < confirmMs
+    const later = plan({ ...o, at: AT + 3_000 }, p.suspects, OPTS);
+    expect(later.suspects.get('link:lv0123456789ab')).toBe(AT - 2_000);
+    expect(kinds(later.actions)).toEqual(['delete-orphan-link']);
+  });
+
+  test('force still records suspects (first seen now) and does not mutate the previous map', () => {
+    const previous = new Map<string, number>();
+    const o = observed({ links: [...observed().links, { name: 'lc0123456789ab', kind: 'veth', up: true }] });
+    const p = plan(o, previous, { ...OPTS, force: true });
+    expect([...p.suspects]).toEqual([['link:lc0123456789ab', AT]]);
+    expect(previous.size).toBe(0);
+  });
+});
