@@ -65,6 +65,26 @@ describe('handshake', () => {
     if (created) await pluginCall(daemon.socket, 'NetworkDriver.DeleteNetwork', { NetworkID: JSON.parse(created.rawBody).NetworkID });
   });
 
+  test('the plugin socket, the admin socket and the state directory are root-only; no TCP listener', async () => {
+    expect(fs.statSync(daemon.socket).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(daemon.adminSocket).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(daemon.stateDir).mode & 0o777).toBe(0o700);
+    // This test process is loomd: it must hold no listening TCP socket.
+    const inodes = new Set(
+      fs.readdirSync('/proc/self/fd').map((fd) => {
+        try {
+          return /socket:\[(\d+)\]/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      const listening = fs.readFileSync(file, 'utf8').split('\n').slice(1).filter((l) => l.trim().split(/\s+/)[3] === '0A');
+      expect(listening.filter((l) => inodes.has(l.trim().split(/\s+/)[9]))).toEqual([]);
+    }
+  });
+
   test('unknown methods get 404 with an error text', async () => {
     const res = await pluginCall(daemon.socket, 'NetworkDriver.Frobnicate', {});
     expect(res.status).toBe(404);
