@@ -11,11 +11,13 @@ import {
   CreateNetworkRequest,
   DiscoveryRequest,
   EndpointRequest,
+  GwAllocCheckRequest,
   JoinRequest,
   NetworkIdRequest,
   ProgramExternalConnectivityRequest,
 } from '../api/wire';
 import type { NetworkService } from './network-service';
+import { parseNetworkSettings } from './options';
 import type { IpamData } from './types';
 
 const GENERIC = 'com.docker.network.generic';
@@ -66,7 +68,18 @@ export function networkRoutes(networks: NetworkService): Route[] {
     // capabilities
     route({
       method: 'NetworkDriver.GetCapabilities',
-      handle: async () => ({ Scope: 'local', ConnectivityScope: 'local' }),
+      // GwAllocChecker (Docker 28+): Docker then asks GwAllocCheck before each CreateNetwork.
+      handle: async () => ({ Scope: 'local', ConnectivityScope: 'local', GwAllocChecker: true }),
+    }),
+    route({
+      method: 'NetworkDriver.GwAllocCheck',
+      schema: GwAllocCheckRequest,
+      // loom puts the gateway on its bridge for every family, so Docker must always reserve one;
+      // the options are validated here already, so a bad -o fails before any IPAM work.
+      handle: async (b) => {
+        parseNetworkSettings(genericOptions(b.Options));
+        return { SkipIPv4: false, SkipIPv6: false };
+      },
     }),
     // networks
     route({

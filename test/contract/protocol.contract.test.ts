@@ -45,7 +45,9 @@ async function expectError(method: string, body: unknown, pattern: RegExp): Prom
 describe('handshake', () => {
   test('Activate, capabilities and address spaces answer empty bodies', async () => {
     expect((await pluginCall(daemon.socket, 'Plugin.Activate')).json).toEqual({ Implements: ['NetworkDriver', 'IpamDriver'] });
-    expect((await pluginCall(daemon.socket, 'NetworkDriver.GetCapabilities')).json).toEqual({ Scope: 'local', ConnectivityScope: 'local' });
+    expect((await pluginCall(daemon.socket, 'NetworkDriver.GetCapabilities')).json).toEqual({ Scope: 'local', ConnectivityScope: 'local', GwAllocChecker: true });
+    expect((await pluginCall(daemon.socket, 'NetworkDriver.GwAllocCheck', { Options: { 'com.docker.network.generic': {} } })).json).toEqual({ SkipIPv4: false, SkipIPv6: false });
+    expect((await pluginCall(daemon.socket, 'NetworkDriver.GwAllocCheck', { Options: { 'com.docker.network.generic': { 'loom.bogus': '1' } } })).status).toBe(500);
     expect((await pluginCall(daemon.socket, 'IpamDriver.GetCapabilities')).json).toEqual({ RequiresMACAddress: false, RequiresRequestReplay: false });
     expect((await pluginCall(daemon.socket, 'IpamDriver.GetDefaultAddressSpaces')).json).toEqual({
       LocalDefaultAddressSpace: 'LoomLocal',
