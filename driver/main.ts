@@ -144,6 +144,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 
 /** Re-creates bridges, gateway addresses and firewall rules of every stored network. */
 async function restoreDataPlane(networks: NetworkService, log: Logger): Promise<void> {
+  await networks.restorePorts();
   for (const { record } of networks.list()) {
     await networks.withNetworkLock(record.id, async () => {
       const steps = new StepRunner(`restore network ${record.id.slice(0, 12)}`, log);

@@ -3,7 +3,7 @@
 # Docker 20.10 (docker.io), iptables/nftables, busybox-static for test images, iproute2, iperf3, etcd.
 set -euo pipefail
 need=()
-for pair in dockerd:docker.io iptables:iptables nft:nftables busybox:busybox-static ip:iproute2 iperf3:iperf3 etcd:etcd-server etcdctl:etcd-client nsenter:util-linux mountpoint:util-linux; do
+for pair in dockerd:docker.io iptables:iptables nft:nftables busybox:busybox-static ip:iproute2 iperf3:iperf3 socat:socat etcd:etcd-server etcdctl:etcd-client nsenter:util-linux mountpoint:util-linux; do
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || [ -x "/sbin/$bin" ] || need+=("$pkg")
 done

@@ -68,6 +68,8 @@ export class BridgeDataPlane implements DataPlane {
     await steps.step(`set ${net.bridge} up`, () => this.kernel.setUp(net.bridge));
     if (!net.internal) {
       await steps.step('enable IPv4 forwarding', () => this.enableForwarding());
+      // Published ports on 127.0.0.1 are DNATed out of this bridge; the input chain drops the reverse.
+      await steps.step(`route_localnet on ${net.bridge}`, () => writeIfaceSysctl('ipv4', net.bridge, 'route_localnet', '1'));
     }
     return { createdBridge: !existing };
   }

@@ -1,3 +1,5 @@
+import type { PublishedPort } from '../ports/port-map';
+
 /** What the firewall needs to know about one loom network: validated names and prefixes only. */
 export interface FirewallNetwork {
   id: string;
@@ -7,6 +9,8 @@ export interface FirewallNetwork {
   internal: boolean;
   icc: boolean;
   masquerade: boolean;
+  /** Host ports forwarded to this network's containers (`docker run -p`). */
+  published: PublishedPort[];
 }
 
 /** The firewall seam handed to data planes: make the kernel's rules match this set of networks. */

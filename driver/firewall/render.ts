@@ -10,6 +10,7 @@
  *    accepts traffic of loom's bridges, so the decision stays in `inet loom`.
  */
 import type { FirewallNetwork } from './model';
+import type { PublishedPort } from '../ports/port-map';
 
 export const NFT_TABLE = 'loom';
 export const IPT_CHAIN = 'LOOM-FORWARD';
@@ -46,6 +47,23 @@ function renderNetworkChains(n: FirewallNetwork): string[] {
   return out;
 }
 
+/** One DNAT rule of the `published` chain. */
+function dnatRule(p: PublishedPort, forOutput: boolean): string {
+  const match: string[] = [];
+  if (p.family === 4) {
+    match.push(p.hostIp === '0.0.0.0' ? 'meta nfproto ipv4' : `ip daddr ${p.hostIp}`);
+  } else {
+    match.push(p.hostIp === '::' ? 'meta nfproto ipv6' : `ip6 daddr ${p.hostIp}`);
+    // ::1 cannot be routed to a container: local IPv6 traffic to it is left alone.
+    if (forOutput && p.hostIp === '::') match.push('ip6 daddr != ::1');
+  }
+  const to = p.family === 4 ? `ip to ${p.containerIp}:${p.containerPort}` : `ip6 to [${p.containerIp}]:${p.containerPort}`;
+  return `${match.join(' ')} ${p.proto} dport ${p.hostPort} dnat ${to}`;
+}
+
+const byPort = (a: PublishedPort, b: PublishedPort): number =>
+  a.hostPort - b.hostPort || a.proto.localeCompare(b.proto) || a.family - b.family || (a.hostIp < b.hostIp ? -1 : a.hostIp > b.hostIp ? 1 : 0);
+
 /** The whole `inet loom` table for these networks, as an atomic replace script for `nft -f -`. */
 export function renderNftScript(networks: readonly FirewallNetwork[]): string {
   const lines = [`table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`];
@@ -63,12 +81,43 @@ export function renderNftScript(networks: readonly FirewallNetwork[]): string {
   lines.push(`\t\tiifname vmap { ${nets.map((n) => `${q(n.bridge)} : jump net-${chainId(n)}-out`).join(', ')} }`);
   lines.push(`\t\toifname vmap { ${nets.map((n) => `${q(n.bridge)} : jump net-${chainId(n)}-in`).join(', ')} }`);
   lines.push(`\t}`);
+  // Containers must never reach the host's loopback services (route_localnet is on for published ports).
+  lines.push(`\tchain input {`);
+  lines.push(`\t\ttype filter hook input priority filter; policy accept;`);
+  lines.push(`\t\tiifname @bridges ip daddr 127.0.0.0/8 ct direction original drop`);
+  lines.push(`\t}`);
+  const published = nets.filter((n) => !n.internal).flatMap((n) => n.published).sort(byPort);
+  if (published.length) {
+    // Loopback bindings are for the host itself: only locally generated traffic is translated.
+    lines.push(`\tchain published-in {`);
+    for (const p of published.filter((x) => !x.hostIp.startsWith('127.'))) lines.push(`\t\t${dnatRule(p, false)}`);
+    lines.push(`\t}`);
+    lines.push(`\tchain published-local {`);
+    for (const p of published) lines.push(`\t\t${dnatRule(p, true)}`);
+    lines.push(`\t}`);
+    lines.push(`\tchain prerouting {`);
+    lines.push(`\t\ttype nat hook prerouting priority dstnat; policy accept;`);
+    lines.push(`\t\tfib daddr type local jump published-in`);
+    lines.push(`\t}`);
+    lines.push(`\tchain output {`);
+    lines.push(`\t\ttype nat hook output priority -100; policy accept;`);
+    lines.push(`\t\tfib daddr type local jump published-local`);
+    lines.push(`\t}`);
+  }
   lines.push(`\tchain postrouting {`);
   lines.push(`\t\ttype nat hook postrouting priority srcnat; policy accept;`);
   for (const n of nets) {
-    if (n.internal || !n.masquerade) continue;
-    for (const s of n.subnets4) lines.push(`\t\tip saddr ${s} oifname != ${q(n.bridge)} masquerade`);
-    for (const s of n.subnets6) lines.push(`\t\tip6 saddr ${s} oifname != ${q(n.bridge)} masquerade`);
+    if (n.internal) continue;
+    if (n.masquerade) {
+      for (const s of n.subnets4) lines.push(`\t\tip saddr ${s} oifname != ${q(n.bridge)} masquerade`);
+      for (const s of n.subnets6) lines.push(`\t\tip6 saddr ${s} oifname != ${q(n.bridge)} masquerade`);
+    }
+    if (n.published.length) {
+      // Hairpin: a container reaching a published port through the host comes back from the gateway.
+      for (const s of n.subnets4) lines.push(`\t\tct status dnat ip saddr ${s} oifname ${q(n.bridge)} masquerade`);
+      for (const s of n.subnets6) lines.push(`\t\tct status dnat ip6 saddr ${s} oifname ${q(n.bridge)} masquerade`);
+      lines.push(`\t\tct status dnat ip saddr 127.0.0.0/8 oifname ${q(n.bridge)} masquerade`);
+    }
   }
   lines.push(`\t}`);
   lines.push(`}`);

@@ -56,6 +56,9 @@ export function createPluginApp(routes: Route[], log: Logger, observe?: CallObse
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
+  // Docker's paths are exact ("/NetworkDriver.Join"): no case folding, no trailing slash.
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
   app.use(express.raw({ type: () => true, limit: MAX_BODY_BYTES }));
 
   for (const r of routes) {

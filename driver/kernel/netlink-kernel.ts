@@ -10,6 +10,7 @@
  * - the library reports errors as "Request rejected: <ERRNO>" strings; parsed once in `kernelError`.
  */
 import { AttrStream, FlagsNew, StreamData, createRtNetlink, ifla, rt, RtNetlinkSocket } from 'netlink';
+import { Mutex } from 'async-mutex';
 import { ErrorKind, LoomError } from '../errors';
 import type { Family, Prefix } from '../../ipam-driver/core/prefix';
 import { bitsOf, formatCidr, maskOf } from '../../ipam-driver/core/prefix';
@@ -113,19 +114,33 @@ function toLinkInfo(m: rt.LinkMessage): LinkInfo {
 }
 
 export class NetlinkKernel {
-  private readonly sock: RtNetlinkSocket;
+  private readonly socket: RtNetlinkSocket;
+  /**
+   * One request at a time on the socket: the library mixes up the replies of two
+   * concurrent dumps ("Multipart message not terminated properly").
+   */
+  private readonly mutex = new Mutex();
 
   constructor() {
-    this.sock = createRtNetlink();
+    this.socket = createRtNetlink();
+  }
+
+  /** The socket, to be used only inside `serial`. */
+  private get sock(): RtNetlinkSocket {
+    return this.socket;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    return this.mutex.runExclusive(fn);
   }
 
   close(): void {
-    this.sock.socket.socket.close();
+    this.socket.socket.socket.close();
   }
 
   private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      return await this.serial(fn);
     } catch (err) {
       throw kernelError(op, err);
     }
@@ -139,7 +154,7 @@ export class NetlinkKernel {
   /** A link by name, or undefined when it does not exist. */
   async findLink(name: string): Promise<LinkInfo | undefined> {
     try {
-      const [m] = await this.sock.getLink({}, { ifname: name });
+      const [m] = await this.serial(() => this.sock.getLink({}, { ifname: name }));
       return m ? toLinkInfo(m) : undefined;
     } catch (err) {
       const e = kernelError(`get link ${name}`, err);
@@ -207,7 +222,7 @@ export class NetlinkKernel {
   /** Deletes a link; returns false when it did not exist. */
   async deleteLink(name: string): Promise<boolean> {
     try {
-      await this.sock.delLink({}, { ifname: name });
+      await this.serial(() => this.sock.delLink({}, { ifname: name }));
       return true;
     } catch (err) {
       const e = kernelError(`delete link ${name}`, err);
@@ -238,9 +253,11 @@ export class NetlinkKernel {
       attrs.broadcast = ipBytes(4, bcast);
     }
     try {
-      await this.sock.newAddress({ family: family === 4 ? AF_INET : AF_INET6, prefixlen: len, index: idx }, attrs, {
-        flags: FlagsNew.CREATE | FlagsNew.EXCL,
-      });
+      await this.serial(() =>
+        this.sock.newAddress({ family: family === 4 ? AF_INET : AF_INET6, prefixlen: len, index: idx }, attrs, {
+          flags: FlagsNew.CREATE | FlagsNew.EXCL,
+        }),
+      );
     } catch (err) {
       const e = kernelError(`add address ${formatCidr(family, value, len)} to ${name}`, err);
       if (e.errno !== 'EEXIST') throw e;
@@ -251,7 +268,7 @@ export class NetlinkKernel {
     const idx = await this.indexOf(name);
     const bytes = ipBytes(family, value);
     try {
-      await this.sock.delAddress({ family: family === 4 ? AF_INET : AF_INET6, prefixlen: len, index: idx }, { local: bytes, address: bytes });
+      await this.serial(() => this.sock.delAddress({ family: family === 4 ? AF_INET : AF_INET6, prefixlen: len, index: idx }, { local: bytes, address: bytes }));
     } catch (err) {
       const e = kernelError(`delete address ${formatCidr(family, value, len)} from ${name}`, err);
       if (e.errno !== 'EADDRNOTAVAIL' && e.errno !== 'ENODEV') throw e;

@@ -184,13 +184,19 @@ export function networkRoutes(networks: NetworkService): Route[] {
       method: 'NetworkDriver.ProgramExternalConnectivity',
       schema: ProgramExternalConnectivityRequest,
       ids: (b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }),
-      handle: async () => ({}),
+      handle: async (b) => {
+        await networks.programExternalConnectivity(b.NetworkID, b.EndpointID, b.Options);
+        return {};
+      },
     }),
     route({
       method: 'NetworkDriver.RevokeExternalConnectivity',
       schema: EndpointRequest,
       ids: (b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }),
-      handle: async () => ({}),
+      handle: async (b) => {
+        await networks.revokeExternalConnectivity(b.NetworkID, b.EndpointID);
+        return {};
+      },
     }),
     // discovery (swarm gossip; loom finds its peers through its own cluster store)
     route({

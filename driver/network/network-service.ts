@@ -14,6 +14,8 @@ import type { Logger } from '../observability/logger';
 import type { NetworkRepository } from '../store/network-repo';
 import { contains, formatIp, overlaps, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
 import { normaliseMac, randomMac } from './mac';
+import { PORTMAP_KEY, PublishedPort, choosePorts, parsePortMap } from '../ports/port-map';
+import { PortReserver } from '../ports/port-reserver';
 import { bridgeNameFor, hostVethFor, peerVethFor } from './naming';
 import { checkLoomKeys, parseNetworkSettings } from './options';
 import type { EndpointRecord, IpamData, JoinInfo, NetworkRecord } from './types';
@@ -57,7 +59,15 @@ export class NetworkService {
     private readonly dataplane: DataPlane,
     private readonly firewall: Firewall,
     private readonly log: Logger,
+    private readonly ports: PortReserver = new PortReserver(log),
   ) {}
+
+  /** Re-takes the host ports of published bindings after a start. */
+  async restorePorts(): Promise<void> {
+    for (const { endpoints } of this.networks.values()) {
+      for (const ep of endpoints.values()) if (ep.ports?.length) await this.ports.restore(ep.ports);
+    }
+  }
 
   async load(): Promise<void> {
     const { networks, endpoints } = await this.repo.loadAll();
@@ -91,6 +101,7 @@ export class NetworkService {
       internal: n.internal,
       icc: n.icc,
       masquerade: n.masquerade,
+      published: [...(this.networks.get(n.id)?.endpoints.values() ?? [])].flatMap((e) => e.ports ?? []),
     }));
   }
 
@@ -120,6 +131,12 @@ export class NetworkService {
     const settings = parseNetworkSettings(input.options);
     const ipv4 = input.ipv4.map((d) => checkIpamData(d, 4));
     const ipv6 = input.ipv6.map((d) => checkIpamData(d, 6));
+    const pools = [...ipv4, ...ipv6];
+    pools.forEach((a, i) =>
+      pools.slice(i + 1).forEach((b) => {
+        if (overlapping(a.pool, b.pool)) throw invalid(`subnets ${a.pool} and ${b.pool} of one network overlap`);
+      }),
+    );
     if (input.enableIpv6 && ipv6.length === 0) this.log.warn({ networkId: input.id }, 'IPv6 enabled but Docker sent no IPv6 pool');
     return {
       id: input.id,
@@ -128,6 +145,7 @@ export class NetworkService {
       internal: input.internal,
       icc: settings.icc,
       masquerade: settings.masquerade,
+      ...(settings.hostBinding !== '0.0.0.0' ? { hostBinding: settings.hostBinding } : {}),
       enableIpv6: input.enableIpv6,
       ipv4,
       ipv6,
@@ -200,6 +218,7 @@ export class NetworkService {
       }
       this.networks.delete(networkId);
       this.restored.delete(networkId);
+      for (const ep of leftovers) if (ep.ports) this.ports.release(ep.ports);
       await teardownAll(`delete network ${networkId.slice(0, 12)}`, [
         ...leftovers.map((ep): [string, () => Promise<unknown>] => [`remove endpoint ${ep.id.slice(0, 12)}`, () => this.dataplane.removeEndpoint(state.record, ep)]),
         ['remove bridge', () => this.dataplane.removeNetwork(state.record)],
@@ -235,8 +254,9 @@ export class NetworkService {
         return existing.macFromDocker ? {} : { mac: existing.mac };
       }
       const names = { hostIf: hostVethFor(input.id), peerIf: peerVethFor(input.id) };
-      // A retry after loomd died mid-call finds the pair already made: keep its MAC.
-      const mac = dockerMac ?? (await this.dataplane.existingPeerMac(names)) ?? randomMac();
+      // A retry after loomd died mid-call finds the pair already made: keep its MAC (unless another endpoint owns it).
+      const owned = this.ownsLink(names.hostIf);
+      const mac = dockerMac ?? (owned ? undefined : await this.dataplane.existingPeerMac(names)) ?? randomMac();
       const ep: EndpointRecord = {
         networkId: net.id,
         id: input.id,
@@ -248,8 +268,19 @@ export class NetworkService {
         options: input.options,
         createdAt: new Date().toISOString(),
       };
-      for (const other of state.endpoints.values()) {
-        if (other.hostIf === ep.hostIf) throw conflict(`endpoint ${input.id} collides with endpoint ${other.id} on interface name ${ep.hostIf}`);
+      // Interface names come from the first 12 characters of the id: two ids may collide, in any network.
+      for (const { endpoints } of this.networks.values()) {
+        for (const other of endpoints.values()) {
+          if (other.hostIf === ep.hostIf) throw conflict(`endpoint ${input.id} collides with endpoint ${other.id} on interface name ${ep.hostIf}`);
+          if (other.networkId === net.id && ((address && other.address === address) || (addressV6 && other.addressV6 === addressV6))) {
+            throw conflict(`address ${address && other.address === address ? address : addressV6} is already used by endpoint ${other.id.slice(0, 12)}`);
+          }
+        }
+      }
+      for (const d of [...net.ipv4, ...net.ipv6]) {
+        if (d.gateway && [address, addressV6].some((a) => a !== undefined && a.split('/')[0] === d.gateway?.split('/')[0])) {
+          throw conflict(`endpoint address ${address ?? addressV6} is the network's gateway`);
+        }
       }
       const steps = new StepRunner(`create endpoint ${input.id.slice(0, 12)}`, this.log);
       await this.dataplane.ensureEndpoint(net, ep, steps);
@@ -269,8 +300,11 @@ export class NetworkService {
         return;
       }
       state.endpoints.delete(endpointId);
+      const hadPorts = Boolean(ep.ports?.length);
+      if (ep.ports) this.ports.release(ep.ports);
       await teardownAll(`delete endpoint ${endpointId.slice(0, 12)}`, [
         ['remove veth pair', () => this.dataplane.removeEndpoint(state.record, ep)],
+        ['remove published ports', async () => (hadPorts ? this.syncFirewall() : undefined)],
         ['delete from store', () => this.repo.deleteEndpoint(networkId, endpointId)],
       ]);
     });
@@ -310,6 +344,69 @@ export class NetworkService {
       const { sandboxKey: _gone, ...rest } = ep;
       await this.repo.putEndpoint(rest);
       this.networks.get(networkId)?.endpoints.set(endpointId, rest);
+    });
+  }
+
+  // ---- external connectivity (published ports) ---------------------------------------------
+
+  /**
+   * Publishes the container's ports on this endpoint (Docker asks the endpoint that is
+   * the container's gateway). Host ports are reserved, DNAT rules installed; a retry
+   * replaces the previous bindings.
+   */
+  async programExternalConnectivity(networkId: string, endpointId: string, options: Record<string, unknown>): Promise<PublishedPort[]> {
+    return this.locks.run(networkId, async () => {
+      const state = this.networks.get(networkId);
+      if (!state) throw notFound(`network ${networkId} not found`);
+      const ep = state.endpoints.get(endpointId);
+      if (!ep) throw notFound(`endpoint ${endpointId} not found in network ${networkId}`);
+      const net = state.record;
+      const bindings = parsePortMap(options[PORTMAP_KEY]);
+      if (net.internal || (bindings.length === 0 && !ep.ports?.length)) return [];
+      const previous = ep.ports ?? [];
+      this.ports.release(previous);
+      const taken: PublishedPort[] = [];
+      const plain = (cidr?: string): string | undefined => (cidr ? cidr.split('/')[0] : undefined);
+      let chosen: PublishedPort[];
+      try {
+        chosen = await choosePorts(bindings, { v4: plain(ep.address), v6: plain(ep.addressV6) }, net.hostBinding ?? '0.0.0.0', async (proto, hostIp, port) => {
+          const ok = await this.ports.tryReserve(proto, hostIp, port);
+          if (ok) taken.push({ proto, family: hostIp.includes(':') ? 6 : 4, hostIp, hostPort: port, containerIp: '', containerPort: 0 });
+          return ok;
+        });
+      } catch (err) {
+        this.ports.release(taken);
+        await this.ports.restore(previous);
+        throw err;
+      }
+      const updated: EndpointRecord = { ...ep, ports: chosen };
+      state.endpoints.set(ep.id, updated);
+      try {
+        await this.syncFirewall();
+        await this.repo.putEndpoint(updated);
+      } catch (err) {
+        this.ports.release(chosen);
+        state.endpoints.set(ep.id, ep);
+        await this.ports.restore(previous);
+        await this.syncFirewall().catch(() => undefined);
+        throw err;
+      }
+      this.log.info({ networkId, endpointId, ports: chosen.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`) }, 'ports published');
+      return chosen;
+    });
+  }
+
+  /** Removes the endpoint's published ports (Docker: the container stops or another endpoint becomes its gateway). */
+  async revokeExternalConnectivity(networkId: string, endpointId: string): Promise<void> {
+    await this.locks.run(networkId, async () => {
+      const state = this.networks.get(networkId);
+      const ep = state?.endpoints.get(endpointId);
+      if (!state || !ep?.ports?.length) return;
+      this.ports.release(ep.ports);
+      const { ports: _gone, ...rest } = ep;
+      state.endpoints.set(ep.id, rest);
+      await this.syncFirewall();
+      await this.repo.putEndpoint(rest);
     });
   }
 

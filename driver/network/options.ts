@@ -6,11 +6,13 @@
  */
 import { invalid } from '../errors';
 import { isValidIfname } from './naming';
+import { parseIp } from '../../ipam-driver/core/prefix';
 
 export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 export const OPT_MTU = 'com.docker.network.driver.mtu';
 export const OPT_ICC = 'com.docker.network.bridge.enable_icc';
 export const OPT_MASQUERADE = 'com.docker.network.bridge.enable_ip_masquerade';
+export const OPT_HOST_BINDING = 'com.docker.network.bridge.host_binding_ipv4';
 export const OPT_LOOM_MODE = 'loom.mode';
 
 /** loom.* keys this version understands. */
@@ -25,6 +27,8 @@ export interface NetworkSettings {
   mtu: number;
   icc: boolean;
   masquerade: boolean;
+  /** Default host address of published ports without one. */
+  hostBinding: string;
   mode: 'bridge';
 }
 
@@ -53,7 +57,7 @@ export function checkLoomKeys(options: Record<string, string>, known: readonly s
 
 export function parseNetworkSettings(options: Record<string, string>): NetworkSettings {
   checkLoomKeys(options, LOOM_OPTION_KEYS, 'network');
-  const settings: NetworkSettings = { mtu: DEFAULT_MTU, icc: true, masquerade: true, mode: 'bridge' };
+  const settings: NetworkSettings = { mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', mode: 'bridge' };
   const name = options[OPT_BRIDGE_NAME];
   if (name !== undefined) {
     if (!isValidIfname(name)) {
@@ -64,6 +68,17 @@ export function parseNetworkSettings(options: Record<string, string>): NetworkSe
   if (options[OPT_MTU] !== undefined) settings.mtu = parseMtu(OPT_MTU, options[OPT_MTU]);
   if (options[OPT_ICC] !== undefined) settings.icc = parseBool(OPT_ICC, options[OPT_ICC]);
   if (options[OPT_MASQUERADE] !== undefined) settings.masquerade = parseBool(OPT_MASQUERADE, options[OPT_MASQUERADE]);
+  const binding = options[OPT_HOST_BINDING];
+  if (binding !== undefined) {
+    let ok = false;
+    try {
+      ok = parseIp(binding).family === 4;
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw invalid(`option ${OPT_HOST_BINDING}: ${JSON.stringify(binding)} is not an IPv4 address`);
+    settings.hostBinding = binding;
+  }
   const mode = options[OPT_LOOM_MODE];
   if (mode !== undefined && mode !== 'bridge') {
     throw invalid(`option ${OPT_LOOM_MODE}: ${JSON.stringify(mode)} is not supported (this build supports: bridge)`);

@@ -1,3 +1,5 @@
+import type { PublishedPort } from '../ports/port-map';
+
 /**
  * loom's own domain types (camelCase), converted from Docker's wire shapes at
  * the edge. These are also the records persisted in the store (schema v1).
@@ -26,6 +28,8 @@ export interface NetworkRecord {
   icc: boolean;
   /** com.docker.network.bridge.enable_ip_masquerade (default true). */
   masquerade: boolean;
+  /** com.docker.network.bridge.host_binding_ipv4 (default 0.0.0.0). */
+  hostBinding?: string;
   enableIpv6: boolean;
   ipv4: IpamData[];
   ipv6: IpamData[];
@@ -51,6 +55,8 @@ export interface EndpointRecord {
   options: Record<string, string>;
   /** Sandbox path while joined. */
   sandboxKey?: string;
+  /** Host ports forwarded to this endpoint (ProgramExternalConnectivity). */
+  ports?: PublishedPort[];
   createdAt: string;
 }
 

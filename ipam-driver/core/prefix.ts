@@ -29,6 +29,7 @@ function parseRaw(text: string, what: string): { family: Family; value: bigint; 
   }
   const slash = text.indexOf('/');
   const hasLen = slash >= 0;
+  if (hasLen && !/^(0|[1-9]\d{0,2})$/.test(text.slice(slash + 1))) throw invalid(`invalid ${what} ${JSON.stringify(text)}`);
   try {
     if (text.includes(':')) {
       const a = new Address6(text);

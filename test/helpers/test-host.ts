@@ -180,13 +180,13 @@ export class TestHost {
     const pidfile = path.join(this.dir, 'docker.pid');
     // A SIGKILLed dockerd leaves its pidfile; the next start refuses while it exists.
     if (this.dockerdPid === undefined || !pidAlive(this.dockerdPid)) fs.rmSync(pidfile, { force: true });
-    // Its managed containerd dies with a SIGKILLed dockerd but stays a zombie until PID 1 reaps it
-    // (slowly here); dockerd would wait a minute for the zombie's socket. Forget a dead containerd.
-    const ctrPidfile = path.join(this.dir, 'exec', 'containerd', 'containerd.pid');
-    if (fs.existsSync(ctrPidfile)) {
-      const ctrPid = Number(fs.readFileSync(ctrPidfile, 'utf8').trim());
-      if (!ctrPid || !pidAlive(ctrPid)) fs.rmSync(ctrPidfile, { force: true });
-    }
+    // Its managed containerd dies with a SIGKILLed dockerd (parent-death signal) but stays a zombie
+    // until PID 1 reaps it (slowly here); a dockerd that finds its pidfile waits for the zombie's socket
+    // (~10 s with containerd 2.1, a minute with 1.6). Forget a dead containerd; one still exiting
+    // (stopDockerd waits for that) is given a moment, a live one is adopted by the new dockerd.
+    const ctrPid = this.containerdPid();
+    if (ctrPid !== undefined) await this.waitGone([ctrPid], 5_000);
+    if (ctrPid === undefined || !pidAlive(ctrPid)) fs.rmSync(this.containerdPidfile, { force: true });
     this.dockerdPid = this.spawnInHost(
       [
         this.engine.dockerd,
@@ -203,8 +203,73 @@ export class TestHost {
     await waitFor('dockerd to answer', async () => (await this.cli(['version'], { timeoutMs: 5_000 })).code === 0, 60_000, 100);
   }
 
+  /**
+   * Stops dockerd and waits until its managed containerd has exited too: after SIGKILL, containerd
+   * (2.x more slowly than 1.6) is still exiting when dockerd is gone, and a dockerd started in that
+   * window takes it for a running containerd and waits ~10 s for it. With --live-restore the
+   * container shims stay, as on a real host.
+   */
   async stopDockerd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (this.dockerdPid !== undefined) await killAndWait(this.dockerdPid, signal, 60_000);
+    if (this.dockerdPid === undefined) return;
+    const ctrPid = this.containerdPid();
+    await killAndWait(this.dockerdPid, signal, 60_000);
+    if (ctrPid !== undefined) await this.waitGone([ctrPid], 10_000);
+  }
+
+  private get containerdPidfile(): string {
+    return path.join(this.dir, 'exec', 'containerd', 'containerd.pid');
+  }
+
+  /** The PID in the managed containerd's pidfile, if that process still exists (zombie or not). */
+  private containerdPid(): number | undefined {
+    try {
+      const pid = Number(fs.readFileSync(this.containerdPidfile, 'utf8').trim());
+      return pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Waits (bounded) until none of `pids` is alive; a zombie counts as gone. */
+  private async waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (pids.some(pidAlive)) {
+      if (Date.now() > deadline) return false;
+      await sleep(20);
+    }
+    return true;
+  }
+
+  /**
+   * Processes this host's engine left behind (containerd, shims and the containers under them, e.g.
+   * after a test failed while dockerd was down or ran with --live-restore): every process whose
+   * command line names this host's private directory, and all their descendants.
+   */
+  private leftoverPids(): number[] {
+    const marker = `${this.dir}/`;
+    const children = new Map<number, number[]>();
+    const roots: number[] = [];
+    for (const e of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      const pid = Number(e);
+      if (pid === process.pid) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+        if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.includes(marker))) roots.push(pid);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    const out = new Set<number>();
+    const visit = (pid: number): void => {
+      if (out.has(pid)) return;
+      out.add(pid);
+      for (const c of children.get(pid) ?? []) visit(c);
+    };
+    roots.forEach(visit);
+    return [...out].filter(pidAlive);
   }
 
   private async importBusybox(): Promise<void> {
@@ -225,6 +290,33 @@ export class TestHost {
     await this.cliOk(['import', '-c', 'CMD ["/bin/sh"]', tar, 'local/busybox']);
   }
 
+  /**
+   * `local/tools`: busybox plus iperf3 and socat (UDP servers, throughput) with the
+   * libraries they link, copied from this machine. Built once per machine, imported on demand.
+   */
+  async importTools(): Promise<void> {
+    const tar = path.join(ROOT, 'tools.tar');
+    if (!fs.existsSync(tar)) {
+      const rootfs = path.join(ROOT, `tools-rootfs-${process.pid}`);
+      await runOk('mkdir', ['-p', path.join(rootfs, 'bin'), path.join(rootfs, 'usr/bin'), path.join(rootfs, 'tmp'), path.join(rootfs, 'etc')]);
+      await runOk('tar', ['-C', rootfs, '-xf', path.join(ROOT, 'busybox.tar')]);
+      const bins = ['/usr/bin/iperf3', '/usr/bin/socat'];
+      const libs = new Set<string>();
+      for (const b of bins) {
+        for (const m of (await runOk('ldd', [b])).matchAll(/(\/[^\s]+\.so[^\s]*)/g)) libs.add(m[1] as string);
+      }
+      for (const f of [...bins, ...libs]) {
+        fs.mkdirSync(path.join(rootfs, path.dirname(f)), { recursive: true });
+        fs.copyFileSync(fs.realpathSync(f), path.join(rootfs, f));
+        fs.chmodSync(path.join(rootfs, f), 0o755);
+      }
+      await runOk('tar', ['-C', rootfs, '-cf', `${tar}.tmp`, '.']);
+      fs.renameSync(`${tar}.tmp`, tar);
+      fs.rmSync(rootfs, { recursive: true, force: true });
+    }
+    await this.cliOk(['import', '-c', 'CMD ["/bin/sh"]', tar, 'local/tools']);
+  }
+
   async startLoomd(extraEnv: Record<string, string> = {}): Promise<void> {
     fs.rmSync(this.socket, { force: true });
     const env = {
@@ -240,7 +332,7 @@ export class TestHost {
       ...this.loomEnv,
       ...extraEnv,
     };
-    this.loomdPid = this.spawnInHost([process.execPath, path.join(REPO, 'dist', 'driver', 'main.js')], path.join(this.dir, 'loomd.log'), env);
+    this.loomdPid = this.spawnInHost([process.execPath, path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'main.js')], path.join(this.dir, 'loomd.log'), env);
     const pid = this.loomdPid;
     await waitFor('loomd socket', async () => {
       if (!pidAlive(pid)) throw new Error(`loomd exited; see ${path.join(this.dir, 'loomd.log')}`);
@@ -299,6 +391,19 @@ export class TestHost {
       await attempt('stop dockerd', () => this.stopDockerd());
     }
     await attempt('stop loomd', () => this.stopLoomd());
+    await attempt('stop leftover engine processes', async () => {
+      const left = this.leftoverPids();
+      if (!left.length) return;
+      for (const pid of left) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      const gone = await this.waitGone(left, 10_000);
+      throw new Error(`killed ${left.length} leftover process(es) of this host${gone ? '' : ' (some still alive)'}: ${left.join(' ')}`);
+    });
     await attempt('unmount namespace', () => run('umount', ['-l', this.mntFile]));
     await attempt('remove namespace file', async () => fs.rmSync(this.mntFile, { force: true }));
     await attempt('release namespace directory', async () => {

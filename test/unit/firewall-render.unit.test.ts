@@ -28,6 +28,7 @@ const net = (over: Partial<FirewallNetwork> & Pick<FirewallNetwork, 'id' | 'brid
   internal: false,
   icc: true,
   masquerade: true,
+  published: [],
   ...over,
 });
 
@@ -62,6 +63,27 @@ describe('renderNftScript', () => {
 
   test('mixed networks: ICC off, internal, no masquerade, IPv6', () => {
     golden('mixed.nft', renderNftScript(MIXED));
+  });
+
+  test('published ports: DNAT from every or one host address, IPv6, hairpin and loopback masquerade', () => {
+    const published: FirewallNetwork[] = [
+      net({
+        id: ID.a,
+        bridge: 'lm-a1b2c3d4e5f6',
+        subnets4: ['198.18.10.0/24'],
+        subnets6: ['fd00:10::/64'],
+        published: [
+          { proto: 'tcp', family: 4, hostIp: '0.0.0.0', hostPort: 8080, containerIp: '198.18.10.2', containerPort: 80 },
+          { proto: 'tcp', family: 6, hostIp: '::', hostPort: 8080, containerIp: 'fd00:10::2', containerPort: 80 },
+          { proto: 'udp', family: 4, hostIp: '127.0.0.1', hostPort: 8081, containerIp: '198.18.10.3', containerPort: 53 },
+        ],
+      }),
+      // Internal networks never publish, whatever their endpoints hold.
+      net({ id: ID.c, bridge: 'lm-cccccccccccc', subnets4: ['198.18.30.0/24'], internal: true, published: [
+        { proto: 'tcp', family: 4, hostIp: '0.0.0.0', hostPort: 9090, containerIp: '198.18.30.2', containerPort: 80 },
+      ] }),
+    ];
+    golden('published.nft', renderNftScript(published));
   });
 
   test('the output does not depend on the order of the input', () => {

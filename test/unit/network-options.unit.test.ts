@@ -75,8 +75,14 @@ describe('checkLoomKeys', () => {
 });
 
 describe('parseNetworkSettings', () => {
+  test('host_binding_ipv4 must be an IPv4 address', () => {
+    expect(parseNetworkSettings({ 'com.docker.network.bridge.host_binding_ipv4': '198.18.0.7' }).hostBinding).toBe('198.18.0.7');
+    expect(() => parseNetworkSettings({ 'com.docker.network.bridge.host_binding_ipv4': '::1' })).toThrow(/not an IPv4 address/);
+    expect(() => parseNetworkSettings({ 'com.docker.network.bridge.host_binding_ipv4': 'localhost' })).toThrow(/not an IPv4 address/);
+  });
+
   test('defaults', () => {
-    expect(parseNetworkSettings({})).toEqual({ mtu: DEFAULT_MTU, icc: true, masquerade: true, mode: 'bridge' });
+    expect(parseNetworkSettings({})).toEqual({ mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', mode: 'bridge' });
   });
 
   test("Docker's bridge keys are honoured; unrelated keys are ignored", () => {
@@ -89,7 +95,7 @@ describe('parseNetworkSettings', () => {
         [OPT_LOOM_MODE]: 'bridge',
         'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0',
       }),
-    ).toEqual({ bridgeName: 'corp0', mtu: 9000, icc: false, masquerade: false, mode: 'bridge' });
+    ).toEqual({ bridgeName: 'corp0', mtu: 9000, icc: false, masquerade: false, hostBinding: '0.0.0.0', mode: 'bridge' });
   });
 
   test('an unknown loom.* option is an error', () => {

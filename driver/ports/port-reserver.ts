@@ -1,0 +1,87 @@
+/**
+ * Holds host ports for published bindings, the way docker-proxy does: loomd binds
+ * (TCP: listens, UDP: binds) hostIp:port, so no other process can take a port that
+ * loom forwards, and a port another process holds is reported as allocated. The
+ * sockets never see traffic: DNAT redirects it before it reaches them. SCTP ports
+ * are tracked in memory only (Node cannot open SCTP sockets).
+ */
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import type { Logger } from '../observability/logger';
+import type { Proto, PublishedPort } from './port-map';
+
+type Holder = { close(): void };
+
+const keyOf = (proto: Proto, hostIp: string, port: number): string => `${proto}/${hostIp}/${port}`;
+
+export class PortReserver {
+  private readonly held = new Map<string, Holder>();
+
+  constructor(private readonly log: Logger) {}
+
+  /** Reserves proto/hostIp/port; false when loom or another process already holds it. */
+  async tryReserve(proto: Proto, hostIp: string, port: number): Promise<boolean> {
+    const key = keyOf(proto, hostIp, port);
+    if (this.held.has(key)) return false;
+    // An "any address" binding conflicts with every specific binding of the same port and vice versa.
+    for (const k of this.held.keys()) {
+      const [p, ip, pt] = k.split('/');
+      if (p === proto && Number(pt) === port && (ip === '0.0.0.0' || ip === '::' || hostIp === '0.0.0.0' || hostIp === '::')) {
+        if (sameFamily(ip as string, hostIp)) return false;
+      }
+    }
+    const holder = await this.bind(proto, hostIp, port);
+    if (!holder) return false;
+    this.held.set(key, holder);
+    return true;
+  }
+
+  private bind(proto: Proto, hostIp: string, port: number): Promise<Holder | undefined> {
+    if (proto === 'sctp') return Promise.resolve({ close: () => undefined });
+    return new Promise((resolve) => {
+      if (proto === 'tcp') {
+        const srv = net.createServer((sock) => sock.destroy());
+        srv.once('error', () => resolve(undefined));
+        srv.listen({ host: hostIp, port, exclusive: true, ipv6Only: hostIp.includes(':') }, () => {
+          srv.unref();
+          resolve({ close: () => srv.close() });
+        });
+      } else {
+        const sock = dgram.createSocket({ type: hostIp.includes(':') ? 'udp6' : 'udp4', ipv6Only: hostIp.includes(':') });
+        sock.once('error', () => {
+          sock.close();
+          resolve(undefined);
+        });
+        sock.bind({ address: hostIp, port, exclusive: true }, () => {
+          sock.unref();
+          resolve({ close: () => sock.close() });
+        });
+      }
+    });
+  }
+
+  release(ports: PublishedPort[]): void {
+    for (const p of ports) {
+      const key = keyOf(p.proto, p.hostIp, p.hostPort);
+      this.held.get(key)?.close();
+      this.held.delete(key);
+    }
+  }
+
+  /** Re-takes ports loom published before a restart; a port someone else took meanwhile is logged. */
+  async restore(ports: PublishedPort[]): Promise<void> {
+    for (const p of ports) {
+      if (!(await this.tryReserve(p.proto, p.hostIp, p.hostPort))) {
+        this.log.warn({ ...p }, 'a published port is now held by another process; its DNAT rule stays, local binds may conflict');
+      }
+    }
+  }
+
+  get size(): number {
+    return this.held.size;
+  }
+}
+
+function sameFamily(a: string, b: string): boolean {
+  return a.includes(':') === b.includes(':');
+}
