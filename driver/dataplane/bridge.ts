@@ -6,7 +6,8 @@
  */
 import { conflict } from '../errors';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
-import { readSysctl, writeIfaceSysctl, writeSysctl } from '../kernel/sysctl';
+import { readIfaceSysctl, readSysctl, writeIfaceSysctl, writeSysctl } from '../kernel/sysctl';
+import { TrafficControl } from '../kernel/tc';
 import type { Logger } from '../observability/logger';
 import type { EndpointRecord, NetworkRecord } from '../network/types';
 import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
@@ -38,6 +39,7 @@ export class BridgeDataPlane implements DataPlane {
   constructor(
     private readonly kernel: NetlinkKernel,
     private readonly log: Logger,
+    private readonly tc: TrafficControl = new TrafficControl(),
   ) {}
 
   async ensureNetwork(net: NetworkRecord, steps: StepRunner): Promise<{ createdBridge: boolean }> {
@@ -66,6 +68,9 @@ export class BridgeDataPlane implements DataPlane {
       });
     }
     await steps.step(`set ${net.bridge} up`, () => this.kernel.setUp(net.bridge));
+    if (net.enableIpv6 && !net.internal) {
+      await steps.step(`IPv6 forwarding on ${net.bridge}`, () => this.enableIpv6Forwarding(net.bridge));
+    }
     if (!net.internal) {
       await steps.step('enable IPv4 forwarding', () => this.enableForwarding());
       // Published ports on 127.0.0.1 are DNATed out of this bridge; the input chain drops the reverse.
@@ -79,6 +84,20 @@ export class BridgeDataPlane implements DataPlane {
       await writeSysctl('net.ipv4.ip_forward', '1');
       this.log.info('enabled net.ipv4.ip_forward for routed loom networks');
     }
+  }
+
+  /**
+   * IPv6 forwarding for loom's bridges only: `force_forwarding` (Linux 6.17+) forwards what
+   * arrives on this bridge without turning the whole host into a router (all.forwarding=1
+   * would stop it from accepting router advertisements). Older kernels: a warning.
+   */
+  private async enableIpv6Forwarding(bridge: string): Promise<void> {
+    if ((await readSysctl('net.ipv6.conf.all.forwarding')) === '1') return;
+    if ((await readIfaceSysctl('ipv6', bridge, 'force_forwarding')) !== undefined) {
+      await writeIfaceSysctl('ipv6', bridge, 'force_forwarding', '1');
+      return;
+    }
+    this.log.warn({ bridge }, 'IPv6 forwarding is off on this host (net.ipv6.conf.all.forwarding=0) and the kernel has no per-interface force_forwarding: IPv6 traffic beyond the bridge will not be routed');
   }
 
   async removeNetwork(net: NetworkRecord): Promise<void> {
@@ -102,6 +121,7 @@ export class BridgeDataPlane implements DataPlane {
         return () => this.kernel.deleteLink(ep.hostIf);
       });
       if (!net.icc) await steps.step(`isolate port ${ep.hostIf}`, () => this.kernel.setPortIsolated(ep.hostIf, true));
+      await this.shape(net, ep, steps);
       return;
     }
     const bridge = await this.kernel.findLink(net.bridge);
@@ -110,6 +130,21 @@ export class BridgeDataPlane implements DataPlane {
       if (!net.icc) await steps.step(`isolate port ${ep.hostIf}`, () => this.kernel.setPortIsolated(ep.hostIf, true));
     }
     if (!host.up) await steps.step(`set ${ep.hostIf} up`, () => this.kernel.setUp(ep.hostIf));
+  }
+
+  /** Bandwidth limits on the host end: tbf for what the container receives, IFB + tbf for what it sends. */
+  private async shape(net: NetworkRecord, ep: EndpointRecord, steps: StepRunner): Promise<void> {
+    const { ingressBps, egressBps } = ep.rates ?? {};
+    if (ingressBps) await steps.step(`limit ${ep.hostIf} ingress ${ingressBps}bit/s`, () => this.tc.shapeEgress(ep.hostIf, ingressBps));
+    if (egressBps && ep.ifb) {
+      const ifb = ep.ifb;
+      await steps.step(`create ifb ${ifb}`, async () => {
+        await this.kernel.deleteLink(ifb);
+        await this.kernel.createIfb(ifb, net.mtu);
+        return () => this.kernel.deleteLink(ifb);
+      });
+      await steps.step(`limit ${ep.hostIf} egress ${egressBps}bit/s`, () => this.tc.shapeIngressVia(ep.hostIf, ifb, egressBps));
+    }
   }
 
   async existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>): Promise<string | undefined> {
@@ -121,6 +156,7 @@ export class BridgeDataPlane implements DataPlane {
     // Deleting either end removes the pair; the container end may have been moved back by Docker.
     const host = await this.kernel.deleteLink(ep.hostIf);
     const peer = await this.kernel.deleteLink(ep.peerIf);
+    if (ep.ifb) await this.kernel.deleteLink(ep.ifb);
     if (!host && !peer) this.log.debug({ endpointId: ep.id }, 'veth pair was already gone');
   }
 }

@@ -175,6 +175,15 @@ export class NetlinkKernel {
     );
   }
 
+  /** Creates an IFB device (the queue for shaping what arrives on another device), up. */
+  async createIfb(name: string, mtu: number): Promise<void> {
+    await this.call(`create ifb ${name}`, () =>
+      this.sock.newLink({ flags: { up: true }, change: { up: true } }, { ifname: name, mtu, linkinfo: serialise(ifla.formatInfo({ kind: 'ifb' })) }, {
+        flags: FlagsNew.CREATE | FlagsNew.EXCL,
+      }),
+    );
+  }
+
   /**
    * Creates veth `name` with peer `peer` in one request: the host end already
    * attached to `master` and up, the peer with its MAC and MTU.

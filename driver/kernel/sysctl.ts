@@ -9,7 +9,7 @@ const ROOT = '/proc/sys/';
 
 function pathOf(key: string): string {
   if (!/^[a-z0-9_.\-/]+$/i.test(key) || key.includes('..')) throw new LoomError('invalid', `invalid sysctl key ${key}`);
-  // net.ipv6.conf.lm-1a2b.forwarding: the interface part may contain dots, so split on the known prefix.
+  // Keys are dotted; per-interface keys (whose names may contain dots) use ifaceSysctlPath instead.
   return ROOT + key.replace(/\./g, '/');
 }
 
@@ -39,5 +39,13 @@ export async function writeIfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, 
     await fs.writeFile(ifaceSysctlPath(family, ifname, leaf), value);
   } catch (err) {
     throw new LoomError('unavailable', `sysctl net.${family}.conf.${ifname}.${leaf}=${value}: ${(err as Error).message}`);
+  }
+}
+
+export async function readIfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, leaf: string): Promise<string | undefined> {
+  try {
+    return (await fs.readFile(ifaceSysctlPath(family, ifname, leaf), 'utf8')).trim();
+  } catch {
+    return undefined;
   }
 }

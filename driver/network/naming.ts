@@ -7,6 +7,8 @@
 export const BRIDGE_PREFIX = 'lm-';
 export const HOST_VETH_PREFIX = 'lv';
 export const PEER_VETH_PREFIX = 'lc';
+/** IFB device shaping what an endpoint sends (loom.egress_rate). */
+export const IFB_PREFIX = 'lb';
 export const IFNAME_MAX = 15;
 const ID_CHARS = 12;
 
@@ -18,6 +20,9 @@ const short = (id: string): string => id.slice(0, ID_CHARS).toLowerCase();
 export const bridgeNameFor = (networkId: string): string => BRIDGE_PREFIX + short(networkId);
 export const hostVethFor = (endpointId: string): string => HOST_VETH_PREFIX + short(endpointId);
 export const peerVethFor = (endpointId: string): string => PEER_VETH_PREFIX + short(endpointId);
+export const ifbFor = (endpointId: string): string => IFB_PREFIX + short(endpointId);
+
+export const isLoomIfb = (name: string): boolean => /^lb[0-9a-z]{12}$/.test(name);
 
 export const isLoomVeth = (name: string): boolean =>
   (name.startsWith(HOST_VETH_PREFIX) || name.startsWith(PEER_VETH_PREFIX)) && /^l[vc][0-9a-z]{12}$/.test(name);

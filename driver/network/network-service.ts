@@ -16,12 +16,13 @@ import { contains, formatIp, overlaps, parseIpMaybeCidr, parsePrefix } from '../
 import { normaliseMac, randomMac } from './mac';
 import { PORTMAP_KEY, PublishedPort, choosePorts, parsePortMap } from '../ports/port-map';
 import { PortReserver } from '../ports/port-reserver';
-import { bridgeNameFor, hostVethFor, peerVethFor } from './naming';
+import { bridgeNameFor, hostVethFor, ifbFor, peerVethFor } from './naming';
+import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from './rates';
 import { checkLoomKeys, parseNetworkSettings } from './options';
 import type { EndpointRecord, IpamData, JoinInfo, NetworkRecord } from './types';
 
 /** loom.* keys accepted as per-endpoint driver options. */
-export const LOOM_ENDPOINT_OPTION_KEYS: readonly string[] = [];
+export const LOOM_ENDPOINT_OPTION_KEYS: readonly string[] = [OPT_EGRESS_RATE, OPT_INGRESS_RATE];
 
 export interface CreateNetworkInput {
   id: string;
@@ -146,6 +147,7 @@ export class NetworkService {
       icc: settings.icc,
       masquerade: settings.masquerade,
       ...(settings.hostBinding !== '0.0.0.0' ? { hostBinding: settings.hostBinding } : {}),
+      ...(Object.keys(settings.rates).length ? { rates: settings.rates } : {}),
       enableIpv6: input.enableIpv6,
       ipv4,
       ipv6,
@@ -236,6 +238,7 @@ export class NetworkService {
       const state = this.networks.get(input.networkId);
       if (!state) throw notFound(`network ${input.networkId} not found`);
       checkLoomKeys(input.options, LOOM_ENDPOINT_OPTION_KEYS, 'endpoint');
+      const rates = { ...state.record.rates, ...parseRates(input.options) };
       const net = state.record;
       await this.ensureRestored(net);
       const address = input.address ? checkEndpointAddress(input.address, net.ipv4, 4) : undefined;
@@ -266,6 +269,8 @@ export class NetworkService {
         ...(address ? { address } : {}),
         ...(addressV6 ? { addressV6 } : {}),
         options: input.options,
+        ...(Object.keys(rates).length ? { rates } : {}),
+        ...(rates.egressBps ? { ifb: ifbFor(input.id) } : {}),
         createdAt: new Date().toISOString(),
       };
       // Interface names come from the first 12 characters of the id: two ids may collide, in any network.
@@ -434,7 +439,7 @@ export class NetworkService {
   ownsLink(name: string): boolean {
     for (const { record, endpoints } of this.networks.values()) {
       if (record.bridge === name) return true;
-      for (const e of endpoints.values()) if (e.hostIf === name || e.peerIf === name) return true;
+      for (const e of endpoints.values()) if (e.hostIf === name || e.peerIf === name || e.ifb === name) return true;
     }
     return false;
   }

@@ -7,6 +7,7 @@
 import { invalid } from '../errors';
 import { isValidIfname } from './naming';
 import { parseIp } from '../../ipam-driver/core/prefix';
+import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, Rates, parseRates } from './rates';
 
 export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 export const OPT_MTU = 'com.docker.network.driver.mtu';
@@ -15,8 +16,8 @@ export const OPT_MASQUERADE = 'com.docker.network.bridge.enable_ip_masquerade';
 export const OPT_HOST_BINDING = 'com.docker.network.bridge.host_binding_ipv4';
 export const OPT_LOOM_MODE = 'loom.mode';
 
-/** loom.* keys this version understands. */
-export const LOOM_OPTION_KEYS: readonly string[] = [OPT_LOOM_MODE];
+/** loom.* keys this version understands on networks. */
+export const LOOM_OPTION_KEYS: readonly string[] = [OPT_LOOM_MODE, OPT_EGRESS_RATE, OPT_INGRESS_RATE];
 
 export const MTU_MIN = 68;
 export const MTU_MAX = 65535;
@@ -29,6 +30,7 @@ export interface NetworkSettings {
   masquerade: boolean;
   /** Default host address of published ports without one. */
   hostBinding: string;
+  rates: Rates;
   mode: 'bridge';
 }
 
@@ -57,7 +59,7 @@ export function checkLoomKeys(options: Record<string, string>, known: readonly s
 
 export function parseNetworkSettings(options: Record<string, string>): NetworkSettings {
   checkLoomKeys(options, LOOM_OPTION_KEYS, 'network');
-  const settings: NetworkSettings = { mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', mode: 'bridge' };
+  const settings: NetworkSettings = { mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: parseRates(options), mode: 'bridge' };
   const name = options[OPT_BRIDGE_NAME];
   if (name !== undefined) {
     if (!isValidIfname(name)) {

@@ -1,4 +1,5 @@
 import type { PublishedPort } from '../ports/port-map';
+import type { Rates } from './rates';
 
 /**
  * loom's own domain types (camelCase), converted from Docker's wire shapes at
@@ -30,6 +31,8 @@ export interface NetworkRecord {
   masquerade: boolean;
   /** com.docker.network.bridge.host_binding_ipv4 (default 0.0.0.0). */
   hostBinding?: string;
+  /** Default bandwidth limits of the network's endpoints (-o loom.egress_rate / loom.ingress_rate). */
+  rates?: Rates;
   enableIpv6: boolean;
   ipv4: IpamData[];
   ipv6: IpamData[];
@@ -55,6 +58,10 @@ export interface EndpointRecord {
   options: Record<string, string>;
   /** Sandbox path while joined. */
   sandboxKey?: string;
+  /** Effective bandwidth limits (endpoint driver-opts over network defaults), bits/s. */
+  rates?: Rates;
+  /** IFB device shaping what the container sends (present when rates.egressBps is set). */
+  ifb?: string;
   /** Host ports forwarded to this endpoint (ProgramExternalConnectivity). */
   ports?: PublishedPort[];
   createdAt: string;
