@@ -1,4 +1,5 @@
 /** CreateNetwork option parsing: Go-style booleans, MTU bounds, bridge names, loom.* keys. */
+import { burstBytes, parseRate } from '../../driver/network/rates';
 import { LoomError } from '../../driver/errors';
 import {
   DEFAULT_MTU,
@@ -82,7 +83,7 @@ describe('parseNetworkSettings', () => {
   });
 
   test('defaults', () => {
-    expect(parseNetworkSettings({})).toEqual({ mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', mode: 'bridge' });
+    expect(parseNetworkSettings({})).toEqual({ mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge' });
   });
 
   test("Docker's bridge keys are honoured; unrelated keys are ignored", () => {
@@ -95,7 +96,7 @@ describe('parseNetworkSettings', () => {
         [OPT_LOOM_MODE]: 'bridge',
         'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0',
       }),
-    ).toEqual({ bridgeName: 'corp0', mtu: 9000, icc: false, masquerade: false, hostBinding: '0.0.0.0', mode: 'bridge' });
+    ).toEqual({ bridgeName: 'corp0', mtu: 9000, icc: false, masquerade: false, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge' });
   });
 
   test('an unknown loom.* option is an error', () => {
@@ -124,5 +125,21 @@ describe('parseNetworkSettings', () => {
     expect(errorOf(() => parseNetworkSettings({ [OPT_MASQUERADE]: 'no' })).message).toMatch(
       /^option com\.docker\.network\.bridge\.enable_ip_masquerade:/,
     );
+  });
+});
+
+describe('bandwidth options', () => {
+  test('rates in tc units, as bits per second', () => {
+    expect(parseRate('k', '20mbit')).toBe(20e6);
+    expect(parseRate('k', '1.5gbit')).toBe(1.5e9);
+    expect(parseRate('k', '100kbps')).toBe(800e3);
+    expect(parseNetworkSettings({ 'loom.egress_rate': '10mbit', 'loom.ingress_rate': '2mbit' }).rates).toEqual({ egressBps: 10e6, ingressBps: 2e6 });
+  });
+  test.each(['fast', '10', '-5mbit', '10 mbit', '1bit', '200gbit', '1e9bit'])('refuses %s', (v) => {
+    expect(() => parseRate('loom.egress_rate', v)).toThrow(/loom.egress_rate/);
+  });
+  test('tbf burst: 10 ms of traffic, at least 16 KiB', () => {
+    expect(burstBytes(1e6)).toBe(16 * 1024);
+    expect(burstBytes(1e9)).toBe(1_250_000);
   });
 });
