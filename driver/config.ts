@@ -2,10 +2,12 @@
  * loomd configuration: command-line flags, each with an environment
  * equivalent (flags win). Parsing is pure so it can be unit-tested.
  */
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { invalid } from './errors';
 import { LOG_LEVELS, LogLevel } from './observability/logger';
 import { DefaultPool, parseDefaultPool } from '../ipam-driver/core/pool-picker';
+import { parseIp } from '../ipam-driver/core/prefix';
 
 export interface Config {
   socket: string;
@@ -20,6 +22,14 @@ export interface Config {
   reconcileIntervalS: number;
   /** Seconds an object must exist before the reconciler may call it an orphan. */
   reconcileGraceS: number;
+  /** Cluster mode: etcd endpoints (empty: single host, no etcd needed). */
+  etcd: { endpoints: string[]; ca?: string; cert?: string; key?: string };
+  /** This host's VXLAN endpoint address; undefined: the address of the default route's interface. */
+  advertiseAddress: string | undefined;
+  /** Seconds a host's lease lives without keep-alive (its endpoints vanish from other hosts after it). */
+  leaseTtlS: number;
+  /** The name Docker knows this driver by (for networks loom creates through the Docker API). */
+  driverName: string;
   /** Explicit default pools; when empty, Docker-like IPv4 pools and a per-host ULA /48 are used. */
   defaultPools: DefaultPool[];
 }
@@ -33,6 +43,7 @@ export const DEFAULTS = {
   dockerHost: 'unix:///var/run/docker.sock',
   reconcileIntervalS: 30,
   reconcileGraceS: 10,
+  leaseTtlS: 10,
 };
 
 /** Docker's own defaults for local networks: /16s of 172.16.0.0/12, then /20s of 192.168.0.0/16. */
@@ -50,6 +61,11 @@ Docker network + IPAM plugin (bridge networks; state in LevelDB).
                         (default ${DEFAULTS.dockerHost}); loom never calls it inside a plugin call
   --reconcile-interval S  seconds between reconcile passes (default ${DEFAULTS.reconcileIntervalS}) [LOOM_RECONCILE_INTERVAL]
   --reconcile-grace S   seconds before a new object may be called an orphan (default ${DEFAULTS.reconcileGraceS}) [LOOM_RECONCILE_GRACE]
+  --etcd URLS           etcd endpoints (comma-separated): join a loom cluster [LOOM_ETCD_ENDPOINTS]
+  --etcd-ca/--etcd-cert/--etcd-key FILE   TLS for etcd  [LOOM_ETCD_CA, LOOM_ETCD_CERT, LOOM_ETCD_KEY]
+  --advertise-address IP  this host's VXLAN endpoint (default: address of the default route's interface) [LOOM_ADVERTISE_ADDRESS]
+  --lease-ttl S         host lease in seconds (default ${DEFAULTS.leaseTtlS})  [LOOM_LEASE_TTL]
+  --driver-name NAME    driver name Docker uses (default: the socket's file name) [LOOM_DRIVER_NAME]
   --state-dir DIR       LevelDB state directory (default ${DEFAULTS.stateDir}) [LOOM_STATE_DIR]
   --log-level LEVEL     ${LOG_LEVELS.join('|')} (default info)  [LOOM_LOG_LEVEL]
   --default-pool P      BASE/LEN:SIZE pool for automatic subnets, repeatable [LOOM_DEFAULT_POOLS, comma-separated]
@@ -74,6 +90,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedArgs 
         'docker-host': { type: 'string' },
         'reconcile-interval': { type: 'string' },
         'reconcile-grace': { type: 'string' },
+        etcd: { type: 'string' },
+        'etcd-ca': { type: 'string' },
+        'etcd-cert': { type: 'string' },
+        'etcd-key': { type: 'string' },
+        'advertise-address': { type: 'string' },
+        'lease-ttl': { type: 'string' },
+        'driver-name': { type: 'string' },
         'state-dir': { type: 'string' },
         'log-level': { type: 'string' },
         'default-pool': { type: 'string', multiple: true },
@@ -111,9 +134,26 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedArgs 
   const graceText = values['reconcile-grace'] ?? env.LOOM_RECONCILE_GRACE ?? String(DEFAULTS.reconcileGraceS);
   const reconcileGraceS = Number(graceText);
   if (!/^\d+(\.\d+)?$/.test(graceText) || reconcileGraceS > 86_400) throw invalid(`--reconcile-grace must be a number of seconds, got ${graceText}`);
+  const etcdText = values.etcd ?? env.LOOM_ETCD_ENDPOINTS ?? '';
+  const endpoints = etcdText.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const e of endpoints) if (!/^https?:\/\/[^/\s]+$/.test(e)) throw invalid(`--etcd endpoints must be http(s)://host:port, got ${e}`);
+  const tls = (flag: string, envName: string): string | undefined => {
+    const v = (values as Record<string, string | undefined>)[flag] ?? env[envName];
+    if (v !== undefined && !v.startsWith('/')) throw invalid(`--${flag} must be an absolute path, got ${v}`);
+    return v || undefined;
+  };
+  const advertise = values['advertise-address'] ?? env.LOOM_ADVERTISE_ADDRESS;
+  if (advertise !== undefined) parseIp(advertise, 'advertise address');
+  const ttlText = values['lease-ttl'] ?? env.LOOM_LEASE_TTL ?? String(DEFAULTS.leaseTtlS);
+  if (!/^\d{1,4}$/.test(ttlText) || Number(ttlText) < 2) throw invalid(`--lease-ttl must be whole seconds >= 2, got ${ttlText}`);
+  const driverName = values['driver-name'] ?? env.LOOM_DRIVER_NAME ?? path.basename(socket, '.sock');
   return {
     kind: 'run',
     config: {
+      etcd: { endpoints, ca: tls('etcd-ca', 'LOOM_ETCD_CA'), cert: tls('etcd-cert', 'LOOM_ETCD_CERT'), key: tls('etcd-key', 'LOOM_ETCD_KEY') },
+      advertiseAddress: advertise,
+      leaseTtlS: Number(ttlText),
+      driverName,
       reconcileGraceS,
       dockerSocket: dockerHost === 'off' ? undefined : dockerHost.slice('unix://'.length),
       reconcileIntervalS,

@@ -7,7 +7,7 @@
  * is serialized per pool, so different networks allocate in parallel.
  */
 import { KeyedMutex } from '../driver/concurrency/keyed-mutex';
-import { conflict, invalid, notFound } from '../driver/errors';
+import { conflict, exhausted, invalid, notFound } from '../driver/errors';
 import type { Logger } from '../driver/observability/logger';
 import { AddressPool } from './core/address-pool';
 import { DefaultPool, pickSubnet } from './core/pool-picker';
@@ -25,6 +25,7 @@ import {
   samePrefix,
 } from './core/prefix';
 import { AllocationKind, AllocationRecord, IpamRepository, PoolRecord } from './ipam-store';
+import { ClusterPools } from './cluster-pools';
 
 export const LOCAL_SPACE = 'LoomLocal';
 export const GLOBAL_SPACE = 'LoomGlobal';
@@ -50,6 +51,12 @@ export interface IpamConfig {
   defaultPools: DefaultPool[];
   /** Prefixes routed on the host, to keep automatic subnets clear of them. */
   hostRoutes: () => Promise<Prefix[]>;
+  /** In a cluster: cluster-wide pools, blocks and reservations (see cluster-pools.ts). */
+  cluster?: {
+    pools: ClusterPools;
+    /** Gateway and aux addresses of an overlay: every host holds them locally. */
+    overlayReserved(overlayKey: string): Set<string>;
+  };
 }
 
 interface LivePool {
@@ -90,6 +97,7 @@ export class IpamService {
         record.subPool ? parsePrefix(record.subPool) : undefined,
         BigInt(record.cursor),
       );
+      if (record.shared) alloc.blocks = (record.blocks ?? []).map((b) => parsePrefix(b));
       this.pools.set(record.id, { record, alloc });
       this.allocations.set(record.id, new Map());
     }
@@ -160,6 +168,9 @@ export class IpamService {
             : `subnet ${formatPrefix(pool)} overlaps subnet ${clash.record.pool} of another network`,
         );
       }
+      // In a cluster every local-space subnet is claimed cluster-wide (an overlay's is joined).
+      const cluster = req.addressSpace === LOCAL_SPACE ? this.config.cluster?.pools : undefined;
+      const { shared } = cluster ? await cluster.claim(formatPrefix(pool)) : { shared: undefined };
       const record: PoolRecord = {
         id,
         addressSpace: req.addressSpace,
@@ -170,10 +181,18 @@ export class IpamService {
         refs: 1,
         auto,
         cursor: '-1',
+        ...(shared ? { shared, blocks: [] } : {}),
         createdAt: new Date().toISOString(),
       };
-      await this.repo.putPool(record);
-      this.pools.set(id, { record, alloc: new AddressPool(pool, subPool) });
+      try {
+        await this.repo.putPool(record);
+      } catch (err) {
+        if (cluster && !shared) await cluster.release(record.pool).catch(() => undefined);
+        throw err;
+      }
+      const alloc = new AddressPool(pool, subPool);
+      if (shared) alloc.blocks = [];
+      this.pools.set(id, { record, alloc });
       this.allocations.set(id, new Map());
       return { poolId: id, pool: record.pool };
     });
@@ -181,6 +200,7 @@ export class IpamService {
 
   private async pickAutomatic(space: string, family: Family): Promise<Prefix> {
     const inUse = [...this.pools.values()].filter((p) => p.record.addressSpace === space).map((p) => p.alloc.pool);
+    if (space === LOCAL_SPACE && this.config.cluster) inUse.push(...(await this.config.cluster.pools.claimed()));
     let routed: Prefix[] = [];
     try {
       routed = (await this.config.hostRoutes()).filter((r) => r.len > 0);
@@ -213,6 +233,13 @@ export class IpamService {
           return;
         }
         const leftovers = [...(this.allocations.get(poolId)?.values() ?? [])];
+        const cluster = live.record.addressSpace === LOCAL_SPACE ? this.config.cluster?.pools : undefined;
+        if (cluster) {
+          // Best effort: a claim or block left behind by an unreachable etcd is found by the reconciler.
+          const done = live.record.shared ? cluster.releaseBlocks(live.alloc.pool) : cluster.release(live.record.pool);
+          await done.catch((err) => this.log.warn({ poolId, err: String(err) }, 'could not release the pool in the cluster store'));
+          for (const a of leftovers) if (a.kind === 'explicit' && live.record.shared) await cluster.unreserve(live.alloc.pool, a.address).catch(() => undefined);
+        }
         await this.repo.deletePool(poolId, leftovers.map((a) => a.address));
         this.pools.delete(poolId);
         this.allocations.delete(poolId);
@@ -232,19 +259,31 @@ export class IpamService {
       let value: bigint;
       let kind: AllocationKind;
       const cursorBefore = alloc.cursor;
+      const cluster = live.record.shared ? this.config.cluster : undefined;
       if (req.address) {
         const ip = parseIpMaybeCidr(req.address, 'address');
         if (!contains(alloc.pool, ip)) {
           throw invalid(`address ${formatIp(ip.family, ip.value)} is outside pool ${formatPrefix(alloc.pool)}`);
         }
-        alloc.reserve(ip.value);
+        const text = formatIp(ip.family, ip.value);
+        const clusterWide = cluster && !gateway && !cluster.overlayReserved(live.record.shared as string).has(text);
+        if (alloc.isUsed(ip.value)) alloc.reserve(ip.value); // throws the usual "in use" conflict
+        // A static address of a shared pool is reserved cluster-wide first (its block may be another host's).
+        if (clusterWide) await cluster.pools.reserve(alloc.pool, text);
+        try {
+          alloc.reserve(ip.value);
+        } catch (err) {
+          if (clusterWide) await cluster.pools.unreserve(alloc.pool, text).catch(() => undefined);
+          throw err;
+        }
         value = ip.value;
         kind = gateway ? 'gateway' : 'explicit';
       } else if (gateway) {
+        // Deterministic, so every host of an overlay puts the same gateway on its bridge.
         value = alloc.allocateLowest();
         kind = 'gateway';
       } else {
-        value = alloc.allocateNext();
+        value = cluster ? await this.allocateInBlocks(live, cluster.pools) : alloc.allocateNext();
         kind = 'dynamic';
       }
       const record: AllocationRecord = {
@@ -267,6 +306,82 @@ export class IpamService {
     });
   }
 
+  /**
+   * Next-fit inside this host's blocks of a shared pool; when they are full, one etcd
+   * transaction claims another block (addresses other hosts reserved in it are marked used).
+   */
+  private async allocateInBlocks(live: LivePool, pools: ClusterPools): Promise<bigint> {
+    const { alloc } = live;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (alloc.freeInSegments() > 0n) return alloc.allocateNext();
+      const claimed = await pools.claimBlock(alloc.pool, (b) => {
+        const saved = alloc.blocks;
+        alloc.blocks = [b];
+        const free = alloc.freeInSegments();
+        alloc.blocks = saved;
+        return free > 0n;
+      });
+      if (!claimed) break;
+      const blocks = [...(alloc.blocks ?? []), claimed.block];
+      live.record = { ...live.record, blocks: blocks.map(formatPrefix) };
+      await this.repo.putPool(live.record);
+      alloc.blocks = blocks;
+      for (const ip of claimed.foreign) {
+        const v = parseIpMaybeCidr(ip).value;
+        if (!alloc.isUsed(v)) await this.holdForeign(live, ip);
+      }
+    }
+    throw exhausted(`no free address left in the blocks of ${formatPrefix(alloc.pool)} this host could claim`);
+  }
+
+  /** Marks an address of a shared pool as held by another host (persisted as kind 'foreign'). */
+  private async holdForeign(live: LivePool, ip: string): Promise<void> {
+    const v = parseIpMaybeCidr(ip).value;
+    live.alloc.reserve(v);
+    const rec: AllocationRecord = { poolId: live.record.id, address: ip, kind: 'foreign', createdAt: new Date().toISOString() };
+    await this.repo.putAllocation(rec);
+    this.allocations.get(live.record.id)?.set(ip, rec);
+  }
+
+  private sharedPoolOf(subnet: string): LivePool | undefined {
+    return [...this.pools.values()].find((p) => p.record.addressSpace === LOCAL_SPACE && p.record.pool === subnet && p.record.shared);
+  }
+
+  /**
+   * Another host asks for `ip` of a shared subnet: grant it when this host does not use it
+   * (it is then held as foreign here); deny it otherwise. Called from the cluster watch.
+   */
+  async answerReservation(subnet: string, ip: string, pools: ClusterPools): Promise<void> {
+    const live = this.sharedPoolOf(subnet);
+    if (!live) return;
+    await this.locks.run(`pool:${live.record.id}`, async () => {
+      const v = parseIpMaybeCidr(ip).value;
+      const mine = (live.alloc.blocks ?? []).some((b) => contains(b, { family: b.family, value: v }));
+      if (!mine) return;
+      const free = !live.alloc.isUsed(v);
+      if (free) await this.holdForeign(live, ip);
+      await pools.answer(live.alloc.pool, ip, free);
+    });
+  }
+
+  /** A reservation of another host was removed: its address may be handed out here again. */
+  async dropForeign(subnet: string, ip: string): Promise<void> {
+    const live = this.sharedPoolOf(subnet);
+    if (!live || this.allocations.get(live.record.id)?.get(ip)?.kind !== 'foreign') return;
+    await this.releaseAddress(live.record.id, ip);
+  }
+
+  /** After an overlay's CreateNetwork on the host that created it: its pools become shared. */
+  async markShared(subnet: string, overlayKey: string): Promise<void> {
+    const live = [...this.pools.values()].find((p) => p.record.addressSpace === LOCAL_SPACE && p.record.pool === subnet);
+    if (!live || live.record.shared) return;
+    await this.locks.run(`pool:${live.record.id}`, async () => {
+      live.record = { ...live.record, shared: overlayKey, blocks: [] };
+      live.alloc.blocks = [];
+      await this.repo.putPool(live.record);
+    });
+  }
+
   async releaseAddress(poolId: string, address: string): Promise<void> {
     const ip = parseIpMaybeCidr(address, 'address');
     await this.locks.run(`pool:${poolId}`, async () => {
@@ -280,6 +395,11 @@ export class IpamService {
       if (!byAddr?.has(key)) {
         this.log.info({ poolId, address: key }, 'ReleaseAddress of an address that is not allocated: nothing to do');
         return;
+      }
+      const rec = byAddr.get(key);
+      const cluster = live.record.shared ? this.config.cluster : undefined;
+      if (cluster && rec?.kind === 'explicit' && !cluster.overlayReserved(live.record.shared as string).has(key)) {
+        await cluster.pools.unreserve(live.alloc.pool, key).catch((err) => this.log.warn({ poolId, address: key, err: String(err) }, 'could not release a cluster reservation'));
       }
       await this.repo.deleteAllocation(poolId, key);
       live.alloc.release(ip.value);

@@ -6,8 +6,12 @@
  */
 import { KvOp, KvStore } from '../driver/store/kv';
 
-/** gateway: RequestAddressType gateway; explicit: a requested address (--ip, --aux-address); dynamic: next-fit. */
-export type AllocationKind = 'gateway' | 'explicit' | 'dynamic';
+/**
+ * gateway: RequestAddressType gateway; explicit: a requested address (--ip, --gateway,
+ * --aux-address); dynamic: next-fit; foreign: inside this host's block of a shared pool,
+ * granted to another host's static address (not this host's to hand out).
+ */
+export type AllocationKind = 'gateway' | 'explicit' | 'dynamic' | 'foreign';
 
 export interface PoolRecord {
   id: string;
@@ -20,6 +24,10 @@ export interface PoolRecord {
   refs: number;
   /** true when loom chose the subnet (no --subnet). */
   auto: boolean;
+  /** In a cluster: the overlay whose subnet this pool shares with other hosts. */
+  shared?: string;
+  /** For a shared pool: the blocks (CIDR) this host claimed and allocates from. */
+  blocks?: string[];
   /** Next-fit cursor: the last address handed out, as a decimal bigint ("-1" before the first). */
   cursor: string;
   createdAt: string;

@@ -13,7 +13,7 @@ import { AttrStream, FlagsNew, StreamData, createRtNetlink, ifla, rt, RtNetlinkS
 import { Mutex } from 'async-mutex';
 import { ErrorKind, LoomError } from '../errors';
 import type { Family, Prefix } from '../../ipam-driver/core/prefix';
-import { bitsOf, formatCidr, maskOf } from '../../ipam-driver/core/prefix';
+import { bitsOf, formatCidr, formatIp, maskOf, parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
 
 /** What loom needs to know about a link. */
 export interface LinkInfo {
@@ -35,6 +35,18 @@ export interface AddressInfo {
   cidr: string;
 }
 
+/** A static VXLAN forwarding entry: this MAC lives behind that remote VTEP. */
+export interface FdbEntry {
+  mac: string;
+  dst: string;
+}
+
+/** A static neighbour (ARP/ND) entry on a device. */
+export interface NeighEntry {
+  ip: string;
+  mac: string;
+}
+
 export interface RouteInfo {
   prefix: Prefix;
   index: number | undefined;
@@ -42,6 +54,8 @@ export interface RouteInfo {
 
 const AF_INET = 2;
 const AF_INET6 = 10;
+const AF_BRIDGE = 7;
+const VXLAN_PORT = Buffer.from([0x12, 0xb5]); // 4789, big-endian
 const VETH_INFO_PEER = 1;
 const RT_TABLE_MAIN = 254;
 
@@ -173,6 +187,100 @@ export class NetlinkKernel {
     await this.call(`create bridge ${name}`, () =>
       this.sock.newLink({}, { ifname: name, mtu, linkinfo: serialise(ifla.formatInfo({ kind: 'bridge' })) }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }),
     );
+  }
+
+  /**
+   * A VXLAN device for an overlay: learning off (entries are static), ARP/ND proxy on
+   * (answers from the static neighbour table, so no broadcast crosses the tunnel),
+   * attached to its bridge and up.
+   */
+  async createVxlan(name: string, opts: { vni: number; local: string; mtu: number; master: string; dev?: string }): Promise<void> {
+    const local = parseIpMaybeCidr(opts.local);
+    const data: ifla.Vxlan = { id: opts.vni, learning: 0, proxy: 1, port: VXLAN_PORT, ttl: 64 };
+    if (local.family === 4) data.local = ipBytes(4, local.value);
+    else data.local6 = ipBytes(6, local.value);
+    if (opts.dev) data.link = await this.indexOf(opts.dev);
+    const master = await this.indexOf(opts.master);
+    await this.call(`create vxlan ${name} vni ${opts.vni}`, () =>
+      this.sock.newLink(
+        { flags: { up: true }, change: { up: true } },
+        { ifname: name, mtu: opts.mtu, master, linkinfo: serialise(ifla.formatInfo({ kind: 'vxlan', data: serialise(ifla.formatVxlan(data)) })) },
+        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+      ),
+    );
+  }
+
+  /** VNI and local address of a VXLAN device (undefined when `name` is not one). */
+  async vxlanInfo(name: string): Promise<{ vni: number; local: string | undefined } | undefined> {
+    const m = await this.serial(async () => (await this.sock.getLink({}, { ifname: name }).catch(() => []))[0]);
+    const info = m?.attrs.linkinfo ? ifla.parseInfo(m.attrs.linkinfo) : undefined;
+    if (!info || info.kind !== 'vxlan' || !info.data) return undefined;
+    const vx = ifla.parseVxlan(info.data);
+    const local = vx.local ? formatIp(4, bytesToBig(vx.local)) : vx.local6 ? formatIp(6, bytesToBig(vx.local6)) : undefined;
+    return { vni: vx.id ?? 0, local };
+  }
+
+  async listFdb(dev: string): Promise<FdbEntry[]> {
+    const idx = await this.indexOf(dev);
+    const msgs = await this.call(`list fdb of ${dev}`, () => this.sock.getNeighbors({ family: AF_BRIDGE }));
+    return msgs
+      .filter((m) => m.data.ifindex === idx && m.attrs.dst && m.attrs.lladdr)
+      .map((m) => ({ mac: macToString(m.attrs.lladdr), dst: formatIp(m.attrs.dst?.length === 4 ? 4 : 6, bytesToBig(m.attrs.dst as Buffer)) }));
+  }
+
+  async addFdb(dev: string, e: FdbEntry): Promise<void> {
+    const idx = await this.indexOf(dev);
+    const dst = parseIpMaybeCidr(e.dst);
+    await this.call(`add fdb ${e.mac} -> ${e.dst} on ${dev}`, () =>
+      this.sock.newNeighbor({ family: AF_BRIDGE, ifindex: idx, state: { permanent: true }, flags: { self: true } }, { lladdr: macToBuffer(e.mac), dst: ipBytes(dst.family, dst.value) }, {
+        flags: FlagsNew.CREATE | FlagsNew.REPLACE,
+      }),
+    );
+  }
+
+  async delFdb(dev: string, e: FdbEntry): Promise<void> {
+    const idx = await this.indexOf(dev);
+    const dst = parseIpMaybeCidr(e.dst);
+    try {
+      await this.serial(() => this.sock.delNeighbor({ family: AF_BRIDGE, ifindex: idx, flags: { self: true } }, { lladdr: macToBuffer(e.mac), dst: ipBytes(dst.family, dst.value) }));
+    } catch (err) {
+      const k = kernelError(`delete fdb ${e.mac} on ${dev}`, err);
+      if (k.errno !== 'ENOENT') throw k;
+    }
+  }
+
+  async listNeigh(dev: string): Promise<NeighEntry[]> {
+    const idx = await this.indexOf(dev);
+    const out: NeighEntry[] = [];
+    for (const family of [AF_INET, AF_INET6]) {
+      const msgs = await this.call(`list neighbours of ${dev}`, () => this.sock.getNeighbors({ family }));
+      for (const m of msgs) {
+        if (m.data.ifindex !== idx || !m.attrs.dst || !m.attrs.lladdr || !m.data.state?.permanent) continue;
+        out.push({ ip: formatIp(family === AF_INET ? 4 : 6, bytesToBig(m.attrs.dst)), mac: macToString(m.attrs.lladdr) });
+      }
+    }
+    return out;
+  }
+
+  async addNeigh(dev: string, e: NeighEntry): Promise<void> {
+    const idx = await this.indexOf(dev);
+    const ip = parseIpMaybeCidr(e.ip);
+    await this.call(`add neighbour ${e.ip} ${e.mac} on ${dev}`, () =>
+      this.sock.newNeighbor({ family: ip.family === 4 ? AF_INET : AF_INET6, ifindex: idx, state: { permanent: true } }, { lladdr: macToBuffer(e.mac), dst: ipBytes(ip.family, ip.value) }, {
+        flags: FlagsNew.CREATE | FlagsNew.REPLACE,
+      }),
+    );
+  }
+
+  async delNeigh(dev: string, ip: string): Promise<void> {
+    const idx = await this.indexOf(dev);
+    const a = parseIpMaybeCidr(ip);
+    try {
+      await this.serial(() => this.sock.delNeighbor({ family: a.family === 4 ? AF_INET : AF_INET6, ifindex: idx }, { dst: ipBytes(a.family, a.value) }));
+    } catch (err) {
+      const k = kernelError(`delete neighbour ${ip} on ${dev}`, err);
+      if (k.errno !== 'ENOENT') throw k;
+    }
   }
 
   /** Creates an IFB device (the queue for shaping what arrives on another device), up. */

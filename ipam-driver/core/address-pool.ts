@@ -12,6 +12,11 @@ export class AddressPool {
   private readonly used = new IntervalSet();
   /** The last address handed out by next-fit (-1: none yet); the next search starts after it. */
   cursor: bigint;
+  /**
+   * For a pool shared by the hosts of an overlay: the blocks this host claimed; next-fit
+   * only hands out addresses inside them. Undefined: the whole range is this host's.
+   */
+  blocks: Prefix[] | undefined;
 
   constructor(
     readonly pool: Prefix,
@@ -63,18 +68,39 @@ export class AddressPool {
     }
   }
 
-  /** Next-fit inside the range: a just-released address is not handed out again first. */
-  allocateNext(): bigint {
+  /** The [lo, hi] spans next-fit may use, in address order: the range, cut down to this host's blocks. */
+  private segments(): Array<[bigint, bigint]> {
     const lo = this.rangeLo;
     const hi = this.rangeHi;
-    const from = this.cursor >= lo && this.cursor < hi ? this.cursor + 1n : lo;
-    const v = this.used.firstFree(from, hi) ?? this.used.firstFree(lo, from - 1n);
-    if (v === undefined) {
-      throw exhausted(`no free address left in ${formatPrefix(this.range)}${this.range === this.pool ? '' : ` (pool ${formatPrefix(this.pool)})`}`);
+    if (!this.blocks) return lo <= hi ? [[lo, hi]] : [];
+    return this.blocks
+      .map((b): [bigint, bigint] => [b.base > lo ? b.base : lo, lastOf(b) < hi ? lastOf(b) : hi])
+      .filter(([a, z]) => a <= z)
+      .sort((x, y) => (x[0] < y[0] ? -1 : 1));
+  }
+
+  /** Next-fit inside the range (and this host's blocks): a just-released address is not handed out again first. */
+  allocateNext(): bigint {
+    const segs = this.segments();
+    // Search after the cursor first, then wrap around to the start.
+    const after = (s: [bigint, bigint]): [bigint, bigint] | undefined => (s[1] <= this.cursor ? undefined : [s[0] > this.cursor ? s[0] : this.cursor + 1n, s[1]]);
+    const before = (s: [bigint, bigint]): [bigint, bigint] | undefined => (s[0] > this.cursor ? undefined : [s[0], s[1] < this.cursor ? s[1] : this.cursor]);
+    for (const span of [...segs.map(after), ...segs.map(before)]) {
+      if (!span) continue;
+      const v = this.used.firstFree(span[0], span[1]);
+      if (v !== undefined) {
+        this.used.add(v);
+        this.cursor = v;
+        return v;
+      }
     }
-    this.used.add(v);
-    this.cursor = v;
-    return v;
+    const where = this.blocks ? `this host's blocks of ${formatPrefix(this.pool)}` : `${formatPrefix(this.range)}${this.range === this.pool ? '' : ` (pool ${formatPrefix(this.pool)})`}`;
+    throw exhausted(`no free address left in ${where}`);
+  }
+
+  /** Free addresses left where next-fit looks (this host's blocks, when the pool is shared). */
+  freeInSegments(): bigint {
+    return this.segments().reduce((n, [a, z]) => n + (z - a + 1n) - this.used.countIn(a, z), 0n);
   }
 
   /** Lowest free host address of the whole pool (the conventional gateway choice). */
