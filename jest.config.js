@@ -14,5 +14,6 @@ module.exports = {
     tier('contract'),
     tier('kernel'),
     tier('e2e'),
+    tier('multihost'),
   ],
 };

@@ -8,7 +8,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Config, DEFAULT_IPV4_POOLS, USAGE, parseConfig } from './config';
-import { asLoomError } from './errors';
+import { LoomError, asLoomError } from './errors';
+import { ClusterAgent } from './cluster/agent';
+import { ClusterCoordinator } from './cluster/coordinator';
+import { EtcdStore } from './cluster/etcd-store';
+import { DockerPropagator } from './cluster/propagator';
+import { ClusterPools } from '../ipam-driver/cluster-pools';
 import { NftFirewall } from './firewall/nft-firewall';
 import { createPluginApp, listenUnix } from './http/server';
 import { NetlinkKernel } from './kernel/netlink-kernel';
@@ -59,9 +64,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ? config.defaultPools
     : [...DEFAULT_IPV4_POOLS.map(parseDefaultPool), parseDefaultPool(`${host.ula}:64`)];
 
+  // Cluster mode (--etcd): the store, this host's member, cluster-wide IPAM.
+  let coordinator: ClusterCoordinator | undefined;
+  const cluster = config.etcd.endpoints.length ? await joinCluster(config, host.hostId, kernel, log) : undefined;
   const ipam = new IpamService(
     new IpamRepository(kv),
-    { defaultPools, hostRoutes: async () => (await kernel.listRoutes()).map((r) => r.prefix) },
+    {
+      defaultPools,
+      hostRoutes: async () => (await kernel.listRoutes()).map((r) => r.prefix),
+      ...(cluster ? { cluster: { pools: cluster.pools, overlayReserved: (k: string) => coordinator?.overlayReserved(k) ?? new Set<string>() } } : {}),
+    },
     log.child({ svc: 'ipam' }),
   );
   const firewall = new NftFirewall(log.child({ svc: 'firewall' }));
@@ -71,6 +83,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     firewall,
     log.child({ svc: 'network' }),
   );
+  if (cluster) {
+    const propagator = config.dockerSocket
+      ? new DockerPropagator(new Dockerode({ socketPath: config.dockerSocket, timeout: 30_000 }), cluster.agent, config.driverName, log.child({ svc: 'propagate' }))
+      : undefined;
+    coordinator = new ClusterCoordinator(cluster.agent, ipam, cluster.pools, kernel, propagator, log.child({ svc: 'cluster' }));
+    coordinator.networks = networks;
+    networks.setOverlayControl(coordinator);
+  }
   const reconcileLog = log.child({ svc: 'reconcile' });
   let dockerErrorLogged = false;
   const reconciler = new Reconciler({
@@ -86,6 +106,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         })
       : undefined,
     log: reconcileLog,
+    ...(coordinator ? { extraRepairs: () => (coordinator as ClusterCoordinator).repairOverlays() } : {}),
     options: {
       ...DEFAULT_RECONCILE,
       intervalMs: config.reconcileIntervalS * 1000,
@@ -114,6 +135,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     'loomd listening',
   );
 
+  // Joining the cluster never delays the socket: the agent retries in the background.
+  if (cluster) await cluster.agent.start();
+
   // Slow work after the socket is up: re-create what a reboot wiped.
   const restoring = restoreDataPlane(networks, log)
     .catch((err) => log.error({ err: String(err) }, 'data plane restore failed'))
@@ -136,10 +160,33 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       }
       await restoring;
       await reconciler.stop();
+      await cluster?.agent.stop();
       kernel.close();
       await kv.close();
     },
   };
+}
+
+/**
+ * Cluster membership: this host's VTEP (the advertise address, or the address of the
+ * default route's interface) and its underlay MTU, the etcd store, the agent, the IPAM side.
+ */
+async function joinCluster(config: Config, hostId: string, kernel: NetlinkKernel, log: Logger): Promise<{ agent: ClusterAgent; pools: ClusterPools }> {
+  const addresses = await kernel.listAddresses();
+  const links = await kernel.listLinks();
+  let vtep = config.advertiseAddress;
+  if (!vtep) {
+    const def = (await kernel.listRoutes()).find((r) => r.prefix.family === 4 && r.prefix.len === 0);
+    vtep = addresses.find((a) => a.family === 4 && a.index === def?.index)?.cidr.split('/')[0];
+    if (!vtep) throw new LoomError('invalid', 'cluster mode needs this host\'s VXLAN address: pass --advertise-address (no IPv4 default route found)');
+  }
+  const holder = addresses.find((a) => a.cidr.split('/')[0] === vtep);
+  if (!holder) throw new LoomError('invalid', `--advertise-address ${vtep} is not an address of this host`);
+  const underlayMtu = links.find((l) => l.index === holder.index)?.mtu ?? 1500;
+  const store = new EtcdStore(config.etcd, log.child({ svc: 'etcd' }));
+  const agent = new ClusterAgent(store, { hostId, vtep, underlayMtu, version: VERSION }, log.child({ svc: 'cluster' }), config.leaseTtlS);
+  log.info({ hostId, vtep, underlayMtu, etcd: config.etcd.endpoints }, 'cluster mode');
+  return { agent, pools: new ClusterPools(store, hostId, log.child({ svc: 'cluster-ipam' })) };
 }
 
 /** Re-creates bridges, gateway addresses and firewall rules of every stored network. */

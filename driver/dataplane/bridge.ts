@@ -68,6 +68,7 @@ export class BridgeDataPlane implements DataPlane {
       });
     }
     await steps.step(`set ${net.bridge} up`, () => this.kernel.setUp(net.bridge));
+    if (net.overlay) await this.ensureVxlan(net, steps);
     if (net.enableIpv6 && !net.internal) {
       await steps.step(`IPv6 forwarding on ${net.bridge}`, () => this.enableIpv6Forwarding(net.bridge));
     }
@@ -86,6 +87,27 @@ export class BridgeDataPlane implements DataPlane {
     }
   }
 
+  /** The overlay's VXLAN device on the bridge: re-created when its VNI or local address is wrong. */
+  private async ensureVxlan(net: NetworkRecord, steps: StepRunner): Promise<void> {
+    const ov = net.overlay;
+    if (!ov) return;
+    const info = await this.kernel.vxlanInfo(ov.vxlan);
+    if (info && info.vni === ov.vni && info.local === ov.local) {
+      const link = await this.kernel.findLink(ov.vxlan);
+      const br = await this.kernel.findLink(net.bridge);
+      if (link && br && link.master !== br.index) await steps.step(`attach ${ov.vxlan}`, () => this.kernel.setMaster(ov.vxlan, net.bridge));
+      if (link && link.mtu !== net.mtu) await steps.step(`set ${ov.vxlan} mtu`, () => this.kernel.setMtu(ov.vxlan, net.mtu));
+      return;
+    }
+    if (info || (await this.kernel.findLink(ov.vxlan))) await this.kernel.deleteLink(ov.vxlan);
+    await steps.step(`create vxlan ${ov.vxlan} vni ${ov.vni}`, async () => {
+      await this.kernel.createVxlan(ov.vxlan, { vni: ov.vni, local: ov.local, mtu: net.mtu, master: net.bridge });
+      return () => this.kernel.deleteLink(ov.vxlan);
+    });
+    // enable_icc=false holds across hosts too: isolated ports do not talk to each other.
+    if (!net.icc) await steps.step(`isolate port ${ov.vxlan}`, () => this.kernel.setPortIsolated(ov.vxlan, true));
+  }
+
   /**
    * IPv6 forwarding for loom's bridges only: `force_forwarding` (Linux 6.17+) forwards what
    * arrives on this bridge without turning the whole host into a router (all.forwarding=1
@@ -101,6 +123,7 @@ export class BridgeDataPlane implements DataPlane {
   }
 
   async removeNetwork(net: NetworkRecord): Promise<void> {
+    if (net.overlay) await this.kernel.deleteLink(net.overlay.vxlan);
     if (net.adoptedBridge) {
       // Not loom's bridge: take back only what loom put on it.
       for (const a of bridgeAddresses(net)) await this.kernel.delAddress(net.bridge, a.family, a.value, a.len);

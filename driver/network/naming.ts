@@ -7,6 +7,8 @@
 export const BRIDGE_PREFIX = 'lm-';
 export const HOST_VETH_PREFIX = 'lv';
 export const PEER_VETH_PREFIX = 'lc';
+/** VXLAN device of an overlay network. */
+export const VXLAN_PREFIX = 'lx';
 /** IFB device shaping what an endpoint sends (loom.egress_rate). */
 export const IFB_PREFIX = 'lb';
 export const IFNAME_MAX = 15;
@@ -21,6 +23,8 @@ export const bridgeNameFor = (networkId: string): string => BRIDGE_PREFIX + shor
 export const hostVethFor = (endpointId: string): string => HOST_VETH_PREFIX + short(endpointId);
 export const peerVethFor = (endpointId: string): string => PEER_VETH_PREFIX + short(endpointId);
 export const ifbFor = (endpointId: string): string => IFB_PREFIX + short(endpointId);
+export const vxlanFor = (networkId: string): string => VXLAN_PREFIX + short(networkId);
+export const isLoomVxlan = (name: string): boolean => /^lx[0-9a-z]{12}$/.test(name);
 
 export const isLoomIfb = (name: string): boolean => /^lb[0-9a-z]{12}$/.test(name);
 

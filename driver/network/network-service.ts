@@ -19,6 +19,7 @@ import { PortReserver } from '../ports/port-reserver';
 import { bridgeNameFor, hostVethFor, ifbFor, peerVethFor } from './naming';
 import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from './rates';
 import { checkLoomKeys, parseNetworkSettings } from './options';
+import type { OverlayControl } from './overlay-control';
 import type { EndpointRecord, IpamData, JoinInfo, NetworkRecord } from './types';
 
 /** loom.* keys accepted as per-endpoint driver options. */
@@ -62,6 +63,19 @@ export class NetworkService {
     private readonly log: Logger,
     private readonly ports: PortReserver = new PortReserver(log),
   ) {}
+
+  private overlay: OverlayControl | undefined;
+
+  /** Cluster mode: overlay networks become possible (set once at start-up). */
+  setOverlayControl(control: OverlayControl): void {
+    this.overlay = control;
+  }
+
+  /** The local network that is this host's instance of overlay `key`. */
+  byOverlay(key: string): NetworkRecord | undefined {
+    for (const { record } of this.networks.values()) if (record.overlay?.key === key) return record;
+    return undefined;
+  }
 
   /** Re-takes the host ports of published bindings after a start. */
   async restorePorts(): Promise<void> {
@@ -158,10 +172,15 @@ export class NetworkService {
 
   async createNetwork(input: CreateNetworkInput): Promise<void> {
     const record = this.buildRecord(input);
+    const settings = parseNetworkSettings(input.options);
+    if (settings.mode === 'overlay' && !this.overlay) {
+      throw invalid('overlay networks need a loom cluster: start loomd with --etcd (see docs/overlay.md)');
+    }
     await this.locks.run(record.id, async () => {
       const existing = this.networks.get(record.id);
       if (existing) {
-        if (!sameNetworkConfig(existing.record, record)) {
+        const comparable = existing.record.overlay && !settings.explicitMtu ? { ...existing.record, mtu: record.mtu, overlay: undefined } : existing.record;
+        if (!sameNetworkConfig(comparable as NetworkRecord, record)) {
           throw conflict(`network ${record.id} already exists with a different configuration`);
         }
         // Docker retried or re-sent (swarm workers do): converge, then succeed.
@@ -183,6 +202,17 @@ export class NetworkService {
         }
       }
       const steps = new StepRunner(`create network ${record.id.slice(0, 12)}`, this.log);
+      if (settings.mode === 'overlay' && this.overlay) {
+        const control = this.overlay;
+        await steps.step('register the overlay in the cluster', async () => {
+          const { attachment, mtu, created } = await control.attach(record, settings);
+          record.overlay = attachment;
+          if (!settings.explicitMtu) record.mtu = mtu;
+          return () => control.abandon(record, created);
+        });
+      } else if (this.overlay) {
+        await this.overlay.checkLocal(record);
+      }
       const { createdBridge } = await this.dataplane.ensureNetwork(record, steps);
       if (!createdBridge) {
         record.adoptedBridge = true;
@@ -203,6 +233,8 @@ export class NetworkService {
       });
       await steps.step('store network', () => this.repo.putNetwork(record));
       this.restored.add(record.id);
+      if (record.overlay) await this.overlay?.attached(record);
+      else await this.overlay?.localCreated(record).catch((err) => this.log.warn({ networkId: record.id, err: String(err) }, 'could not record the subnet in the cluster'));
       this.log.info({ networkId: record.id, bridge: record.bridge, mtu: record.mtu, internal: record.internal }, 'network created');
     });
   }
@@ -226,6 +258,12 @@ export class NetworkService {
         ['remove bridge', () => this.dataplane.removeNetwork(state.record)],
         ['remove firewall rules', () => this.syncFirewall()],
         ['delete from store', () => this.repo.deleteNetwork(networkId, leftovers.map((e) => e.id))],
+        ...(state.record.overlay && this.overlay
+          ? [
+              ...leftovers.map((ep): [string, () => Promise<unknown>] => [`unpublish endpoint ${ep.id.slice(0, 12)}`, async () => this.overlay?.endpointDown(state.record, ep)]),
+              ['leave the overlay', () => (this.overlay as OverlayControl).detached(state.record)] as [string, () => Promise<unknown>],
+            ]
+          : []),
       ]);
       this.log.info({ networkId, bridge: state.record.bridge }, 'network deleted');
     });
@@ -291,6 +329,7 @@ export class NetworkService {
       await this.dataplane.ensureEndpoint(net, ep, steps);
       await steps.step('store endpoint', () => this.repo.putEndpoint(ep));
       state.endpoints.set(ep.id, ep);
+      if (net.overlay) this.overlay?.endpointUp(net, ep);
       // Never echo the address; return the MAC only when Docker gave none.
       return ep.macFromDocker ? {} : { mac: ep.mac };
     });
@@ -305,6 +344,7 @@ export class NetworkService {
         return;
       }
       state.endpoints.delete(endpointId);
+      if (state.record.overlay) this.overlay?.endpointDown(state.record, ep);
       const hadPorts = Boolean(ep.ports?.length);
       if (ep.ports) this.ports.release(ep.ports);
       await teardownAll(`delete endpoint ${endpointId.slice(0, 12)}`, [
@@ -438,7 +478,7 @@ export class NetworkService {
   /** True when some network or endpoint record owns this interface name. */
   ownsLink(name: string): boolean {
     for (const { record, endpoints } of this.networks.values()) {
-      if (record.bridge === name) return true;
+      if (record.bridge === name || record.overlay?.vxlan === name) return true;
       for (const e of endpoints.values()) if (e.hostIf === name || e.peerIf === name || e.ifb === name) return true;
     }
     return false;
@@ -488,6 +528,6 @@ function overlapping(a: string, b: string): boolean {
 }
 
 function sameNetworkConfig(a: NetworkRecord, b: NetworkRecord): boolean {
-  const strip = (n: NetworkRecord): unknown => ({ ...n, createdAt: undefined, adoptedBridge: undefined });
+  const strip = (n: NetworkRecord): unknown => ({ ...n, createdAt: undefined, adoptedBridge: undefined, overlay: undefined });
   return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
 }

@@ -15,9 +15,11 @@ export const OPT_ICC = 'com.docker.network.bridge.enable_icc';
 export const OPT_MASQUERADE = 'com.docker.network.bridge.enable_ip_masquerade';
 export const OPT_HOST_BINDING = 'com.docker.network.bridge.host_binding_ipv4';
 export const OPT_LOOM_MODE = 'loom.mode';
+/** Cluster-wide name of an overlay; networks created with the same one on several hosts are one overlay. */
+export const OPT_LOOM_OVERLAY = 'loom.overlay';
 
 /** loom.* keys this version understands on networks. */
-export const LOOM_OPTION_KEYS: readonly string[] = [OPT_LOOM_MODE, OPT_EGRESS_RATE, OPT_INGRESS_RATE];
+export const LOOM_OPTION_KEYS: readonly string[] = [OPT_LOOM_MODE, OPT_LOOM_OVERLAY, OPT_EGRESS_RATE, OPT_INGRESS_RATE];
 
 export const MTU_MIN = 68;
 export const MTU_MAX = 65535;
@@ -31,7 +33,11 @@ export interface NetworkSettings {
   /** Default host address of published ports without one. */
   hostBinding: string;
   rates: Rates;
-  mode: 'bridge';
+  mode: 'bridge' | 'overlay';
+  /** loom.overlay (overlay mode only). */
+  overlayKey?: string;
+  /** true when com.docker.network.driver.mtu was given. */
+  explicitMtu: boolean;
 }
 
 /** Go's strconv.ParseBool, which Docker's bridge driver uses for its options. */
@@ -59,7 +65,7 @@ export function checkLoomKeys(options: Record<string, string>, known: readonly s
 
 export function parseNetworkSettings(options: Record<string, string>): NetworkSettings {
   checkLoomKeys(options, LOOM_OPTION_KEYS, 'network');
-  const settings: NetworkSettings = { mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: parseRates(options), mode: 'bridge' };
+  const settings: NetworkSettings = { mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: parseRates(options), mode: 'bridge', explicitMtu: false };
   const name = options[OPT_BRIDGE_NAME];
   if (name !== undefined) {
     if (!isValidIfname(name)) {
@@ -67,7 +73,10 @@ export function parseNetworkSettings(options: Record<string, string>): NetworkSe
     }
     settings.bridgeName = name;
   }
-  if (options[OPT_MTU] !== undefined) settings.mtu = parseMtu(OPT_MTU, options[OPT_MTU]);
+  if (options[OPT_MTU] !== undefined) {
+    settings.mtu = parseMtu(OPT_MTU, options[OPT_MTU]);
+    settings.explicitMtu = true;
+  }
   if (options[OPT_ICC] !== undefined) settings.icc = parseBool(OPT_ICC, options[OPT_ICC]);
   if (options[OPT_MASQUERADE] !== undefined) settings.masquerade = parseBool(OPT_MASQUERADE, options[OPT_MASQUERADE]);
   const binding = options[OPT_HOST_BINDING];
@@ -82,8 +91,15 @@ export function parseNetworkSettings(options: Record<string, string>): NetworkSe
     settings.hostBinding = binding;
   }
   const mode = options[OPT_LOOM_MODE];
-  if (mode !== undefined && mode !== 'bridge') {
-    throw invalid(`option ${OPT_LOOM_MODE}: ${JSON.stringify(mode)} is not supported (this build supports: bridge)`);
+  if (mode !== undefined && mode !== 'bridge' && mode !== 'overlay') {
+    throw invalid(`option ${OPT_LOOM_MODE}: ${JSON.stringify(mode)} is not supported (bridge or overlay)`);
+  }
+  if (mode === 'overlay') settings.mode = 'overlay';
+  const key = options[OPT_LOOM_OVERLAY];
+  if (key !== undefined) {
+    if (settings.mode !== 'overlay') throw invalid(`option ${OPT_LOOM_OVERLAY} needs ${OPT_LOOM_MODE}=overlay`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(key)) throw invalid(`option ${OPT_LOOM_OVERLAY}: ${JSON.stringify(key)} must be 1-64 of A-Z a-z 0-9 _ . -`);
+    settings.overlayKey = key;
   }
   return settings;
 }

@@ -31,6 +31,8 @@ export interface NetworkRecord {
   masquerade: boolean;
   /** com.docker.network.bridge.host_binding_ipv4 (default 0.0.0.0). */
   hostBinding?: string;
+  /** Overlay networks only: the cluster-wide overlay this network is this host's instance of. */
+  overlay?: OverlayAttachment;
   /** Default bandwidth limits of the network's endpoints (-o loom.egress_rate / loom.ingress_rate). */
   rates?: Rates;
   enableIpv6: boolean;
@@ -39,6 +41,18 @@ export interface NetworkRecord {
   /** The -o options exactly as given (for idempotency checks and operators). */
   options: Record<string, string>;
   createdAt: string;
+}
+
+export interface OverlayAttachment {
+  /** Cluster-wide key (loom.overlay, or the creating host's network id). */
+  key: string;
+  vni: number;
+  /** This host's VXLAN device, attached to the network's bridge. */
+  vxlan: string;
+  /** This host's VTEP address. */
+  local: string;
+  /** The host that created the overlay (it deletes it cluster-wide when it removes the network). */
+  origin: string;
 }
 
 export interface EndpointRecord {

@@ -13,7 +13,7 @@
 import type { DockerView } from './docker-view';
 import type { EndpointRecord, NetworkRecord } from '../network/types';
 import { bridgeAddresses } from '../dataplane/bridge';
-import { BRIDGE_PREFIX, isLoomIfb, isLoomVeth } from '../network/naming';
+import { BRIDGE_PREFIX, isLoomIfb, isLoomVeth, isLoomVxlan } from '../network/naming';
 import { parseIpMaybeCidr, formatIp } from '../../ipam-driver/core/prefix';
 
 export interface ObservedPool {
@@ -116,10 +116,11 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   }
 
   // Links with loom's names that no record owns.
-  const ownedBridges = new Set(obs.networks.map((n) => n.bridge));
+  const ownedBridges = new Set(obs.networks.flatMap((n) => [n.bridge, ...(n.overlay ? [n.overlay.vxlan] : [])]));
   const ownedVeths = new Set(obs.endpoints.flatMap((e) => [e.hostIf, e.peerIf, ...(e.ifb ? [e.ifb] : [])]));
   for (const l of obs.links) {
-    const orphanBridge = l.name.startsWith(BRIDGE_PREFIX) && l.kind === 'bridge' && !ownedBridges.has(l.name);
+    const orphanBridge =
+      ((l.name.startsWith(BRIDGE_PREFIX) && l.kind === 'bridge') || (isLoomVxlan(l.name) && l.kind === 'vxlan')) && !ownedBridges.has(l.name);
     const orphanVeth = ((isLoomVeth(l.name) && l.kind === 'veth') || (isLoomIfb(l.name) && l.kind === 'ifb')) && !ownedVeths.has(l.name);
     if ((orphanBridge || orphanVeth) && confirmed(`link:${l.name}`, false)) {
       actions.push({ kind: 'delete-orphan-link', name: l.name, reason: `no ${orphanBridge ? 'network' : 'endpoint'} owns it` });

@@ -42,14 +42,16 @@ export interface ReconcilerDeps {
   log: Logger;
   options: ReconcilerOptions;
   /** Called for every applied repair (metrics). */
-  onRepair?: (kind: Action['kind']) => void;
+  onRepair?: (kind: string, count: number) => void;
+  /** Further repairs run at the end of each pass (overlay VXLAN entries); returns counts by kind. */
+  extraRepairs?: () => Promise<Record<string, number>>;
 }
 
 export class Reconciler {
   private suspects = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<PassResult> | undefined;
-  readonly repairs = new Map<Action['kind'], number>();
+  readonly repairs = new Map<string, number>();
   last: PassResult | undefined;
   passes = 0;
 
@@ -142,12 +144,22 @@ export class Reconciler {
         (done ? applied : skipped).push(action);
         if (done) {
           this.repairs.set(action.kind, (this.repairs.get(action.kind) ?? 0) + 1);
-          this.d.onRepair?.(action.kind);
+          this.d.onRepair?.(action.kind, 1);
           this.d.log.warn({ repair: action.kind, ...action }, 'reconciler repaired drift');
         }
       } catch (err) {
         errors.push(`${action.kind}: ${asLoomError(err).message}`);
         this.d.log.error({ repair: action.kind, ...action, err: asLoomError(err).message }, 'reconciler repair failed');
+      }
+    }
+    if (this.d.extraRepairs) {
+      try {
+        for (const [kind, n] of Object.entries(await this.d.extraRepairs())) {
+          this.repairs.set(kind, (this.repairs.get(kind) ?? 0) + n);
+          this.d.onRepair?.(kind, n);
+        }
+      } catch (err) {
+        errors.push(`overlay: ${asLoomError(err).message}`);
       }
     }
     this.passes++;

@@ -5,6 +5,8 @@ import { KvStore } from './kv';
 export interface HostMeta {
   /** A random RFC 4193 /48, chosen once: automatic IPv6 subnets are /64s of it. */
   ula: string;
+  /** This host's identity in a loom cluster (random, chosen once). */
+  hostId?: string;
   createdAt: string;
 }
 
@@ -16,10 +18,14 @@ export function randomUla(): string {
   return `${groups.map((g) => g.toString(16)).join(':')}::/48`;
 }
 
-export async function ensureHostMeta(kv: KvStore): Promise<HostMeta> {
+export async function ensureHostMeta(kv: KvStore): Promise<Required<HostMeta>> {
   const existing = await kv.get<HostMeta>(KEY);
-  if (existing) return existing;
-  const meta: HostMeta = { ula: randomUla(), createdAt: new Date().toISOString() };
+  if (existing?.hostId) return existing as Required<HostMeta>;
+  const meta: Required<HostMeta> = {
+    ula: existing?.ula ?? randomUla(),
+    hostId: randomBytes(6).toString('hex'),
+    createdAt: existing?.createdAt ?? new Date().toISOString(),
+  };
   await kv.batch([{ type: 'put', key: KEY, value: meta }]);
   return meta;
 }

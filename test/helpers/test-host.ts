@@ -34,6 +34,8 @@ export interface TestHostOptions {
   /** Driver name: the socket file name (default "loom"). */
   driverName?: string;
   engine?: Engine;
+  /** Multi-host tests: a veth "underlay0" into a shared underlay namespace's bridge. */
+  underlay?: { netns: string; bridge: string; cidr: string; mtu?: number };
 }
 
 export class TestHost {
@@ -89,6 +91,7 @@ export class TestHost {
     const host = new TestHost(randomBytes(3).toString('hex'), opts);
     try {
       await host.setupNamespaces();
+      if (opts.underlay) await host.attachUnderlay(opts.underlay);
       await host.startDockerd();
       await host.importBusybox();
     } catch (err) {
@@ -160,6 +163,20 @@ export class TestHost {
       'mount -t tmpfs tmpfs /run/containerd',
     ].join('\n');
     await runOk('nsenter', [`--net=/run/netns/${this.netns}`, 'unshare', `--mount=${this.mntFile}`, '--propagation', 'private', 'sh', '-c', script]);
+  }
+
+  private async attachUnderlay(u: { netns: string; bridge: string; cidr: string; mtu?: number }): Promise<void> {
+    const peer = `u${this.name}`;
+    await runOk('ip', ['-n', this.netns, 'link', 'add', 'underlay0', 'type', 'veth', 'peer', 'name', peer, 'netns', u.netns]);
+    const mtu = String(u.mtu ?? 1500);
+    await runOk('ip', ['-n', this.netns, 'link', 'set', 'underlay0', 'mtu', mtu, 'up']);
+    await runOk('ip', ['-n', this.netns, 'addr', 'add', u.cidr, 'dev', 'underlay0']);
+    await runOk('ip', ['-n', u.netns, 'link', 'set', peer, 'mtu', mtu, 'master', u.bridge, 'up']);
+  }
+
+  /** Starts a long-running helper process (etcd...) inside this host's namespaces; returns its PID. */
+  spawnService(cmd: string[], logName: string): number {
+    return this.spawnInHost(cmd, path.join(this.dir, logName));
   }
 
   private spawnInHost(cmd: string[], logFile: string, env?: NodeJS.ProcessEnv): number {

@@ -1,0 +1,113 @@
+/**
+ * Several Docker hosts on one machine for multi-host tests: an underlay namespace
+ * with a bridge (no FORWARD rules in the way), N TestHosts attached to it at
+ * 198.18.0.<i>/24, a 3-member etcd cluster (member i runs in host i's namespace),
+ * and loomd on every host joined to it. destroy() removes everything.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { killAndWait, pidAlive, run, runOk, waitFor } from './run';
+import { TestHost } from './test-host';
+
+export interface EtcdMember {
+  name: string;
+  host: TestHost;
+  ip: string;
+  pid: number | undefined;
+  dataDir: string;
+}
+
+export class TestCluster {
+  readonly hosts: TestHost[] = [];
+  readonly etcd: EtcdMember[] = [];
+  private constructor(
+    readonly id: string,
+    readonly underlayNs: string,
+  ) {}
+
+  get endpoints(): string {
+    return this.etcd.map((m) => `http://${m.ip}:2379`).join(',');
+  }
+
+  static async create(n: number, opts: { underlayMtu?: number[]; loomEnv?: Record<string, string> } = {}): Promise<TestCluster> {
+    const id = randomBytes(2).toString('hex');
+    const c = new TestCluster(id, `loomt-u${id}`);
+    try {
+      await runOk('ip', ['netns', 'add', c.underlayNs]);
+      await runOk('ip', ['-n', c.underlayNs, 'link', 'add', 'ubr', 'type', 'bridge']);
+      await runOk('ip', ['-n', c.underlayNs, 'link', 'set', 'ubr', 'up']);
+      await runOk('ip', ['-n', c.underlayNs, 'link', 'set', 'lo', 'up']);
+      for (let i = 1; i <= n; i++) {
+        c.hosts.push(
+          await TestHost.create({ underlay: { netns: c.underlayNs, bridge: 'ubr', cidr: `198.18.0.${i}/24`, mtu: opts.underlayMtu?.[i - 1] ?? 1500 } }),
+        );
+      }
+      for (let i = 0; i < Math.min(3, n); i++) {
+        const host = c.hosts[i] as TestHost;
+        c.etcd.push({ name: `m${i + 1}`, host, ip: `198.18.0.${i + 1}`, pid: undefined, dataDir: path.join(host.dir, 'etcd') });
+      }
+      for (const m of c.etcd) c.startEtcd(m);
+      await c.waitEtcdHealthy();
+      for (const [i, h] of c.hosts.entries()) {
+        await h.startLoomd({
+          LOOM_ETCD_ENDPOINTS: c.endpoints,
+          LOOM_ADVERTISE_ADDRESS: `198.18.0.${i + 1}`,
+          LOOM_LEASE_TTL: '4',
+          ...opts.loomEnv,
+        });
+      }
+    } catch (err) {
+      await c.destroy();
+      throw err;
+    }
+    return c;
+  }
+
+  startEtcd(m: EtcdMember): void {
+    fs.mkdirSync(m.dataDir, { recursive: true, mode: 0o700 });
+    const initial = this.etcd.map((x) => `${x.name}=http://${x.ip}:2380`).join(',');
+    m.pid = m.host.spawnService(
+      [
+        'etcd',
+        '--name', m.name,
+        '--data-dir', m.dataDir,
+        '--listen-client-urls', `http://${m.ip}:2379`,
+        '--advertise-client-urls', `http://${m.ip}:2379`,
+        '--listen-peer-urls', `http://${m.ip}:2380`,
+        '--initial-advertise-peer-urls', `http://${m.ip}:2380`,
+        '--initial-cluster', initial,
+        '--initial-cluster-token', `loomtest-${this.id}`,
+        '--initial-cluster-state', 'new',
+        '--heartbeat-interval', '100',
+        '--election-timeout', '1000',
+      ],
+      'etcd.log',
+    );
+  }
+
+  async stopEtcd(m: EtcdMember, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (m.pid) await killAndWait(m.pid, signal);
+    m.pid = undefined;
+  }
+
+  async etcdctl(args: string[]): Promise<string> {
+    const live = this.etcd.filter((m) => m.pid && pidAlive(m.pid));
+    const h = (live[0] ?? this.etcd[0]) as EtcdMember;
+    return (await h.host.exec(['etcdctl', `--endpoints=${live.map((m) => `http://${m.ip}:2379`).join(',')}`, ...args], { timeoutMs: 15_000 })).stdout;
+  }
+
+  async waitEtcdHealthy(timeoutMs = 30_000): Promise<void> {
+    await waitFor('etcd quorum', async () => {
+      const r = await (this.etcd[0] as EtcdMember).host.exec(['etcdctl', `--endpoints=${this.endpoints}`, 'endpoint', 'health'], { timeoutMs: 10_000 });
+      return r.code === 0;
+    }, timeoutMs, 300);
+  }
+
+  async destroy(): Promise<void> {
+    for (const h of this.hosts) await h.stopLoomd().catch(() => undefined);
+    for (const m of this.etcd) await this.stopEtcd(m, 'SIGTERM').catch(() => undefined);
+    for (const h of this.hosts) await h.destroy();
+    await run('ip', ['netns', 'del', this.underlayNs]);
+  }
+}
