@@ -83,7 +83,7 @@ describe('parseNetworkSettings', () => {
   });
 
   test('defaults', () => {
-    expect(parseNetworkSettings({})).toEqual({ mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge' });
+    expect(parseNetworkSettings({})).toEqual({ mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge', explicitMtu: false });
   });
 
   test("Docker's bridge keys are honoured; unrelated keys are ignored", () => {
@@ -96,7 +96,7 @@ describe('parseNetworkSettings', () => {
         [OPT_LOOM_MODE]: 'bridge',
         'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0',
       }),
-    ).toEqual({ bridgeName: 'corp0', mtu: 9000, icc: false, masquerade: false, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge' });
+    ).toEqual({ bridgeName: 'corp0', mtu: 9000, icc: false, masquerade: false, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge', explicitMtu: true });
   });
 
   test('an unknown loom.* option is an error', () => {
@@ -105,8 +105,14 @@ describe('parseNetworkSettings', () => {
     expect(err.message).toMatch(/unknown network option loom\.vni/);
   });
 
-  test.each(['overlay', 'Bridge', ''])('loom.mode=%j is not supported', (mode) => {
-    expect(errorOf(() => parseNetworkSettings({ [OPT_LOOM_MODE]: mode })).message).toMatch(/is not supported \(this build supports: bridge\)/);
+  test.each(['Bridge', '', 'vxlan'])('loom.mode=%j is not supported', (mode) => {
+    expect(errorOf(() => parseNetworkSettings({ [OPT_LOOM_MODE]: mode })).message).toMatch(/is not supported \(bridge or overlay\)/);
+  });
+
+  test('overlay mode and its cluster-wide key', () => {
+    expect(parseNetworkSettings({ [OPT_LOOM_MODE]: 'overlay', 'loom.overlay': 'blue-1' })).toMatchObject({ mode: 'overlay', overlayKey: 'blue-1' });
+    expect(errorOf(() => parseNetworkSettings({ 'loom.overlay': 'blue' })).message).toMatch(/needs loom.mode=overlay/);
+    expect(errorOf(() => parseNetworkSettings({ [OPT_LOOM_MODE]: 'overlay', 'loom.overlay': 'a/b' })).message).toMatch(/must be 1-64/);
   });
 
   test.each(['br0', 'a', 'my-bridge_1.2', 'x'.repeat(15), 'A.b-C_d', '..a'])('bridge name %j is valid', (name) => {
