@@ -161,6 +161,9 @@ export class IpamService {
         return { poolId: id, pool: same.record.pool };
       }
       const clash = existing[0];
+      if (clash?.record.shared && samePrefix(clash.alloc.pool, pool)) {
+        throw conflict(`subnet ${formatPrefix(pool)} is already used on this host by overlay ${clash.record.shared} (loom creates an overlay's network on every host by itself)`);
+      }
       if (clash) {
         throw conflict(
           samePrefix(clash.alloc.pool, pool)
