@@ -17,6 +17,7 @@ import { ClusterPools } from '../ipam-driver/cluster-pools';
 import { NftFirewall } from './firewall/nft-firewall';
 import { createPluginApp, listenUnix } from './http/server';
 import { NetlinkKernel } from './kernel/netlink-kernel';
+import { setProcSysRoot } from './kernel/sysctl';
 import { BridgeDataPlane } from './dataplane/bridge';
 import { activateRoute, networkRoutes } from './network/handlers';
 import { NetworkService } from './network/network-service';
@@ -49,6 +50,7 @@ export interface Daemon {
 
 export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
   const started = Date.now();
+  setProcSysRoot(config.procSys);
   fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(config.stateDir, 0o700);
   const kv = await LevelKv.open(path.join(config.stateDir, 'db'));
@@ -117,7 +119,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   await ipam.load();
   await networks.load();
 
-  const app = createPluginApp([activateRoute, ...networkRoutes(networks), ...ipamRoutes(ipam)], log);
+  const app = createPluginApp([activateRoute, ...networkRoutes(networks, config.scope), ...ipamRoutes(ipam)], log);
   const server = await listenUnix(app, config.socket, config.socketMode);
   const admin = config.adminSocket
     ? await listenUnix(createAdminApp({ version: VERSION, startedAt: new Date(started), stateDir: config.stateDir, networks, ipam, reconciler }), config.adminSocket, 0o600)
@@ -136,7 +138,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   );
 
   // Joining the cluster never delays the socket: the agent retries in the background.
-  if (cluster) await cluster.agent.start();
+  if (cluster) {
+    coordinator?.restore();
+    await cluster.agent.start();
+  }
 
   // Slow work after the socket is up: re-create what a reboot wiped.
   const restoring = restoreDataPlane(networks, log)

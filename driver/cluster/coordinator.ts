@@ -52,6 +52,15 @@ export class ClusterCoordinator implements OverlayControl {
     return out;
   }
 
+  /** After a start: announce this host's overlay memberships and endpoints again (they were leased). */
+  restore(): void {
+    for (const { record, endpoints } of this.networks.list()) {
+      if (!record.overlay) continue;
+      this.agent.join(record.overlay.key, record.id);
+      for (const ep of endpoints) this.endpointUp(record, ep);
+    }
+  }
+
   // ---- OverlayControl ------------------------------------------------------------------
 
   async attach(record: NetworkRecord, settings: NetworkSettings): Promise<{ attachment: OverlayAttachment; mtu: number; created: boolean }> {
