@@ -30,6 +30,12 @@ export interface Config {
   leaseTtlS: number;
   /** The name Docker knows this driver by (for networks loom creates through the Docker API). */
   driverName: string;
+  /** Scope answered in NetworkDriver.GetCapabilities: "global" for Swarm (managed plugin only). */
+  scope: 'local' | 'global';
+  /** Where kernel parameters are written (the managed plugin's /proc/sys is read-only; see plugin-config/config.json). */
+  procSys: string;
+  /** Prometheus metrics listener: "host:port" or a Unix socket path; undefined: off. */
+  metrics: string | undefined;
   /** Explicit default pools; when empty, Docker-like IPv4 pools and a per-host ULA /48 are used. */
   defaultPools: DefaultPool[];
 }
@@ -44,6 +50,8 @@ export const DEFAULTS = {
   reconcileIntervalS: 30,
   reconcileGraceS: 10,
   leaseTtlS: 10,
+  scope: 'local' as const,
+  procSys: '/proc/sys',
 };
 
 /** Docker's own defaults for local networks: /16s of 172.16.0.0/12, then /20s of 192.168.0.0/16. */
@@ -66,6 +74,9 @@ Docker network + IPAM plugin (bridge networks; state in LevelDB).
   --advertise-address IP  this host's VXLAN endpoint (default: address of the default route's interface) [LOOM_ADVERTISE_ADDRESS]
   --lease-ttl S         host lease in seconds (default ${DEFAULTS.leaseTtlS})  [LOOM_LEASE_TTL]
   --driver-name NAME    driver name Docker uses (default: the socket's file name) [LOOM_DRIVER_NAME]
+  --scope local|global  driver scope Docker is told (default local; global for Swarm) [LOOM_SCOPE]
+  --proc-sys DIR        where kernel parameters are written (default ${DEFAULTS.procSys})  [LOOM_PROC_SYS]
+  --metrics ADDR        Prometheus /metrics on HOST:PORT or a Unix socket path (default off) [LOOM_METRICS]
   --state-dir DIR       LevelDB state directory (default ${DEFAULTS.stateDir}) [LOOM_STATE_DIR]
   --log-level LEVEL     ${LOG_LEVELS.join('|')} (default info)  [LOOM_LOG_LEVEL]
   --default-pool P      BASE/LEN:SIZE pool for automatic subnets, repeatable [LOOM_DEFAULT_POOLS, comma-separated]
@@ -97,6 +108,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedArgs 
         'advertise-address': { type: 'string' },
         'lease-ttl': { type: 'string' },
         'driver-name': { type: 'string' },
+        metrics: { type: 'string' },
+        scope: { type: 'string' },
+        'proc-sys': { type: 'string' },
         'state-dir': { type: 'string' },
         'log-level': { type: 'string' },
         'default-pool': { type: 'string', multiple: true },
@@ -147,13 +161,24 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedArgs 
   const ttlText = values['lease-ttl'] ?? env.LOOM_LEASE_TTL ?? String(DEFAULTS.leaseTtlS);
   if (!/^\d{1,4}$/.test(ttlText) || Number(ttlText) < 2) throw invalid(`--lease-ttl must be whole seconds >= 2, got ${ttlText}`);
   const driverName = values['driver-name'] ?? env.LOOM_DRIVER_NAME ?? path.basename(socket, '.sock');
+  const scope = values.scope ?? env.LOOM_SCOPE ?? DEFAULTS.scope;
+  if (scope !== 'local' && scope !== 'global') throw invalid(`--scope must be local or global, got ${scope}`);
+  const procSys = values['proc-sys'] ?? env.LOOM_PROC_SYS ?? DEFAULTS.procSys;
+  if (!procSys.startsWith('/')) throw invalid(`--proc-sys must be an absolute path, got ${JSON.stringify(procSys)}`);
+  const metrics = values.metrics ?? env.LOOM_METRICS;
+  if (metrics !== undefined && !metrics.startsWith('/') && !/^[0-9a-fA-F.:[\]]+:\d{1,5}$/.test(metrics)) {
+    throw invalid(`--metrics must be HOST:PORT (e.g. 127.0.0.1:9323) or an absolute socket path, got ${metrics}`);
+  }
   return {
     kind: 'run',
     config: {
+      metrics,
       etcd: { endpoints, ca: tls('etcd-ca', 'LOOM_ETCD_CA'), cert: tls('etcd-cert', 'LOOM_ETCD_CERT'), key: tls('etcd-key', 'LOOM_ETCD_KEY') },
       advertiseAddress: advertise,
       leaseTtlS: Number(ttlText),
       driverName,
+      scope,
+      procSys,
       reconcileGraceS,
       dockerSocket: dockerHost === 'off' ? undefined : dockerHost.slice('unix://'.length),
       reconcileIntervalS,

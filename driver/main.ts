@@ -6,6 +6,7 @@
  * then repair the data plane in the background; never wait for Docker.
  */
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { Config, DEFAULT_IPV4_POOLS, USAGE, parseConfig } from './config';
 import { LoomError, asLoomError } from './errors';
@@ -23,6 +24,7 @@ import { activateRoute, networkRoutes } from './network/handlers';
 import { NetworkService } from './network/network-service';
 import { Logger, createLogger } from './observability/logger';
 import { createAdminApp } from './observability/admin';
+import { Metrics } from './observability/metrics';
 import { ensureHostMeta } from './store/host-meta';
 import { LevelKv } from './store/level-kv';
 import { NetworkRepository } from './store/network-repo';
@@ -62,6 +64,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   }
   const host = await ensureHostMeta(kv);
   const kernel = new NetlinkKernel();
+  const metrics = new Metrics(log.child({ svc: 'metrics' }));
+  kernel.onError = (errno) => metrics.kernelErrors.inc({ errno });
   const defaultPools = config.defaultPools.length
     ? config.defaultPools
     : [...DEFAULT_IPV4_POOLS.map(parseDefaultPool), parseDefaultPool(`${host.ula}:64`)];
@@ -96,6 +100,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const reconcileLog = log.child({ svc: 'reconcile' });
   let dockerErrorLogged = false;
   const reconciler = new Reconciler({
+    onRepair: (kind, n) => metrics.repairs.inc({ kind }, n),
     networks,
     ipam,
     kernel,
@@ -119,10 +124,31 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   await ipam.load();
   await networks.load();
 
-  const app = createPluginApp([activateRoute, ...networkRoutes(networks, config.scope), ...ipamRoutes(ipam)], log);
+  const app = createPluginApp([activateRoute, ...networkRoutes(networks, config.scope), ...ipamRoutes(ipam)], log, (e) => metrics.observeCall(e));
+  metrics.attach({ networks, ipam, kernel, ...(cluster ? { agent: cluster.agent } : {}), containerNames: () => reconciler.containerNames });
   const server = await listenUnix(app, config.socket, config.socketMode);
+  const metricsServer = config.metrics ? await listenMetrics(metrics, config.metrics) : undefined;
   const admin = config.adminSocket
-    ? await listenUnix(createAdminApp({ version: VERSION, startedAt: new Date(started), stateDir: config.stateDir, networks, ipam, reconciler }), config.adminSocket, 0o600)
+    ? await listenUnix(createAdminApp({
+          version: VERSION,
+          startedAt: new Date(started),
+          stateDir: config.stateDir,
+          networks,
+          ipam,
+          reconciler,
+          ...(cluster && coordinator
+            ? {
+                overlayDrift: () => (coordinator as ClusterCoordinator).overlayDrift(),
+                cluster: () => ({ hostId: cluster.agent.hostId, vtep: cluster.agent.me.vtep, healthy: cluster.agent.store.healthy(), backlog: cluster.agent.backlog, hosts: cluster.agent.hosts.size }),
+                peers: () => ({
+                  cluster: true,
+                  self: cluster.agent.hostId,
+                  hosts: [...cluster.agent.hosts.values()].map((h) => ({ ...h, leaseAgeSeconds: Math.round((Date.now() - Date.parse(h.startedAt)) / 1000) })),
+                  overlays: [...cluster.agent.overlays.values()].map((o) => ({ key: o.key, vni: o.vni, name: o.name, origin: o.origin, mtu: o.mtu, remoteEndpoints: cluster.agent.remote.get(o.key)?.size ?? 0 })),
+                }),
+              }
+            : {}),
+        }), config.adminSocket, 0o600)
     : undefined;
   const counts = networks.list();
   log.info(
@@ -151,7 +177,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   return {
     async stop(): Promise<void> {
       // Finish the calls in flight (bounded), refuse new ones, keep the data plane as it is.
-      for (const srv of [server, admin]) {
+      for (const srv of [server, admin, metricsServer]) {
         if (!srv) continue;
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => srv.closeAllConnections(), 10_000);
@@ -170,6 +196,19 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       await kv.close();
     },
   };
+}
+
+/** The metrics listener: a Unix socket (root only) or HOST:PORT; never the plugin socket. */
+async function listenMetrics(metrics: Metrics, where: string): Promise<http.Server> {
+  if (where.startsWith('/')) return listenUnix(metrics.app(), where, 0o600);
+  const colon = where.lastIndexOf(':');
+  const host = where.slice(0, colon).replace(/^\[|\]$/g, '');
+  const server = http.createServer(metrics.app());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(where.slice(colon + 1)), host, () => resolve());
+  });
+  return server;
 }
 
 /**

@@ -418,6 +418,23 @@ export class IpamService {
     return true;
   }
 
+  /**
+   * Reconciler: an address a live endpoint, gateway or aux address uses is not allocated
+   * (released behind Docker's back): take it again. False when someone else holds it now.
+   */
+  async restoreAllocation(poolId: string, address: string, kind: AllocationKind): Promise<boolean> {
+    return this.locks.run(`pool:${poolId}`, async () => {
+      const live = this.pools.get(poolId);
+      const ip = parseIpMaybeCidr(address);
+      if (!live || live.alloc.isUsed(ip.value)) return false;
+      live.alloc.reserve(ip.value);
+      const rec: AllocationRecord = { poolId, address, kind, createdAt: new Date().toISOString() };
+      await this.repo.putAllocation(rec);
+      this.allocations.get(poolId)?.set(address, rec);
+      return true;
+    });
+  }
+
   /** Reconciler: releases a pool no network uses (whatever its reference count), unless newer than `cutoff`. */
   async releaseOrphanPool(poolId: string, cutoff: number): Promise<boolean> {
     const live = this.pools.get(poolId);

@@ -175,6 +175,20 @@ export class ClusterCoordinator implements OverlayControl {
 
   // ---- drift repair (from the reconciler) --------------------------------------------------
 
+  /** What repairOverlays would change now, per overlay (loomctl doctor). */
+  async overlayDrift(): Promise<Array<{ overlay: string; vxlan: string; missing: number; stale: number }>> {
+    const out: Array<{ overlay: string; vxlan: string; missing: number; stale: number }> = [];
+    for (const { record } of this.networks.list()) {
+      const ov = record.overlay;
+      if (!ov) continue;
+      const plan = planOverlayEntries([...(this.agent.remote.get(ov.key)?.values() ?? [])], await this.kernel.listFdb(ov.vxlan), await this.kernel.listNeigh(ov.vxlan));
+      const missing = plan.addFdb.length + plan.addNeigh.length;
+      const stale = plan.delFdb.length + plan.delNeigh.length;
+      if (missing || stale) out.push({ overlay: ov.key, vxlan: ov.vxlan, missing, stale });
+    }
+    return out;
+  }
+
   /** Makes every overlay network's VXLAN FDB and neighbour entries match etcd; returns repair counts. */
   async repairOverlays(): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};

@@ -8,6 +8,8 @@ import { conflict } from '../errors';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import { readIfaceSysctl, readSysctl, writeIfaceSysctl, writeSysctl } from '../kernel/sysctl';
 import { TrafficControl } from '../kernel/tc';
+import { runChecked, runCommand } from '../kernel/command';
+import * as path from 'node:path';
 import type { Logger } from '../observability/logger';
 import type { EndpointRecord, NetworkRecord } from '../network/types';
 import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
@@ -22,6 +24,8 @@ export interface DataPlane {
   removeEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   /** The MAC of an endpoint's container end if a previous, interrupted attempt already made it. */
   existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>): Promise<string | undefined>;
+  /** Re-makes a running container's deleted veth pair and plumbs it into its namespace. */
+  replumbEndpoint(net: NetworkRecord, ep: EndpointRecord, gateways: { gateway4?: string | undefined; gateway6?: string | undefined }): Promise<void>;
 }
 
 /** Gateway addresses that belong on the bridge, as kernel verbs want them. */
@@ -153,6 +157,25 @@ export class BridgeDataPlane implements DataPlane {
       if (!net.icc) await steps.step(`isolate port ${ep.hostIf}`, () => this.kernel.setPortIsolated(ep.hostIf, true));
     }
     if (!host.up) await steps.step(`set ${ep.hostIf} up`, () => this.kernel.setUp(ep.hostIf));
+  }
+
+  async replumbEndpoint(net: NetworkRecord, ep: EndpointRecord, gateways: { gateway4?: string | undefined; gateway6?: string | undefined }): Promise<void> {
+    if (!ep.sandboxKey) throw conflict(`endpoint ${ep.id} has no sandbox to plumb into`);
+    const steps = new StepRunner(`re-plumb endpoint ${ep.id.slice(0, 12)}`, this.log);
+    await this.ensureEndpoint(net, ep, steps);
+    const sandbox = ep.sandboxKey;
+    await steps.step(`move ${ep.peerIf} into ${sandbox}`, () => this.kernel.moveToNetns(ep.peerIf, sandbox));
+    const req = {
+      ifname: ep.peerIf,
+      prefix: 'eth',
+      addresses: [ep.address, ep.addressV6].filter((a): a is string => Boolean(a)),
+      ...(gateways.gateway4 ? { gateway4: gateways.gateway4 } : {}),
+      ...(gateways.gateway6 ? { gateway6: gateways.gateway6 } : {}),
+    };
+    await steps.step('configure the interface inside the container', async () => {
+      const out = await runChecked(runCommand, 'nsenter', [`--net=${sandbox}`, '--', process.execPath, path.join(__dirname, '..', 'kernel', 'netns-helper.js'), JSON.stringify(req)]);
+      this.log.info({ endpointId: ep.id, ...JSON.parse(out) }, 're-plumbed an endpoint into its running container');
+    });
   }
 
   /** Bandwidth limits on the host end: tbf for what the container receives, IFB + tbf for what it sends. */

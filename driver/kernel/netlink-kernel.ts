@@ -10,6 +10,7 @@
  * - the library reports errors as "Request rejected: <ERRNO>" strings; parsed once in `kernelError`.
  */
 import { AttrStream, FlagsNew, StreamData, createRtNetlink, ifla, rt, RtNetlinkSocket } from 'netlink';
+import * as fs from 'node:fs';
 import { Mutex } from 'async-mutex';
 import { ErrorKind, LoomError } from '../errors';
 import type { Family, Prefix } from '../../ipam-driver/core/prefix';
@@ -26,6 +27,8 @@ export interface LinkInfo {
   mtu: number;
   mac: string;
   up: boolean;
+  /** Traffic counters (from IFLA_STATS64). */
+  stats?: { rxBytes: bigint; txBytes: bigint; rxPackets: bigint; txPackets: bigint };
 }
 
 export interface AddressInfo {
@@ -124,6 +127,9 @@ function toLinkInfo(m: rt.LinkMessage): LinkInfo {
     mtu: m.attrs.mtu ?? 0,
     mac: macToString(m.attrs.address),
     up: Boolean(m.data.flags?.up),
+    ...(m.attrs.stats64
+      ? { stats: { rxBytes: m.attrs.stats64.rxBytes ?? 0n, txBytes: m.attrs.stats64.txBytes ?? 0n, rxPackets: m.attrs.stats64.rxPackets ?? 0n, txPackets: m.attrs.stats64.txPackets ?? 0n } }
+      : {}),
   };
 }
 
@@ -135,6 +141,9 @@ export class NetlinkKernel {
    */
   private readonly mutex = new Mutex();
 
+  /** Called with the errno of every request the kernel refuses (metrics). */
+  onError: ((errno: string) => void) | undefined;
+
   constructor() {
     this.socket = createRtNetlink();
   }
@@ -145,7 +154,15 @@ export class NetlinkKernel {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    return this.mutex.runExclusive(fn);
+    return this.mutex.runExclusive(async () => {
+      try {
+        return await fn();
+      } catch (err) {
+        const errno = /Request rejected: ([A-Z0-9]+)/.exec(err instanceof Error ? err.message : String(err))?.[1];
+        this.onError?.(errno ?? 'other');
+        throw err;
+      }
+    });
   }
 
   close(): void {
@@ -319,6 +336,36 @@ export class NetlinkKernel {
     await this.call(`set ${name} isolated ${isolated ? 'on' : 'off'}`, () =>
       this.sock.newLink({ index: idx }, { linkinfo: serialise(ifla.formatInfo({ slaveKind: 'bridge', slaveData })) }),
     );
+  }
+
+  async rename(name: string, to: string): Promise<void> {
+    if (name === to) return;
+    const idx = await this.indexOf(name);
+    await this.call(`rename ${name} to ${to}`, () => this.sock.setLink({ index: idx }, { ifname: to }));
+  }
+
+  /** Adds a default route through `gateway` on `dev`. */
+  async addDefaultRoute(dev: string, gateway: string): Promise<void> {
+    const idx = await this.indexOf(dev);
+    const gw = parseIpMaybeCidr(gateway);
+    await this.call(`add default route via ${gateway}`, () =>
+      this.sock.newRoute(
+        { family: gw.family === 4 ? AF_INET : AF_INET6, dstLen: 0, table: RT_TABLE_MAIN, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' },
+        { gateway: ipBytes(gw.family, gw.value), oif: idx },
+        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+      ),
+    );
+  }
+
+  /** Moves a link into the network namespace bound at `nsPath` (a container's SandboxKey). */
+  async moveToNetns(name: string, nsPath: string): Promise<void> {
+    const idx = await this.indexOf(name);
+    const fd = fs.openSync(nsPath, 'r');
+    try {
+      await this.call(`move ${name} to ${nsPath}`, () => this.sock.setLink({ index: idx }, { netNsFd: fd }));
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   async setMaster(name: string, master: string): Promise<void> {

@@ -5,7 +5,15 @@
 import { promises as fs } from 'node:fs';
 import { LoomError } from '../errors';
 
-const ROOT = '/proc/sys/';
+let ROOT = '/proc/sys/';
+
+/**
+ * Where /proc/sys is, set once at start-up (--proc-sys): the managed plugin's own
+ * /proc/sys is read-only, so it gets the host's /proc/sys/net bound elsewhere.
+ */
+export function setProcSysRoot(dir: string): void {
+  ROOT = `${dir.replace(/\/+$/, '')}/`;
+}
 
 function pathOf(key: string): string {
   if (!/^[a-z0-9_.\-/]+$/i.test(key) || key.includes('..')) throw new LoomError('invalid', `invalid sysctl key ${key}`);

@@ -63,13 +63,14 @@ function driverOptions(options: Record<string, unknown>): Record<string, string>
   return out;
 }
 
-export function networkRoutes(networks: NetworkService): Route[] {
+/** `scope`: what GetCapabilities answers ("global" for Swarm, --scope). */
+export function networkRoutes(networks: NetworkService, scope: 'local' | 'global' = 'local'): Route[] {
   return [
     // capabilities
     route({
       method: 'NetworkDriver.GetCapabilities',
       // GwAllocChecker (Docker 28+): Docker then asks GwAllocCheck before each CreateNetwork.
-      handle: async () => ({ Scope: 'local', ConnectivityScope: 'local', GwAllocChecker: true }),
+      handle: async () => ({ Scope: scope, ConnectivityScope: scope, GwAllocChecker: true }),
     }),
     route({
       method: 'NetworkDriver.GwAllocCheck',

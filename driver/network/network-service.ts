@@ -467,6 +467,22 @@ export class NetworkService {
     return true;
   }
 
+  /**
+   * Reconciler: the veth pair of an endpoint whose container still runs was deleted (by
+   * hand): make a new pair and plumb its container end into the container again.
+   */
+  async replumbEndpoint(networkId: string, endpointId: string): Promise<boolean> {
+    return this.locks.run(networkId, async () => {
+      const state = this.networks.get(networkId);
+      const ep = state?.endpoints.get(endpointId);
+      if (!state || !ep?.sandboxKey) return false;
+      const net = state.record;
+      const gw = !net.internal ? { v4: gatewayFor(ep.address, net.ipv4), v6: net.enableIpv6 ? gatewayFor(ep.addressV6, net.ipv6) : undefined } : {};
+      await this.dataplane.replumbEndpoint(net, ep, { gateway4: gw.v4, gateway6: gw.v6 });
+      return true;
+    });
+  }
+
   /** Reconciler: removes a network Docker no longer knows (docker network rm while loomd was down). */
   async removeStaleNetwork(networkId: string, observedAt: number): Promise<boolean> {
     const n = this.networks.get(networkId)?.record;

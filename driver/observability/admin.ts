@@ -15,6 +15,10 @@ export interface AdminDeps {
   networks: NetworkService;
   ipam: IpamService;
   reconciler: Reconciler;
+  /** Cluster mode only. */
+  overlayDrift?: () => Promise<Array<{ overlay: string; vxlan: string; missing: number; stale: number }>>;
+  cluster?: () => { hostId: string; vtep: string; healthy: boolean; backlog: number; hosts: number };
+  peers?: () => unknown;
 }
 
 /** JSON with bigint values written as decimal strings. */
@@ -36,10 +40,13 @@ export function createAdminApp(deps: AdminDeps): express.Express {
       networks: nets.length,
       endpoints: nets.reduce((n, x) => n + x.endpoints.length, 0),
       pools: deps.ipam.listPools().length,
+      cluster: deps.cluster ? deps.cluster() : undefined,
+      reconciler: { passes: deps.reconciler.passes, repairs: Object.fromEntries(deps.reconciler.repairs), lastPass: deps.reconciler.last?.at },
     });
   });
   app.get('/v1/networks', (_req: Request, res: Response) => {
-    sendJson(res, deps.networks.list().map(({ record, endpoints }) => ({ ...record, endpoints })));
+    const names = deps.reconciler.containerNames;
+    sendJson(res, deps.networks.list().map(({ record, endpoints }) => ({ ...record, endpoints: endpoints.map((e) => ({ ...e, container: names.get(e.id) ?? '' })) })));
   });
   app.get('/v1/ipam', (_req: Request, res: Response) => {
     sendJson(res, deps.ipam.listPools());
@@ -52,8 +59,19 @@ export function createAdminApp(deps: AdminDeps): express.Express {
     sendJson(res, result);
   });
   app.get('/v1/doctor', async (_req: Request, res: Response) => {
-    const { observed, actions } = await deps.reconciler.preview();
-    sendJson(res, { dockerView: observed.docker !== undefined, firewallDrift: observed.firewallDrift, actions });
+    const { observed, actions, unknownToLoom } = await deps.reconciler.preview();
+    const overlays = deps.overlayDrift ? await deps.overlayDrift() : [];
+    sendJson(res, {
+      dockerView: observed.docker !== undefined,
+      cluster: deps.cluster ? deps.cluster() : undefined,
+      firewallDrift: observed.firewallDrift,
+      actions: actions.map((a) => ({ ...a, container: 'endpointId' in a ? (observed.docker?.containerNames.get(a.endpointId) ?? '') : undefined })),
+      overlays,
+      unknownToLoom,
+    });
+  });
+  app.get('/v1/peers', (_req: Request, res: Response) => {
+    sendJson(res, deps.peers ? deps.peers() : { cluster: false });
   });
   app.use((_req: Request, res: Response) => {
     res.status(404).type('application/json').send(JSON.stringify({ error: 'not found' }));

@@ -22,6 +22,8 @@ export interface DockerNetwork {
 export interface DockerView {
   at: number;
   networks: Map<string, DockerNetwork>;
+  /** endpoint id -> container name */
+  containerNames: Map<string, string>;
 }
 
 export type DockerViewSource = () => Promise<DockerView | undefined>;
@@ -52,12 +54,14 @@ export function dockerViewSource(docker: Dockerode, onError: (err: unknown) => v
     try {
       const list = await docker.listNetworks();
       const networks = new Map<string, DockerNetwork>();
+      const containerNames = new Map<string, string>();
       for (const summary of list) {
         const n = await docker.getNetwork(summary.Id).inspect();
         const cfg = n.IPAM?.Config ?? [];
         const endpoints = new Map<string, string[]>();
         for (const c of Object.values(n.Containers ?? {})) {
           if (!c.EndpointID) continue;
+          if (c.Name) containerNames.set(c.EndpointID, c.Name);
           endpoints.set(c.EndpointID, [plain(c.IPv4Address), plain(c.IPv6Address)].filter((x): x is string => Boolean(x)));
         }
         networks.set(n.Id, {
@@ -70,7 +74,7 @@ export function dockerViewSource(docker: Dockerode, onError: (err: unknown) => v
           endpoints,
         });
       }
-      return { at, networks };
+      return { at, networks, containerNames };
     } catch (err) {
       onError(err);
       return undefined;

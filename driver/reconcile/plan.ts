@@ -14,7 +14,7 @@ import type { DockerView } from './docker-view';
 import type { EndpointRecord, NetworkRecord } from '../network/types';
 import { bridgeAddresses } from '../dataplane/bridge';
 import { BRIDGE_PREFIX, isLoomIfb, isLoomVeth, isLoomVxlan } from '../network/naming';
-import { parseIpMaybeCidr, formatIp } from '../../ipam-driver/core/prefix';
+import { contains, formatIp, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
 
 export interface ObservedPool {
   id: string;
@@ -42,6 +42,8 @@ export interface Observed {
   firewallDrift: string[];
   /** Docker's view, or undefined when dockerd could not be asked. */
   docker: DockerView | undefined;
+  /** Endpoints whose container's network namespace (SandboxKey) still exists. */
+  liveSandboxes: Set<string>;
 }
 
 export type Action =
@@ -51,7 +53,9 @@ export type Action =
   | { kind: 'remove-stale-endpoint'; networkId: string; endpointId: string; reason: string }
   | { kind: 'remove-stale-network'; networkId: string; reason: string }
   | { kind: 'release-orphan-address'; poolId: string; address: string; reason: string }
-  | { kind: 'release-orphan-pool'; poolId: string; reason: string };
+  | { kind: 'release-orphan-pool'; poolId: string; reason: string }
+  | { kind: 'replumb-endpoint'; networkId: string; endpointId: string; reason: string }
+  | { kind: 'restore-allocation'; poolId: string; address: string; allocKind: 'gateway' | 'explicit' | 'dynamic'; reason: string };
 
 export interface PlanOptions {
   graceMs: number;
@@ -106,13 +110,46 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   }
   if (obs.firewallDrift.length) actions.push({ kind: 'sync-firewall', reason: obs.firewallDrift.join('; ') });
 
-  // Endpoints: a veth pair that is gone means the container is gone.
+  // Endpoints: a veth pair that is gone means the container is gone, unless the container still
+  // lives (its namespace exists and Docker, when asked, still lists it): then the pair is re-made.
   for (const e of obs.endpoints) {
-    if (staleNetworks.has(e.networkId) || !old(e.createdAt)) continue;
+    if (staleNetworks.has(e.networkId)) continue;
+    const dockerNet = dockerNets?.get(e.networkId);
+    const dockerKnows = dockerNet ? dockerNet.endpoints.has(e.id) : undefined;
+    // A repair, not a removal: no grace needed (a joined endpoint's host veth exists from the start).
+    if (!links.has(e.hostIf) && dockerKnows !== false && obs.liveSandboxes.has(e.id)) {
+      actions.push({ kind: 'replumb-endpoint', networkId: e.networkId, endpointId: e.id, reason: `veth ${e.hostIf} is gone while its container runs` });
+      continue;
+    }
+    if (!old(e.createdAt)) continue;
     let reason: string | undefined;
-    if (!links.has(e.hostIf)) reason = `veth ${e.hostIf} is gone`;
-    else if (dockerNets?.get(e.networkId) && !dockerNets.get(e.networkId)?.endpoints.has(e.id)) reason = 'Docker no longer knows this endpoint';
+    if (dockerKnows === false) reason = 'Docker no longer knows this endpoint';
+    else if (!links.has(e.hostIf)) reason = `veth ${e.hostIf} is gone`;
     if (reason && confirmed(`endpoint:${e.id}`)) actions.push({ kind: 'remove-stale-endpoint', networkId: e.networkId, endpointId: e.id, reason });
+  }
+
+  // Addresses live endpoints, gateways and aux addresses use must stay allocated (someone may
+  // have released one behind Docker's back); only for endpoints whose veth is still there.
+  const poolsByPrefix = obs.pools.map((p) => ({ p, prefix: parsePrefix(p.pool), held: new Set(p.allocations.map((a) => a.address)) }));
+  const needed: Array<{ address: string; why: string; allocKind: 'gateway' | 'explicit' | 'dynamic' }> = [];
+  for (const n of obs.networks) {
+    if (staleNetworks.has(n.id)) continue;
+    for (const d of [...n.ipv4, ...n.ipv6]) {
+      if (d.gateway) needed.push({ address: plainIp(d.gateway), why: `gateway of network ${n.id.slice(0, 12)}`, allocKind: 'gateway' });
+      for (const [name, aux] of Object.entries(d.aux)) needed.push({ address: plainIp(aux), why: `aux address ${name} of network ${n.id.slice(0, 12)}`, allocKind: 'explicit' });
+    }
+  }
+  for (const e of obs.endpoints) {
+    if (staleNetworks.has(e.networkId) || !links.has(e.hostIf)) continue;
+    if (dockerNets?.get(e.networkId) && !dockerNets.get(e.networkId)?.endpoints.has(e.id)) continue;
+    for (const a of [e.address, e.addressV6]) if (a) needed.push({ address: plainIp(a), why: `endpoint ${e.id.slice(0, 12)}`, allocKind: 'dynamic' });
+  }
+  for (const { address, why, allocKind } of needed) {
+    const ip = parseIpMaybeCidr(address);
+    const owner = poolsByPrefix.find((x) => contains(x.prefix, ip) && x.p.id.startsWith('LoomLocal/'));
+    if (owner && !owner.held.has(address)) {
+      actions.push({ kind: 'restore-allocation', poolId: owner.p.id, address, allocKind, reason: `${address} (${why}) is not allocated` });
+    }
   }
 
   // Links with loom's names that no record owns.

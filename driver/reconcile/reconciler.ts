@@ -4,6 +4,7 @@
  * object it touches, count and log every repair. It runs once right after start-up
  * (the socket already answers) and then periodically; passes never overlap.
  */
+import * as fs from 'node:fs';
 import { StepRunner } from '../dataplane/steps';
 import { asLoomError } from '../errors';
 import type { Firewall } from '../firewall/model';
@@ -31,6 +32,8 @@ export interface PassResult {
   skipped: Action[];
   errors: string[];
   suspects: number;
+  /** Repairs outside the plan (overlay VXLAN entries), by kind. */
+  extra: Record<string, number>;
 }
 
 export interface ReconcilerDeps {
@@ -54,6 +57,8 @@ export class Reconciler {
   readonly repairs = new Map<string, number>();
   last: PassResult | undefined;
   passes = 0;
+  /** Container names by endpoint id, from the last Docker view (metrics, loomctl). */
+  containerNames = new Map<string, string>();
 
   constructor(private readonly d: ReconcilerDeps) {}
 
@@ -92,18 +97,32 @@ export class Reconciler {
     const first = await this.runOnce({ force: true });
     await new Promise((r) => setTimeout(r, this.d.options.confirmMs));
     const second = await this.runOnce({ force: true });
+    const extra = { ...first.extra };
+    for (const [k, n] of Object.entries(second.extra)) extra[k] = (extra[k] ?? 0) + n;
     return {
       ...second,
+      extra,
       applied: [...first.applied, ...second.applied],
       skipped: [...first.skipped, ...second.skipped],
       errors: [...first.errors, ...second.errors],
     };
   }
 
-  /** What a pass would do now, without doing it (loomctl doctor). */
-  async preview(): Promise<{ observed: Observed; actions: Action[] }> {
+  /** What a pass would do now, without doing it (loomctl doctor); suspected orphans count as found. */
+  async preview(): Promise<{ observed: Observed; actions: Action[]; unknownToLoom: Array<{ networkId: string; endpointId: string; container: string }> }> {
     const observed = await this.observe();
-    return { observed, actions: plan(observed, new Map(), { ...this.d.options, force: true }).actions };
+    const first = plan(observed, new Map(), { ...this.d.options, force: true });
+    const aged = new Map([...first.suspects].map(([k]) => [k, observed.at - this.d.options.confirmMs]));
+    const actions = plan(observed, aged, { ...this.d.options, force: true }).actions;
+    // Endpoints Docker lists on loom's networks that loom does not know (not repaired automatically).
+    const unknownToLoom: Array<{ networkId: string; endpointId: string; container: string }> = [];
+    const known = new Set(observed.endpoints.map((e) => e.id));
+    for (const n of observed.networks) {
+      for (const id of observed.docker?.networks.get(n.id)?.endpoints.keys() ?? []) {
+        if (!known.has(id)) unknownToLoom.push({ networkId: n.id, endpointId: id, container: observed.docker?.containerNames.get(id) ?? '' });
+      }
+    }
+    return { observed, actions, unknownToLoom };
   }
 
   private async observe(): Promise<Observed> {
@@ -126,12 +145,14 @@ export class Reconciler {
       bridgeAddresses,
       firewallDrift: await this.d.firewall.check(this.d.networks.firewallView()),
       docker,
+      liveSandboxes: new Set(list.flatMap((n) => n.endpoints).filter((e) => e.sandboxKey && fs.existsSync(e.sandboxKey)).map((e) => e.id)),
     };
   }
 
   private async pass(force: boolean): Promise<PassResult> {
     const started = Date.now();
     const observed = await this.observe();
+    if (observed.docker) this.containerNames = observed.docker.containerNames;
     const { actions, suspects } = plan(observed, this.suspects, { ...this.d.options, force });
     this.suspects = suspects;
     const applied: Action[] = [];
@@ -152,9 +173,11 @@ export class Reconciler {
         this.d.log.error({ repair: action.kind, ...action, err: asLoomError(err).message }, 'reconciler repair failed');
       }
     }
+    const extra: Record<string, number> = {};
     if (this.d.extraRepairs) {
       try {
         for (const [kind, n] of Object.entries(await this.d.extraRepairs())) {
+          extra[kind] = n;
           this.repairs.set(kind, (this.repairs.get(kind) ?? 0) + n);
           this.d.onRepair?.(kind, n);
         }
@@ -171,6 +194,7 @@ export class Reconciler {
       skipped,
       errors,
       suspects: suspects.size,
+      extra,
     };
     this.d.log.debug({ ...this.last, applied: applied.length, skipped: skipped.length }, 'reconcile pass');
     return this.last;
@@ -200,6 +224,10 @@ export class Reconciler {
         return ipam.releaseOrphanAddress(a.poolId, a.address, cutoff);
       case 'release-orphan-pool':
         return ipam.releaseOrphanPool(a.poolId, cutoff);
+      case 'replumb-endpoint':
+        return networks.replumbEndpoint(a.networkId, a.endpointId);
+      case 'restore-allocation':
+        return ipam.restoreAllocation(a.poolId, a.address, a.allocKind);
     }
   }
 }

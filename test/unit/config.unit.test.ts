@@ -1,4 +1,6 @@
 /** loomd configuration: flags, environment (flags win), defaults and validation. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Config, DEFAULTS, USAGE, parseConfig } from '../../driver/config';
 import { LoomError } from '../../driver/errors';
 import { formatPrefix } from '../../ipam-driver/core/prefix';
@@ -134,5 +136,36 @@ describe('parseConfig', () => {
   test('an empty or relative state directory is refused', () => {
     expect(errorOf(() => parseConfig(['--state-dir', ''], {})).kind).toBe('invalid');
     expect(errorOf(() => parseConfig(['--state-dir', 'var/lib/loom'], {})).kind).toBe('invalid');
+  });
+});
+
+describe('managed plugin settings (plugin-config/config.json)', () => {
+  test('driver scope: local by default, global for Swarm, nothing else', () => {
+    expect(run([]).scope).toBe('local');
+    expect(run([], { LOOM_SCOPE: 'global' }).scope).toBe('global');
+    expect(run(['--scope', 'local'], { LOOM_SCOPE: 'global' }).scope).toBe('local');
+    expect(errorOf(() => parseConfig([], { LOOM_SCOPE: 'swarm' })).message).toMatch(/--scope must be local or global, got swarm/);
+    expect(errorOf(() => parseConfig(['--scope', ''], {})).kind).toBe('invalid');
+  });
+
+  test('where kernel parameters are written: /proc/sys unless told otherwise, absolute only', () => {
+    expect(run([]).procSys).toBe('/proc/sys');
+    expect(run([], { LOOM_PROC_SYS: '/host/proc/sys' }).procSys).toBe('/host/proc/sys');
+    expect(run(['--proc-sys', '/x'], { LOOM_PROC_SYS: '/host/proc/sys' }).procSys).toBe('/x');
+    expect(errorOf(() => parseConfig(['--proc-sys', 'proc/sys'], {})).message).toMatch(/--proc-sys must be an absolute path/);
+  });
+
+  test('the plugin config parses: every env value it sets is valid for loomd', () => {
+    const cfg = JSON.parse(readFileSync(join(__dirname, '../../plugin-config/config.json'), 'utf8')) as { env: Array<{ name: string; value?: string }> };
+    const env = Object.fromEntries(cfg.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
+    expect(run([], env)).toMatchObject({
+      socket: '/run/docker/plugins/loom.sock',
+      stateDir: '/var/lib/loom',
+      adminSocket: '/var/lib/loom/admin.sock',
+      procSys: '/host/proc/sys',
+      scope: 'local',
+      driverName: 'loom:latest',
+      etcd: { endpoints: [] },
+    });
   });
 });

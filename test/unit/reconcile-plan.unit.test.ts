@@ -59,12 +59,13 @@ function observed(over: Partial<Observed> = {}, withDocker = true): Observed {
     ],
     bridgeAddresses: new Map([[BR, ['198.18.10.1/24', 'fd00:10::1/64']]]),
     firewallDrift: [],
-    docker: withDocker ? { at: AT, networks: new Map([[NET, dockerNet()]]) } : undefined,
+    liveSandboxes: new Set<string>(),
+    docker: withDocker ? { at: AT, networks: new Map([[NET, dockerNet()]]), containerNames: new Map() } : undefined,
     ...over,
   };
 }
 
-const dockerWith = (...nets: DockerNetwork[]): Observed['docker'] => ({ at: AT, networks: new Map(nets.map((n) => [n.id, n])) });
+const dockerWith = (...nets: DockerNetwork[]): Observed['docker'] => ({ at: AT, networks: new Map(nets.map((n) => [n.id, n])), containerNames: new Map() });
 const kinds = (actions: Action[]): string[] => actions.map((a) => a.kind);
 
 /** Pass 1 at AT, then pass 2 `after` ms later with the suspects of pass 1. */
