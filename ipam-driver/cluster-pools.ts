@@ -99,6 +99,17 @@ export class ClusterPools {
     });
   }
 
+  /** Swarm AllocateNetwork: claims `subnet` for overlay `key` directly (idempotent). */
+  async claimForOverlay(subnet: string, key: string): Promise<void> {
+    await this.guard(`claim subnet ${subnet}`, async () => {
+      const mine: PoolClaim = { subnet, kind: 'overlay', host: this.hostId, overlay: key, at: new Date().toISOString() };
+      if (await this.store.create(keys.pool(subnet), mine)) return;
+      const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
+      if (cur?.value.kind === 'overlay' && cur.value.overlay === key) return;
+      throw conflict(`subnet ${subnet} is already in use ${cur?.value.kind === 'overlay' ? `by overlay ${cur.value.overlay}` : `on host ${cur?.value.host}`}`);
+    });
+  }
+
   /** Gives back a subnet this host claimed (never an overlay's: that goes with the overlay). */
   async release(subnet: string): Promise<void> {
     await this.guard(`release subnet ${subnet}`, async () => {

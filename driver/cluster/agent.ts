@@ -37,6 +37,8 @@ export interface OverlayRecord {
   internal: boolean;
   /** The -o options as given on the origin (repeated when loom creates the network elsewhere). */
   options: Record<string, string>;
+  /** Swarm network id when Swarm manages the overlay's life (AllocateNetwork/FreeNetwork). */
+  swarmId?: string;
   createdAt: string;
 }
 

@@ -12,7 +12,7 @@ import type { NetworkService } from '../network/network-service';
 import type { NetworkSettings } from '../network/options';
 import type { OverlayControl } from '../network/overlay-control';
 import { vxlanFor } from '../network/naming';
-import type { EndpointRecord, NetworkRecord, OverlayAttachment } from '../network/types';
+import type { EndpointRecord, IpamData, NetworkRecord, OverlayAttachment } from '../network/types';
 import type { Logger } from '../observability/logger';
 import type { IpamService } from '../../ipam-driver/ipam-service';
 import type { ClusterPools } from '../../ipam-driver/cluster-pools';
@@ -83,6 +83,32 @@ export class ClusterCoordinator implements OverlayControl {
     return { attachment, mtu: rec.mtu, created: !before };
   }
 
+  async allocateSwarm(networkId: string, settings: NetworkSettings, ipv4: IpamData[], ipv6: IpamData[], options: Record<string, string>): Promise<string> {
+    const key = settings.overlayKey ?? networkId;
+    const { mtu, underlay } = this.agent.overlayMtu();
+    if (underlay < 1500) this.log.warn({ underlay, overlayMtu: mtu }, 'an underlay MTU below 1500: overlay networks get a smaller MTU');
+    const subnet = (d: IpamData): OverlayRecord['ipv4'][number] => ({ pool: d.pool, ...(d.gateway ? { gateway: d.gateway } : {}), aux: d.aux });
+    for (const d of [...ipv4, ...ipv6]) await this.pools.claimForOverlay(d.pool, key);
+    await this.agent.registerOverlay({
+      key,
+      origin: this.agent.hostId,
+      mtu: settings.explicitMtu ? settings.mtu : mtu,
+      ipv4: ipv4.map(subnet),
+      ipv6: ipv6.map(subnet),
+      enableIpv6: ipv6.length > 0,
+      internal: false,
+      options,
+      swarmId: networkId,
+    });
+    this.log.info({ overlay: key, networkId }, 'swarm overlay allocated');
+    return key;
+  }
+
+  async freeSwarm(networkId: string): Promise<void> {
+    const rec = [...this.agent.overlays.values()].find((o) => o.swarmId === networkId);
+    if (rec) await this.agent.deleteOverlay(rec);
+  }
+
   async abandon(record: NetworkRecord, created: boolean): Promise<void> {
     const rec = record.overlay && this.agent.overlays.get(record.overlay.key);
     if (created && rec && rec.origin === this.agent.hostId) await this.agent.deleteOverlay(rec);
@@ -104,7 +130,7 @@ export class ClusterCoordinator implements OverlayControl {
     const ov = record.overlay as OverlayAttachment;
     this.agent.leave(ov.key);
     const rec = this.agent.overlays.get(ov.key);
-    if (!rec) return;
+    if (!rec || rec.swarmId) return; // Swarm decides when a swarm overlay ends (FreeNetwork)
     if (rec.origin === this.agent.hostId) {
       await this.agent.deleteOverlay(rec);
       this.log.info({ overlay: ov.key }, 'overlay deleted cluster-wide (its origin removed it)');

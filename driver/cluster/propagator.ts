@@ -39,7 +39,8 @@ export class DockerPropagator {
 
   /** Creates the overlay's Docker network on this host unless it has one (or opted out). */
   async ensure(rec: OverlayRecord, hasLocal: boolean): Promise<void> {
-    if (!rec.name || hasLocal || rec.origin === this.agent.hostId || this.busy.has(rec.key)) return;
+    // Swarm creates swarm overlays on its nodes itself.
+    if (!rec.name || rec.swarmId || hasLocal || rec.origin === this.agent.hostId || this.busy.has(rec.key)) return;
     this.busy.add(rec.key);
     try {
       if (await this.agent.isDetached(rec.key)) return;

@@ -113,13 +113,18 @@ export function networkRoutes(networks: NetworkService, scope: 'local' | 'global
       schema: AllocateNetworkRequest,
       ids: (b) => ({ networkId: b.NetworkID }),
       // Swarm managers only, for global-scope drivers: workers receive these options in CreateNetwork.
-      handle: async (b) => ({ Options: b.Options }),
+      handle: async (b) => ({
+        Options: await networks.allocateNetwork({ id: b.NetworkID, options: b.Options, ipv4: b.IPv4Data.map(toIpamData), ipv6: b.IPv6Data.map(toIpamData) }),
+      }),
     }),
     route({
       method: 'NetworkDriver.FreeNetwork',
       schema: NetworkIdRequest,
       ids: (b) => ({ networkId: b.NetworkID }),
-      handle: async () => ({}),
+      handle: async (b) => {
+        await networks.freeNetwork(b.NetworkID);
+        return {};
+      },
     }),
     // endpoints
     route({

@@ -18,7 +18,7 @@ import { PORTMAP_KEY, PublishedPort, choosePorts, parsePortMap } from '../ports/
 import { PortReserver } from '../ports/port-reserver';
 import { bridgeNameFor, hostVethFor, ifbFor, peerVethFor } from './naming';
 import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from './rates';
-import { checkLoomKeys, parseNetworkSettings } from './options';
+import { OPT_LOOM_OVERLAY, checkLoomKeys, parseNetworkSettings } from './options';
 import type { OverlayControl } from './overlay-control';
 import type { EndpointRecord, IpamData, JoinInfo, NetworkRecord } from './types';
 
@@ -122,6 +122,25 @@ export class NetworkService {
 
   async syncFirewall(): Promise<void> {
     await this.firewall.sync(this.firewallView());
+  }
+
+  /**
+   * Swarm manager, global-scope driver: the options returned here are what every worker
+   * receives in CreateNetwork. An overlay is registered for the whole swarm right away, so
+   * workers' pools join it instead of racing for the subnet.
+   */
+  async allocateNetwork(input: { id: string; options: Record<string, string>; ipv4: IpamData[]; ipv6: IpamData[] }): Promise<Record<string, string>> {
+    const settings = parseNetworkSettings(input.options);
+    if (settings.mode !== 'overlay') return input.options;
+    if (!this.overlay) throw invalid('overlay networks need a loom cluster: start loomd with --etcd (see docs/overlay.md)');
+    const ipv4 = input.ipv4.map((d) => checkIpamData(d, 4));
+    const ipv6 = input.ipv6.map((d) => checkIpamData(d, 6));
+    const key = await this.overlay.allocateSwarm(input.id, settings, ipv4, ipv6, input.options);
+    return { ...input.options, [OPT_LOOM_OVERLAY]: key };
+  }
+
+  async freeNetwork(networkId: string): Promise<void> {
+    await this.overlay?.freeSwarm(networkId);
   }
 
   /** Re-creates a stored network's bridge and addresses if the kernel lost them (caller holds the lock). */

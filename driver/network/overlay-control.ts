@@ -3,7 +3,7 @@
  * by driver/cluster/coordinator.ts; absent on a single host). Kept as an interface so
  * the network service does not depend on etcd.
  */
-import type { EndpointRecord, NetworkRecord, OverlayAttachment } from './types';
+import type { EndpointRecord, IpamData, NetworkRecord, OverlayAttachment } from './types';
 import type { NetworkSettings } from './options';
 
 export interface OverlayControl {
@@ -18,6 +18,10 @@ export interface OverlayControl {
   /** A bridge network in a cluster: refuses an overlay's subnet, then records its subnets as this host's. */
   checkLocal(record: NetworkRecord): Promise<void>;
   localCreated(record: NetworkRecord): Promise<void>;
+  /** Swarm manager (AllocateNetwork): registers the overlay for the whole swarm; returns its key. */
+  allocateSwarm(networkId: string, settings: NetworkSettings, ipv4: IpamData[], ipv6: IpamData[], options: Record<string, string>): Promise<string>;
+  /** Swarm manager (FreeNetwork): the swarm network is gone. */
+  freeSwarm(networkId: string): Promise<void>;
   endpointUp(record: NetworkRecord, ep: EndpointRecord): void;
   endpointDown(record: NetworkRecord, ep: EndpointRecord): void;
 }
