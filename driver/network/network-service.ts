@@ -376,10 +376,7 @@ export class NetworkService {
 
   async join(networkId: string, endpointId: string, sandboxKey: string): Promise<JoinInfo> {
     return this.locks.run(networkId, async () => {
-      const state = this.networks.get(networkId);
-      if (!state) throw notFound(`network ${networkId} not found`);
-      const ep = state.endpoints.get(endpointId);
-      if (!ep) throw notFound(`endpoint ${endpointId} not found in network ${networkId}`);
+      const { state, ep } = this.requireEndpoint(networkId, endpointId);
       const net = state.record;
       await this.dataplane.ensureEndpoint(net, ep, new StepRunner(`join endpoint ${endpointId.slice(0, 12)}`, this.log));
       if (ep.sandboxKey !== sandboxKey) {
@@ -396,6 +393,15 @@ export class NetworkService {
       }
       return info;
     });
+  }
+
+  /** The endpoint and its network, or a not-found error naming what is missing. */
+  private requireEndpoint(networkId: string, endpointId: string): { state: NetworkState; ep: EndpointRecord } {
+    const state = this.networks.get(networkId);
+    if (!state) throw notFound(`network ${networkId} not found`);
+    const ep = state.endpoints.get(endpointId);
+    if (!ep) throw notFound(`endpoint ${endpointId} not found in network ${networkId}`);
+    return { state, ep };
   }
 
   async leave(networkId: string, endpointId: string): Promise<void> {
@@ -420,10 +426,7 @@ export class NetworkService {
    */
   async programExternalConnectivity(networkId: string, endpointId: string, options: Record<string, unknown>): Promise<PublishedPort[]> {
     return this.locks.run(networkId, async () => {
-      const state = this.networks.get(networkId);
-      if (!state) throw notFound(`network ${networkId} not found`);
-      const ep = state.endpoints.get(endpointId);
-      if (!ep) throw notFound(`endpoint ${endpointId} not found in network ${networkId}`);
+      const { state, ep } = this.requireEndpoint(networkId, endpointId);
       const net = state.record;
       const bindings = parsePortMap(options[PORTMAP_KEY]);
       if (net.internal || (bindings.length === 0 && !ep.ports?.length)) return [];

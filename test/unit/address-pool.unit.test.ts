@@ -1,5 +1,5 @@
 /** AddressPool: reserved addresses, reservations, next-fit with wrap-around, sub-ranges and scale. */
-import { LoomError } from '../../driver/errors';
+import { errorOf } from '../helpers/errors';
 import { AddressPool } from '../../ipam-driver/core/address-pool';
 import { IntervalSet } from '../../ipam-driver/core/interval-set';
 import { formatIp, parseIp, parsePrefix } from '../../ipam-driver/core/prefix';
@@ -13,15 +13,6 @@ const pool = (cidr: string, range?: string, cursor?: bigint): AddressPool =>
 /** Stored runs of the pool's private used set: the memory cost of the allocator. */
 const runsOf = (a: AddressPool): number => (a as unknown as { used: IntervalSet }).used.runs;
 
-function errorOf(fn: () => unknown): LoomError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(LoomError);
-    return err as LoomError;
-  }
-  throw new Error('expected a LoomError, nothing was thrown');
-}
 
 describe('reserved addresses', () => {
   test('IPv4 /24: network and broadcast are reserved', () => {

@@ -1,6 +1,6 @@
 /** CreateNetwork option parsing: Go-style booleans, MTU bounds, bridge names, loom.* keys. */
+import { errorOf } from '../helpers/errors';
 import { burstBytes, parseRate } from '../../driver/network/rates';
-import { LoomError } from '../../driver/errors';
 import {
   DEFAULT_MTU,
   OPT_BRIDGE_NAME,
@@ -14,15 +14,6 @@ import {
   parseNetworkSettings,
 } from '../../driver/network/options';
 
-function errorOf(fn: () => unknown): LoomError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(LoomError);
-    return err as LoomError;
-  }
-  throw new Error('expected a LoomError, nothing was thrown');
-}
 
 describe('parseBool (Go strconv.ParseBool)', () => {
   test.each(['1', 't', 'T', 'TRUE', 'true', 'True'])('%j is true', (v) => {

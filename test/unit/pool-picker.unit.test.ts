@@ -1,5 +1,5 @@
 /** Default pools: parsing "BASE/LEN:SIZE" and picking the first free subnet. */
-import { LoomError } from '../../driver/errors';
+import { errorOf } from '../helpers/errors';
 import { DefaultPool, parseDefaultPool, pickSubnet } from '../../ipam-driver/core/pool-picker';
 import { Prefix, formatPrefix, parsePrefix } from '../../ipam-driver/core/prefix';
 
@@ -10,15 +10,6 @@ const pick = (defaults: DefaultPool[], family: 4 | 6, taken: string[]): string |
   return r && formatPrefix(r);
 };
 
-function errorOf(fn: () => unknown): LoomError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(LoomError);
-    return err as LoomError;
-  }
-  throw new Error('expected a LoomError, nothing was thrown');
-}
 
 describe('parseDefaultPool', () => {
   test.each([

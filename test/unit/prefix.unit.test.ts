@@ -1,5 +1,5 @@
 /** Prefix and address maths: strict parsing, canonical formatting, containment and splitting. */
-import { LoomError } from '../../driver/errors';
+import { errorOf } from '../helpers/errors';
 import {
   Prefix,
   bitsOf,
@@ -22,15 +22,6 @@ import {
 
 const p = (text: string): Prefix => parsePrefix(text);
 
-function errorOf(fn: () => unknown): LoomError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(LoomError);
-    return err as LoomError;
-  }
-  throw new Error('expected a LoomError, nothing was thrown');
-}
 
 describe('parsePrefix', () => {
   test.each([
