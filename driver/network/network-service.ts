@@ -12,28 +12,21 @@ import { conflict, invalid, notFound } from '../errors';
 import type { Firewall, FirewallNetwork } from '../firewall/model';
 import type { Logger } from '../observability/logger';
 import type { NetworkRepository } from '../store/network-repo';
-import { contains, formatIp, overlaps, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
 import { normaliseMac, randomMac } from './mac';
 import { PORTMAP_KEY, PublishedPort, choosePorts, parsePortMap } from '../ports/port-map';
 import { PortReserver } from '../ports/port-reserver';
-import { bridgeNameFor, hostVethFor, ifbFor, peerVethFor } from './naming';
+import { hostVethFor, ifbFor, peerVethFor } from './naming';
 import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from './rates';
 import { OPT_LOOM_OVERLAY, checkLoomKeys, parseNetworkSettings } from './options';
 import type { OverlayControl } from './overlay-control';
+import { CreateNetworkInput, buildNetworkRecord, checkEndpointAddress, checkIpamData, gatewayFor, overlapping, sameNetworkConfig } from './records';
+
+export type { CreateNetworkInput } from './records';
 import type { EndpointRecord, IpamData, JoinInfo, NetworkRecord } from './types';
 
 /** loom.* keys accepted as per-endpoint driver options. */
 export const LOOM_ENDPOINT_OPTION_KEYS: readonly string[] = [OPT_EGRESS_RATE, OPT_INGRESS_RATE];
 
-export interface CreateNetworkInput {
-  id: string;
-  /** The -o map (com.docker.network.generic). */
-  options: Record<string, string>;
-  enableIpv6: boolean;
-  internal: boolean;
-  ipv4: IpamData[];
-  ipv6: IpamData[];
-}
 
 export interface CreateEndpointInput {
   networkId: string;
@@ -161,36 +154,9 @@ export class NetworkService {
 
   // ---- networks -------------------------------------------------------------------------
 
-  private buildRecord(input: CreateNetworkInput): NetworkRecord {
-    const settings = parseNetworkSettings(input.options);
-    const ipv4 = input.ipv4.map((d) => checkIpamData(d, 4));
-    const ipv6 = input.ipv6.map((d) => checkIpamData(d, 6));
-    const pools = [...ipv4, ...ipv6];
-    pools.forEach((a, i) =>
-      pools.slice(i + 1).forEach((b) => {
-        if (overlapping(a.pool, b.pool)) throw invalid(`subnets ${a.pool} and ${b.pool} of one network overlap`);
-      }),
-    );
-    if (input.enableIpv6 && ipv6.length === 0) this.log.warn({ networkId: input.id }, 'IPv6 enabled but Docker sent no IPv6 pool');
-    return {
-      id: input.id,
-      bridge: settings.bridgeName ?? bridgeNameFor(input.id),
-      mtu: settings.mtu,
-      internal: input.internal,
-      icc: settings.icc,
-      masquerade: settings.masquerade,
-      ...(settings.hostBinding !== '0.0.0.0' ? { hostBinding: settings.hostBinding } : {}),
-      ...(Object.keys(settings.rates).length ? { rates: settings.rates } : {}),
-      enableIpv6: input.enableIpv6,
-      ipv4,
-      ipv6,
-      options: input.options,
-      createdAt: new Date().toISOString(),
-    };
-  }
-
   async createNetwork(input: CreateNetworkInput): Promise<void> {
-    const record = this.buildRecord(input);
+    const record = buildNetworkRecord(input);
+    if (input.enableIpv6 && record.ipv6.length === 0) this.log.warn({ networkId: input.id }, 'IPv6 enabled but Docker sent no IPv6 pool');
     const settings = parseNetworkSettings(input.options);
     if (settings.mode === 'overlay' && !this.overlay) {
       throw invalid('overlay networks need a loom cluster: start loomd with --etcd (see docs/overlay.md)');
@@ -526,46 +492,4 @@ export class NetworkService {
   endpoint(networkId: string, endpointId: string): EndpointRecord | undefined {
     return this.networks.get(networkId)?.endpoints.get(endpointId);
   }
-}
-
-function checkIpamData(d: IpamData, family: 4 | 6): IpamData {
-  const pool = parsePrefix(d.pool, 'pool');
-  if (pool.family !== family) throw invalid(`pool ${d.pool} is not an IPv${family} subnet`);
-  const inPool = (cidr: string, what: string): void => {
-    const ip = parseIpMaybeCidr(cidr, what);
-    if (!contains(pool, ip)) throw invalid(`${what} ${cidr} is outside pool ${d.pool}`);
-  };
-  if (d.gateway) inPool(d.gateway, 'gateway');
-  for (const [name, aux] of Object.entries(d.aux)) inPool(aux, `aux address ${name}`);
-  return d;
-}
-
-function checkEndpointAddress(cidr: string, pools: IpamData[], family: 4 | 6): string {
-  const ip = parseIpMaybeCidr(cidr, 'endpoint address');
-  if (ip.family !== family) throw invalid(`endpoint address ${cidr} is not IPv${family}`);
-  if (!pools.some((d) => contains(parsePrefix(d.pool), ip))) {
-    throw invalid(`endpoint address ${cidr} is not inside the network's subnets`);
-  }
-  return cidr;
-}
-
-/** The gateway (plain IP) of the pool that holds `address`, or of the first pool. */
-function gatewayFor(address: string | undefined, pools: IpamData[]): string | undefined {
-  let chosen: IpamData | undefined = pools[0];
-  if (address) {
-    const ip = parseIpMaybeCidr(address);
-    chosen = pools.find((d) => contains(parsePrefix(d.pool), ip));
-  }
-  if (!chosen?.gateway) return undefined;
-  const gw = parseIpMaybeCidr(chosen.gateway);
-  return formatIp(gw.family, gw.value);
-}
-
-function overlapping(a: string, b: string): boolean {
-  return overlaps(parsePrefix(a), parsePrefix(b));
-}
-
-function sameNetworkConfig(a: NetworkRecord, b: NetworkRecord): boolean {
-  const strip = (n: NetworkRecord): unknown => ({ ...n, createdAt: undefined, adoptedBridge: undefined, overlay: undefined });
-  return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
 }

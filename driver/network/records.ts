@@ -1,0 +1,89 @@
+/**
+ * Pure construction and validation of network records from CreateNetwork input:
+ * options parsed, pools checked (gateway and aux addresses inside, no overlaps within
+ * the network), and the small lookups the service needs (the gateway of an address).
+ */
+import { invalid } from '../errors';
+import { contains, formatIp, overlaps, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
+import { bridgeNameFor } from './naming';
+import { parseNetworkSettings } from './options';
+import type { IpamData, NetworkRecord } from './types';
+
+export interface CreateNetworkInput {
+  id: string;
+  /** The -o map (com.docker.network.generic). */
+  options: Record<string, string>;
+  enableIpv6: boolean;
+  internal: boolean;
+  ipv4: IpamData[];
+  ipv6: IpamData[];
+}
+
+export function buildNetworkRecord(input: CreateNetworkInput): NetworkRecord {
+  const settings = parseNetworkSettings(input.options);
+  const ipv4 = input.ipv4.map((d) => checkIpamData(d, 4));
+  const ipv6 = input.ipv6.map((d) => checkIpamData(d, 6));
+  const pools = [...ipv4, ...ipv6];
+  pools.forEach((a, i) =>
+    pools.slice(i + 1).forEach((b) => {
+      if (overlapping(a.pool, b.pool)) throw invalid(`subnets ${a.pool} and ${b.pool} of one network overlap`);
+    }),
+  );
+  return {
+    id: input.id,
+    bridge: settings.bridgeName ?? bridgeNameFor(input.id),
+    mtu: settings.mtu,
+    internal: input.internal,
+    icc: settings.icc,
+    masquerade: settings.masquerade,
+    ...(settings.hostBinding !== '0.0.0.0' ? { hostBinding: settings.hostBinding } : {}),
+    ...(Object.keys(settings.rates).length ? { rates: settings.rates } : {}),
+    enableIpv6: input.enableIpv6,
+    ipv4,
+    ipv6,
+    options: input.options,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+export function checkIpamData(d: IpamData, family: 4 | 6): IpamData {
+  const pool = parsePrefix(d.pool, 'pool');
+  if (pool.family !== family) throw invalid(`pool ${d.pool} is not an IPv${family} subnet`);
+  const inPool = (cidr: string, what: string): void => {
+    const ip = parseIpMaybeCidr(cidr, what);
+    if (!contains(pool, ip)) throw invalid(`${what} ${cidr} is outside pool ${d.pool}`);
+  };
+  if (d.gateway) inPool(d.gateway, 'gateway');
+  for (const [name, aux] of Object.entries(d.aux)) inPool(aux, `aux address ${name}`);
+  return d;
+}
+
+export function checkEndpointAddress(cidr: string, pools: IpamData[], family: 4 | 6): string {
+  const ip = parseIpMaybeCidr(cidr, 'endpoint address');
+  if (ip.family !== family) throw invalid(`endpoint address ${cidr} is not IPv${family}`);
+  if (!pools.some((d) => contains(parsePrefix(d.pool), ip))) {
+    throw invalid(`endpoint address ${cidr} is not inside the network's subnets`);
+  }
+  return cidr;
+}
+
+/** The gateway (plain IP) of the pool that holds `address`, or of the first pool. */
+export function gatewayFor(address: string | undefined, pools: IpamData[]): string | undefined {
+  let chosen: IpamData | undefined = pools[0];
+  if (address) {
+    const ip = parseIpMaybeCidr(address);
+    chosen = pools.find((d) => contains(parsePrefix(d.pool), ip));
+  }
+  if (!chosen?.gateway) return undefined;
+  const gw = parseIpMaybeCidr(chosen.gateway);
+  return formatIp(gw.family, gw.value);
+}
+
+export function overlapping(a: string, b: string): boolean {
+  return overlaps(parsePrefix(a), parsePrefix(b));
+}
+
+export function sameNetworkConfig(a: NetworkRecord, b: NetworkRecord): boolean {
+  const strip = (n: NetworkRecord): unknown => ({ ...n, createdAt: undefined, adoptedBridge: undefined, overlay: undefined });
+  return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
+}
