@@ -82,12 +82,15 @@ Docker network + IPAM plugin (bridge networks; state in LevelDB).
   --default-pool P      BASE/LEN:SIZE pool for automatic subnets, repeatable [LOOM_DEFAULT_POOLS, comma-separated]
                         (default ${DEFAULT_IPV4_POOLS.join(', ')} and a random ULA /48 split into /64s)
   -h, --help            this text
+An empty LOOM_* (or DOCKER_HOST) variable counts as unset.
   --version             print the version
 `;
 
 export type ParsedArgs = { kind: 'run'; config: Config } | { kind: 'help' } | { kind: 'version' };
 
-export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ParsedArgs {
+export function parseConfig(argv: string[], rawEnv: NodeJS.ProcessEnv): ParsedArgs {
+  // An empty LOOM_* variable counts as unset (a managed plugin's `docker plugin set X=` clears it that way).
+  const env = Object.fromEntries(Object.entries(rawEnv).filter(([k, v]) => v !== '' || !(k.startsWith('LOOM_') || k === 'DOCKER_HOST')));
   let values;
   try {
     ({ values } = parseArgs({

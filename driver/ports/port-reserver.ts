@@ -7,6 +7,7 @@
  */
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
+import { LoomError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Proto, PublishedPort } from './port-map';
 
@@ -19,7 +20,10 @@ export class PortReserver {
 
   constructor(private readonly log: Logger) {}
 
-  /** Reserves proto/hostIp/port; false when loom or another process already holds it. */
+  /**
+   * Reserves proto/hostIp/port; false when loom or another process already holds it.
+   * Other failures (no permission for a port below 1024, an address the host lacks) are errors.
+   */
   async tryReserve(proto: Proto, hostIp: string, port: number): Promise<boolean> {
     const key = keyOf(proto, hostIp, port);
     if (this.held.has(key)) return false;
@@ -38,19 +42,20 @@ export class PortReserver {
 
   private bind(proto: Proto, hostIp: string, port: number): Promise<Holder | undefined> {
     if (proto === 'sctp') return Promise.resolve({ close: () => undefined });
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       if (proto === 'tcp') {
         const srv = net.createServer((sock) => sock.destroy());
-        srv.once('error', () => resolve(undefined));
+        srv.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve(undefined) : reject(bindError(hostIp, port, proto, err))));
         srv.listen({ host: hostIp, port, exclusive: true, ipv6Only: hostIp.includes(':') }, () => {
           srv.unref();
           resolve({ close: () => srv.close() });
         });
       } else {
         const sock = dgram.createSocket({ type: hostIp.includes(':') ? 'udp6' : 'udp4', ipv6Only: hostIp.includes(':') });
-        sock.once('error', () => {
+        sock.once('error', (err: NodeJS.ErrnoException) => {
           sock.close();
-          resolve(undefined);
+          if (err.code === 'EADDRINUSE') resolve(undefined);
+          else reject(bindError(hostIp, port, proto, err));
         });
         sock.bind({ address: hostIp, port, exclusive: true }, () => {
           sock.unref();
@@ -71,8 +76,12 @@ export class PortReserver {
   /** Re-takes ports loom published before a restart; a port someone else took meanwhile is logged. */
   async restore(ports: PublishedPort[]): Promise<void> {
     for (const p of ports) {
-      if (!(await this.tryReserve(p.proto, p.hostIp, p.hostPort))) {
-        this.log.warn({ ...p }, 'a published port is now held by another process; its DNAT rule stays, local binds may conflict');
+      try {
+        if (!(await this.tryReserve(p.proto, p.hostIp, p.hostPort))) {
+          this.log.warn({ ...p }, 'a published port is now held by another process; its DNAT rule stays, local binds may conflict');
+        }
+      } catch (err) {
+        this.log.warn({ ...p, err: String(err) }, 'could not hold a published port again; its DNAT rule stays');
       }
     }
   }
@@ -80,6 +89,13 @@ export class PortReserver {
   get size(): number {
     return this.held.size;
   }
+}
+
+function bindError(hostIp: string, port: number, proto: Proto, err: NodeJS.ErrnoException): LoomError {
+  const where = `${hostIp.includes(':') ? `[${hostIp}]` : hostIp}:${port}/${proto}`;
+  if (err.code === 'EACCES') return new LoomError('unavailable', `cannot publish ${where}: loomd may not bind ports below 1024 (it needs CAP_NET_BIND_SERVICE)`);
+  if (err.code === 'EADDRNOTAVAIL') return new LoomError('invalid', `cannot publish ${where}: the host has no address ${hostIp}`);
+  return new LoomError('unavailable', `cannot publish ${where}: ${err.code ?? err.message}`);
 }
 
 function sameFamily(a: string, b: string): boolean {

@@ -169,3 +169,16 @@ describe('managed plugin settings (plugin-config/config.json)', () => {
     });
   });
 });
+
+describe('empty environment variables', () => {
+  test('an empty LOOM_* variable counts as unset (docker plugin set X=)', () => {
+    const r = parseConfig([], { LOOM_ETCD_CA: '', LOOM_ADVERTISE_ADDRESS: '', LOOM_METRICS: '', LOOM_SOCKET: '', DOCKER_HOST: '' });
+    expect(r.kind).toBe('run');
+    if (r.kind !== 'run') return;
+    expect(r.config.etcd.ca).toBeUndefined();
+    expect(r.config.advertiseAddress).toBeUndefined();
+    expect(r.config.metrics).toBeUndefined();
+    expect(r.config.socket).toBe('/run/docker/plugins/loom.sock');
+    expect(r.config.dockerSocket).toBe('/var/run/docker.sock');
+  });
+});
