@@ -30,7 +30,8 @@ export class TestCluster {
     return this.etcd.map((m) => `http://${m.ip}:2379`).join(',');
   }
 
-  static async create(n: number, opts: { underlayMtu?: number[]; loomEnv?: Record<string, string> } = {}): Promise<TestCluster> {
+  /** `legacyLoomd: false` leaves loomd out (tests that install loom as a managed plugin). */
+  static async create(n: number, opts: { underlayMtu?: number[]; loomEnv?: Record<string, string>; legacyLoomd?: boolean; driverName?: string } = {}): Promise<TestCluster> {
     const id = randomBytes(2).toString('hex');
     const c = new TestCluster(id, `loomt-u${id}`);
     try {
@@ -40,7 +41,10 @@ export class TestCluster {
       await runOk('ip', ['-n', c.underlayNs, 'link', 'set', 'lo', 'up']);
       for (let i = 1; i <= n; i++) {
         c.hosts.push(
-          await TestHost.create({ underlay: { netns: c.underlayNs, bridge: 'ubr', cidr: `198.18.0.${i}/24`, mtu: opts.underlayMtu?.[i - 1] ?? 1500 } }),
+          await TestHost.create({
+            underlay: { netns: c.underlayNs, bridge: 'ubr', cidr: `198.18.0.${i}/24`, mtu: opts.underlayMtu?.[i - 1] ?? 1500 },
+            ...(opts.driverName ? { driverName: opts.driverName } : {}),
+          }),
         );
       }
       for (let i = 0; i < Math.min(3, n); i++) {
@@ -49,7 +53,7 @@ export class TestCluster {
       }
       for (const m of c.etcd) c.startEtcd(m);
       await c.waitEtcdHealthy();
-      for (const [i, h] of c.hosts.entries()) {
+      for (const [i, h] of opts.legacyLoomd === false ? [] : c.hosts.entries()) {
         await h.startLoomd({
           LOOM_ETCD_ENDPOINTS: c.endpoints,
           LOOM_ADVERTISE_ADDRESS: `198.18.0.${i + 1}`,

@@ -1,0 +1,100 @@
+/**
+ * Swarm: loom as a managed plugin with global scope on a 3-node swarm of test hosts
+ * (etcd for loom's control plane). A swarm-scoped overlay created on the manager and
+ * a service with 3 replicas (dnsrr: service VIPs cannot work on this kernel): the
+ * tasks on all three nodes reach each other.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TestCluster } from '../helpers/cluster';
+import { run, waitFor } from '../helpers/run';
+import { REPO, TestHost } from '../helpers/test-host';
+
+jest.setTimeout(900_000);
+
+const NAME = 'loom:latest';
+let c: TestCluster;
+let hosts: TestHost[];
+
+beforeAll(async () => {
+  c = await TestCluster.create(3, { legacyLoomd: false, driverName: NAME });
+  hosts = c.hosts;
+  const A = hosts[0] as TestHost;
+  // Build the plugin directory once (offline), then create the plugin on every host.
+  const pluginDir = path.join(A.dir, 'plugin-build');
+  const r = await run('npm', ['--prefix', REPO, 'run', 'plugin:build'], {
+    timeoutMs: 540_000,
+    env: { ...A.engine.env, DOCKER_HOST: `unix://${A.dockerSock}`, DOCKER: A.engine.client, LOOM_BASE_CACHE: '/tmp/loom-e2e', LOOM_PLUGIN_DIR: pluginDir, LOOM_PLUGIN_CREATE: '0' },
+  });
+  if (r.code !== 0) throw new Error(`plugin:build failed: ${r.stdout}${r.stderr}`);
+  for (const [i, h] of hosts.entries()) {
+    const state = path.join(h.dir, 'plugin-state');
+    fs.mkdirSync(state, { recursive: true });
+    Object.defineProperty(h, 'adminSocket', { value: path.join(state, 'admin.sock') });
+    await h.cliOk(['plugin', 'create', NAME, pluginDir], { timeoutMs: 300_000 });
+    await h.cliOk([
+      'plugin', 'set', NAME,
+      `state.source=${state}`,
+      `docker.source=${h.dockerSock}`,
+      'LOOM_SCOPE=global',
+      `LOOM_ETCD_ENDPOINTS=${c.endpoints}`,
+      `LOOM_ADVERTISE_ADDRESS=198.18.0.${i + 1}`,
+      'LOOM_DEFAULT_POOLS=198.18.128.0/17:24',
+      'LOOM_RECONCILE_INTERVAL=2',
+      'LOOM_LOG_LEVEL=debug',
+    ]);
+    await h.cliOk(['plugin', 'enable', NAME], { timeoutMs: 120_000 });
+  }
+  const [m, ...workers] = hosts as [TestHost, ...TestHost[]];
+  await m.cliOk(['swarm', 'init', '--advertise-addr', '198.18.0.1', '--listen-addr', '198.18.0.1:2377']);
+  const token = await m.cliOk(['swarm', 'join-token', '-q', 'worker']);
+  for (const [i, w] of workers.entries()) {
+    await w.cliOk(['swarm', 'join', '--token', token, '--advertise-addr', `198.18.0.${i + 2}`, '--listen-addr', `198.18.0.${i + 2}:2377`, '198.18.0.1:2377']);
+  }
+  await waitFor('3 ready nodes', async () => (await m.cliOk(['node', 'ls', '--format', '{{.Status}}'])).split('\n').filter((s) => s === 'Ready').length === 3, 60_000, 500);
+});
+
+afterAll(async () => {
+  if (!c) return;
+  for (const h of c.hosts) {
+    await h.cli(['service', 'rm', 'sw'], { timeoutMs: 60_000 });
+  }
+  for (const h of [...c.hosts].reverse()) await h.cli(['swarm', 'leave', '--force'], { timeoutMs: 60_000 });
+  for (const h of c.hosts) {
+    const ids = (await h.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+    if (ids.length) await h.cli(['rm', '-f', ...ids], { timeoutMs: 120_000 });
+    await h.cli(['plugin', 'disable', '-f', NAME], { timeoutMs: 60_000 });
+    await h.cli(['plugin', 'rm', '-f', NAME], { timeoutMs: 60_000 });
+  }
+  await c.destroy();
+});
+
+test('a swarm-scoped loom overlay: tasks of a 3-replica service on three nodes reach each other', async () => {
+  const m = hosts[0] as TestHost;
+  await m.cliOk(['network', 'create', '-d', NAME, '--ipam-driver', NAME, '--scope', 'swarm', '--attachable', '-o', 'loom.mode=overlay', '--subnet', '198.18.220.0/24', 'swnet']);
+  await m.cliOk([
+    'service', 'create', '--name', 'sw', '--replicas', '3', '--replicas-max-per-node', '1', '--endpoint-mode', 'dnsrr',
+    '--network', 'swnet', '--no-resolve-image', '--init', 'local/busybox', 'sleep', '3600',
+  ], { timeoutMs: 300_000 });
+  // One task per node, each with an address on the loom overlay.
+  const tasks: Array<{ host: TestHost; container: string; ip: string }> = [];
+  await waitFor('a running task on every node', async () => {
+    tasks.length = 0;
+    for (const h of hosts) {
+      const id = (await h.cli(['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=sw'])).stdout.trim().split('\n')[0];
+      if (!id) return false;
+      const ip = (await h.cli(['inspect', '-f', '{{(index .NetworkSettings.Networks "swnet").IPAddress}}', id])).stdout.trim();
+      if (!ip) return false;
+      tasks.push({ host: h, container: id, ip });
+    }
+    return true;
+  }, 180_000, 1_000);
+  expect(new Set(tasks.map((t) => t.ip)).size).toBe(3);
+  for (const t of tasks) expect(t.ip.startsWith('198.18.220.')).toBe(true);
+  for (const from of tasks) {
+    for (const to of tasks) {
+      if (from === to) continue;
+      await waitFor(`${from.ip} -> ${to.ip}`, async () => from.host.ping(from.container, to.ip, 1), 30_000, 250);
+    }
+  }
+});
