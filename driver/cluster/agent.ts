@@ -210,9 +210,18 @@ export class ClusterAgent {
 
   // ---- overlays ---------------------------------------------------------------------------
 
-  /** The overlay MTU: the smallest underlay MTU of the cluster's hosts minus the VXLAN overhead. */
-  overlayMtu(): { mtu: number; underlay: number } {
-    const underlay = Math.min(this.me.underlayMtu, ...[...this.hosts.values()].map((h) => h.underlayMtu));
+  /**
+   * The overlay MTU: the smallest underlay MTU of the cluster's hosts (read from etcd, not
+   * the watched copy, which may lag right after start-up) minus the VXLAN overhead.
+   */
+  async overlayMtu(): Promise<{ mtu: number; underlay: number }> {
+    let hosts = [...this.hosts.values()];
+    try {
+      hosts = (await this.store.list<HostRecord>(keys.hosts)).map((kv) => kv.value);
+    } catch {
+      // etcd unreachable: the watched copy is the best there is
+    }
+    const underlay = Math.min(this.me.underlayMtu, ...hosts.map((h) => h.underlayMtu));
     return { mtu: underlay - VXLAN_OVERHEAD, underlay };
   }
 

@@ -66,7 +66,7 @@ export class ClusterCoordinator implements OverlayControl {
   async attach(record: NetworkRecord, settings: NetworkSettings): Promise<{ attachment: OverlayAttachment; mtu: number; created: boolean }> {
     const key = settings.overlayKey ?? record.id;
     const before = this.agent.overlays.has(key) || (await this.agent.store.get(`/loom/v1/overlays/${key}`)) !== undefined;
-    const { mtu, underlay } = this.agent.overlayMtu();
+    const { mtu, underlay } = await this.agent.overlayMtu();
     if (underlay < 1500) this.log.warn({ underlay, overlayMtu: mtu }, 'an underlay MTU below 1500: overlay networks get a smaller MTU');
     const subnet = (d: NetworkRecord['ipv4'][number]): OverlayRecord['ipv4'][number] => ({ pool: d.pool, ...(d.gateway ? { gateway: d.gateway } : {}), aux: d.aux });
     const rec = await this.agent.registerOverlay({
@@ -85,7 +85,7 @@ export class ClusterCoordinator implements OverlayControl {
 
   async allocateSwarm(networkId: string, settings: NetworkSettings, ipv4: IpamData[], ipv6: IpamData[], options: Record<string, string>): Promise<string> {
     const key = settings.overlayKey ?? networkId;
-    const { mtu, underlay } = this.agent.overlayMtu();
+    const { mtu, underlay } = await this.agent.overlayMtu();
     if (underlay < 1500) this.log.warn({ underlay, overlayMtu: mtu }, 'an underlay MTU below 1500: overlay networks get a smaller MTU');
     const subnet = (d: IpamData): OverlayRecord['ipv4'][number] => ({ pool: d.pool, ...(d.gateway ? { gateway: d.gateway } : {}), aux: d.aux });
     for (const d of [...ipv4, ...ipv6]) await this.pools.claimForOverlay(d.pool, key);

@@ -61,6 +61,13 @@ export class TestCluster {
           ...opts.loomEnv,
         });
       }
+      if (opts.legacyLoomd !== false) {
+        // Every loomd registered: overlays created from now on know every host's underlay MTU.
+        await waitFor('every host registered in etcd', async () => {
+          const out = await c.etcdctl(['get', '--prefix', '--keys-only', '/loom/v1/hosts/']);
+          return out.split('\n').filter((l) => l.startsWith('/loom/v1/hosts/')).length === n;
+        }, 30_000, 200);
+      }
     } catch (err) {
       await c.destroy();
       throw err;
@@ -108,10 +115,19 @@ export class TestCluster {
     }, timeoutMs, 300);
   }
 
+  /**
+   * Containers go first, while loomd and etcd still answer (otherwise dockerd retries the
+   * plugin for every endpoint); then the hosts; etcd last (loomd would log failed writes).
+   */
   async destroy(): Promise<void> {
-    for (const h of this.hosts) await h.stopLoomd().catch(() => undefined);
-    for (const m of this.etcd) await this.stopEtcd(m, 'SIGTERM').catch(() => undefined);
+    await Promise.all(
+      this.hosts.map(async (h) => {
+        const ids = (await h.cli(['ps', '-aq'], { timeoutMs: 30_000 })).stdout.split('\n').filter(Boolean);
+        if (ids.length) await h.cli(['rm', '-f', ...ids], { timeoutMs: 120_000 });
+      }),
+    ).catch(() => undefined);
     for (const h of this.hosts) await h.destroy();
+    for (const m of this.etcd) await this.stopEtcd(m, 'SIGTERM').catch(() => undefined);
     await run('ip', ['netns', 'del', this.underlayNs]);
   }
 }

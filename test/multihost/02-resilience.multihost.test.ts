@@ -16,8 +16,9 @@ let A: TestHost;
 let B: TestHost;
 let C: TestHost;
 beforeAll(async () => {
-  // C's underlay has a smaller MTU: every overlay gets 1400.
-  c = await TestCluster.create(3, { underlayMtu: [1500, 1500, 1450] });
+  // A smaller underlay MTU (on one L2 segment every host has the same; mixing them would make a
+  // PMTU black hole): every overlay gets 1450 - 50. The smallest-host rule is unit-tested.
+  c = await TestCluster.create(3, { underlayMtu: [1450, 1450, 1450] });
   [A, B, C] = c.hosts as [TestHost, TestHost, TestHost];
   await A.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '-o', 'loom.mode=overlay', '--subnet', '198.18.210.0/24', 'red']);
   for (const h of [B, C]) await waitFor(`red on ${h.name}`, async () => (await h.cli(['network', 'inspect', 'red'])).code === 0, 30_000, 250);
