@@ -1,5 +1,5 @@
 /** AddressPool: reserved addresses, reservations, next-fit with wrap-around, sub-ranges and scale. */
-import { errorOf } from '../helpers/errors';
+import { errorOf } from './error-of';
 import { AddressPool } from '../../ipam-driver/core/address-pool';
 import { IntervalSet } from '../../ipam-driver/core/interval-set';
 import { formatIp, parseIp, parsePrefix } from '../../ipam-driver/core/prefix';

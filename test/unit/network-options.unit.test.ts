@@ -1,5 +1,5 @@
 /** CreateNetwork option parsing: Go-style booleans, MTU bounds, bridge names, loom.* keys. */
-import { errorOf } from '../helpers/errors';
+import { errorOf } from './error-of';
 import { burstBytes, parseRate } from '../../driver/network/rates';
 import {
   DEFAULT_MTU,

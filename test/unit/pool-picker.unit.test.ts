@@ -1,5 +1,5 @@
 /** Default pools: parsing "BASE/LEN:SIZE" and picking the first free subnet. */
-import { errorOf } from '../helpers/errors';
+import { errorOf } from './error-of';
 import { DefaultPool, parseDefaultPool, pickSubnet } from '../../ipam-driver/core/pool-picker';
 import { Prefix, formatPrefix, parsePrefix } from '../../ipam-driver/core/prefix';
 

@@ -1,5 +1,5 @@
 /** Prefix and address maths: strict parsing, canonical formatting, containment and splitting. */
-import { errorOf } from '../helpers/errors';
+import { errorOf } from './error-of';
 import {
   Prefix,
   bitsOf,
