@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { invalid } from './errors';
-import { LOG_LEVELS, LogLevel } from './observability/logger';
+import { LOG_LEVELS, LogLevel } from './observability/levels';
 import { DefaultPool, parseDefaultPool } from '../ipam-driver/core/pool-picker';
 import { parseIp } from '../ipam-driver/core/prefix';
 

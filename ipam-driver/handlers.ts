@@ -4,23 +4,18 @@
  */
 import { Route, route } from '../driver/http/route';
 import { IpamService } from './ipam-service';
+import { staticAnswers } from '../driver/api/static-answers';
 import { ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest, RequestPoolRequest } from './api/wire';
 
 export function ipamRoutes(ipam: IpamService): Route[] {
   return [
     route({
       method: 'IpamDriver.GetCapabilities',
-      handle: async () => {
-        const caps = ipam.capabilities();
-        return { RequiresMACAddress: caps.requiresMacAddress, RequiresRequestReplay: caps.requiresRequestReplay };
-      },
+      handle: async () => staticAnswers('local')['IpamDriver.GetCapabilities'] as object,
     }),
     route({
       method: 'IpamDriver.GetDefaultAddressSpaces',
-      handle: async () => {
-        const spaces = ipam.defaultAddressSpaces();
-        return { LocalDefaultAddressSpace: spaces.local, GlobalDefaultAddressSpace: spaces.global };
-      },
+      handle: async () => staticAnswers('local')['IpamDriver.GetDefaultAddressSpaces'] as object,
     }),
     route({
       method: 'IpamDriver.RequestPool',

@@ -27,8 +27,9 @@ import {
 import { AllocationKind, AllocationRecord, IpamRepository, PoolRecord } from './ipam-store';
 import { ClusterPools } from './cluster-pools';
 
-export const LOCAL_SPACE = 'LoomLocal';
-export const GLOBAL_SPACE = 'LoomGlobal';
+import { GLOBAL_SPACE, LOCAL_SPACE } from '../driver/api/static-answers';
+
+export { GLOBAL_SPACE, LOCAL_SPACE };
 export const GATEWAY_TYPE = 'com.docker.network.gateway';
 const REQUEST_ADDRESS_TYPE = 'RequestAddressType';
 
@@ -115,15 +116,6 @@ export class IpamService {
         this.log.warn({ poolId: a.poolId, address: a.address, err: String(err) }, 'stored allocation could not be restored');
       }
     }
-  }
-
-  capabilities(): { requiresMacAddress: boolean; requiresRequestReplay: boolean } {
-    // Allocations are persisted by loom itself; see docs/state.md for why replay is off.
-    return { requiresMacAddress: false, requiresRequestReplay: false };
-  }
-
-  defaultAddressSpaces(): { local: string; global: string } {
-    return { local: LOCAL_SPACE, global: GLOBAL_SPACE };
   }
 
   async requestPool(req: PoolRequest): Promise<{ poolId: string; pool: string }> {

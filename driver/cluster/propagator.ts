@@ -4,7 +4,7 @@
  * asynchronously, from cluster watches and the reconciler, never inside a plugin
  * call: dockerd would be waiting on loom while loom waits on dockerd.
  */
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
 import type { Logger } from '../observability/logger';
 import type { ClusterAgent, OverlayRecord } from './agent';
 import { OPT_LOOM_MODE, OPT_LOOM_OVERLAY } from '../network/options';
@@ -15,7 +15,7 @@ export class DockerPropagator {
   private readonly busy = new Set<string>();
 
   constructor(
-    private readonly docker: Dockerode,
+    private readonly getDocker: () => Promise<Dockerode>,
     private readonly agent: ClusterAgent,
     private readonly driverName: string,
     private readonly log: Logger,
@@ -26,7 +26,7 @@ export class DockerPropagator {
     void (async () => {
       for (let attempt = 0; attempt < 60; attempt++) {
         try {
-          const info = await this.docker.getNetwork(networkId).inspect();
+          const info = await (await this.getDocker()).getNetwork(networkId).inspect();
           await this.agent.nameOverlay(key, info.Name);
           return;
         } catch {
@@ -44,7 +44,8 @@ export class DockerPropagator {
     this.busy.add(rec.key);
     try {
       if (await this.agent.isDetached(rec.key)) return;
-      const existing = (await this.docker.listNetworks({ filters: { name: [rec.name] } })).find((n) => n.Name === rec.name);
+      const docker = await this.getDocker();
+      const existing = (await docker.listNetworks({ filters: { name: [rec.name] } })).find((n) => n.Name === rec.name);
       if (existing) {
         if (existing.Options?.[OPT_LOOM_OVERLAY] !== rec.key) {
           this.log.warn({ overlay: rec.key, name: rec.name }, 'a different network with the overlay\'s name exists on this host; not creating it');
@@ -57,7 +58,7 @@ export class DockerPropagator {
           ...(s.gateway ? { Gateway: plain(s.gateway) } : {}),
           ...(Object.keys(s.aux).length ? { AuxiliaryAddresses: Object.fromEntries(Object.entries(s.aux).map(([k, v]) => [k, plain(v)])) } : {}),
         }));
-      await this.docker.createNetwork({
+      await docker.createNetwork({
         Name: rec.name,
         Driver: this.driverName,
         CheckDuplicate: true,
@@ -77,7 +78,7 @@ export class DockerPropagator {
   /** Removes this host's instance of an overlay its origin deleted (Docker refuses while containers use it). */
   async remove(networkId: string, key: string): Promise<void> {
     try {
-      await this.docker.getNetwork(networkId).remove();
+      await (await this.getDocker()).getNetwork(networkId).remove();
       this.log.info({ overlay: key, networkId }, 'removed the overlay network its origin deleted');
     } catch (err) {
       this.log.warn({ overlay: key, networkId, err: String(err) }, 'could not remove the deleted overlay network here yet (containers attached?); will retry');

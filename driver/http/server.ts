@@ -7,15 +7,13 @@
  * methods loom does not implement. Every call is logged once.
  */
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
-import * as path from 'node:path';
 import express, { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 import { LoomError, asLoomError, invalid } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Route } from './route';
+import { listenOnUnixSocket } from './early-socket';
 
 export const PLUGIN_MEDIA_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 /** Bodies above this size are refused before parsing. */
@@ -115,45 +113,9 @@ export function createPluginApp(routes: Route[], log: Logger, observe?: CallObse
   return app;
 }
 
-/**
- * Listens on a Unix socket created with the given mode (0600 by default: only
- * root may talk to the plugin). A stale socket file left by a crash is replaced;
- * a live one (another loomd) is an error.
- */
-export async function listenUnix(app: express.Express, socketPath: string, mode = 0o600): Promise<http.Server> {
-  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-  if (fs.existsSync(socketPath)) {
-    const st = fs.lstatSync(socketPath);
-    if (!st.isSocket()) throw invalid(`${socketPath} exists and is not a socket; refusing to replace it`);
-    if (await socketAnswers(socketPath)) throw invalid(`another process is serving ${socketPath}`);
-    fs.unlinkSync(socketPath);
-  }
+/** Serves `app` on a Unix socket (0600 by default: only root may talk to it). */
+export async function listenUnix(app: http.RequestListener, socketPath: string, mode = 0o600): Promise<http.Server> {
   const server = http.createServer(app);
-  const oldMask = process.umask(0o777 & ~mode);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } finally {
-    process.umask(oldMask);
-  }
-  fs.chmodSync(socketPath, mode);
+  await listenOnUnixSocket(server, socketPath, mode);
   return server;
-}
-
-function socketAnswers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    const done = (ok: boolean): void => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-    setTimeout(() => done(false), 500).unref();
-  });
 }

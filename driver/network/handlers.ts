@@ -4,6 +4,7 @@
  * the reply exactly as Docker expects it.
  */
 import { invalid } from '../errors';
+import { staticAnswers } from '../api/static-answers';
 import { Route, route } from '../http/route';
 import {
   AllocateNetworkRequest,
@@ -69,8 +70,7 @@ export function networkRoutes(networks: NetworkService, scope: 'local' | 'global
     // capabilities
     route({
       method: 'NetworkDriver.GetCapabilities',
-      // GwAllocChecker (Docker 28+): Docker then asks GwAllocCheck before each CreateNetwork.
-      handle: async () => ({ Scope: scope, ConnectivityScope: scope, GwAllocChecker: true }),
+      handle: async () => staticAnswers(scope)['NetworkDriver.GetCapabilities'] as object,
     }),
     route({
       method: 'NetworkDriver.GwAllocCheck',
@@ -221,5 +221,5 @@ export function networkRoutes(networks: NetworkService, scope: 'local' | 'global
 /** /Plugin.Activate: the subsystems loom serves (legacy plugins only). */
 export const activateRoute: Route = route({
   method: 'Plugin.Activate',
-  handle: async () => ({ Implements: ['NetworkDriver', 'IpamDriver'] }),
+  handle: async () => staticAnswers('local')['Plugin.Activate'] as object,
 });

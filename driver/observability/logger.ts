@@ -6,8 +6,9 @@ import pino from 'pino';
 
 export type Logger = pino.Logger;
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import type { LogLevel } from './levels';
+
+export { LOG_LEVELS, type LogLevel } from './levels';
 
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
   return pino({ level, base: { svc: 'loomd' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);

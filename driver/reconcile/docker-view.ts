@@ -3,7 +3,7 @@
  * reconciler calls this, asynchronously and never inside a plugin call: dockerd
  * may be waiting on loom while loom would be waiting on dockerd.
  */
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
 import { formatIp, formatPrefix, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
 
 export interface DockerNetwork {
@@ -48,10 +48,11 @@ const subnet = (text: string | undefined): string | undefined => {
 };
 
 /** Reads every network (with its endpoints) from dockerd; undefined when dockerd does not answer. */
-export function dockerViewSource(docker: Dockerode, onError: (err: unknown) => void): DockerViewSource {
+export function dockerViewSource(getDocker: () => Promise<Dockerode>, onError: (err: unknown) => void): DockerViewSource {
   return async () => {
     const at = Date.now();
     try {
+      const docker = await getDocker();
       const list = await docker.listNetworks();
       const networks = new Map<string, DockerNetwork>();
       const containerNames = new Map<string, string>();

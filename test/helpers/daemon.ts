@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Daemon, startDaemon } from '../../driver/main';
+import { Daemon, startDaemon } from '../../driver/daemon';
 import { silentLogger, createLogger } from '../../driver/observability/logger';
 import { parseDefaultPool } from '../../ipam-driver/core/pool-picker';
 import { unixRequest } from './unix-http';

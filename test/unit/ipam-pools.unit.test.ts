@@ -1,4 +1,5 @@
 /** IpamService pools: RequestPool / ReleasePool over a MemoryKv store. */
+import { staticAnswers } from '../../driver/api/static-answers';
 import { GLOBAL_SPACE, LOCAL_SPACE } from '../../ipam-driver/ipam-service';
 import { fixture, keys, poolReq, rejection } from './ipam-fixture';
 
@@ -175,9 +176,10 @@ describe('global space confirmations and ReleasePool reference counts', () => {
 });
 
 describe('capabilities and address spaces', () => {
-  test('constant answers', () => {
-    const f = fixture();
-    expect(f.ipam.capabilities()).toEqual({ requiresMacAddress: false, requiresRequestReplay: false });
-    expect(f.ipam.defaultAddressSpaces()).toEqual({ local: 'LoomLocal', global: 'LoomGlobal' });
+  test('constant answers (shared by the handlers and the early socket)', () => {
+    const a = staticAnswers('global');
+    expect(a['IpamDriver.GetCapabilities']).toEqual({ RequiresMACAddress: false, RequiresRequestReplay: false });
+    expect(a['IpamDriver.GetDefaultAddressSpaces']).toEqual({ LocalDefaultAddressSpace: 'LoomLocal', GlobalDefaultAddressSpace: 'LoomGlobal' });
+    expect(a['NetworkDriver.GetCapabilities']).toEqual({ Scope: 'global', ConnectivityScope: 'global', GwAllocChecker: true });
   });
 });
