@@ -1,0 +1,69 @@
+/**
+ * For docs/benchmarks.md: why a target can be missed and what would close it, keyed by target id.
+ * Printed only for the targets a run actually missed (or could not measure); every figure quoted
+ * comes from the same run (BenchContext.facts), never from an earlier one.
+ */
+type Facts = Record<string, string>;
+
+const f = (facts: Facts, k: string): string => facts[k] ?? '?';
+
+export const EXPLANATIONS: Record<string, (facts: Facts) => string> = {
+  start: (x) =>
+    `With Docker ${f(x, 'engine')} the loom start took ${f(x, 'startDiff')} ms longer at the median (${f(x, 'startLoom')} vs ${f(x, 'startBridge')} ms); the ratio of the p95s was ${f(x, 'startP95Ratio')} and that of the 20-parallel batches ${f(x, 'parRatio')}. ` +
+    `The single starts ranged over ${f(x, 'startLoomRange')} (loom) and ${f(x, 'startBridgeRange')} (built-in), far wider than the gap, so a difference of this size is at the level of this machine's run-to-run noise. ` +
+    `loom's own calls take ${f(x, 'loomMsPerStart')} ms of a start (${f(x, 'callsPerStart')} plugin calls, ${f(x, 'shareMedian')} of the wall time, section 2); DeleteEndpoint alone takes ${f(x, 'deleteEndpointDocker')} ms of that at the median, ` +
+    `which is the kernel deleting the veth pair (the kernel alone needs ${f(x, 'kernelDel')} ms per pair with iproute2, section 7), work the built-in driver has to do as well; the rest is one HTTP round trip per call, which the built-in driver, running inside dockerd, does not pay. ` +
+    'What would close it: repeat the comparison on an idle machine with more runs (BENCH_START_RUNS=100) to see whether a gap remains; if it does, make the calls on the start path cheaper (CreateEndpoint makes about five netlink requests and a LevelDB write, Join two netlink requests and a LevelDB write; see the plugin-side target).',
+  cej: (x) =>
+    `Over ${f(x, 'scaleN')} endpoints the sum CreateEndpoint + Join has a p50 of ${f(x, 'cejP50')} ms but a p99 of ${f(x, 'cejP99')} ms. ` +
+    `The kernel part is small: creating a veth pair on a bridge costs ${f(x, 'kernelFirst')} ms (${f(x, 'kernelLast')} ms with ${f(x, 'kernelPorts')} ports on the bridge) with iproute2 in the same run. ` +
+    `Calls that do no kernel work at all have long tails too (Join p99 ${f(x, 'joinP99')} ms against a p50 of ${f(x, 'joinP50')} ms, RequestAddress p99 ${f(x, 'raP99')} ms), ` +
+    `so much of the tail is loomd's process waiting for a CPU or for garbage collection rather than doing loom's work (the 1-minute load average on this 2-core machine was ${f(x, 'loadMedian')} at the median and ${f(x, 'loadMax')} at most during the run). ` +
+    (x.ceGrows === 'yes'
+      ? `Separately, CreateEndpoint grows from ${f(x, 'ceFirstP50')} ms (first 100) to ${f(x, 'ceLastP50')} ms (last 100) at the median, more than iproute2's cost for the same kernel objects grows: part of loom's per-endpoint work grows with the number of endpoints on the network (not profiled yet; the kernel's handling of the single create request with master and up, which makes the bridge re-evaluate its ports, is a candidate). `
+      : `CreateEndpoint does not grow much with the number of endpoints (${f(x, 'ceFirstP50')} ms at the median for the first 100, ${f(x, 'ceLastP50')} ms for the last 100). `) +
+    'What would close it: profile CreateEndpoint at 1,000 endpoints (kernel and loomd) and remove what grows; cut the netlink round trips per CreateEndpoint (about five requests, four of them lookups before the create: existence checks of both veth ends, twice for the host end, and the bridge index); allocate less per call to shorten GC pauses; and measure the tail on an idle machine to separate loom from its neighbours.',
+  samehost: (x) =>
+    `Both networks are the same kernel objects: one Linux bridge, one veth pair per container, no qdisc. ` +
+    'Bridged frames traverse the firewall on these hosts (br_netfilter): with Docker 20.10, Docker\'s own traffic is accepted by the third rule of iptables\' FORWARD chain (its ESTABLISHED rule for its bridge), loom\'s a few rules later through the LOOM-FORWARD jump that follows Docker\'s rules, and loom\'s traffic also passes loom\'s own nftables forward chain (one verdict-map lookup, one rule): a handful of rule evaluations per GSO packet of tens of kilobytes. ' +
+    (x.sameOverlap === 'yes'
+      ? `The runs of the two paths overlap (loom ${f(x, 'sameLoomRuns')}, built-in ${f(x, 'sameBridgeRuns')}, bare veth ${f(x, 'sameVethRuns')}; ${f(x, 'sameReps')} runs each): this run cannot tell a gap of ${f(x, 'sameGap')} from noise. `
+      : `The runs of the two paths do not overlap (loom ${f(x, 'sameLoomRuns')}, built-in ${f(x, 'sameBridgeRuns')}, bare veth ${f(x, 'sameVethRuns')}; ${f(x, 'sameReps')} runs each), so the gap of ${f(x, 'sameGap')} is probably real; the extra rule evaluations above are the only per-packet difference in the configuration, and whether they explain it is not established. `) +
+    `The latency is ${f(x, 'sameRttRatio')} of the built-in bridge's. ` +
+    'What would close it: more repetitions on an idle machine (BENCH_IPERF_REPS=15) to measure the gap precisely; then a run with loom\'s accept rule placed before Docker\'s rules (and without the nftables chain) to see whether the rule evaluations are the cost; if they are, the shim can be inserted at the top of FORWARD.',
+  'overlay-vxlan': (x) =>
+    `loom's overlay and the hand-made VXLAN have the same topology (container namespace - veth - bridge - VXLAN device - underlay) and the same inner MTU. ` +
+    `loom's VXLAN device differs in answering ARP from its neighbour entries (proxy), an explicit TTL of 64 and having no lower device (the hand-made one is bound to underlay0); loom's inner frames also pass its iptables shim after Docker's rules and its nftables chains (see the same-host target), the hand-made bridge's are accepted by the first rule of FORWARD. ` +
+    (x.ovOverlapVxlan === 'yes'
+      ? `The runs overlap (loom ${f(x, 'ovLoomRuns')}, hand-made ${f(x, 'ovVxlanRuns')}; ${f(x, 'ovReps')} runs each): this run cannot tell the gap from noise. `
+      : `The runs do not overlap (loom ${f(x, 'ovLoomRuns')}, hand-made ${f(x, 'ovVxlanRuns')}; ${f(x, 'ovReps')} runs each): the gap is probably real and its cause is not established. `) +
+    'What would close it: more repetitions on an idle machine to measure the gap precisely; then runs with loom\'s firewall rules moved to the top of FORWARD (or removed) to see whether rule evaluation is the cost.',
+  'overlay-swarm': (x) =>
+    `Docker's swarm overlay uses the same kernel VXLAN, with its bridge in a separate namespace per network, and the same inner MTU. ` +
+    (x.ovOverlapSwarm === 'yes'
+      ? `The runs overlap (loom ${f(x, 'ovLoomRuns')}, swarm ${f(x, 'ovSwarmRuns')}; ${f(x, 'ovReps')} runs each): this run cannot tell the gap from noise. `
+      : `The runs do not overlap (loom ${f(x, 'ovLoomRuns')}, swarm ${f(x, 'ovSwarmRuns')}; ${f(x, 'ovReps')} runs each): the gap is probably real. A candidate: swarm's bridge lives in a namespace of its own, while loom's bridge is in the host's namespace, where the inner frames pass the host's iptables and nftables rules and connection tracking (br_netfilter) on both hosts. The hand-made VXLAN shares that host-namespace path (its frames are accepted by the first FORWARD rule) and the runs of loom and hand-made overlap${x.ovOverlapVxlan === 'yes' ? '' : ' not'}, so this run does not isolate the cause (see also the RTT column of section 5). `) +
+    'What would close it: more repetitions on an idle machine first; then the firewall experiment described for the hand-made VXLAN.',
+  reach: () =>
+    'The delay is the time between a container running on B and A having the static FDB and neighbour entries loom installs from its etcd watch. ' +
+    'What would close it: look at the per-start log lines of both loomds (endpoint published, entries installed) for where the time goes.',
+  fill: (x) =>
+    `A /${f(x, 'fillLen')} holds ${f(x, 'fillCapacity')} addresses: a 1 s fill leaves about 15 µs per address. Through the HTTP API each RequestAddress costs ${f(x, 'fillHttpUs')} µs here (p50 round trip ${f(x, 'fillHttpP50')} ms): ` +
+    'Docker\'s plugin protocol is one HTTP request per address, and each request goes through express, the zod schema, a pino log line and one LevelDB write before the reply. ' +
+    `With 8 requests in flight the fill took ${f(x, 'fillConcS')} s (the pool's lock serializes the allocations; only the HTTP work overlaps). ` +
+    `In-process, without HTTP, IpamService fills the /${f(x, 'fillLen')} in ${f(x, 'fillLevelS')} s with its LevelDB store (${f(x, 'fillLevelUs')} µs per address, one awaited LevelDB batch per allocation) and in ${f(x, 'fillMemS')} s with an in-memory store (${f(x, 'fillMemUs')} µs per address): ` +
+    'the allocator itself meets the target; persistence and the HTTP edge do not. ' +
+    'What would close it: group commit in the IPAM store (one LevelDB batch for all allocations waiting on the pool lock) would bring the in-process fill near the in-memory figure; through Docker\'s protocol the target is out of reach for any plugin that answers one HTTP request per address in a few hundred microseconds. Docker never asks for more than one address per container start, so the per-call latency (section 2) matters more in practice than the fill time.',
+  rss: (x) =>
+    `Most of loomd's memory is the runtime and its dependencies, not its state: a bare node process idles at ${f(x, 'rssBare')} MiB, and node with loomd's modules loaded but not started at ${f(x, 'rssModules')} MiB ` +
+    `(the heaviest dependencies loaded alone: ${f(x, 'depsHeaviest')}). A fresh loomd is at ${f(x, 'rssFresh')} MiB; with ${f(x, 'scaleN')} endpoints the live JavaScript heap after a full GC is ${f(x, 'heapUsed')} MiB. ` +
+    `RSS right after the burst of calls was ${f(x, 'rssBuilt')} MiB (uncollected garbage; the idle process came down to ${f(x, 'rssIdleMin')} MiB by itself) and ${f(x, 'rssGc')} MiB after a forced GC; ` +
+    `the restarted process stays at ${f(x, 'rssRestartGc')} MiB after a full GC because V8 keeps ${f(x, 'heapTotalRestart')} MiB of heap committed for ${f(x, 'heapUsedRestart')} MiB of live objects (the process that made the endpoints: ${f(x, 'heapTotalBuilt')} MiB committed), plus ${f(x, 'externalRestart')} MiB of external memory (buffers). ` +
+    `What would close it: load the cluster-only dependencies (etcd3 with gRPC: ${f(x, 'etcdRss')} MiB alone) only in cluster mode and dockerode (${f(x, 'dockerodeRss')} MiB alone) only when the reconciler has a Docker socket; cap V8's heap growth in the service unit (--max-semi-space-size, and watching the start-up path's allocations: the restore and the first reconcile pass read the whole state and the kernel's tables at once) so that the committed heap stays near the live one.`,
+  restart: (x) =>
+    `loomd's own start-up with ${f(x, 'scaleN')} endpoints (open LevelDB, load the state, bind the sockets) takes ${f(x, 'loomdStartMs')} ms; ` +
+    `the socket answered ${f(x, 'sockMs')} ms after the spawn because node itself needs ${f(x, 'bareMs')} ms to start and loading loomd's modules brings that to ${f(x, 'modulesMs')} ms ` +
+    `(slowest dependencies loaded alone, beyond a bare node: ${f(x, 'depsSlowest')}). The first reconcile pass was done ${f(x, 'recMs')} ms after the spawn. ` +
+    `What would close it: import etcd3 (${f(x, 'etcdMs')} ms alone) only in cluster mode and dockerode (${f(x, 'dockerodeMs')} ms alone) only when the reconciler runs, after the socket is bound; bundle loomd into one file and use a V8 code cache or a startup snapshot; ` +
+    'or let systemd own the socket (socket activation), so that dockerd\'s calls wait in the listen queue instead of failing while loomd starts.',
+};

@@ -1,0 +1,68 @@
+/** Small statistics helpers for the benchmarks: medians, nearest-rank percentiles, formatting. */
+
+export function sorted(xs: number[]): number[] {
+  return [...xs].sort((a, b) => a - b);
+}
+
+/** Median (mean of the two middle values for an even count); NaN for no samples. */
+export function median(xs: number[]): number {
+  if (!xs.length) return NaN;
+  const s = sorted(xs);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** Nearest-rank percentile (p in 0..100): the smallest sample with at least p % of samples at or below it. */
+export function percentile(xs: number[], p: number): number {
+  if (!xs.length) return NaN;
+  const s = sorted(xs);
+  const rank = Math.max(1, Math.ceil((p / 100) * s.length));
+  return s[Math.min(rank, s.length) - 1] as number;
+}
+
+export function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+export interface Summary {
+  n: number;
+  median: number;
+  p95: number;
+  p99: number;
+  min: number;
+  max: number;
+}
+
+export function summarize(xs: number[]): Summary {
+  return { n: xs.length, median: median(xs), p95: percentile(xs, 95), p99: percentile(xs, 99), min: Math.min(...xs), max: Math.max(...xs) };
+}
+
+/** A number with sensible precision for a table cell. */
+export function fmt(x: number, digits?: number): string {
+  if (x === undefined || Number.isNaN(x)) return 'n/a';
+  if (!Number.isFinite(x)) return String(x);
+  if (digits !== undefined) return x.toFixed(digits);
+  const a = Math.abs(x);
+  if (a >= 1000) return x.toFixed(0);
+  if (a >= 100) return x.toFixed(1);
+  if (a >= 10) return x.toFixed(1);
+  if (a >= 1) return x.toFixed(2);
+  return x.toFixed(3);
+}
+
+/** "1.03x" */
+export function ratio(a: number, b: number): string {
+  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return 'n/a';
+  return `${(a / b).toFixed(2)}x`;
+}
+
+/** Whether the ranges [min, max] of two samples overlap. */
+export function rangesOverlap(a: number[], b: number[]): boolean {
+  return a.length > 0 && b.length > 0 && Math.min(...a) <= Math.max(...b) && Math.min(...b) <= Math.max(...a);
+}
+
+/** Rotations of `items` for A/B(/C) alternation: round i runs them starting at i mod n. */
+export function rotation<T>(items: T[], round: number): T[] {
+  const k = round % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
