@@ -31,6 +31,8 @@ import { GLOBAL_SPACE, LOCAL_SPACE } from '../driver/api/static-answers';
 
 export { GLOBAL_SPACE, LOCAL_SPACE };
 export const GATEWAY_TYPE = 'com.docker.network.gateway';
+/** How long a released address of a shared (overlay) pool stays out of use. */
+export const QUARANTINE_MS = 30_000;
 const REQUEST_ADDRESS_TYPE = 'RequestAddressType';
 
 export interface PoolRequest {
@@ -278,6 +280,7 @@ export class IpamService {
         value = alloc.allocateLowest();
         kind = 'gateway';
       } else {
+        if (cluster) await this.endQuarantines(live);
         value = cluster ? await this.allocateInBlocks(live, cluster.pools) : alloc.allocateNext();
         kind = 'dynamic';
       }
@@ -396,10 +399,30 @@ export class IpamService {
       if (cluster && rec?.kind === 'explicit' && !cluster.overlayReserved(live.record.shared as string).has(key)) {
         await cluster.pools.unreserve(live.alloc.pool, key).catch((err) => this.log.warn({ poolId, address: key, err: String(err) }, 'could not release a cluster reservation'));
       }
+      if (live.record.shared && rec?.kind === 'dynamic') {
+        // Shared (overlay) pool: other hosts may still hold FDB/neighbour entries for this
+        // address for a moment; keep it out of use for a while instead of freeing it now.
+        const q: AllocationRecord = { ...rec, kind: 'quarantine', until: new Date(Date.now() + QUARANTINE_MS).toISOString() };
+        await this.repo.putAllocation(q);
+        byAddr.set(key, q);
+        return;
+      }
       await this.repo.deleteAllocation(poolId, key);
       live.alloc.release(ip.value);
       byAddr.delete(key);
     });
+  }
+
+  /** Frees the quarantined addresses of a pool whose time is up (caller holds the pool's lock). */
+  private async endQuarantines(live: LivePool): Promise<void> {
+    const byAddr = this.allocations.get(live.record.id);
+    const now = Date.now();
+    for (const a of [...(byAddr?.values() ?? [])]) {
+      if (a.kind !== 'quarantine' || Date.parse(a.until ?? '') > now) continue;
+      await this.repo.deleteAllocation(live.record.id, a.address);
+      live.alloc.release(parseIpMaybeCidr(a.address).value);
+      byAddr?.delete(a.address);
+    }
   }
 
   /** Reconciler: releases an allocation nobody holds, unless it was made after `cutoff` (ms). */

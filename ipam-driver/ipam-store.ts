@@ -9,9 +9,11 @@ import { KvOp, KvStore } from '../driver/store/kv';
 /**
  * gateway: RequestAddressType gateway; explicit: a requested address (--ip, --gateway,
  * --aux-address); dynamic: next-fit; foreign: inside this host's block of a shared pool,
- * granted to another host's static address (not this host's to hand out).
+ * granted to another host's static address (not this host's to hand out); quarantine:
+ * released from a shared pool, kept out of use until `until` (other hosts may still hold
+ * forwarding entries for it).
  */
-export type AllocationKind = 'gateway' | 'explicit' | 'dynamic' | 'foreign';
+export type AllocationKind = 'gateway' | 'explicit' | 'dynamic' | 'foreign' | 'quarantine';
 
 export interface PoolRecord {
   id: string;
@@ -38,6 +40,8 @@ export interface AllocationRecord {
   address: string;
   kind: AllocationKind;
   createdAt: string;
+  /** quarantine only: when the address may be handed out again. */
+  until?: string;
 }
 
 const POOL = 'ipam/pool/';

@@ -187,7 +187,7 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
       }
       for (const a of p.allocations) {
         // A gateway lives as long as its pool (Docker does not show gateways it did not get from the user).
-        if (a.kind === 'gateway' || accounted.has(a.address) || !old(a.createdAt)) continue;
+        if (a.kind === 'gateway' || a.kind === 'quarantine' || accounted.has(a.address) || !old(a.createdAt)) continue;
         if (confirmed(`address:${p.id}|${a.address}`)) {
           actions.push({ kind: 'release-orphan-address', poolId: p.id, address: a.address, reason: 'no endpoint, gateway or aux address holds it' });
         }

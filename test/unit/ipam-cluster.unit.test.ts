@@ -1,0 +1,104 @@
+/**
+ * Cluster-wide IPAM on the in-memory cluster store: subnets claimed once across hosts,
+ * an overlay's subnet shared, dynamic addresses from per-host blocks without clashes,
+ * static addresses reserved cluster-wide (the block owner grants them), and released
+ * addresses of a shared pool kept in quarantine.
+ */
+import { MemoryCluster } from '../../driver/cluster/memory-store';
+import { silentLogger } from '../../driver/observability/logger';
+import { MemoryKv } from '../../driver/store/kv';
+import { ClusterPools } from '../../ipam-driver/cluster-pools';
+import { parseDefaultPool } from '../../ipam-driver/core/pool-picker';
+import { IpamService, LOCAL_SPACE, QUARANTINE_MS } from '../../ipam-driver/ipam-service';
+import { IpamRepository } from '../../ipam-driver/ipam-store';
+
+const log = silentLogger();
+
+function host(c: MemoryCluster, id: string): { ipam: IpamService; pools: ClusterPools } {
+  const pools = new ClusterPools(c.view(), id, log, 1_000);
+  const ipam = new IpamService(
+    new IpamRepository(new MemoryKv()),
+    { defaultPools: ['198.18.128.0/17:24'].map(parseDefaultPool), hostRoutes: async () => [], cluster: { pools, overlayReserved: () => new Set(['198.18.200.1']) } },
+    log,
+  );
+  return { ipam, pools };
+}
+const req = (pool: string) => ({ addressSpace: LOCAL_SPACE, pool, subPool: '', options: {}, v6: false });
+
+test('a subnet is claimed once across hosts; automatic subnets avoid every claim', async () => {
+  const c = new MemoryCluster();
+  const [a, b] = [host(c, 'h1'), host(c, 'h2')];
+  await a.ipam.requestPool(req('198.18.150.0/24'));
+  await expect(b.ipam.requestPool(req('198.18.150.0/24'))).rejects.toThrow(/in use by a network being created on host h1/);
+  const auto1 = await a.ipam.requestPool(req(''));
+  const auto2 = await b.ipam.requestPool(req(''));
+  expect(auto1.pool).not.toBe(auto2.pool);
+});
+
+test('an overlay subnet is shared: each host allocates from its own blocks, never the same address', async () => {
+  const c = new MemoryCluster();
+  const [a, b] = [host(c, 'h1'), host(c, 'h2')];
+  const pa = await a.ipam.requestPool(req('198.18.200.0/24'));
+  await a.ipam.markShared('198.18.200.0/24', 'blue');
+  await a.pools.settle('198.18.200.0/24', 'overlay', 'blue');
+  const pb = await b.ipam.requestPool(req('198.18.200.0/24')); // joins
+  const got = new Set<string>();
+  for (let i = 0; i < 40; i++) {
+    for (const [h, p] of [[a, pa], [b, pb]] as const) {
+      const { address } = await h.ipam.requestAddress({ poolId: p.poolId, address: '', options: {} });
+      expect(got.has(address)).toBe(false);
+      got.add(address);
+    }
+  }
+  expect(got.size).toBe(80);
+  const blocks = [...c.data.keys()].filter((k) => k.startsWith('/loom/v1/blocks/'));
+  expect(blocks.length).toBeGreaterThanOrEqual(2);
+});
+
+test('a static address in another host\'s block is granted by that host, and refused when it is in use', async () => {
+  const c = new MemoryCluster();
+  const [a, b] = [host(c, 'h1'), host(c, 'h2')];
+  const pa = await a.ipam.requestPool(req('198.18.200.0/24'));
+  await a.ipam.markShared('198.18.200.0/24', 'blue');
+  await a.pools.settle('198.18.200.0/24', 'overlay', 'blue');
+  const pb = await b.ipam.requestPool(req('198.18.200.0/24'));
+  // Every host holds the overlay's gateway locally first, as Docker asks for it.
+  for (const [h, p] of [[a, pa], [b, pb]] as const) {
+    expect((await h.ipam.requestAddress({ poolId: p.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })).address).toBe('198.18.200.1/24');
+  }
+  const first = (await a.ipam.requestAddress({ poolId: pa.poolId, address: '', options: {} })).address.split('/')[0] as string; // claims a block on h1
+  // h1 answers reservations in its blocks (what the coordinator does from the watch).
+  const off = c.subscribe('/loom/v1/reservations/', (ev) => {
+    if (ev.type === 'put' && (ev.value as { state: string }).state === 'requested') {
+      const ip = ev.key.slice(ev.key.lastIndexOf('/') + 1);
+      void a.ipam.answerReservation('198.18.200.0/24', ip, a.pools);
+    }
+  });
+  await expect(b.ipam.requestAddress({ poolId: pb.poolId, address: first, options: {} })).rejects.toThrow(/in use on host h1/);
+  const free = first.replace(/\.(\d+)$/, (_m, n: string) => `.${Number(n) + 5}`);
+  expect((await b.ipam.requestAddress({ poolId: pb.poolId, address: free, options: {} })).address).toBe(`${free}/24`);
+  // h1 now holds it as foreign: its next-fit skips it.
+  const seen = new Set<string>();
+  for (let i = 0; i < 10; i++) seen.add((await a.ipam.requestAddress({ poolId: pa.poolId, address: '', options: {} })).address.split('/')[0] as string);
+  expect(seen.has(free)).toBe(false);
+  off();
+});
+
+test('a released address of a shared pool is quarantined before it can be handed out again', async () => {
+  const c = new MemoryCluster();
+  const a = host(c, 'h1');
+  const p = await a.ipam.requestPool(req('198.18.200.0/30'));
+  await a.ipam.markShared('198.18.200.0/30', 'tiny');
+  const x = (await a.ipam.requestAddress({ poolId: p.poolId, address: '', options: {} })).address.split('/')[0] as string;
+  const y = (await a.ipam.requestAddress({ poolId: p.poolId, address: '', options: {} })).address.split('/')[0] as string;
+  expect([x, y].sort()).toEqual(['198.18.200.1', '198.18.200.2']);
+  await a.ipam.releaseAddress(p.poolId, x);
+  await expect(a.ipam.requestAddress({ poolId: p.poolId, address: '', options: {} })).rejects.toMatchObject({ kind: 'exhausted' });
+  const now = Date.now();
+  const spy = jest.spyOn(Date, 'now').mockReturnValue(now + QUARANTINE_MS + 1);
+  try {
+    expect((await a.ipam.requestAddress({ poolId: p.poolId, address: '', options: {} })).address).toBe(`${x}/30`);
+  } finally {
+    spy.mockRestore();
+  }
+});
