@@ -355,6 +355,17 @@ export class TestHost {
       if (!pidAlive(pid)) throw new Error(`loomd exited; see ${path.join(this.dir, 'loomd.log')}`);
       return fs.existsSync(this.socket);
     }, 20_000, 20);
+    // The plugin socket appears first (the bootstrap answers Docker's handshake while the
+    // rest loads); the admin socket answers only once loomd is fully started. A SIGKILLed
+    // loomd leaves its admin socket file behind, so its existence proves nothing: ask it.
+    await waitFor('loomd admin socket', async () => {
+      if (!pidAlive(pid)) throw new Error(`loomd exited; see ${path.join(this.dir, 'loomd.log')}`);
+      try {
+        return (await unixRequest(this.adminSocket, 'GET', '/v1/status', undefined, 2_000)).status === 200;
+      } catch {
+        return false;
+      }
+    }, 30_000, 50);
   }
 
   async stopLoomd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
