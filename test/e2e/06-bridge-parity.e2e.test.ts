@@ -144,6 +144,25 @@ describe('loom extras', () => {
     expect(await settle(host)).toEqual([]);
   });
 
+  // `--ipv4=false` exists since Docker 28: Docker requests no IPv4 pool and no IPv4 address.
+  (process.env.LOOM_TEST_ENGINE === '28.5' ? test : test.skip)('--ipv4=false: an IPv6-only network (Docker 28)', async () => {
+    await host.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '--ipv4=false', '--ipv6', '--subnet', 'fd5c:6::/64', 'v6only']);
+    expect(await host.cliOk(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Subnet}} {{end}}', 'v6only'])).toBe('fd5c:6::/64');
+    await host.cliOk(['run', '-d', '--init', '--name', 'o1', '--network', 'v6only', 'local/busybox', 'sleep', '3600']);
+    await host.cliOk(['run', '-d', '--init', '--name', 'o2', '--network', 'v6only', 'local/busybox', 'sleep', '3600']);
+    expect(await ipOf('o1', 'v6only')).toBe('');
+    const o2 = await ipOf('o2', 'v6only', true);
+    expect(o2).toMatch(/^fd5c:6::/);
+    // No IPv4 inside the container, only link-local/loopback; IPv6 to the neighbour and the gateway.
+    expect((await host.inContainer('o1', ['ip', '-4', 'addr', 'show', 'eth0'])).stdout).not.toContain('inet ');
+    expect(await host.ping('o1', o2)).toBe(true);
+    expect(await host.ping('o1', 'fd5c:6::1')).toBe(true);
+    expect(await settle(host)).toEqual([]);
+    await host.cliOk(['rm', '-f', 'o1', 'o2']);
+    await host.cliOk(['network', 'rm', 'v6only']);
+    expect(await settle(host)).toEqual([]);
+  });
+
   test('--mac-address is honoured and never echoed back', async () => {
     await host.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '--subnet', '198.18.102.0/24', 'mac']);
     const macArgs = host.engine.id === '20.10' ? ['--network', 'mac', '--mac-address', '02:42:c6:12:66:07'] : ['--network', 'name=mac,mac-address=02:42:c6:12:66:07'];
