@@ -29,7 +29,7 @@ import * as fs from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { startTestDaemon, TestDaemon } from '../helpers/daemon';
-import { loadTrace, TraceTranslator } from '../helpers/trace';
+import { loadTrace, TRACE_FILES, TraceTranslator } from '../helpers/trace';
 import { pluginCall, unixRequest, UnixResponse } from '../helpers/unix-http';
 import { AddressInfo, LinkInfo, NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { MAX_BODY_BYTES } from '../../driver/http/server';
@@ -378,15 +378,6 @@ async function runBatch(cases: FuzzCase[], counted = true): Promise<void> {
 
 // ---- recorded bodies ---------------------------------------------------------------------
 
-const TRACE_FILES = [
-  'legacy-basic.jsonl',
-  'legacy-options.jsonl',
-  'legacy-ops-restarts.jsonl',
-  'legacy-errors-swarmnode.jsonl',
-  'managed-local.jsonl',
-  'managed-swarm-manager-A.jsonl',
-  'managed-swarm-worker-B.jsonl',
-];
 /** Translated recorded request bodies per method (10.A.0.B -> 198.19.A.B, tracer spaces -> Loom*). */
 const recorded: Record<string, Body[]> = {};
 {

@@ -4,22 +4,13 @@
  * socket, and checks each answer against the contract Docker enforces.
  * Runs inside a throwaway network namespace (npm run test:contract).
  */
-import { loadTrace, TraceCall, TraceTranslator } from '../helpers/trace';
+import { loadTrace, TRACE_FILES, TraceCall, TraceTranslator } from '../helpers/trace';
 import { startTestDaemon, TestDaemon } from '../helpers/daemon';
 import { pluginCall, UnixResponse } from '../helpers/unix-http';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 
 jest.setTimeout(120_000);
 
-const FILES = [
-  'legacy-basic.jsonl',
-  'legacy-options.jsonl',
-  'legacy-ops-restarts.jsonl',
-  'legacy-errors-swarmnode.jsonl',
-  'managed-local.jsonl',
-  'managed-swarm-manager-A.jsonl',
-  'managed-swarm-worker-B.jsonl',
-];
 
 const CIDR = /^[0-9a-f.:]+\/\d{1,3}$/;
 
@@ -115,7 +106,7 @@ async function replay(file: string, daemon: TestDaemon): Promise<{ sent: number;
   return { sent, skipped };
 }
 
-describe.each(FILES)('replaying %s', (file) => {
+describe.each(TRACE_FILES)('replaying %s', (file) => {
   let daemon: TestDaemon;
   beforeAll(async () => {
     daemon = await startTestDaemon();

@@ -10,6 +10,17 @@ import * as path from 'node:path';
 
 export const TRACE_DIR = path.resolve(__dirname, '..', 'fixtures', 'docker-traces');
 
+/** Every recorded trace: dockerd 20.10 talking to a recording plugin, legacy and managed, single host and swarm. */
+export const TRACE_FILES = [
+  'legacy-basic.jsonl',
+  'legacy-options.jsonl',
+  'legacy-ops-restarts.jsonl',
+  'legacy-errors-swarmnode.jsonl',
+  'managed-local.jsonl',
+  'managed-swarm-manager-A.jsonl',
+  'managed-swarm-worker-B.jsonl',
+];
+
 export interface TraceCall {
   seq: number;
   url: string;
