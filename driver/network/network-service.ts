@@ -13,7 +13,7 @@ import type { Firewall, FirewallNetwork } from '../firewall/model';
 import type { Logger } from '../observability/logger';
 import type { NetworkRepository } from '../store/network-repo';
 import { normaliseMac, randomMac } from './mac';
-import { PORTMAP_KEY, PublishedPort, choosePorts, parsePortMap } from '../ports/port-map';
+import { PORTMAP_KEY, PublishedPort, parsePortMap } from '../ports/port-map';
 import { PortReserver } from '../ports/port-reserver';
 import { hostVethFor, ifbFor, peerVethFor } from './naming';
 import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from './rates';
@@ -397,30 +397,16 @@ export class NetworkService {
       const bindings = parsePortMap(options[PORTMAP_KEY]);
       if (net.internal || (bindings.length === 0 && !ep.ports?.length)) return [];
       const previous = ep.ports ?? [];
-      this.ports.release(previous);
-      const taken: PublishedPort[] = [];
       const plain = (cidr?: string): string | undefined => (cidr ? cidr.split('/')[0] : undefined);
-      let chosen: PublishedPort[];
-      try {
-        chosen = await choosePorts(bindings, { v4: plain(ep.address), v6: plain(ep.addressV6) }, net.hostBinding ?? '0.0.0.0', async (proto, hostIp, port) => {
-          const ok = await this.ports.tryReserve(proto, hostIp, port);
-          if (ok) taken.push({ proto, family: hostIp.includes(':') ? 6 : 4, hostIp, hostPort: port, containerIp: '', containerPort: 0 });
-          return ok;
-        });
-      } catch (err) {
-        this.ports.release(taken);
-        await this.ports.restore(previous);
-        throw err;
-      }
+      const chosen = await this.ports.replace(previous, bindings, { v4: plain(ep.address), v6: plain(ep.addressV6) }, net.hostBinding ?? '0.0.0.0');
       const updated: EndpointRecord = { ...ep, ports: chosen };
       state.endpoints.set(ep.id, updated);
       try {
         await this.syncFirewall();
         await this.repo.putEndpoint(updated);
       } catch (err) {
-        this.ports.release(chosen);
         state.endpoints.set(ep.id, ep);
-        await this.ports.restore(previous);
+        await this.ports.undoReplace(chosen, previous);
         await this.syncFirewall().catch(() => undefined);
         throw err;
       }

@@ -9,7 +9,7 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { LoomError } from '../errors';
 import type { Logger } from '../observability/logger';
-import type { Proto, PublishedPort } from './port-map';
+import { ContainerAddresses, DockerPortBinding, Proto, PublishedPort, choosePorts } from './port-map';
 
 type Holder = { close(): void };
 
@@ -63,6 +63,34 @@ export class PortReserver {
         });
       }
     });
+  }
+
+  /**
+   * Swaps an endpoint's published ports for new bindings (a retried
+   * ProgramExternalConnectivity replaces the previous ones): the previous ports are
+   * released, the new ones chosen and held. On failure nothing new stays held and
+   * the previous ports are held again.
+   */
+  async replace(previous: PublishedPort[], bindings: DockerPortBinding[], container: ContainerAddresses, defaultHostIp: string): Promise<PublishedPort[]> {
+    this.release(previous);
+    const taken: PublishedPort[] = [];
+    try {
+      return await choosePorts(bindings, container, defaultHostIp, async (proto, hostIp, port) => {
+        const ok = await this.tryReserve(proto, hostIp, port);
+        if (ok) taken.push({ proto, family: hostIp.includes(':') ? 6 : 4, hostIp, hostPort: port, containerIp: '', containerPort: 0 });
+        return ok;
+      });
+    } catch (err) {
+      this.release(taken);
+      await this.restore(previous);
+      throw err;
+    }
+  }
+
+  /** Undoes a successful `replace` (a later step of the publication failed). */
+  async undoReplace(chosen: PublishedPort[], previous: PublishedPort[]): Promise<void> {
+    this.release(chosen);
+    await this.restore(previous);
   }
 
   release(ports: PublishedPort[]): void {
