@@ -53,4 +53,4 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/driver ./dist/driver
 COPY --from=build /src/dist/ipam-driver ./dist/ipam-driver
-ENTRYPOINT ["/usr/local/bin/node", "/opt/loom/dist/driver/main.js"]
+ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=2", "/opt/loom/dist/driver/main.js"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * loomd's entry point, kept small on purpose: parse the configuration, open the plugin
  * socket (Docker's handshake calls are answered from then on), and only then load the

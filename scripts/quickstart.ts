@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TestHost, REPO } from '../test/helpers/test-host';
 import { run, waitFor, killAndWait } from '../test/helpers/run';
+import { LOOMD_NODE_FLAGS } from '../driver/node-flags';
 
 const step = (msg: string): void => console.log(`\n==> ${msg}`);
 
@@ -32,7 +33,7 @@ async function local(): Promise<void> {
   const socket = '/run/docker/plugins/loom.sock';
   step(`starting loomd on ${socket} for the local Docker engine`);
   const log = fs.openSync('/tmp/loomd-quickstart.log', 'a');
-  const child = spawn(process.execPath, [path.join(REPO, 'dist/driver/main.js')], { stdio: ['ignore', log, log], detached: true });
+  const child = spawn(process.execPath, [...LOOMD_NODE_FLAGS, path.join(REPO, 'dist/driver/main.js')], { stdio: ['ignore', log, log], detached: true });
   child.unref();
   try {
     await waitFor('loomd socket', async () => fs.existsSync(socket), 10_000);

@@ -13,6 +13,7 @@ import { REPO } from '../helpers/test-host';
 import { killAndWait, pidAlive, run, runOk, sleep } from '../helpers/run';
 import { pluginCall, unixRequest } from '../helpers/unix-http';
 import { rssMiB } from './context';
+import { LOOMD_NODE_FLAGS } from '../../driver/node-flags';
 
 const BENCH_ROOT = '/tmp/loom-bench';
 
@@ -58,7 +59,7 @@ export class StandaloneLoomd {
     const main = path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'main.js');
     // nsenter without --fork execs node: the PID we get is loomd's.
     // --expose-gc and the preload only let the benchmark ask for a full GC (SIGUSR2) before reading RSS.
-    const child = spawn('nsenter', [`--net=/run/netns/${this.netns}`, process.execPath, '--expose-gc', '-r', path.join(__dirname, 'gc-preload.js'), main], {
+    const child = spawn('nsenter', [`--net=/run/netns/${this.netns}`, process.execPath, ...LOOMD_NODE_FLAGS, '--expose-gc', '-r', path.join(__dirname, 'gc-preload.js'), main], {
       detached: true,
       stdio: ['ignore', out, out],
       env,

@@ -17,11 +17,12 @@ import { OUTSIDE_IP, REPO, TestHost } from '../helpers/test-host';
 import { settle } from '../helpers/invariants';
 import { run, runOk, waitFor } from '../helpers/run';
 import { unixRequest } from '../helpers/unix-http';
+import { LOOMD_NODE_FLAGS } from '../../driver/node-flags';
 
 jest.setTimeout(600_000);
 
 const NAME = 'loom:latest';
-const ENTRYPOINT = '/usr/local/bin/node /opt/loom/dist/driver/main.js';
+const ENTRYPOINT = ['/usr/local/bin/node', ...LOOMD_NODE_FLAGS, '/opt/loom/dist/driver/main.js'].join(' ');
 const SUBNET = '198.18.60.0/24';
 
 let host: TestHost;

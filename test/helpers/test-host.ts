@@ -14,6 +14,7 @@ import Dockerode from 'dockerode';
 import { killAndWait, pidAlive, run, RunResult, runOk, sleep, waitFor } from './run';
 import { Engine, engineFromEnv } from './engines';
 import { unixRequest } from './unix-http';
+import { LOOMD_NODE_FLAGS } from '../../driver/node-flags';
 
 /** The repository root (this file runs from test/helpers or from dist-tools/test/helpers). */
 export const REPO = ((): string => {
@@ -349,7 +350,7 @@ export class TestHost {
       ...this.loomEnv,
       ...extraEnv,
     };
-    this.loomdPid = this.spawnInHost([process.execPath, path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'main.js')], path.join(this.dir, 'loomd.log'), env);
+    this.loomdPid = this.spawnInHost([process.execPath, ...LOOMD_NODE_FLAGS, path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'main.js')], path.join(this.dir, 'loomd.log'), env);
     const pid = this.loomdPid;
     await waitFor('loomd socket', async () => {
       if (!pidAlive(pid)) throw new Error(`loomd exited; see ${path.join(this.dir, 'loomd.log')}`);
