@@ -81,6 +81,22 @@ export function renderNftScript(networks: readonly FirewallNetwork[]): string {
   lines.push(`\t\tiifname vmap { ${nets.map((n) => `${q(n.bridge)} : jump net-${chainId(n)}-out`).join(', ')} }`);
   lines.push(`\t\toifname vmap { ${nets.map((n) => `${q(n.bridge)} : jump net-${chainId(n)}-in`).join(', ')} }`);
   lines.push(`\t}`);
+  // Traffic between a network's own containers needs no state: ICC and isolation decide by
+  // interface, and hairpin traffic to published ports is addressed to the host (and masqueraded
+  // through the gateway), so neither it nor its replies match here. Skipping connection tracking
+  // (and the NAT hooks with it) for these frames keeps br_netfilter's cost off the bridge and the
+  // overlay; anything addressed to the host itself (the gateway) stays tracked. (With ICC off
+  // these frames are dropped anyway.)
+  const untracked = nets.filter((n) => n.icc).flatMap((n) => [
+    ...n.subnets4.map((s) => `\t\tiifname ${q(n.bridge)} ip saddr ${s} ip daddr ${s} fib daddr type != local notrack`),
+    ...n.subnets6.map((s) => `\t\tiifname ${q(n.bridge)} ip6 saddr ${s} ip6 daddr ${s} fib daddr type != local notrack`),
+  ]);
+  if (untracked.length) {
+    lines.push(`\tchain intra-network {`);
+    lines.push(`\t\ttype filter hook prerouting priority raw; policy accept;`);
+    lines.push(...untracked);
+    lines.push(`\t}`);
+  }
   // Containers must never reach the host's loopback services (route_localnet is on for published ports).
   lines.push(`\tchain input {`);
   lines.push(`\t\ttype filter hook input priority filter; policy accept;`);

@@ -42,8 +42,12 @@ export const EXPLANATIONS: Record<string, (facts: Facts) => string> = {
     `Docker's swarm overlay uses the same kernel VXLAN, with its bridge in a separate namespace per network, and the same inner MTU. ` +
     (x.ovOverlapSwarm === 'yes'
       ? `The runs overlap (loom ${f(x, 'ovLoomRuns')}, swarm ${f(x, 'ovSwarmRuns')}; ${f(x, 'ovReps')} runs each): this run cannot tell the gap from noise. `
-      : `The runs do not overlap (loom ${f(x, 'ovLoomRuns')}, swarm ${f(x, 'ovSwarmRuns')}; ${f(x, 'ovReps')} runs each): the gap is probably real. A candidate: swarm's bridge lives in a namespace of its own, while loom's bridge is in the host's namespace, where the inner frames pass the host's iptables and nftables rules and connection tracking (br_netfilter) on both hosts. The hand-made VXLAN shares that host-namespace path (its frames are accepted by the first FORWARD rule) and the runs of loom and hand-made overlap${x.ovOverlapVxlan === 'yes' ? '' : ' not'}, so this run does not isolate the cause (see also the RTT column of section 5). `) +
-    'What would close it: more repetitions on an idle machine first; then the firewall experiment described for the hand-made VXLAN.',
+      : `The runs do not overlap (loom ${f(x, 'ovLoomRuns')}, swarm ${f(x, 'ovSwarmRuns')}; ${f(x, 'ovReps')} runs each): the gap is probably real. `) +
+    'The difference in path: swarm\'s bridge lives in a namespace of its own with no firewall rules, while loom\'s bridge is in the host\'s namespace, where br_netfilter hands every inner frame to connection tracking, Docker\'s iptables chains and loom\'s nftables table, on both hosts. ' +
+    (x.ovNoNfRatio
+      ? `The experiment in section 5 switches that off for loom's runs only (bridge-nf-call-iptables=0 on both hosts, alternating with swarm runs): loom then measured ${f(x, 'ovNoNfRatio')} of swarm (loom ${f(x, 'ovNoNfRuns')}, swarm ${f(x, 'ovNoNfSwarmRuns')}; the ranges ${f(x, 'ovNoNfOverlap')}): ${f(x, 'ovNoNfVerdict')}. loom cannot simply turn it off: ICC off, isolation and hairpin NAT for published ports need those hooks. `
+      : 'The netfilter experiment of section 5 did not run (it needs the swarm overlay). ') +
+    'What would close it: take intra-network frames out of connection tracking (an nftables notrack rule for traffic between a network\'s own containers, with hairpin traffic to published ports masqueraded through the gateway so that its replies need no conntrack on the bridge), keeping the tracked path for everything that needs NAT or state.',
   reach: () =>
     'The delay is the time between a container running on B and A having the static FDB and neighbour entries loom installs from its etcd watch. ' +
     'What would close it: look at the per-start log lines of both loomds (endpoint published, entries installed) for where the time goes.',

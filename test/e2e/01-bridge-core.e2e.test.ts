@@ -66,6 +66,27 @@ describe('bridge networks with a real Docker engine', () => {
     expect(await host.ping('a1', OUTSIDE_IP)).toBe(true);
   });
 
+  test('traffic between n1\'s containers skips connection tracking; traffic leaving n1 is tracked', async () => {
+    // A probe table of the test's own counts forwarded packets by conntrack state.
+    const probe = ['inet', 'loomtest-probe'];
+    await host.execOk(['nft', 'add', 'table', ...probe]);
+    try {
+      await host.execOk(['nft', 'add', 'chain', ...probe, 'counts', '{ type filter hook forward priority 10; policy accept; }']);
+      await host.execOk(['nft', 'add', 'rule', ...probe, 'counts', 'ip', 'saddr', '198.18.10.0/24', 'ip', 'daddr', '198.18.10.0/24', 'ct', 'state', 'untracked', 'counter']);
+      await host.execOk(['nft', 'add', 'rule', ...probe, 'counts', 'ip', 'saddr', '198.18.10.0/24', 'ip', 'daddr', '198.18.10.0/24', 'ct', 'state', '!=', 'untracked', 'counter']);
+      await host.execOk(['nft', 'add', 'rule', ...probe, 'counts', 'ip', 'saddr', '198.18.10.0/24', 'ip', 'daddr', OUTSIDE_IP, 'ct', 'state', 'new,established', 'counter']);
+      expect(await host.ping('a1', await containerIp('a2', 'n1'))).toBe(true);
+      expect(await host.ping('a1', OUTSIDE_IP)).toBe(true);
+      const counts = [...(await host.execOk(['nft', 'list', 'table', ...probe])).matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+      expect(counts).toHaveLength(3);
+      expect(counts[0]).toBeGreaterThanOrEqual(2); // a1 <-> a2, both directions, untracked
+      expect(counts[1]).toBe(0); // nothing between n1's containers was tracked
+      expect(counts[2]).toBeGreaterThanOrEqual(1); // to the outside: tracked (NAT needs it)
+    } finally {
+      await host.exec(['nft', 'delete', 'table', ...probe]);
+    }
+  });
+
   test('n2 gets a free subnet by itself and is isolated from n1', async () => {
     await host.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', 'n2']);
     const subnet = await host.cliOk(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Subnet}}', 'n2']);

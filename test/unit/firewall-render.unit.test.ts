@@ -53,6 +53,17 @@ const MIXED: FirewallNetwork[] = [
 const SINGLE: FirewallNetwork[] = [net({ id: ID.a, bridge: 'lm-a1b2c3d4e5f6', subnets4: ['172.16.0.0/16'] })];
 
 describe('renderNftScript', () => {
+  test('traffic between a network\'s own containers is untracked; the gateway, other subnets and ICC-off networks are not', () => {
+    const chain = renderNftScript(MIXED).split('\tchain intra-network {\n')[1]?.split('\t}')[0] ?? '';
+    const rules = chain.split('\n').filter((l) => l.includes('notrack'));
+    expect(chain).toContain('type filter hook prerouting priority raw;');
+    // every rule: one bridge, the same subnet on both sides, nothing addressed to the host itself
+    for (const r of rules) expect(r).toMatch(/^\t\tiifname "\S+" ip6? saddr (\S+) ip6? daddr \1 fib daddr type != local notrack$/);
+    expect(rules.map((r) => r.split(' ')[1])).toEqual(['"corp0"', '"lm-a1b2c3d4e5f6"', '"lm-a1b2c3d4e5f6"', '"lm-cccccccccccc"']);
+    expect(chain).not.toContain('lm-bbbbbbbbbbbb'); // ICC off
+    expect(renderNftScript([net({ id: ID.b, bridge: 'lm-bbbbbbbbbbbb', subnets4: ['198.18.20.0/24'], icc: false })])).not.toContain('intra-network');
+  });
+
   test('no networks: the table is deleted and not recreated', () => {
     golden('empty.nft', renderNftScript([]));
   });
