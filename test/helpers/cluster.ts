@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { killAndWait, pidAlive, run, runOk, waitFor } from './run';
-import { TestHost } from './test-host';
+import { ownerStamp } from './owner';
+import { ROOT, TestHost } from './test-host';
 
 export interface EtcdMember {
   name: string;
@@ -26,6 +27,11 @@ export class TestCluster {
     readonly underlayNs: string,
   ) {}
 
+  /** Marks the underlay namespace as this test process's (see TestHost.sweepAbandoned). */
+  get ownerFile(): string {
+    return path.join(ROOT, `cluster-${this.underlayNs}.owner`);
+  }
+
   get endpoints(): string {
     return this.etcd.map((m) => `http://${m.ip}:2379`).join(',');
   }
@@ -35,6 +41,9 @@ export class TestCluster {
     const id = randomBytes(2).toString('hex');
     const c = new TestCluster(id, `loomt-u${id}`);
     try {
+      await TestHost.sweepAbandoned();
+      fs.mkdirSync(ROOT, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(c.ownerFile, ownerStamp());
       await runOk('ip', ['netns', 'add', c.underlayNs]);
       await runOk('ip', ['-n', c.underlayNs, 'link', 'add', 'ubr', 'type', 'bridge']);
       await runOk('ip', ['-n', c.underlayNs, 'link', 'set', 'ubr', 'up']);
@@ -117,7 +126,8 @@ export class TestCluster {
 
   /**
    * Containers go first, while loomd and etcd still answer (otherwise dockerd retries the
-   * plugin for every endpoint); then the hosts; etcd last (loomd would log failed writes).
+   * plugin for every endpoint); then every loomd, then etcd (no loomd left to log failed
+   * writes), then the hosts.
    */
   async destroy(): Promise<void> {
     await Promise.all(
@@ -126,8 +136,10 @@ export class TestCluster {
         if (ids.length) await h.cli(['rm', '-f', ...ids], { timeoutMs: 120_000 });
       }),
     ).catch(() => undefined);
-    for (const h of this.hosts) await h.destroy();
+    for (const h of this.hosts) await h.stopLoomd().catch(() => undefined);
     for (const m of this.etcd) await this.stopEtcd(m, 'SIGTERM').catch(() => undefined);
+    for (const h of this.hosts) await h.destroy();
     await run('ip', ['netns', 'del', this.underlayNs]);
+    fs.rmSync(this.ownerFile, { force: true });
   }
 }

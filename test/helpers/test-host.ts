@@ -15,6 +15,7 @@ import { killAndWait, pidAlive, run, RunResult, runOk, sleep, waitFor } from './
 import { Engine, engineFromEnv } from './engines';
 import { unixRequest } from './unix-http';
 import { LOOMD_NODE_FLAGS } from '../../driver/node-flags';
+import { ownerAlive, ownerStamp } from './owner';
 
 /** The repository root (this file runs from test/helpers or from dist-tools/test/helpers). */
 export const REPO = ((): string => {
@@ -22,7 +23,7 @@ export const REPO = ((): string => {
   while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
 })();
-const ROOT = '/tmp/loom-e2e';
+export const ROOT = '/tmp/loom-e2e';
 const MNT_DIR = '/run/loom-test/mnt';
 export const OUTSIDE_IP = '198.18.254.1';
 export const UPLINK_IP = '198.18.254.2';
@@ -88,7 +89,36 @@ export class TestHost {
     return path.join(this.pluginDir, `${this.driver}.sock`);
   }
 
+  private static swept: Promise<void> | undefined;
+
+  /**
+   * Removes what test runs killed before their clean-up left behind (once per test process):
+   * hosts whose owner file names a process that is gone, and the underlay namespaces of such
+   * clusters. Hosts of live runs and anything without an owner file are left alone.
+   */
+  static sweepAbandoned(): Promise<void> {
+    TestHost.swept ??= (async () => {
+      if (!fs.existsSync(ROOT)) return;
+      for (const entry of fs.readdirSync(ROOT)) {
+        const file = path.join(ROOT, entry, 'owner');
+        const stampFile = /^[0-9a-f]{6}$/.test(entry) ? file : /^cluster-loomt-u[0-9a-f]{4}\.owner$/.test(entry) ? path.join(ROOT, entry) : undefined;
+        if (!stampFile || !fs.existsSync(stampFile) || ownerAlive(fs.readFileSync(stampFile, 'utf8'))) continue;
+        if (stampFile === file) {
+          console.warn(`removing test host ${entry}, left behind by a test run that was killed`);
+          await new TestHost(entry, {}).destroy();
+        } else {
+          const ns = entry.slice('cluster-'.length, -'.owner'.length);
+          console.warn(`removing underlay namespace ${ns}, left behind by a test run that was killed`);
+          await run('ip', ['netns', 'del', ns]);
+          fs.rmSync(stampFile, { force: true });
+        }
+      }
+    })();
+    return TestHost.swept;
+  }
+
   static async create(opts: TestHostOptions = {}): Promise<TestHost> {
+    await TestHost.sweepAbandoned();
     const host = new TestHost(randomBytes(3).toString('hex'), opts);
     try {
       await host.setupNamespaces();
@@ -128,6 +158,7 @@ export class TestHost {
     fs.mkdirSync(this.pluginDir, { recursive: true, mode: 0o755 });
     fs.mkdirSync(path.join(this.dir, 'cg'), { recursive: true });
     fs.chmodSync(ROOT, 0o700);
+    fs.writeFileSync(path.join(this.dir, 'owner'), ownerStamp());
     fs.mkdirSync(MNT_DIR, { recursive: true });
     if ((await run('mountpoint', ['-q', MNT_DIR])).code !== 0) {
       await runOk('mount', ['--bind', MNT_DIR, MNT_DIR]);
@@ -287,7 +318,30 @@ export class TestHost {
       for (const c of children.get(pid) ?? []) visit(c);
     };
     roots.forEach(visit);
+    // Whatever still runs in this host's network namespace (loomd, etcd) is a leftover too.
+    for (const pid of this.netnsPids()) visit(pid);
     return [...out].filter(pidAlive);
+  }
+
+  /** PIDs of the processes in this host's network namespace (none when it does not exist). */
+  private netnsPids(): number[] {
+    let ns: fs.Stats;
+    try {
+      ns = fs.statSync(`/run/netns/${this.netns}`);
+    } catch {
+      return [];
+    }
+    const out: number[] = [];
+    for (const e of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+      try {
+        const st = fs.statSync(`/proc/${e}/ns/net`);
+        if (st.ino === ns.ino && st.dev === ns.dev) out.push(Number(e));
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return out;
   }
 
   private async importBusybox(): Promise<void> {
