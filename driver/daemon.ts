@@ -39,7 +39,6 @@ import type Dockerode from 'dockerode';
 import { dockerViewSource } from './reconcile/docker-view';
 import { DEFAULT_RECONCILE, Reconciler } from './reconcile/reconciler';
 
-export { VERSION } from './version';
 import { VERSION } from './version';
 
 export interface Daemon {
@@ -90,8 +89,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     log.child({ svc: 'network' }),
   );
   if (cluster) {
-    const propagator = config.dockerSocket
-      ? new DockerPropagator(docker as () => Promise<Dockerode>, cluster.agent, config.driverName, log.child({ svc: 'propagate' }))
+    const propagator = docker
+      ? new DockerPropagator(docker, cluster.agent, config.driverName, log.child({ svc: 'propagate' }))
       : undefined;
     coordinator = new ClusterCoordinator(cluster.agent, ipam, cluster.pools, kernel, propagator, log.child({ svc: 'cluster' }));
     coordinator.networks = networks;
@@ -105,8 +104,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     ipam,
     kernel,
     firewall,
-    docker: config.dockerSocket
-      ? dockerViewSource(docker as () => Promise<Dockerode>, (err) => {
+    docker: docker
+      ? dockerViewSource(docker, (err) => {
           // Logged once per outage: Docker being down is normal during its restarts.
           if (!dockerErrorLogged) reconcileLog.info({ err: String(err) }, 'Docker API not reachable: Docker-dependent repairs wait');
           dockerErrorLogged = true;

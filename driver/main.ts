@@ -5,6 +5,7 @@
  * rest of loomd (express, zod, LevelDB, netlink...) and start it. Docker never waits
  * for module loading or for the state to be read.
  */
+import { asLoomError } from './errors';
 import { USAGE, parseConfig } from './config';
 import { staticAnswers } from './api/static-answers';
 import { openEarlySocket } from './http/early-socket';
@@ -14,7 +15,7 @@ async function main(): Promise<void> {
   try {
     parsed = parseConfig(process.argv.slice(2), process.env);
   } catch (err) {
-    process.stderr.write(`loomd: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    process.stderr.write(`loomd: ${asLoomError(err).message}\n\n${USAGE}`);
     process.exit(2);
   }
   if (parsed.kind === 'help') {
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
   try {
     early = await openEarlySocket(config.socket, config.socketMode, staticAnswers(config.scope));
   } catch (err) {
-    process.stderr.write(`loomd: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`loomd: ${asLoomError(err).message}\n`);
     process.exit(1);
   }
   // Loading modules blocks the event loop: load the heavy ones one by one, letting the early
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
   try {
     daemon = await startDaemon(config, log, early);
   } catch (err) {
-    log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'loomd could not start');
+    log.fatal({ err: asLoomError(err).message }, 'loomd could not start');
     process.exit(1);
   }
   let stopping = false;

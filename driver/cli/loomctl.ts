@@ -66,7 +66,7 @@ async function containerNames(dockerHost: string | undefined): Promise<Map<strin
 }
 
 /** Left-aligned columns. */
-export function table(headers: string[], rows: string[][]): string {
+function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
@@ -80,16 +80,9 @@ const ago = (iso: string | undefined): string => {
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 };
 
+/** The repair command for a problem; `loomctl gc` unless named here. */
 const REPAIR: Record<string, string> = {
-  'restore-network': 'loomctl gc',
-  'sync-firewall': 'loomctl gc',
-  'delete-orphan-link': 'loomctl gc',
-  'remove-stale-endpoint': 'loomctl gc',
-  'remove-stale-network': 'loomctl gc',
-  'release-orphan-address': 'loomctl gc',
-  'release-orphan-pool': 'loomctl gc',
   'replumb-endpoint': 'loomctl gc   (or: docker restart <container>)',
-  'restore-allocation': 'loomctl gc',
 };
 
 function describe(a: Any): string {
@@ -140,16 +133,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
         emit(nets, () =>
           table(
             ['NETWORK', 'BRIDGE', 'MODE', 'SUBNETS', 'GATEWAYS', 'MTU', 'ENDPOINTS', 'FLAGS'],
-            nets.map((n) => [
-              short(n.id),
-              n.bridge,
-              n.overlay ? `overlay ${n.overlay.key} vni ${n.overlay.vni}` : 'bridge',
-              [...n.ipv4, ...(n.enableIpv6 ? n.ipv6 : [])].map((d: Any) => d.pool).join(','),
-              [...n.ipv4, ...(n.enableIpv6 ? n.ipv6 : [])].map((d: Any) => (d.gateway ?? '-').split('/')[0]).join(','),
-              String(n.mtu),
-              String(n.endpoints.length),
-              [n.internal && 'internal', !n.icc && 'no-icc', !n.masquerade && 'no-nat'].filter(Boolean).join(',') || '-',
-            ]),
+            nets.map((n) => {
+              const ipam: Any[] = [...n.ipv4, ...(n.enableIpv6 ? n.ipv6 : [])];
+              return [
+                short(n.id),
+                n.bridge,
+                n.overlay ? `overlay ${n.overlay.key} vni ${n.overlay.vni}` : 'bridge',
+                ipam.map((d) => d.pool).join(','),
+                ipam.map((d) => (d.gateway ?? '-').split('/')[0]).join(','),
+                String(n.mtu),
+                String(n.endpoints.length),
+                [n.internal && 'internal', !n.icc && 'no-icc', !n.masquerade && 'no-nat'].filter(Boolean).join(',') || '-',
+              ];
+            }),
           ),
         );
         return 0;

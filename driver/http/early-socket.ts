@@ -16,7 +16,8 @@ export interface EarlySocket {
   ready(app: http.RequestListener): void;
 }
 
-const MEDIA = 'application/vnd.docker.plugins.v1.2+json';
+/** The content type of every answer to Docker. */
+export const PLUGIN_MEDIA_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 
 export async function openEarlySocket(socketPath: string, mode: number, answers: Record<string, object>): Promise<EarlySocket> {
   let app: http.RequestListener | undefined;
@@ -26,7 +27,7 @@ export async function openEarlySocket(socketPath: string, mode: number, answers:
     const answer = req.method === 'POST' ? answers[(req.url ?? '').replace(/^\//, '')] : undefined;
     if (answer) {
       req.resume();
-      res.writeHead(200, { 'Content-Type': MEDIA }).end(JSON.stringify(answer));
+      res.writeHead(200, { 'Content-Type': PLUGIN_MEDIA_TYPE }).end(JSON.stringify(answer));
       return;
     }
     waiting.push([req, res]);

@@ -13,9 +13,10 @@ import { z } from 'zod';
 import { LoomError, asLoomError, invalid } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Route } from './route';
-import { listenOnUnixSocket } from './early-socket';
+import { PLUGIN_MEDIA_TYPE, listenOnUnixSocket } from './early-socket';
 
-export const PLUGIN_MEDIA_TYPE = 'application/vnd.docker.plugins.v1.2+json';
+export { PLUGIN_MEDIA_TYPE };
+
 /** Bodies above this size are refused before parsing. */
 export const MAX_BODY_BYTES = 256 * 1024;
 

@@ -74,11 +74,15 @@ const ERRNO_KIND: Record<string, ErrorKind> = {
   ENOBUFS: 'unavailable',
 };
 
+/** The errno of the netlink library's "Request rejected: EEXIST" messages (undefined for other failures). */
+export function errnoOf(err: unknown): string | undefined {
+  return /Request rejected: ([A-Z0-9]+)/.exec(err instanceof Error ? err.message : String(err))?.[1];
+}
+
 /** Maps the netlink library's "Request rejected: EEXIST" into a LoomError with errno. */
 export function kernelError(op: string, err: unknown): LoomError {
   const msg = err instanceof Error ? err.message : String(err);
-  const m = /Request rejected: ([A-Z0-9]+)/.exec(msg);
-  const errno = m?.[1];
+  const errno = errnoOf(err);
   const kind: ErrorKind = (errno && ERRNO_KIND[errno]) || 'internal';
   return new LoomError(kind, `${op}: netlink: ${errno ?? msg}`, errno);
 }

@@ -7,7 +7,7 @@
  * Hazards handled here (see docs/architecture.md):
  * - request flags are numbers (FlagsNew.CREATE | FlagsNew.EXCL); an object silently becomes 0;
  * - IFLA_LINKINFO is a raw buffer built with ifla.formatInfo and serialised through an AttrStream;
- * - the library reports errors as "Request rejected: <ERRNO>" strings; parsed once in `kernelError`.
+ * - the library reports errors as "Request rejected: <ERRNO>" strings; parsed once in `errnoOf` (netlink-codec.ts).
  */
 import * as fs from 'node:fs';
 import { Mutex } from 'async-mutex';
@@ -29,6 +29,7 @@ import {
   VXLAN_PORT,
   bytesToBig,
   ipBytes,
+  errnoOf,
   kernelError,
   macToBuffer,
   macToString,
@@ -37,7 +38,6 @@ import {
 } from './netlink-codec';
 
 export type { AddressInfo, FdbEntry, LinkInfo, NeighEntry, RouteInfo } from './netlink-codec';
-export { kernelError, macToBuffer, macToString } from './netlink-codec';
 
 export class NetlinkKernel {
   private readonly socket: RtNetlinkSocket;
@@ -64,8 +64,7 @@ export class NetlinkKernel {
       try {
         return await fn();
       } catch (err) {
-        const errno = /Request rejected: ([A-Z0-9]+)/.exec(err instanceof Error ? err.message : String(err))?.[1];
-        this.onError?.(errno ?? 'other');
+        this.onError?.(errnoOf(err) ?? 'other');
         throw err;
       }
     });

@@ -8,7 +8,7 @@
  * Node cannot switch network namespaces itself; this small process does it with netlink.
  */
 import { NetlinkKernel } from './netlink-kernel';
-import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
+import { bitsOf, parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
 
 export interface ReplumbRequest {
   ifname: string;
@@ -34,7 +34,7 @@ async function main(req: ReplumbRequest): Promise<{ ifname: string }> {
     await k.setUp(name);
     for (const a of req.addresses) {
       const ip = parseIpMaybeCidr(a);
-      await k.addAddress(name, ip.family, ip.value, ip.len ?? (ip.family === 4 ? 32 : 128));
+      await k.addAddress(name, ip.family, ip.value, ip.len ?? bitsOf(ip.family));
     }
     const routes = await k.listRoutes();
     for (const [family, gw] of [[4, req.gateway4], [6, req.gateway6]] as const) {

@@ -8,7 +8,6 @@ export type Logger = pino.Logger;
 
 import type { LogLevel } from './levels';
 
-export { LOG_LEVELS, type LogLevel } from './levels';
 
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
   return pino({ level, base: { svc: 'loomd' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);

@@ -84,16 +84,11 @@ export class Metrics {
       });
     perPool('loom_ipam_pool_used_addresses', 'Allocated addresses per pool', (p) => Number(p.used));
     perPool('loom_ipam_pool_capacity_addresses', 'Assignable addresses per pool', (p) => Number(p.capacity));
-    new Gauge({
-      name: 'loom_ipam_pool_utilisation_ratio',
-      help: `Used / capacity per pool (loom_ipam_pool_exhaustion_warning turns 1 above ${EXHAUSTION_WARNING})`,
-      labelNames: ['pool', 'space'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const p of src.ipam.listPools()) this.set({ pool: p.pool, space: p.addressSpace }, Number(p.used) / Math.max(1, Number(p.capacity)));
-      },
-    });
+    perPool(
+      'loom_ipam_pool_utilisation_ratio',
+      `Used / capacity per pool (loom_ipam_pool_exhaustion_warning turns 1 above ${EXHAUSTION_WARNING})`,
+      (p) => Number(p.used) / Math.max(1, Number(p.capacity)),
+    );
     new Gauge({
       name: 'loom_ipam_pool_exhaustion_warning',
       help: `1 when a pool is more than ${EXHAUSTION_WARNING * 100} % used`,
@@ -118,8 +113,30 @@ export class Metrics {
       }
       return out;
     };
+    type Stats = { rxBytes: bigint; txBytes: bigint; rxPackets: bigint; txPackets: bigint };
+    // One link dump per scrape, shared by the four traffic gauges (prom-client collects them one
+    // after another; a second later, the next scrape reads the kernel again).
+    let snapshot: { at: number; rows: Promise<Array<{ labels: { network: string; endpoint: string; container: string }; stats: Stats }>> } | undefined;
+    const endpointTraffic = (): NonNullable<typeof snapshot>['rows'] => {
+      if (!snapshot || Date.now() - snapshot.at > 1000) {
+        const rows = (async () => {
+          const labels = labelsOf();
+          const out: Awaited<NonNullable<typeof snapshot>['rows']> = [];
+          for (const l of await src.kernel.listLinks()) {
+            const lab = labels.get(l.name);
+            if (lab && l.stats) out.push({ labels: lab, stats: l.stats });
+          }
+          return out;
+        })();
+        rows.catch(() => {
+          snapshot = undefined;
+        });
+        snapshot = { at: Date.now(), rows };
+      }
+      return snapshot.rows;
+    };
     // Traffic counters of each endpoint, read from the host end of its veth (rx there = sent by the container).
-    const traffic = (name: string, help: string, pick: (s: { rxBytes: bigint; txBytes: bigint; rxPackets: bigint; txPackets: bigint }) => bigint): Gauge<string> =>
+    const traffic = (name: string, help: string, pick: (s: Stats) => bigint): Gauge<string> =>
       new Gauge({
         name,
         help,
@@ -127,11 +144,7 @@ export class Metrics {
         registers: [r],
         async collect() {
           this.reset();
-          const labels = labelsOf();
-          for (const l of await src.kernel.listLinks()) {
-            const lab = labels.get(l.name);
-            if (lab && l.stats) this.set(lab, Number(pick(l.stats)));
-          }
+          for (const { labels, stats } of await endpointTraffic()) this.set(labels, Number(pick(stats)));
         },
       });
     traffic('loom_endpoint_sent_bytes', 'Bytes the container sent (host veth rx)', (s) => s.rxBytes);

@@ -11,6 +11,7 @@
  * an orphan.
  */
 import type { DockerView } from './docker-view';
+import { LOCAL_SPACE } from '../api/static-answers';
 import type { EndpointRecord, NetworkRecord } from '../network/types';
 import { bridgeAddresses } from '../dataplane/bridge';
 import { BRIDGE_PREFIX, isLoomIfb, isLoomVeth, isLoomVxlan } from '../network/naming';
@@ -42,7 +43,7 @@ export interface Observed {
   firewallDrift: string[];
   /** Docker's view, or undefined when dockerd could not be asked. */
   docker: DockerView | undefined;
-  /** Endpoints whose container's network namespace (SandboxKey) still exists. */
+  /** Endpoints whose host veth is gone but whose container's network namespace (SandboxKey) still exists. */
   liveSandboxes: Set<string>;
 }
 
@@ -63,8 +64,9 @@ export interface PlanOptions {
   /**
    * Skip the two-sightings rule for records (loomctl gc), whose age is known; the grace
    * still applies. Interface names carry no age, so orphan links always need two sightings.
+   * 'all' (loomctl doctor's preview, which changes nothing) counts every suspect as confirmed.
    */
-  force?: boolean;
+  force?: boolean | 'all';
 }
 
 export interface Plan {
@@ -86,10 +88,12 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   const confirmed = (key: string, forceable = true): boolean => {
     const first = previous.get(key);
     suspects.set(key, first ?? obs.at);
-    return (forceable && opts.force === true) || (first !== undefined && obs.at - first >= opts.confirmMs);
+    return opts.force === 'all' || (forceable && opts.force === true) || (first !== undefined && obs.at - first >= opts.confirmMs);
   };
   const links = new Map(obs.links.map((l) => [l.name, l]));
   const dockerNets = obs.docker?.networks;
+  /** Whether Docker lists the endpoint (undefined: Docker's view of its network is unknown). */
+  const dockerKnows = (e: EndpointRecord): boolean | undefined => dockerNets?.get(e.networkId)?.endpoints.has(e.id);
 
   // Networks: rebuild what the kernel lost; forget what Docker forgot.
   const staleNetworks = new Set<string>();
@@ -114,23 +118,24 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   // lives (its namespace exists and Docker, when asked, still lists it): then the pair is re-made.
   for (const e of obs.endpoints) {
     if (staleNetworks.has(e.networkId)) continue;
-    const dockerNet = dockerNets?.get(e.networkId);
-    const dockerKnows = dockerNet ? dockerNet.endpoints.has(e.id) : undefined;
+    const known = dockerKnows(e);
     // A repair, not a removal: no grace needed (a joined endpoint's host veth exists from the start).
-    if (!links.has(e.hostIf) && dockerKnows !== false && obs.liveSandboxes.has(e.id)) {
+    if (!links.has(e.hostIf) && known !== false && obs.liveSandboxes.has(e.id)) {
       actions.push({ kind: 'replumb-endpoint', networkId: e.networkId, endpointId: e.id, reason: `veth ${e.hostIf} is gone while its container runs` });
       continue;
     }
     if (!old(e.createdAt)) continue;
     let reason: string | undefined;
-    if (dockerKnows === false) reason = 'Docker no longer knows this endpoint';
+    if (known === false) reason = 'Docker no longer knows this endpoint';
     else if (!links.has(e.hostIf)) reason = `veth ${e.hostIf} is gone`;
     if (reason && confirmed(`endpoint:${e.id}`)) actions.push({ kind: 'remove-stale-endpoint', networkId: e.networkId, endpointId: e.id, reason });
   }
 
   // Addresses live endpoints, gateways and aux addresses use must stay allocated (someone may
   // have released one behind Docker's back); only for endpoints whose veth is still there.
-  const poolsByPrefix = obs.pools.map((p) => ({ p, prefix: parsePrefix(p.pool), held: new Set(p.allocations.map((a) => a.address)) }));
+  const poolsByPrefix = obs.pools
+    .filter((p) => p.id.startsWith(`${LOCAL_SPACE}/`))
+    .map((p) => ({ p, prefix: parsePrefix(p.pool), held: new Set(p.allocations.map((a) => a.address)) }));
   const needed: Array<{ address: string; why: string; allocKind: 'gateway' | 'explicit' | 'dynamic' }> = [];
   for (const n of obs.networks) {
     if (staleNetworks.has(n.id)) continue;
@@ -141,12 +146,12 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   }
   for (const e of obs.endpoints) {
     if (staleNetworks.has(e.networkId) || !links.has(e.hostIf)) continue;
-    if (dockerNets?.get(e.networkId) && !dockerNets.get(e.networkId)?.endpoints.has(e.id)) continue;
+    if (dockerKnows(e) === false) continue;
     for (const a of [e.address, e.addressV6]) if (a) needed.push({ address: plainIp(a), why: `endpoint ${e.id.slice(0, 12)}`, allocKind: 'dynamic' });
   }
   for (const { address, why, allocKind } of needed) {
     const ip = parseIpMaybeCidr(address);
-    const owner = poolsByPrefix.find((x) => contains(x.prefix, ip) && x.p.id.startsWith('LoomLocal/'));
+    const owner = poolsByPrefix.find((x) => contains(x.prefix, ip));
     if (owner && !owner.held.has(address)) {
       actions.push({ kind: 'restore-allocation', poolId: owner.p.id, address, allocKind, reason: `${address} (${why}) is not allocated` });
     }

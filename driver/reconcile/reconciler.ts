@@ -111,9 +111,7 @@ export class Reconciler {
   /** What a pass would do now, without doing it (loomctl doctor); suspected orphans count as found. */
   async preview(): Promise<{ observed: Observed; actions: Action[]; unknownToLoom: Array<{ networkId: string; endpointId: string; container: string }> }> {
     const observed = await this.observe();
-    const first = plan(observed, new Map(), { ...this.d.options, force: true });
-    const aged = new Map([...first.suspects].map(([k]) => [k, observed.at - this.d.options.confirmMs]));
-    const actions = plan(observed, aged, { ...this.d.options, force: true }).actions;
+    const { actions } = plan(observed, new Map(), { ...this.d.options, force: 'all' });
     // Endpoints Docker lists on loom's networks that loom does not know (not repaired automatically).
     const unknownToLoom: Array<{ networkId: string; endpointId: string; container: string }> = [];
     const known = new Set(observed.endpoints.map((e) => e.id));
@@ -129,7 +127,9 @@ export class Reconciler {
     const at = Date.now();
     const docker = this.d.docker ? await withTimeout(this.d.docker(), this.d.options.dockerTimeoutMs) : undefined;
     const list = this.d.networks.list();
+    const endpoints = list.flatMap((n) => n.endpoints);
     const links = await this.d.kernel.listLinks();
+    const linkNames = new Set(links.map((l) => l.name));
     const byIndex = new Map(links.map((l) => [l.index, l.name]));
     const bridgeAddresses = new Map<string, string[]>();
     for (const a of await this.d.kernel.listAddresses()) {
@@ -139,13 +139,14 @@ export class Reconciler {
     return {
       at,
       networks: list.map((n) => n.record),
-      endpoints: list.flatMap((n) => n.endpoints),
+      endpoints,
       pools: this.d.ipam.listPools(),
       links: links.map((l) => ({ name: l.name, kind: l.kind, up: l.up })),
       bridgeAddresses,
       firewallDrift: await this.d.firewall.check(this.d.networks.firewallView()),
       docker,
-      liveSandboxes: new Set(list.flatMap((n) => n.endpoints).filter((e) => e.sandboxKey && fs.existsSync(e.sandboxKey)).map((e) => e.id)),
+      // Only asked for endpoints whose veth is gone (the planner's replumb rule): no file check per endpoint and pass.
+      liveSandboxes: new Set(endpoints.filter((e) => !linkNames.has(e.hostIf) && e.sandboxKey && fs.existsSync(e.sandboxKey)).map((e) => e.id)),
     };
   }
 
