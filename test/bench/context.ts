@@ -15,6 +15,9 @@ const int = (name: string, def: number, min = 1, max = 1_000_000): number => {
   return v;
 };
 
+/** loomd as a user runs it: default log level and reconcile interval (the harness defaults are test settings). */
+export const LOOMD_DEFAULTS = { LOOM_LOG_LEVEL: 'info', LOOM_RECONCILE_INTERVAL: '30', LOOM_RECONCILE_GRACE: '10' };
+
 export const SECTIONS = ['host', 'cross-host', 'ipam', 'scale'] as const;
 export type SectionId = (typeof SECTIONS)[number];
 

@@ -12,9 +12,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { TestCluster } from '../helpers/cluster';
 import { killAndWait, run, runOk, waitFor } from '../helpers/run';
 import type { TestHost } from '../helpers/test-host';
-import { BenchContext, iperfGbits, mustOk, pingRtts } from './context';
-import { LOOMD_DEFAULTS } from './host';
-import { fmt, median, percentile, rangesOverlap, ratio, rotation } from './stats';
+import { BenchContext, LOOMD_DEFAULTS, iperfGbits, mustOk, pingRtts } from './context';
+import { fmt, gbitRange, median, percentile, rangesOverlap, ratio, rotation, vsMeasured } from './stats';
 
 const OV = 'bench-ov';
 const SW = 'bench-swarm';
@@ -175,11 +174,10 @@ export async function crossHostBenchmarks(ctx: BenchContext): Promise<void> {
       `Hand-made VXLAN: in each host's network namespace a bridge "hvbr" with a VXLAN device (VNI ${vni}, UDP 4789, nolearning, local = the host's underlay address) and a veth to a namespace created for the benchmark (MTU 1450 everywhere); one static FDB entry (peer MAC -> peer VTEP) and one permanent neighbour entry per side; two iptables ACCEPT rules for the bridge because the test hosts' FORWARD policy is DROP. The same topology loom builds (container - veth - bridge - VXLAN), without loom's nftables table.`,
     );
     const vsVxlan = median(gbit.loom) / median(gbit.vxlan);
-    const spread = (xs: number[]): string => (xs.length ? `${fmt(Math.min(...xs), 2)}-${fmt(Math.max(...xs), 2)} Gbit/s` : 'n/a');
     Object.assign(ctx.facts, {
-      ovLoomRuns: spread(gbit.loom),
-      ovVxlanRuns: spread(gbit.vxlan),
-      ovSwarmRuns: spread(gbit.swarm),
+      ovLoomRuns: gbitRange(gbit.loom),
+      ovVxlanRuns: gbitRange(gbit.vxlan),
+      ovSwarmRuns: gbitRange(gbit.swarm),
       ovReps: String(ctx.config.iperfReps),
       ovRttRatio: ratio(median(rtt.loom), median(rtt.vxlan)),
       ovOverlapVxlan: rangesOverlap(gbit.loom, gbit.vxlan) ? 'yes' : 'no',
@@ -189,7 +187,7 @@ export async function crossHostBenchmarks(ctx: BenchContext): Promise<void> {
       id: 'overlay-vxlan',
       name: 'overlay throughput vs hand-made VXLAN',
       target: '>= 0.95x',
-      measured: `${vsVxlan.toFixed(2)}x (${fmt(median(gbit.loom), 2)} vs ${fmt(median(gbit.vxlan), 2)} Gbit/s; the per-run ranges ${rangesOverlap(gbit.loom, gbit.vxlan) ? 'overlap' : 'do not overlap'})`,
+      measured: vsMeasured(gbit.loom, gbit.vxlan),
       pass: vsVxlan >= 0.95,
     });
     if (swarmError) {
@@ -201,7 +199,7 @@ export async function crossHostBenchmarks(ctx: BenchContext): Promise<void> {
         id: 'overlay-swarm',
         name: 'overlay throughput vs Docker swarm overlay',
         target: '>= 1.0x',
-        measured: `${vsSwarm.toFixed(2)}x (${fmt(median(gbit.loom), 2)} vs ${fmt(median(gbit.swarm), 2)} Gbit/s; the per-run ranges ${rangesOverlap(gbit.loom, gbit.swarm) ? 'overlap' : 'do not overlap'})`,
+        measured: vsMeasured(gbit.loom, gbit.swarm),
         pass: vsSwarm >= 1.0,
       });
     }
@@ -216,10 +214,7 @@ export async function crossHostBenchmarks(ctx: BenchContext): Promise<void> {
   } finally {
     ctx.phase('cross-host: cleaning up');
     await undoVxlan();
-    for (const h of [A, B]) {
-      const ids = (await h.cli(['ps', '-aq'], { timeoutMs: 30_000 })).stdout.split('\n').filter(Boolean);
-      if (ids.length) await h.cli(['rm', '-f', ...ids], { timeoutMs: 120_000 });
-    }
+    for (const h of [A, B]) await h.removeContainers();
     ctx.phase('cross-host: leaving the swarm');
     await leaveSwarm();
     ctx.phase('cross-host: stopping the cluster');
@@ -271,8 +266,8 @@ async function netfilterExperiment(ctx: BenchContext, hosts: TestHost[], inA: (p
   );
   Object.assign(ctx.facts, {
     ovNoNfRatio: ratio(off, sw),
-    ovNoNfRuns: `${fmt(Math.min(...gbit.off), 2)}-${fmt(Math.max(...gbit.off), 2)} Gbit/s`,
-    ovNoNfSwarmRuns: `${fmt(Math.min(...gbit.swarm), 2)}-${fmt(Math.max(...gbit.swarm), 2)} Gbit/s`,
+    ovNoNfRuns: gbitRange(gbit.off),
+    ovNoNfSwarmRuns: gbitRange(gbit.swarm),
     ovNoNfOverlap: rangesOverlap(gbit.off, gbit.swarm) ? 'overlap' : 'do not overlap',
     ovNoNfVerdict: off / sw >= 0.98 ? 'the host\'s netfilter on the bridged inner frames accounts for the gap' : 'the host\'s netfilter on the bridged inner frames accounts for part of the gap at most',
   });

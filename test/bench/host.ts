@@ -10,11 +10,8 @@ import * as path from 'node:path';
 import { TestHost } from '../helpers/test-host';
 import type { Engine } from '../helpers/engines';
 import { killAndWait, run, runOk, waitFor } from '../helpers/run';
-import { BenchContext, CallLine, fileSize, iperfGbits, mustOk, pingRtts, readCalls, timed } from './context';
-import { fmt, median, percentile, rangesOverlap, ratio, rotation, summarize } from './stats';
-
-/** loomd as a user runs it: default log level and reconcile interval (the harness defaults are test settings). */
-export const LOOMD_DEFAULTS = { LOOM_LOG_LEVEL: 'info', LOOM_RECONCILE_INTERVAL: '30', LOOM_RECONCILE_GRACE: '10' };
+import { BenchContext, CallLine, LOOMD_DEFAULTS, fileSize, iperfGbits, msSince, mustOk, pingRtts, readCalls, timed } from './context';
+import { fmt, gbitRange, median, percentile, rangesOverlap, ratio, rotation, summarize, vsMeasured } from './stats';
 
 const LOOM_NET = 'bench-loom';
 const BRIDGE_NET = 'bench-bridge';
@@ -85,7 +82,7 @@ export async function hostBenchmarks(ctx: BenchContext, engines: EngineInfo[], e
         const from = fileSize(logFile);
         const t0 = process.hrtime.bigint();
         const results = await Promise.all(Array.from({ length: ctx.config.parallel }, () => runOnce(net)));
-        const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+        const wall = msSince(t0);
         const failed = results.filter((x) => x.code !== 0);
         parFailures[net] = (parFailures[net] ?? 0) + failed.length;
         if (failed.length) console.warn(`${failed.length} parallel starts on ${net} failed: ${failed[0]?.stderr.trim().slice(0, 300)}`);
@@ -318,12 +315,11 @@ async function sameHost(ctx: BenchContext, host: TestHost): Promise<void> {
       rows as string[][],
     );
     const tp = median(gbit.loom) / median(gbit.bridge);
-    const spread = (xs: number[]): string => `${fmt(Math.min(...xs), 2)}-${fmt(Math.max(...xs), 2)} Gbit/s`;
     Object.assign(ctx.facts, {
       sameGap: `${((1 - tp) * 100).toFixed(0)} %`,
-      sameLoomRuns: spread(gbit.loom),
-      sameBridgeRuns: spread(gbit.bridge),
-      sameVethRuns: spread(gbit.veth),
+      sameLoomRuns: gbitRange(gbit.loom),
+      sameBridgeRuns: gbitRange(gbit.bridge),
+      sameVethRuns: gbitRange(gbit.veth),
       sameReps: String(ctx.config.iperfReps),
       sameRttRatio: ratio(median(rtt.loom), median(rtt.bridge)),
       sameOverlap: rangesOverlap(gbit.loom, gbit.bridge) ? 'yes' : 'no',
@@ -332,7 +328,7 @@ async function sameHost(ctx: BenchContext, host: TestHost): Promise<void> {
       id: 'samehost',
       name: 'same-host throughput vs built-in bridge',
       target: '>= 0.97x',
-      measured: `${tp.toFixed(2)}x (${fmt(median(gbit.loom), 2)} vs ${fmt(median(gbit.bridge), 2)} Gbit/s; the per-run ranges ${rangesOverlap(gbit.loom, gbit.bridge) ? 'overlap' : 'do not overlap'})`,
+      measured: vsMeasured(gbit.loom, gbit.bridge),
       pass: tp >= 0.97,
     });
   } finally {

@@ -18,7 +18,7 @@ import { IpamService } from '../../ipam-driver/ipam-service';
 import { IpamRepository } from '../../ipam-driver/ipam-store';
 import { sleep } from '../helpers/run';
 import { pluginCall } from '../helpers/unix-http';
-import { BenchContext } from './context';
+import { BenchContext, msSince } from './context';
 import { StandaloneLoomd, call } from './standalone';
 import { fmt, median, percentile } from './stats';
 
@@ -70,9 +70,9 @@ export async function ipamBenchmarks(ctx: BenchContext): Promise<void> {
         exhaustedMsg = String(res.json?.Error ?? res.body);
         break;
       }
-      per.push(Number(process.hrtime.bigint() - c0) / 1e6);
+      per.push(msSince(c0));
     }
-    const httpFillMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const httpFillMs = msSince(t0);
     if (per.length !== capacity) throw new Error(`HTTP fill: ${per.length} of ${capacity} addresses (${exhaustedMsg})`);
     const rssFilled = await settle();
     await call(d.socket, 'IpamDriver.ReleasePool', { PoolID: fill.json.PoolID });
@@ -93,7 +93,7 @@ export async function ipamBenchmarks(ctx: BenchContext): Promise<void> {
         }
       }),
     );
-    const concFillMs = Number(process.hrtime.bigint() - c0) / 1e6;
+    const concFillMs = msSince(c0);
     if (got !== capacity) throw new Error(`concurrent fill: ${got} of ${capacity} addresses`);
     await call(d.socket, 'IpamDriver.ReleasePool', { PoolID: fill2.json.PoolID });
 
@@ -111,7 +111,7 @@ export async function ipamBenchmarks(ctx: BenchContext): Promise<void> {
     }
     const e0 = process.hrtime.bigint();
     const full = await pluginCall(d.socket, 'IpamDriver.RequestAddress', { PoolID: ex.json.PoolID, Address: '', Options: null });
-    const fullMs = Number(process.hrtime.bigint() - e0) / 1e6;
+    const fullMs = msSince(e0);
     const fullErr = String(full.json?.Error ?? '');
     // Release 1 % scattered over the pool (a fixed stride, so runs are comparable), then take them back.
     const holes = Array.from({ length: onePct }, (_, k) => exAddrs[Math.floor((k * exCap) / onePct) + 7] as string);
@@ -132,7 +132,7 @@ export async function ipamBenchmarks(ctx: BenchContext): Promise<void> {
         const { poolId } = await svc.requestPool({ addressSpace: 'LoomLocal', pool: FILL_POOL(len), subPool: '', options: {}, v6: false });
         const s0 = process.hrtime.bigint();
         for (let i = 0; i < capacity; i++) await svc.requestAddress({ poolId, address: '', options: {} });
-        const ms = Number(process.hrtime.bigint() - s0) / 1e6;
+        const ms = msSince(s0);
         await svc.requestAddress({ poolId, address: '', options: {} }).then(
           () => {
             throw new Error('in-process fill: pool not exhausted after its capacity');

@@ -49,7 +49,6 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
 
     // ---- 1,000 endpoints on one network ----------------------------------------------------------
     ctx.phase(`scale: ${N} endpoints`);
-    const logStart = 0;
     const net0 = await createNetwork(EP_POOL);
     const eps: Array<{ id: string; address: string }> = [];
     const client: Record<'RequestAddress' | 'CreateEndpoint' | 'Join', number[]> = { RequestAddress: [], CreateEndpoint: [], Join: [] };
@@ -74,7 +73,7 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
       ctx.checkTime('scale: networks');
       netMs.push((await createNetwork(netPool(j))).ms);
     }
-    const { calls: built } = readCalls(d.logFile, logStart);
+    const { calls: built } = readCalls(d.logFile, 0);
     await sleep(1_000);
     const rssBuilt = d.rss() ?? NaN;
     // Idle: how far does V8 give the garbage of the calls back by itself (bounded)?
@@ -193,19 +192,18 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
       measured: `${fmt(rssTarget, 1)} MiB = ${fmt(rssTarget * 1.048576, 1)} MB (after a full GC, the larger of: the process that made the endpoints ${fmt(gc?.rss ?? NaN, 1)} MiB, the restarted one ${fmt(gcRestarted?.rss ?? NaN, 1)} MiB; without GC ${fmt(rssBuilt, 1)} MiB right after the calls, ${fmt(rssRestarted, 1)} MiB after a restart; fresh loomd ${fmt(rssFresh, 1)} MiB)`,
       pass: rssTarget * 1.048576 <= 100,
     });
-    const ceP = plugin('CreateEndpoint', built).slice(0, N);
     const deps = [...floors.deps].sort((a, b) => b.ms - a.ms);
     const byName = (n: string): DepCost | undefined => floors.deps.find((x) => x.dep === n);
     Object.assign(ctx.facts, {
       cejP50: fmt(median(cej), 2),
       cejP99: fmt(percentile(cej, 99), 2),
-      ceFirstP50: fmt(median(ceP.slice(0, 100)), 2),
-      ceLastP50: fmt(median(ceP.slice(-100)), 2),
-      ceGrows: median(ceP.slice(-100)) > 1.2 * median(ceP.slice(0, 100)) ? 'yes' : 'no',
+      ceFirstP50: fmt(median(ceAll.slice(0, 100)), 2),
+      ceLastP50: fmt(median(ceAll.slice(-100)), 2),
+      ceGrows: median(ceAll.slice(-100)) > 1.2 * median(ceAll.slice(0, 100)) ? 'yes' : 'no',
       joinP50: fmt(median(jAll), 2),
       joinP99: fmt(percentile(jAll, 99), 2),
       raP99: fmt(percentile(plugin('RequestAddress', built).slice(1, N + 1), 99), 2),
-      bareMs: fmt(median(floors.bare)),
+      bareMs: fmt(bareMs),
       modulesMs: fmt(median(floors.modules)),
       loomdStartMs: fmt(median(internal)),
       listeningMs: fmt(median(listening)),
@@ -223,11 +221,11 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
       heapUsedRestart: fmt(gcRestarted?.heapUsed ?? NaN, 1),
       heapTotalBuilt: fmt(gc?.heapTotal ?? NaN, 1),
       externalRestart: fmt(gcRestarted?.external ?? NaN, 1),
-      depsSlowest: deps.slice(0, 3).map((x) => `${x.dep} ${fmt(x.ms - median(floors.bare))} ms`).join(', '),
+      depsSlowest: deps.slice(0, 3).map((x) => `${x.dep} ${fmt(x.ms - bareMs)} ms`).join(', '),
       depsHeaviest: [...floors.deps].sort((a, b) => b.rss - a.rss).slice(0, 3).map((x) => `${x.dep} ${fmt(x.rss - floors.rssBare, 1)} MiB`).join(', '),
-      etcdMs: fmt((byName('etcd3')?.ms ?? NaN) - median(floors.bare)),
+      etcdMs: fmt((byName('etcd3')?.ms ?? NaN) - bareMs),
       etcdRss: fmt((byName('etcd3')?.rss ?? NaN) - floors.rssBare, 1),
-      dockerodeMs: fmt((byName('dockerode')?.ms ?? NaN) - median(floors.bare)),
+      dockerodeMs: fmt((byName('dockerode')?.ms ?? NaN) - bareMs),
       dockerodeRss: fmt((byName('dockerode')?.rss ?? NaN) - floors.rssBare, 1),
       scaleN: String(N),
     });

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { REPO } from '../helpers/test-host';
 import { killAndWait, pidAlive, run, runOk, sleep } from '../helpers/run';
 import { pluginCall, unixRequest } from '../helpers/unix-http';
-import { rssMiB } from './context';
+import { LOOMD_DEFAULTS, msSince, rssMiB } from './context';
 import { LOOMD_NODE_FLAGS } from '../../driver/node-flags';
 
 const BENCH_ROOT = '/tmp/loom-bench';
@@ -48,11 +48,9 @@ export class StandaloneLoomd {
       LOOM_SOCKET: this.socket,
       LOOM_STATE_DIR: path.join(this.dir, 'state'),
       LOOM_ADMIN_SOCKET: this.adminSocket,
-      LOOM_LOG_LEVEL: 'info',
+      ...LOOMD_DEFAULTS,
       LOOM_DEFAULT_POOLS: '198.18.128.0/17:24',
       DOCKER_HOST: 'off',
-      LOOM_RECONCILE_INTERVAL: '30',
-      LOOM_RECONCILE_GRACE: '10',
       LOOM_BENCH_MEM_FILE: path.join(this.dir, 'mem.json'),
       ...extraEnv,
     };
@@ -78,7 +76,7 @@ export class StandaloneLoomd {
       if (this.pid !== undefined && !pidAlive(this.pid)) throw new Error(`loomd exited; see ${this.logFile}`);
       try {
         const r = await pluginCall(this.socket, 'NetworkDriver.GetCapabilities', undefined);
-        if (r.status === 200) return Number(process.hrtime.bigint() - t0) / 1e6;
+        if (r.status === 200) return msSince(t0);
       } catch {
         // not listening yet
       }
@@ -93,7 +91,7 @@ export class StandaloneLoomd {
     while (Date.now() < deadline) {
       try {
         const r = await unixRequest(this.adminSocket, 'GET', '/v1/reconcile', undefined, 5_000);
-        if (r.status === 200 && (r.json?.passes ?? 0) >= passes) return Number(process.hrtime.bigint() - t0) / 1e6;
+        if (r.status === 200 && (r.json?.passes ?? 0) >= passes) return msSince(t0);
       } catch {
         // not listening yet
       }
@@ -139,7 +137,7 @@ export class StandaloneLoomd {
 export async function call(socket: string, method: string, body?: unknown): Promise<{ json: any; ms: number }> {
   const t0 = process.hrtime.bigint();
   const r = await pluginCall(socket, method, body);
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const ms = msSince(t0);
   if (r.status !== 200) throw new Error(`${method} -> ${r.status}: ${r.body.slice(0, 300)}`);
   return { json: r.json, ms };
 }

@@ -20,10 +20,6 @@ export function percentile(xs: number[], p: number): number {
   return s[Math.min(rank, s.length) - 1] as number;
 }
 
-export function mean(xs: number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
-
 export interface Summary {
   n: number;
   median: number;
@@ -59,6 +55,16 @@ export function ratio(a: number, b: number): string {
 /** Whether the ranges [min, max] of two samples overlap. */
 export function rangesOverlap(a: number[], b: number[]): boolean {
   return a.length > 0 && b.length > 0 && Math.min(...a) <= Math.max(...b) && Math.min(...b) <= Math.max(...a);
+}
+
+/** The range of per-run throughputs: "1.23-4.56 Gbit/s" ('n/a' for no runs). */
+export function gbitRange(xs: number[]): string {
+  return xs.length ? `${fmt(Math.min(...xs), 2)}-${fmt(Math.max(...xs), 2)} Gbit/s` : 'n/a';
+}
+
+/** A throughput target's measured text: the ratio of the medians of `a` to `b`, both medians, and whether the per-run ranges overlap. */
+export function vsMeasured(a: number[], b: number[]): string {
+  return `${(median(a) / median(b)).toFixed(2)}x (${fmt(median(a), 2)} vs ${fmt(median(b), 2)} Gbit/s; the per-run ranges ${rangesOverlap(a, b) ? 'overlap' : 'do not overlap'})`;
 }
 
 /** Rotations of `items` for A/B(/C) alternation: round i runs them starting at i mod n. */

@@ -7,7 +7,6 @@
  */
 import { OUTSIDE_IP, TestHost } from '../helpers/test-host';
 import { settle } from '../helpers/invariants';
-import { waitFor } from '../helpers/run';
 
 jest.setTimeout(300_000);
 
@@ -36,12 +35,7 @@ async function expectConnected(): Promise<void> {
   }
 }
 
-async function waitRunning(names: string[]): Promise<void> {
-  await waitFor(`${names.join(', ')} running`, async () => {
-    const running = (await host.cli(['ps', '--format', '{{.Names}}'])).stdout.split('\n');
-    return names.every((n) => running.includes(n));
-  }, 60_000, 250);
-}
+const waitRunning = (names: string[]): Promise<void> => host.waitRunning(names, 60_000);
 
 test('dockerd stopped and started without live-restore: restart-policy containers come back connected', async () => {
   await expectConnected();

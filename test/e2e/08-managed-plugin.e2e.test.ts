@@ -65,8 +65,7 @@ afterAll(async () => {
   if (!host) return;
   console.log(`Docker ${host.engine.id}: ${timings.join(', ')}`);
   try {
-    const ids = (await host.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await host.cli(['rm', '-f', ...ids]);
+    await host.removeContainers();
     const nets = (await host.cli(['network', 'ls', '-q', '--filter', `driver=${NAME}`])).stdout.split('\n').filter(Boolean);
     if (nets.length) await host.cli(['network', 'rm', ...nets]);
     await host.cli(['plugin', 'disable', '-f', NAME]);
@@ -142,12 +141,7 @@ async function configure(extra: string[] = []): Promise<void> {
   ]);
 }
 
-async function waitRunning(names: string[]): Promise<void> {
-  await waitFor(`${names.join(', ')} running`, async () => {
-    const running = (await host.cli(['ps', '--format', '{{.Names}}'])).stdout.split('\n');
-    return names.every((n) => running.includes(n));
-  }, 90_000, 250);
-}
+const waitRunning = (names: string[]): Promise<void> => host.waitRunning(names, 90_000);
 
 test('npm run plugin:build creates the plugin from a rootfs with only what loomd needs at run time', async () => {
   const size = /rootfs (\S+),/.exec(buildLog)?.[1];

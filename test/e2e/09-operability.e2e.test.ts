@@ -12,11 +12,12 @@ import { settle } from '../helpers/invariants';
 
 jest.setTimeout(300_000);
 
+const LOOMCTL = path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'cli', 'loomctl.js');
+
 let host: TestHost;
 const metricsSock = (): string => path.join(host.dir, 'metrics.sock');
 const loomctl = async (args: string[]): Promise<{ code: number; out: string }> => {
-  const bin = path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'cli', 'loomctl.js');
-  const r = await run(process.execPath, [bin, '--admin-socket', host.adminSocket, ...args], { timeoutMs: 120_000, env: { ...process.env, DOCKER_HOST: `unix://${host.dockerSock}` } });
+  const r = await run(process.execPath, [LOOMCTL, '--admin-socket', host.adminSocket, ...args], { timeoutMs: 120_000, env: { ...process.env, DOCKER_HOST: `unix://${host.dockerSock}` } });
   return { code: r.code, out: r.stdout + r.stderr };
 };
 const metric = (text: string, name: string, labels: Record<string, string> = {}): number | undefined => {
@@ -107,5 +108,5 @@ test('status, networks, endpoints, ipam and peers print tables and JSON', async 
   expect((await loomctl(['peers'])).out).toMatch(/not in a cluster/);
   expect(JSON.parse((await loomctl(['ipam', '--json'])).out)[0].pool).toBe('198.18.120.0/24');
   expect((await loomctl(['bogus'])).code).toBe(2);
-  expect((await run(process.execPath, [path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'cli', 'loomctl.js'), '--admin-socket', '/nonexistent.sock', 'status'])).code).toBe(3);
+  expect((await run(process.execPath, [LOOMCTL, '--admin-socket', '/nonexistent.sock', 'status'])).code).toBe(3);
 });

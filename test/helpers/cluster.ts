@@ -131,10 +131,7 @@ export class TestCluster {
    */
   async destroy(): Promise<void> {
     await Promise.all(
-      this.hosts.map(async (h) => {
-        const ids = (await h.cli(['ps', '-aq'], { timeoutMs: 30_000 })).stdout.split('\n').filter(Boolean);
-        if (ids.length) await h.cli(['rm', '-f', ...ids], { timeoutMs: 120_000 });
-      }),
+      this.hosts.map((h) => h.removeContainers()),
     ).catch(() => undefined);
     for (const h of this.hosts) await h.stopLoomd().catch(() => undefined);
     for (const m of this.etcd) await this.stopEtcd(m, 'SIGTERM').catch(() => undefined);

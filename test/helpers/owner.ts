@@ -4,17 +4,9 @@
  * timeout) leaves namespaces, mounts and processes behind; the next run removes what belongs
  * to an owner that is gone, and never touches what a live run, or nothing known, owns.
  */
-import * as fs from 'node:fs';
+import { statFields } from './run';
 
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name: state is field 3, starttime field 22.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
+const startTime = (pid: number): string | undefined => statFields(pid)?.[19];
 
 /** This process's owner stamp. */
 export function ownerStamp(): string {

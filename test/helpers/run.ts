@@ -51,6 +51,19 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`);
 }
 
+/**
+ * The fields of /proc/PID/stat after the command name (index 0 is the state, 1 the parent
+ * PID, 19 the start time); undefined when the process is gone.
+ */
+export function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
 /** True while the process exists and is not a zombie waiting to be reaped. */
 export function pidAlive(pid: number): boolean {
   try {
@@ -58,12 +71,8 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  const state = statFields(pid)?.[0];
+  return state !== undefined && state !== 'Z';
 }
 
 /** Sends `signal` to a process we started and waits until it is gone (bounded). */

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Dockerode from 'dockerode';
-import { killAndWait, pidAlive, run, RunResult, runOk, sleep, waitFor } from './run';
+import { killAndWait, pidAlive, run, RunResult, runOk, sleep, statFields, waitFor } from './run';
 import { Engine, engineFromEnv } from './engines';
 import { unixRequest } from './unix-http';
 import { LOOMD_NODE_FLAGS } from '../../driver/node-flags';
@@ -74,6 +74,11 @@ export class TestHost {
     this.docker = new Dockerode({ socketPath: this.dockerSock, timeout: 120_000 });
   }
 
+  /** Who owns this host (see sweepAbandoned). */
+  private get ownerFile(): string {
+    return path.join(this.dir, 'owner');
+  }
+
   get adminSocket(): string {
     return path.join(this.dir, 'admin.sock');
   }
@@ -100,12 +105,12 @@ export class TestHost {
     TestHost.swept ??= (async () => {
       if (!fs.existsSync(ROOT)) return;
       for (const entry of fs.readdirSync(ROOT)) {
-        const file = path.join(ROOT, entry, 'owner');
-        const stampFile = /^[0-9a-f]{6}$/.test(entry) ? file : /^cluster-loomt-u[0-9a-f]{4}\.owner$/.test(entry) ? path.join(ROOT, entry) : undefined;
+        const host = /^[0-9a-f]{6}$/.test(entry) ? new TestHost(entry, {}) : undefined;
+        const stampFile = host ? host.ownerFile : /^cluster-loomt-u[0-9a-f]{4}\.owner$/.test(entry) ? path.join(ROOT, entry) : undefined;
         if (!stampFile || !fs.existsSync(stampFile) || ownerAlive(fs.readFileSync(stampFile, 'utf8'))) continue;
-        if (stampFile === file) {
+        if (host) {
           console.warn(`removing test host ${entry}, left behind by a test run that was killed`);
-          await new TestHost(entry, {}).destroy();
+          await host.destroy();
         } else {
           const ns = entry.slice('cluster-'.length, -'.owner'.length);
           console.warn(`removing underlay namespace ${ns}, left behind by a test run that was killed`);
@@ -130,6 +135,20 @@ export class TestHost {
       throw err;
     }
     return host;
+  }
+
+  /** Removes every container of this host's engine (bounded). */
+  async removeContainers(): Promise<void> {
+    const ids = (await this.cli(['ps', '-aq'], { timeoutMs: 30_000 })).stdout.split('\n').filter(Boolean);
+    if (ids.length) await this.cli(['rm', '-f', ...ids], { timeoutMs: 120_000 });
+  }
+
+  /** Waits (bounded) until every named container runs. */
+  async waitRunning(names: string[], timeoutMs: number): Promise<void> {
+    await waitFor(`${names.join(', ')} running`, async () => {
+      const running = (await this.cli(['ps', '--format', '{{.Names}}'])).stdout.split('\n');
+      return names.every((n) => running.includes(n));
+    }, timeoutMs, 250);
   }
 
   /** Runs a command inside the host's network and mount namespaces. */
@@ -158,7 +177,7 @@ export class TestHost {
     fs.mkdirSync(this.pluginDir, { recursive: true, mode: 0o755 });
     fs.mkdirSync(path.join(this.dir, 'cg'), { recursive: true });
     fs.chmodSync(ROOT, 0o700);
-    fs.writeFileSync(path.join(this.dir, 'owner'), ownerStamp());
+    fs.writeFileSync(this.ownerFile, ownerStamp());
     fs.mkdirSync(MNT_DIR, { recursive: true });
     if ((await run('mountpoint', ['-q', MNT_DIR])).code !== 0) {
       await runOk('mount', ['--bind', MNT_DIR, MNT_DIR]);
@@ -292,10 +311,17 @@ export class TestHost {
   /**
    * Processes this host's engine left behind (containerd, shims and the containers under them, e.g.
    * after a test failed while dockerd was down or ran with --live-restore): every process whose
-   * command line names this host's private directory, and all their descendants.
+   * command line names this host's private directory or that runs in this host's network
+   * namespace (loomd, etcd), and all their descendants.
    */
   private leftoverPids(): number[] {
     const marker = `${this.dir}/`;
+    let ns: fs.Stats | undefined;
+    try {
+      ns = fs.statSync(`/run/netns/${this.netns}`);
+    } catch {
+      ns = undefined;
+    }
     const children = new Map<number, number[]>();
     const roots: number[] = [];
     for (const e of fs.readdirSync('/proc')) {
@@ -303,10 +329,10 @@ export class TestHost {
       const pid = Number(e);
       if (pid === process.pid) continue;
       try {
-        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        const ppid = Number(statFields(pid)?.[1]);
         children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-        if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.includes(marker))) roots.push(pid);
+        const inNetns = ns !== undefined && ((st) => st.ino === ns.ino && st.dev === ns.dev)(fs.statSync(`/proc/${pid}/ns/net`));
+        if (inNetns || fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.includes(marker))) roots.push(pid);
       } catch {
         // exited meanwhile
       }
@@ -318,30 +344,7 @@ export class TestHost {
       for (const c of children.get(pid) ?? []) visit(c);
     };
     roots.forEach(visit);
-    // Whatever still runs in this host's network namespace (loomd, etcd) is a leftover too.
-    for (const pid of this.netnsPids()) visit(pid);
     return [...out].filter(pidAlive);
-  }
-
-  /** PIDs of the processes in this host's network namespace (none when it does not exist). */
-  private netnsPids(): number[] {
-    let ns: fs.Stats;
-    try {
-      ns = fs.statSync(`/run/netns/${this.netns}`);
-    } catch {
-      return [];
-    }
-    const out: number[] = [];
-    for (const e of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-      try {
-        const st = fs.statSync(`/proc/${e}/ns/net`);
-        if (st.ino === ns.ino && st.dev === ns.dev) out.push(Number(e));
-      } catch {
-        // exited meanwhile
-      }
-    }
-    return out;
   }
 
   private async importBusybox(): Promise<void> {
@@ -467,10 +470,7 @@ export class TestHost {
       }
     };
     if (this.dockerdPid !== undefined && pidAlive(this.dockerdPid)) {
-      await attempt('remove containers', async () => {
-        const ids = (await this.cli(['ps', '-aq'], { timeoutMs: 30_000 })).stdout.split('\n').filter(Boolean);
-        if (ids.length) await this.cli(['rm', '-f', ...ids], { timeoutMs: 120_000 });
-      });
+      await attempt('remove containers', () => this.removeContainers());
       await attempt('stop dockerd', () => this.stopDockerd());
     }
     await attempt('stop loomd', () => this.stopLoomd());
@@ -495,6 +495,7 @@ export class TestHost {
     await attempt('delete netns', () => run('ip', ['netns', 'del', this.netns]));
     await attempt('delete outside netns', () => run('ip', ['netns', 'del', this.outNetns]));
     await attempt('remove files', async () => {
+      fs.rmSync(this.ownerFile, { force: true }); // kept logs are not a host to sweep
       if (process.env.LOOM_KEEP_TEST_LOGS) return;
       await run('umount', ['-R', '-l', path.join(this.dir, 'data')]);
       fs.rmSync(this.dir, { recursive: true, force: true });

@@ -56,13 +56,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!c) return;
-  for (const h of c.hosts) {
-    await h.cli(['service', 'rm', 'sw'], { timeoutMs: 60_000 });
-  }
+  // Only the manager can remove a service.
+  await c.hosts[0]?.cli(['service', 'rm', 'sw'], { timeoutMs: 60_000 });
   for (const h of [...c.hosts].reverse()) await h.cli(['swarm', 'leave', '--force'], { timeoutMs: 60_000 });
   for (const h of c.hosts) {
-    const ids = (await h.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await h.cli(['rm', '-f', ...ids], { timeoutMs: 120_000 });
+    await h.removeContainers();
     await h.cli(['plugin', 'disable', '-f', NAME], { timeoutMs: 60_000 });
     await h.cli(['plugin', 'rm', '-f', NAME], { timeoutMs: 60_000 });
   }

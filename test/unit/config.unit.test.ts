@@ -2,23 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Config, DEFAULTS, USAGE, parseConfig } from '../../driver/config';
-import { LoomError } from '../../driver/errors';
 import { formatPrefix } from '../../ipam-driver/core/prefix';
+import { errorOf } from './error-of';
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
   const r = parseConfig(argv, env);
   if (r.kind !== 'run') throw new Error(`expected a run config, got ${r.kind}`);
   return r.config;
-}
-
-function errorOf(fn: () => unknown): LoomError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(LoomError);
-    return err as LoomError;
-  }
-  throw new Error('expected a LoomError, nothing was thrown');
 }
 
 const pools = (c: Config): string[] => c.defaultPools.map((d) => `${formatPrefix(d.base)}:${d.size}`);

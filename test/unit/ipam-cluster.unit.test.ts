@@ -25,6 +25,17 @@ function host(c: MemoryCluster, id: string): { ipam: IpamService; pools: Cluster
 }
 const req = (pool: string) => ({ addressSpace: LOCAL_SPACE, pool, subPool: '', options: {}, v6: false });
 
+/** Two hosts sharing the overlay subnet 198.18.200.0/24 ('blue'): h1 created it, h2 joined. */
+async function sharedBlue() {
+  const c = new MemoryCluster();
+  const [a, b] = [host(c, 'h1'), host(c, 'h2')];
+  const pa = await a.ipam.requestPool(req('198.18.200.0/24'));
+  await a.ipam.markShared('198.18.200.0/24', 'blue');
+  await a.pools.settle('198.18.200.0/24', 'overlay', 'blue');
+  const pb = await b.ipam.requestPool(req('198.18.200.0/24')); // joins
+  return { c, a, b, pa, pb };
+}
+
 test('a subnet is claimed once across hosts; automatic subnets avoid every claim', async () => {
   const c = new MemoryCluster();
   const [a, b] = [host(c, 'h1'), host(c, 'h2')];
@@ -36,12 +47,7 @@ test('a subnet is claimed once across hosts; automatic subnets avoid every claim
 });
 
 test('an overlay subnet is shared: each host allocates from its own blocks, never the same address', async () => {
-  const c = new MemoryCluster();
-  const [a, b] = [host(c, 'h1'), host(c, 'h2')];
-  const pa = await a.ipam.requestPool(req('198.18.200.0/24'));
-  await a.ipam.markShared('198.18.200.0/24', 'blue');
-  await a.pools.settle('198.18.200.0/24', 'overlay', 'blue');
-  const pb = await b.ipam.requestPool(req('198.18.200.0/24')); // joins
+  const { c, a, b, pa, pb } = await sharedBlue();
   const got = new Set<string>();
   for (let i = 0; i < 40; i++) {
     for (const [h, p] of [[a, pa], [b, pb]] as const) {
@@ -56,12 +62,7 @@ test('an overlay subnet is shared: each host allocates from its own blocks, neve
 });
 
 test('a static address in another host\'s block is granted by that host, and refused when it is in use', async () => {
-  const c = new MemoryCluster();
-  const [a, b] = [host(c, 'h1'), host(c, 'h2')];
-  const pa = await a.ipam.requestPool(req('198.18.200.0/24'));
-  await a.ipam.markShared('198.18.200.0/24', 'blue');
-  await a.pools.settle('198.18.200.0/24', 'overlay', 'blue');
-  const pb = await b.ipam.requestPool(req('198.18.200.0/24'));
+  const { c, a, b, pa, pb } = await sharedBlue();
   // Every host holds the overlay's gateway locally first, as Docker asks for it.
   for (const [h, p] of [[a, pa], [b, pb]] as const) {
     expect((await h.ipam.requestAddress({ poolId: p.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })).address).toBe('198.18.200.1/24');
