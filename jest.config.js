@@ -15,5 +15,6 @@ module.exports = {
     tier('kernel'),
     tier('e2e'),
     tier('multihost'),
+    tier('faults'),
   ],
 };
