@@ -38,6 +38,8 @@ export interface Config {
   metrics: string | undefined;
   /** Explicit default pools; when empty, Docker-like IPv4 pools and a per-host ULA /48 are used. */
   defaultPools: DefaultPool[];
+  /** Accepted but risky settings, logged as warnings at start-up. */
+  warnings: string[];
 }
 
 export const DEFAULTS = {
@@ -172,9 +174,17 @@ export function parseConfig(argv: string[], rawEnv: NodeJS.ProcessEnv): ParsedAr
   if (metrics !== undefined && !metrics.startsWith('/') && !/^[0-9a-fA-F.:[\]]+:\d{1,5}$/.test(metrics)) {
     throw invalid(`--metrics must be HOST:PORT (e.g. 127.0.0.1:9323) or an absolute socket path, got ${metrics}`);
   }
+  const warnings: string[] = [];
+  if (socketMode & 0o077) {
+    warnings.push(`--socket-mode ${modeText}: users other than root can call the plugin API (create and delete networks and endpoints); 600 keeps it root-only`);
+  }
+  if (metrics !== undefined && !metrics.startsWith('/') && !isLoopbackListener(metrics)) {
+    warnings.push(`--metrics ${metrics}: metrics are served without authentication to every address that can reach this port (they name networks, containers and traffic); prefer 127.0.0.1:PORT or a Unix socket`);
+  }
   return {
     kind: 'run',
     config: {
+      warnings,
       metrics,
       etcd: { endpoints, ca: tls('etcd-ca', 'LOOM_ETCD_CA'), cert: tls('etcd-cert', 'LOOM_ETCD_CERT'), key: tls('etcd-key', 'LOOM_ETCD_KEY') },
       advertiseAddress: advertise,
@@ -193,4 +203,10 @@ export function parseConfig(argv: string[], rawEnv: NodeJS.ProcessEnv): ParsedAr
       defaultPools: poolTexts.map(parseDefaultPool),
     },
   };
+}
+
+/** True for HOST:PORT listeners only reachable from this host (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackListener(where: string): boolean {
+  const host = where.slice(0, where.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return /^127\./.test(host) || host === '::1' || host === 'localhost';
 }

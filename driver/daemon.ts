@@ -49,8 +49,8 @@ export interface Daemon {
 export async function startDaemon(config: Config, log: Logger, early?: EarlySocket): Promise<Daemon> {
   const started = Date.now();
   setProcSysRoot(config.procSys);
-  fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(config.stateDir, 0o700);
+  for (const w of config.warnings) log.warn(w);
+  prepareStateDir(config.stateDir, log);
   const kv = await LevelKv.open(path.join(config.stateDir, 'db'));
   try {
     await ensureSchema(kv);
@@ -204,6 +204,31 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       await kv.close();
     },
   };
+}
+
+/**
+ * The state directory: created root-only (0700) when missing. An existing directory is never
+ * chmodded (it may be shared, like /tmp): one others can write to is refused (they could replace
+ * loom's store), one others can read is used with a warning.
+ */
+export function prepareStateDir(dir: string, log: Logger): void {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(dir);
+  } catch {
+    st = undefined;
+  }
+  if (!st) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(dir, 0o700);
+    return;
+  }
+  if (!st.isDirectory()) throw new LoomError('invalid', `--state-dir ${dir} exists and is not a directory`);
+  if (st.mode & 0o022) {
+    throw new LoomError('invalid', `--state-dir ${dir} is writable by other users (mode ${(st.mode & 0o7777).toString(8)}); loom keeps its store in a directory only root can write: choose another directory or chmod 700 it`);
+  }
+  if (st.uid !== process.getuid?.()) log.warn({ stateDir: dir, uid: st.uid }, 'the state directory belongs to another user');
+  if (st.mode & 0o005) log.warn({ stateDir: dir, mode: (st.mode & 0o7777).toString(8) }, 'the state directory is readable by other users; loom creates it with mode 700');
 }
 
 /** A Docker API client created (and dockerode loaded) on first use. */

@@ -23,6 +23,7 @@ import {
   parseIpMaybeCidr,
   parsePrefix,
   samePrefix,
+  unusableSubnet,
 } from './core/prefix';
 import { AllocationKind, AllocationRecord, IpamRepository, PoolRecord } from './ipam-store';
 import { ClusterPools } from './cluster-pools';
@@ -131,6 +132,8 @@ export class IpamService {
       let auto = false;
       if (req.pool) {
         pool = parsePrefix(req.pool, 'subnet');
+        const unusable = unusableSubnet(pool);
+        if (unusable) throw invalid(`subnet ${req.pool} cannot carry containers: ${unusable}`);
         if (pool.family !== family) {
           throw invalid(`subnet ${req.pool} is ${pool.family === 6 ? 'IPv6' : 'IPv4'} but an ${req.v6 ? 'IPv6' : 'IPv4'} pool was requested`);
         }

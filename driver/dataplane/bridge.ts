@@ -9,7 +9,9 @@ import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import { readIfaceSysctl, readSysctl, writeIfaceSysctl, writeSysctl } from '../kernel/sysctl';
 import { TrafficControl } from '../kernel/tc';
 import { runChecked, runCommand } from '../kernel/command';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { openNetnsFile } from '../kernel/netns-file';
 import type { Logger } from '../observability/logger';
 import type { EndpointRecord, NetworkRecord } from '../network/types';
 import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
@@ -26,6 +28,13 @@ export interface DataPlane {
   existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>): Promise<string | undefined>;
   /** Re-makes a running container's deleted veth pair and plumbs it into its namespace. */
   replumbEndpoint(net: NetworkRecord, ep: EndpointRecord, gateways: { gateway4?: string | undefined; gateway6?: string | undefined }): Promise<void>;
+}
+
+/** The compiled helper that runs inside a container's namespace (from source, as in tests: the build's). */
+function netnsHelper(): string {
+  const beside = path.join(__dirname, '..', 'kernel', 'netns-helper.js');
+  const built = path.join(__dirname, '..', '..', 'dist', 'driver', 'kernel', 'netns-helper.js');
+  return fs.existsSync(beside) || !fs.existsSync(built) ? beside : built;
 }
 
 /** Gateway addresses that belong on the bridge, as kernel verbs want them. */
@@ -161,21 +170,28 @@ export class BridgeDataPlane implements DataPlane {
 
   async replumbEndpoint(net: NetworkRecord, ep: EndpointRecord, gateways: { gateway4?: string | undefined; gateway6?: string | undefined }): Promise<void> {
     if (!ep.sandboxKey) throw conflict(`endpoint ${ep.id} has no sandbox to plumb into`);
-    const steps = new StepRunner(`re-plumb endpoint ${ep.id.slice(0, 12)}`, this.log);
-    await this.ensureEndpoint(net, ep, steps);
     const sandbox = ep.sandboxKey;
-    await steps.step(`move ${ep.peerIf} into ${sandbox}`, () => this.kernel.moveToNetns(ep.peerIf, sandbox));
-    const req = {
-      ifname: ep.peerIf,
-      prefix: 'eth',
-      addresses: [ep.address, ep.addressV6].filter((a): a is string => Boolean(a)),
-      ...(gateways.gateway4 ? { gateway4: gateways.gateway4 } : {}),
-      ...(gateways.gateway6 ? { gateway6: gateways.gateway6 } : {}),
-    };
-    await steps.step('configure the interface inside the container', async () => {
-      const out = await runChecked(runCommand, 'nsenter', [`--net=${sandbox}`, '--', process.execPath, path.join(__dirname, '..', 'kernel', 'netns-helper.js'), JSON.stringify(req)]);
-      this.log.info({ endpointId: ep.id, ...JSON.parse(out) }, 're-plumbed an endpoint into its running container');
-    });
+    // Opened once, non-blocking and type-checked; both steps use the descriptor, never the path again.
+    const nsFd = openNetnsFile(sandbox);
+    try {
+      const steps = new StepRunner(`re-plumb endpoint ${ep.id.slice(0, 12)}`, this.log);
+      await this.ensureEndpoint(net, ep, steps);
+      await steps.step(`move ${ep.peerIf} into ${sandbox}`, () => this.kernel.moveToNetns(ep.peerIf, nsFd));
+      const req = {
+        ifname: ep.peerIf,
+        prefix: 'eth',
+        addresses: [ep.address, ep.addressV6].filter((a): a is string => Boolean(a)),
+        ...(gateways.gateway4 ? { gateway4: gateways.gateway4 } : {}),
+        ...(gateways.gateway6 ? { gateway6: gateways.gateway6 } : {}),
+      };
+      await steps.step('configure the interface inside the container', async () => {
+        const nsRef = `/proc/${process.pid}/fd/${nsFd}`;
+        const out = await runChecked(runCommand, 'nsenter', [`--net=${nsRef}`, '--', process.execPath, netnsHelper(), JSON.stringify(req)]);
+        this.log.info({ endpointId: ep.id, ...JSON.parse(out) }, 're-plumbed an endpoint into its running container');
+      });
+    } finally {
+      fs.closeSync(nsFd);
+    }
   }
 
   /** Bandwidth limits on the host end: tbf for what the container receives, IFB + tbf for what it sends. */

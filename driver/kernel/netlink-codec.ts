@@ -82,6 +82,7 @@ export function errnoOf(err: unknown): string | undefined {
 /** Maps the netlink library's "Request rejected: EEXIST" into a LoomError with errno. */
 export function kernelError(op: string, err: unknown): LoomError {
   const msg = err instanceof Error ? err.message : String(err);
+  if (err instanceof LoomError && err.errno === 'ETIMEDOUT') return new LoomError(err.kind, `${op}: ${msg}`, err.errno);
   const errno = errnoOf(err);
   const kind: ErrorKind = (errno && ERRNO_KIND[errno]) || 'internal';
   return new LoomError(kind, `${op}: netlink: ${errno ?? msg}`, errno);

@@ -9,7 +9,6 @@
  * - IFLA_LINKINFO is a raw buffer built with ifla.formatInfo and serialised through an AttrStream;
  * - the library reports errors as "Request rejected: <ERRNO>" strings; parsed once in `errnoOf` (netlink-codec.ts).
  */
-import * as fs from 'node:fs';
 import { Mutex } from 'async-mutex';
 import { AttrStream, FlagsNew, createRtNetlink, ifla, rt, RtNetlinkSocket } from 'netlink';
 import { LoomError } from '../errors';
@@ -39,8 +38,11 @@ import {
 
 export type { AddressInfo, FdbEntry, LinkInfo, NeighEntry, RouteInfo } from './netlink-codec';
 
+/** How long one netlink request may take before it fails (and the socket is replaced). */
+export const NETLINK_TIMEOUT_MS = 5_000;
+
 export class NetlinkKernel {
-  private readonly socket: RtNetlinkSocket;
+  private socket: RtNetlinkSocket;
   /**
    * One request at a time on the socket: the library mixes up the replies of two
    * concurrent dumps ("Multipart message not terminated properly").
@@ -50,8 +52,10 @@ export class NetlinkKernel {
   /** Called with the errno of every request the kernel refuses (metrics). */
   onError: ((errno: string) => void) | undefined;
 
-  constructor() {
-    this.socket = createRtNetlink();
+  constructor(
+    private readonly opts: { timeoutMs?: number; open?: () => RtNetlinkSocket } = {},
+  ) {
+    this.socket = (opts.open ?? createRtNetlink)();
   }
 
   /** The socket, to be used only inside `serial`. */
@@ -59,15 +63,38 @@ export class NetlinkKernel {
     return this.socket;
   }
 
+  /**
+   * Runs one request at a time, each with a deadline: a reply the kernel never sends fails that
+   * request (ETIMEDOUT) instead of blocking every later kernel call behind the lock. The socket is
+   * then replaced, so a late reply cannot be taken for the answer to a later request.
+   */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     return this.mutex.runExclusive(async () => {
+      const ms = this.opts.timeoutMs ?? NETLINK_TIMEOUT_MS;
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new LoomError('unavailable', `netlink request got no answer within ${ms} ms`, 'ETIMEDOUT')), ms);
+      });
       try {
-        return await fn();
+        return await Promise.race([fn(), expired]);
       } catch (err) {
-        this.onError?.(errnoOf(err) ?? 'other');
+        if (err instanceof LoomError && err.errno === 'ETIMEDOUT') this.replaceSocket();
+        this.onError?.(errnoOf(err) ?? (err instanceof LoomError && err.errno ? err.errno : 'other'));
         throw err;
+      } finally {
+        clearTimeout(timer);
       }
     });
+  }
+
+  private replaceSocket(): void {
+    const old = this.socket;
+    this.socket = (this.opts.open ?? createRtNetlink)();
+    try {
+      old.socket.socket.close();
+    } catch {
+      // already closed
+    }
   }
 
   close(): void {
@@ -262,15 +289,10 @@ export class NetlinkKernel {
     );
   }
 
-  /** Moves a link into the network namespace bound at `nsPath` (a container's SandboxKey). */
-  async moveToNetns(name: string, nsPath: string): Promise<void> {
+  /** Moves a link into the network namespace open at `nsFd` (see netns-file.ts: never a path from a request). */
+  async moveToNetns(name: string, nsFd: number): Promise<void> {
     const idx = await this.indexOf(name);
-    const fd = fs.openSync(nsPath, 'r');
-    try {
-      await this.call(`move ${name} to ${nsPath}`, () => this.sock.setLink({ index: idx }, { netNsFd: fd }));
-    } finally {
-      fs.closeSync(fd);
-    }
+    await this.call(`move ${name} to namespace fd ${nsFd}`, () => this.sock.setLink({ index: idx }, { netNsFd: nsFd }));
   }
 
   async setMaster(name: string, master: string): Promise<void> {

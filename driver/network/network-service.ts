@@ -11,6 +11,7 @@ import { StepRunner, teardownAll } from '../dataplane/steps';
 import { conflict, invalid, notFound } from '../errors';
 import type { Firewall, FirewallNetwork } from '../firewall/model';
 import type { Logger } from '../observability/logger';
+import { checkSandboxKey } from '../kernel/netns-file';
 import type { NetworkRepository } from '../store/network-repo';
 import { normaliseMac, randomMac } from './mac';
 import { PORTMAP_KEY, PublishedPort, parsePortMap } from '../ports/port-map';
@@ -343,6 +344,7 @@ export class NetworkService {
   async join(networkId: string, endpointId: string, sandboxKey: string): Promise<JoinInfo> {
     return this.locks.run(networkId, async () => {
       const { state, ep } = this.requireEndpoint(networkId, endpointId);
+      checkSandboxKey(sandboxKey);
       const net = state.record;
       await this.dataplane.ensureEndpoint(net, ep, new StepRunner(`join endpoint ${endpointId.slice(0, 12)}`, this.log));
       if (ep.sandboxKey !== sandboxKey) {

@@ -4,7 +4,7 @@
  * the network), and the small lookups the service needs (the gateway of an address).
  */
 import { invalid } from '../errors';
-import { contains, formatIp, overlaps, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
+import { contains, formatIp, formatPrefix, hostRange, overlaps, parseIpMaybeCidr, parsePrefix, unusableSubnet } from '../../ipam-driver/core/prefix';
 import { bridgeNameFor } from './naming';
 import { parseNetworkSettings } from './options';
 import type { IpamData, NetworkRecord } from './types';
@@ -49,6 +49,8 @@ export function buildNetworkRecord(input: CreateNetworkInput): NetworkRecord {
 export function checkIpamData(d: IpamData, family: 4 | 6): IpamData {
   const pool = parsePrefix(d.pool, 'pool');
   if (pool.family !== family) throw invalid(`pool ${d.pool} is not an IPv${family} subnet`);
+  const unusable = unusableSubnet(pool);
+  if (unusable) throw invalid(`pool ${d.pool} cannot carry containers: ${unusable}`);
   const inPool = (cidr: string, what: string): void => {
     const ip = parseIpMaybeCidr(cidr, what);
     if (!contains(pool, ip)) throw invalid(`${what} ${cidr} is outside pool ${d.pool}`);
@@ -61,8 +63,11 @@ export function checkIpamData(d: IpamData, family: 4 | 6): IpamData {
 export function checkEndpointAddress(cidr: string, pools: IpamData[], family: 4 | 6): string {
   const ip = parseIpMaybeCidr(cidr, 'endpoint address');
   if (ip.family !== family) throw invalid(`endpoint address ${cidr} is not IPv${family}`);
-  if (!pools.some((d) => contains(parsePrefix(d.pool), ip))) {
-    throw invalid(`endpoint address ${cidr} is not inside the network's subnets`);
+  const pool = pools.map((d) => parsePrefix(d.pool)).find((p) => contains(p, ip));
+  if (!pool) throw invalid(`endpoint address ${cidr} is not inside the network's subnets`);
+  const { first, last } = hostRange(pool);
+  if (ip.value < first || ip.value > last) {
+    throw invalid(`endpoint address ${cidr} is the ${ip.value < first ? (pool.family === 4 ? 'network' : 'subnet-router anycast') : 'broadcast'} address of ${formatPrefix(pool)}`);
   }
   return cidr;
 }

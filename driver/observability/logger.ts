@@ -10,7 +10,9 @@ import type { LogLevel } from './levels';
 
 
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
-  return pino({ level, base: { svc: 'loomd' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  // The daemon's name is `name`; `svc` is left to the child loggers (ipam, reconcile...), so that no
+  // line carries a key twice (strict JSON pipelines reject duplicate keys).
+  return pino({ level, name: 'loomd', base: {}, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }
 
 /** A logger that writes nothing (unit tests). */

@@ -96,7 +96,11 @@ export class Metrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const p of src.ipam.listPools()) {
+        const pools = src.ipam.listPools();
+        // Forget pools that are gone, so the set never outgrows the live pools.
+        const live = new Set(pools.map((p) => p.id));
+        for (const id of [...warned]) if (!live.has(id)) warned.delete(id);
+        for (const p of pools) {
           const hot = Number(p.used) / Math.max(1, Number(p.capacity)) > EXHAUSTION_WARNING;
           this.set({ pool: p.pool, space: p.addressSpace }, hot ? 1 : 0);
           if (hot && !warned.has(p.id)) log.warn({ poolId: p.id, used: String(p.used), capacity: String(p.capacity) }, 'address pool nearly exhausted');

@@ -4,11 +4,11 @@
  * object it touches, count and log every repair. It runs once right after start-up
  * (the socket already answers) and then periodically; passes never overlap.
  */
-import * as fs from 'node:fs';
 import { StepRunner } from '../dataplane/steps';
 import { asLoomError } from '../errors';
 import type { Firewall } from '../firewall/model';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
+import { isNetnsFile } from '../kernel/netns-file';
 import type { NetworkService } from '../network/network-service';
 import type { Logger } from '../observability/logger';
 import type { IpamService } from '../../ipam-driver/ipam-service';
@@ -146,7 +146,7 @@ export class Reconciler {
       firewallDrift: await this.d.firewall.check(this.d.networks.firewallView()),
       docker,
       // Only asked for endpoints whose veth is gone (the planner's replumb rule): no file check per endpoint and pass.
-      liveSandboxes: new Set(endpoints.filter((e) => !linkNames.has(e.hostIf) && e.sandboxKey && fs.existsSync(e.sandboxKey)).map((e) => e.id)),
+      liveSandboxes: new Set(endpoints.filter((e) => !linkNames.has(e.hostIf) && e.sandboxKey && isNetnsFile(e.sandboxKey)).map((e) => e.id)),
     };
   }
 

@@ -6,7 +6,7 @@
  */
 import { conflict, exhausted, invalid } from '../../driver/errors';
 import { IntervalSet } from './interval-set';
-import { Prefix, bitsOf, contains, formatIp, formatPrefix, lastOf } from './prefix';
+import { Prefix, contains, formatIp, formatPrefix, hostRange, lastOf } from './prefix';
 
 export class AddressPool {
   private readonly used = new IntervalSet();
@@ -28,14 +28,12 @@ export class AddressPool {
 
   /** Lowest assignable address: the network address (v4) and the subnet-router anycast (v6) are reserved. */
   get firstHost(): bigint {
-    const hostBits = bitsOf(this.pool.family) - this.pool.len;
-    return hostBits >= 2 ? this.pool.base + 1n : this.pool.base;
+    return hostRange(this.pool).first;
   }
 
   /** Highest assignable address: the IPv4 broadcast address is reserved. */
   get lastHost(): bigint {
-    const hostBits = bitsOf(this.pool.family) - this.pool.len;
-    return this.pool.family === 4 && hostBits >= 2 ? lastOf(this.pool) - 1n : lastOf(this.pool);
+    return hostRange(this.pool).last;
   }
 
   private get rangeLo(): bigint {

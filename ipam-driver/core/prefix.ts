@@ -120,3 +120,35 @@ export function subnetAt(p: Prefix, len: number, index: bigint): Prefix {
 export function subnetCount(p: Prefix, len: number): bigint {
   return 1n << BigInt(len - p.len);
 }
+
+/**
+ * The addresses a host may hold in `p`: without the IPv4 network and broadcast addresses and the
+ * IPv6 subnet-router anycast address (none of them exist in a /31, /32, /127 or /128).
+ */
+export function hostRange(p: Prefix): { first: bigint; last: bigint } {
+  const hostBits = bitsOf(p.family) - p.len;
+  return {
+    first: hostBits >= 2 ? p.base + 1n : p.base,
+    last: p.family === 4 && hostBits >= 2 ? lastOf(p) - 1n : lastOf(p),
+  };
+}
+
+/** Ranges no container network may use (host-wide meaning; routing to them would break the host). */
+const RESERVED: Array<[string, string]> = [
+  ['0.0.0.0/8', 'the "this network" range'],
+  ['127.0.0.0/8', 'loopback'],
+  ['224.0.0.0/4', 'multicast'],
+  ['240.0.0.0/4', 'reserved (class E and broadcast)'],
+  ['::/127', 'unspecified and loopback addresses'],
+  ['ff00::/8', 'multicast'],
+];
+
+/** Why `p` cannot be a container subnet (a default route's /0, loopback, multicast...), or undefined. */
+export function unusableSubnet(p: Prefix): string | undefined {
+  if (p.len === 0) return `${formatPrefix(p)} would cover every ${p.family === 4 ? 'IPv4' : 'IPv6'} address`;
+  for (const [text, what] of RESERVED) {
+    const r = parsePrefix(text);
+    if (overlaps(r, p)) return `${formatPrefix(p)} overlaps ${text} (${what})`;
+  }
+  return undefined;
+}

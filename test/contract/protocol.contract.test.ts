@@ -165,6 +165,19 @@ describe('bad input gets a clear error and changes nothing', () => {
     );
   });
 
+  test('subnets no container network may use, and endpoint addresses no container may hold', async () => {
+    await expectError('IpamDriver.RequestPool', { AddressSpace: 'LoomLocal', Pool: '0.0.0.0/0' }, /cover every IPv4 address/);
+    await expectError('IpamDriver.RequestPool', { AddressSpace: 'LoomLocal', Pool: '::/0', V6: true }, /cover every IPv6 address/);
+    await expectError('IpamDriver.RequestPool', { AddressSpace: 'LoomLocal', Pool: '127.0.0.0/24' }, /loopback/);
+    await expectError('NetworkDriver.CreateNetwork', { NetworkID: NET, Options: {}, IPv4Data: [{ Pool: '0.0.0.0/0', Gateway: '198.18.42.1/0' }] }, /cover every/);
+    const net = { NetworkID: NET, Options: {}, IPv4Data: [{ AddressSpace: 'LoomLocal', Pool: '198.18.44.0/24', Gateway: '198.18.44.1/24' }], IPv6Data: [] };
+    expect((await pluginCall(daemon.socket, 'NetworkDriver.CreateNetwork', net)).status).toBe(200);
+    for (const [address, what] of [['198.18.44.0/24', /network address/], ['198.18.44.255/24', /broadcast address/]] as const) {
+      await expectError('NetworkDriver.CreateEndpoint', { NetworkID: NET, EndpointID: EP, Interface: { Address: address } }, what);
+    }
+    expect((await pluginCall(daemon.socket, 'NetworkDriver.DeleteNetwork', { NetworkID: NET })).status).toBe(200);
+  });
+
   test('deleting what does not exist succeeds (idempotent)', async () => {
     for (const [method, body] of [
       ['NetworkDriver.DeleteNetwork', { NetworkID: NET }],

@@ -44,6 +44,7 @@ export async function startTestDaemon(opts: { dir?: string; defaultPools?: strin
       reconcileGraceS: 10,
       logLevel: 'silent',
       defaultPools: (opts.defaultPools ?? ['198.19.200.0/21:24', 'fd5c:10b::/48:64']).map(parseDefaultPool),
+      warnings: [],
     },
     log,
   );
