@@ -13,7 +13,7 @@ import type { Firewall, FirewallNetwork } from '../firewall/model';
 import type { Logger } from '../observability/logger';
 import { checkSandboxKey } from '../kernel/netns-file';
 import type { NetworkRepository } from '../store/network-repo';
-import { normaliseMac, randomMac } from './mac';
+import { macFor, normaliseMac, randomMac } from './mac';
 import { PORTMAP_KEY, PublishedPort, parsePortMap } from '../ports/port-map';
 import { PortReserver } from '../ports/port-reserver';
 import { hostVethFor, ifbFor, peerVethFor } from './naming';
@@ -283,7 +283,9 @@ export class NetworkService {
       const names = { hostIf: hostVethFor(input.id), peerIf: peerVethFor(input.id) };
       // A retry after loomd died mid-call finds the pair already made: keep its MAC (unless another endpoint owns it).
       const owned = this.ownsLink(names.hostIf);
-      const mac = dockerMac ?? (owned ? undefined : await this.dataplane.existingPeerMac(names)) ?? randomMac();
+      const derived = macFor(address, addressV6);
+      const taken = (m: string): boolean => [...state.endpoints.values()].some((e) => e.mac === m);
+      const mac = dockerMac ?? (owned ? undefined : await this.dataplane.existingPeerMac(names)) ?? (derived && !taken(derived) ? derived : randomMac());
       const ep: EndpointRecord = {
         networkId: net.id,
         id: input.id,

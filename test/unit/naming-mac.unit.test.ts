@@ -11,7 +11,7 @@ import {
   isValidIfname,
   peerVethFor,
 } from '../../driver/network/naming';
-import { normaliseMac, randomMac } from '../../driver/network/mac';
+import { macFor, normaliseMac, randomMac } from '../../driver/network/mac';
 
 const HEX64 = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
 const SWARM = 'qm1k5xj6m1n4o2v7h3p0r8s9t'; // 25 base-36 characters
@@ -74,6 +74,15 @@ describe('MAC addresses', () => {
       seen.add(mac);
     }
     expect(seen.size).toBe(200);
+  });
+
+  test('macFor: derived from the IPv4 address (as Docker 20.10), else from the last 32 bits of the IPv6 one', () => {
+    expect(macFor('198.18.10.7/24', undefined)).toBe('02:42:c6:12:0a:07');
+    expect(macFor('198.18.10.7', 'fd00:1::5/64')).toBe('02:42:c6:12:0a:07');
+    expect(macFor(undefined, 'fd5c:10a::a:b0c/64')).toBe('02:42:00:0a:0b:0c');
+    expect(macFor(undefined, undefined)).toBeUndefined();
+    const mac = macFor('255.255.255.254', undefined) as string;
+    expect(normaliseMac(mac)).toBe(mac); // always locally administered unicast
   });
 
   test('normaliseMac lower-cases valid unicast addresses', () => {
