@@ -116,6 +116,7 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
 
   // Endpoints: a veth pair that is gone means the container is gone, unless the container still
   // lives (its namespace exists and Docker, when asked, still lists it): then the pair is re-made.
+  const removedEndpoints = new Set<string>();
   for (const e of obs.endpoints) {
     if (staleNetworks.has(e.networkId)) continue;
     const known = dockerKnows(e);
@@ -128,7 +129,10 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     let reason: string | undefined;
     if (known === false) reason = 'Docker no longer knows this endpoint';
     else if (!links.has(e.hostIf)) reason = `veth ${e.hostIf} is gone`;
-    if (reason && confirmed(`endpoint:${e.id}`)) actions.push({ kind: 'remove-stale-endpoint', networkId: e.networkId, endpointId: e.id, reason });
+    if (reason && confirmed(`endpoint:${e.id}`)) {
+      actions.push({ kind: 'remove-stale-endpoint', networkId: e.networkId, endpointId: e.id, reason });
+      removedEndpoints.add(e.id);
+    }
   }
 
   // Addresses live endpoints, gateways and aux addresses use must stay allocated (someone may
@@ -179,7 +183,16 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
         for (const aux of Object.values(d.aux)) accounted.add(plainIp(aux));
       }
     }
-    for (const e of obs.endpoints) for (const a of [e.address, e.addressV6]) if (a) accounted.add(plainIp(a));
+    for (const e of obs.endpoints) {
+      if (removedEndpoints.has(e.id)) continue;
+      for (const a of [e.address, e.addressV6]) if (a) accounted.add(plainIp(a));
+    }
+    /** address -> endpoint id, for the endpoints removed in this pass. */
+    const releasedWithEndpoint = new Map(
+      obs.endpoints
+        .filter((e) => removedEndpoints.has(e.id))
+        .flatMap((e) => [e.address, e.addressV6].filter((a): a is string => Boolean(a)).map((a): [string, string] => [plainIp(a), e.id])),
+    );
     for (const dn of dockerNets.values()) {
       dn.subnets.forEach((s) => usedSubnets.add(s));
       dn.reserved.forEach((a) => accounted.add(a));
@@ -193,8 +206,12 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
       for (const a of p.allocations) {
         // A gateway lives as long as its pool (Docker does not show gateways it did not get from the user).
         if (a.kind === 'gateway' || a.kind === 'quarantine' || accounted.has(a.address) || !old(a.createdAt)) continue;
-        if (confirmed(`address:${p.id}|${a.address}`)) {
-          actions.push({ kind: 'release-orphan-address', poolId: p.id, address: a.address, reason: 'no endpoint, gateway or aux address holds it' });
+        // The address of an endpoint confirmed stale in this pass goes with it: the same two sightings
+        // (Docker lists neither the endpoint nor anything holding the address) confirm both.
+        const withEndpoint = releasedWithEndpoint.get(a.address);
+        if (withEndpoint || confirmed(`address:${p.id}|${a.address}`)) {
+          const reason = withEndpoint ? `only stale endpoint ${withEndpoint.slice(0, 12)} held it` : 'no endpoint, gateway or aux address holds it';
+          actions.push({ kind: 'release-orphan-address', poolId: p.id, address: a.address, reason });
         }
       }
     }

@@ -22,7 +22,22 @@ export interface ReconcilerOptions {
   dockerTimeoutMs: number;
 }
 
-export const DEFAULT_RECONCILE: ReconcilerOptions = { intervalMs: 30_000, graceMs: 10_000, confirmMs: 5_000, dockerTimeoutMs: 10_000 };
+export const DEFAULT_RECONCILE: ReconcilerOptions = { intervalMs: 30_000, graceMs: 10_000, confirmMs: 1_000, dockerTimeoutMs: 10_000 };
+
+/** While Docker's view is missing (dockerd restarting), passes are retried this often, doubling up to the interval. */
+const DOCKER_RETRY_MS = 1_000;
+
+/**
+ * When the next pass runs: sooner than the interval when the last one left suspects to confirm
+ * (after `confirmMs`) or could not see Docker (retries back off from 1 s), so that what an
+ * ungraceful restart left behind is released seconds after dockerd and loomd are both up.
+ */
+export function nextPassDelay(opts: ReconcilerOptions, last: { newSuspects: number; dockerMissing: boolean }, dockerMisses: number): number {
+  let ms = opts.intervalMs;
+  if (last.newSuspects > 0) ms = Math.min(ms, opts.confirmMs);
+  if (last.dockerMissing) ms = Math.min(ms, DOCKER_RETRY_MS * 2 ** Math.min(dockerMisses - 1, 10));
+  return Math.max(ms, 100);
+}
 
 export interface PassResult {
   at: string;
@@ -32,6 +47,8 @@ export interface PassResult {
   skipped: Action[];
   errors: string[];
   suspects: number;
+  /** Suspects first seen in this pass (a confirming pass follows after confirmMs). */
+  newSuspects: number;
   /** Repairs outside the plan (overlay VXLAN entries), by kind. */
   extra: Record<string, number>;
 }
@@ -63,11 +80,15 @@ export class Reconciler {
   constructor(private readonly d: ReconcilerDeps) {}
 
   start(): void {
+    let dockerMisses = 0;
     const tick = (): void => {
       this.runOnce()
         .catch((err) => this.d.log.error({ err: asLoomError(err).message }, 'reconcile pass failed'))
         .finally(() => {
-          if (this.timer !== undefined) this.timer = setTimeout(tick, this.d.options.intervalMs).unref();
+          const dockerMissing = this.d.docker !== undefined && this.last?.dockerView === false;
+          dockerMisses = dockerMissing ? dockerMisses + 1 : 0;
+          const delay = nextPassDelay(this.d.options, { newSuspects: this.last?.newSuspects ?? 0, dockerMissing }, dockerMisses);
+          if (this.timer !== undefined) this.timer = setTimeout(tick, delay).unref();
         });
     };
     this.timer = setTimeout(tick, 0).unref();
@@ -195,6 +216,7 @@ export class Reconciler {
       skipped,
       errors,
       suspects: suspects.size,
+      newSuspects: [...suspects.values()].filter((first) => first === observed.at).length,
       extra,
     };
     this.d.log.debug({ ...this.last, applied: applied.length, skipped: skipped.length }, 'reconcile pass');

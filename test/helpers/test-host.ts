@@ -243,7 +243,8 @@ export class TestHost {
     return child.pid;
   }
 
-  async startDockerd(extraArgs?: string[]): Promise<void> {
+  /** Starts dockerd; `wait: false` returns at once (dockerd may wait on a plugin that starts later): see waitDockerd. */
+  async startDockerd(extraArgs?: string[], opts: { wait?: boolean } = {}): Promise<void> {
     if (extraArgs) this.dockerdArgs = extraArgs;
     const pidfile = path.join(this.dir, 'docker.pid');
     // A SIGKILLed dockerd leaves its pidfile; the next start refuses while it exists.
@@ -268,7 +269,12 @@ export class TestHost {
       path.join(this.dir, 'dockerd.log'),
       this.engine.env,
     );
-    await waitFor('dockerd to answer', async () => (await this.cli(['version'], { timeoutMs: 5_000 })).code === 0, 60_000, 100);
+    if (opts.wait !== false) await this.waitDockerd();
+  }
+
+  /** Waits (bounded) until dockerd answers its API. */
+  async waitDockerd(timeoutMs = 60_000): Promise<void> {
+    await waitFor('dockerd to answer', async () => (await this.cli(['version'], { timeoutMs: 5_000 })).code === 0, timeoutMs, 100);
   }
 
   /**

@@ -1,5 +1,6 @@
 /** The reconciler's pure planner: Observed state (+ previous suspects) -> repair actions. */
 import { Action, Observed, ObservedPool, PlanOptions, plan } from '../../driver/reconcile/plan';
+import { nextPassDelay } from '../../driver/reconcile/reconciler';
 import type { DockerNetwork } from '../../driver/reconcile/docker-view';
 import type { EndpointRecord, NetworkRecord } from '../../driver/network/types';
 import { bridgeNameFor, hostVethFor, peerVethFor } from '../../driver/network/naming';
@@ -181,7 +182,22 @@ describe('plan: stale endpoints', () => {
     expect(first.suspects.has(`endpoint:${EP}`)).toBe(true);
     expect(second.actions).toEqual([
       { kind: 'remove-stale-endpoint', networkId: NET, endpointId: EP, reason: 'Docker no longer knows this endpoint' },
+      // Its addresses go in the same pass (no third sighting): nothing else holds them.
+      { kind: 'release-orphan-address', poolId: P4, address: '198.18.10.7', reason: `only stale endpoint ${EP.slice(0, 12)} held it` },
+      { kind: 'release-orphan-address', poolId: P6, address: 'fd00:10::7', reason: `only stale endpoint ${EP.slice(0, 12)} held it` },
     ]);
+  });
+
+  test('a stale endpoint\'s address that Docker shows in use elsewhere is kept', () => {
+    const other = dockerNet({ id: 'c3'.repeat(32), endpoints: new Map([['d4'.repeat(32), ['198.18.10.7']]]) });
+    const { second } = twoPasses(observed({ docker: dockerWith(dockerNet({ endpoints: new Map() }), other) }));
+    expect(kinds(second.actions)).toEqual(['remove-stale-endpoint', 'release-orphan-address']);
+    expect(second.actions[1]).toMatchObject({ address: 'fd00:10::7' });
+  });
+
+  test('a young stale endpoint is not removed, nor its addresses released', () => {
+    const young = observed({ endpoints: [endpoint({ createdAt: YOUNG })], docker: dockerWith(dockerNet({ endpoints: new Map() })) });
+    expect(twoPasses(young).second.actions).toEqual([]);
   });
 
   test('without a Docker view only the kernel rule applies: a present veth keeps the endpoint', () => {
@@ -319,4 +335,14 @@ describe('plan: suspects map', () => {
     expect([...p.suspects]).toEqual([['link:lc0123456789ab', AT]]);
     expect(previous.size).toBe(0);
   });
+});
+
+describe('when the next pass runs', () => {
+  const opts = { intervalMs: 30_000, graceMs: 10_000, confirmMs: 2_000, dockerTimeoutMs: 10_000 };
+  test('the interval when all is calm', () => expect(nextPassDelay(opts, { newSuspects: 0, dockerMissing: false }, 0)).toBe(30_000));
+  test('after confirmMs when new suspects wait for their second sighting', () => expect(nextPassDelay(opts, { newSuspects: 2, dockerMissing: false }, 0)).toBe(2_000));
+  test('retries backing off from 1 s while Docker does not answer, never beyond the interval', () => {
+    expect([1, 2, 3, 4, 5, 6, 20].map((n) => nextPassDelay(opts, { newSuspects: 0, dockerMissing: true }, n))).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+  });
+  test('a short interval wins', () => expect(nextPassDelay({ ...opts, intervalMs: 500 }, { newSuspects: 1, dockerMissing: true }, 1)).toBe(500));
 });
