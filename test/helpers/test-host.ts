@@ -354,21 +354,7 @@ export class TestHost {
   }
 
   private async importBusybox(): Promise<void> {
-    const tar = path.join(ROOT, 'busybox.tar');
-    if (!fs.existsSync(tar)) {
-      const rootfs = path.join(ROOT, `busybox-rootfs-${process.pid}`);
-      fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
-      fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
-      fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
-      const applets = (await runOk('/bin/busybox', ['--list'])).split('\n').filter((a) => a && a !== 'busybox');
-      for (const a of applets) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
-      for (const d of ['etc', 'tmp', 'proc', 'sys', 'dev', 'root', 'var']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
-      fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-      await runOk('tar', ['-C', rootfs, '-cf', `${tar}.tmp`, '.']);
-      fs.renameSync(`${tar}.tmp`, tar);
-      fs.rmSync(rootfs, { recursive: true, force: true });
-    }
-    await this.cliOk(['import', '-c', 'CMD ["/bin/sh"]', tar, 'local/busybox']);
+    await this.cliOk(['import', '-c', 'CMD ["/bin/sh"]', await busyboxTar(), 'local/busybox']);
   }
 
   /**
@@ -508,4 +494,23 @@ export class TestHost {
     });
     if (errors.length) console.warn(`test host ${this.name} cleanup: ${errors.join('; ')}`);
   }
+}
+
+/** A root filesystem tarball of the machine's static busybox and its applets (built once, cached under ROOT). */
+export async function busyboxTar(): Promise<string> {
+  const tar = path.join(ROOT, 'busybox.tar');
+  if (!fs.existsSync(tar)) {
+    const rootfs = path.join(ROOT, `busybox-rootfs-${process.pid}`);
+    fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
+    fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
+    fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
+    const applets = (await runOk('/bin/busybox', ['--list'])).split('\n').filter((a) => a && a !== 'busybox');
+    for (const a of applets) fs.symlinkSync('busybox', path.join(rootfs, 'bin', a));
+    for (const d of ['etc', 'tmp', 'proc', 'sys', 'dev', 'root', 'var']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
+    fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    await runOk('tar', ['-C', rootfs, '-cf', `${tar}.tmp`, '.']);
+    fs.renameSync(`${tar}.tmp`, tar);
+    fs.rmSync(rootfs, { recursive: true, force: true });
+  }
+  return tar;
 }
