@@ -125,7 +125,7 @@ export async function ipamBenchmarks(ctx: BenchContext): Promise<void> {
     ctx.phase(`ipam: in-process /${len} fills`);
     const inproc = async (kind: 'level' | 'memory'): Promise<number> => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-bench-ipam-'));
-      const kv = kind === 'level' ? await LevelKv.open(path.join(dir, 'db')) : new MemoryKv();
+      const kv = kind === 'level' ? await LevelKv.open(path.join(dir, 'db'), { create: true }) : new MemoryKv();
       try {
         const svc = new IpamService(new IpamRepository(kv), { defaultPools: [], hostRoutes: async () => [] }, silentLogger());
         await svc.load();
