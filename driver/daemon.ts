@@ -26,7 +26,7 @@ import type { Logger } from './observability/logger';
 import { createAdminApp } from './observability/admin';
 import type { Metrics } from './observability/metrics';
 import { ensureHostMeta } from './store/host-meta';
-import { listSnapshots, SnapshotScheduler } from './store/snapshot';
+import { newestSnapshotSeq, SnapshotScheduler } from './store/snapshot';
 import { openStateStore } from './store/store-integrity';
 import { NetworkRepository } from './store/network-repo';
 import { ensureSchema } from './store/schema';
@@ -64,7 +64,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     await kv.close();
     throw err;
   }
-  const snapshots = new SnapshotScheduler(kv, config.stateDir, log.child({ svc: 'store' }), SNAPSHOT_INTERVAL_MS, listSnapshots(config.stateDir)[0]?.seq);
+  const snapshots = new SnapshotScheduler(kv, config.stateDir, log.child({ svc: 'store' }), SNAPSHOT_INTERVAL_MS, newestSnapshotSeq(config.stateDir));
   const host = await ensureHostMeta(kv);
   const kernel = new NetlinkKernel();
   // Heavy modules load only when used: prom-client with --metrics, dockerode on the first

@@ -94,6 +94,16 @@ export function listSnapshots(stateDir: string): SnapshotInfo[] {
   return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
 }
 
+/** The sequence in the newest snapshot's file name, unverified (cheap: for start-up). */
+export function newestSnapshotSeq(stateDir: string): number | undefined {
+  try {
+    const newest = fs.readdirSync(snapshotDir(stateDir)).filter((n) => /^store-.*-\d+\.jsonl$/.test(n)).sort().pop();
+    return newest ? Number(/-(\d+)\.jsonl$/.exec(newest)?.[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Reads and verifies a snapshot; throws naming what is wrong with it. */
 export function readSnapshot(file: string): { header: SnapshotHeader; entries: Array<[string, unknown]> } {
   const text = fs.readFileSync(file, 'utf8');

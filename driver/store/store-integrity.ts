@@ -48,6 +48,17 @@ export interface OpenedStore {
   counts: StoreCounts;
 }
 
+export const emptyCounts = (): StoreCounts => ({ entries: 0, networks: 0, endpoints: 0, pools: 0, allocations: 0 });
+
+/** Counts one entry by its key's kind (schema.ts). */
+export function countKey(c: StoreCounts, key: string): void {
+  c.entries++;
+  if (key.startsWith('net/')) c.networks++;
+  else if (key.startsWith('ep/')) c.endpoints++;
+  else if (key.startsWith('ipam/pool/')) c.pools++;
+  else if (key.startsWith('ipam/addr/')) c.allocations++;
+}
+
 /** True when `dbDir` holds any file LevelDB writes for a store (not just an empty directory). */
 export function hasStoreFiles(dbDir: string): boolean {
   try {
@@ -118,15 +129,9 @@ function droppedLog(dbDir: string): string | undefined {
 
 /** Reads every entry once (an unreadable table fails here, not in the middle of a call). */
 async function scan(kv: LevelKv): Promise<StoreCounts | string> {
-  const c: StoreCounts = { entries: 0, networks: 0, endpoints: 0, pools: 0, allocations: 0 };
+  const c = emptyCounts();
   try {
-    for await (const [key] of kv.entries()) {
-      c.entries++;
-      if (key.startsWith('net/')) c.networks++;
-      else if (key.startsWith('ep/')) c.endpoints++;
-      else if (key.startsWith('ipam/pool/')) c.pools++;
-      else if (key.startsWith('ipam/addr/')) c.allocations++;
-    }
+    for await (const [key] of kv.entries()) countKey(c, key);
   } catch (err) {
     const msg = levelMessage(err);
     const file = /\/(\d+\.(ldb|sst))/.exec(msg)?.[1];
