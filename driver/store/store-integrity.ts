@@ -87,6 +87,10 @@ export async function openStateStore(stateDir: string, log: Logger): Promise<Ope
     if (e.code === 'LEVEL_LOCKED' || /lock/i.test(levelMessage(err))) {
       throw new LoomError('unavailable', `the state store ${dbDir} is in use by another process (another loomd with the same --state-dir?): ${levelMessage(err)}`);
     }
+    // A full disk is not damage: refuse this start only (opening replays the log into a table).
+    if (/No space left/i.test(levelMessage(err))) {
+      throw new LoomError('unavailable', `loom's state store ${dbDir} could not be opened: the disk is full (LevelDB: ${levelMessage(err)}); free space and start loomd again`);
+    }
     throw recordDamage(stateDir, describeOpenFailure(dbDir, err));
   }
   try {
@@ -110,7 +114,6 @@ function describeOpenFailure(dbDir: string, err: unknown): string {
   if (table && !/missing files/i.test(msg)) return `the store cannot be read: table file ${table} is truncated or corrupt (LevelDB: ${msg})`;
   if (/missing files/i.test(msg)) return `table files of the store are missing (LevelDB: ${msg})`;
   if (/MANIFEST|descriptor/i.test(msg)) return `the store's MANIFEST is missing or damaged (LevelDB: ${msg})`;
-  if (/No space left/i.test(msg)) return `the store could not be opened because the disk is full (LevelDB: ${msg}); free space and start again`;
   return `the store could not be opened (LevelDB: ${msg})`;
 }
 
