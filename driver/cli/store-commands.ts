@@ -77,7 +77,7 @@ export async function storeMain(argv: string[], env: NodeJS.ProcessEnv, out: (s:
         for (const n of networks) {
           for (const id of Object.keys(n.Containers ?? {})) if (!containers.has(id)) containers.set(id, await docker.getContainer(id).inspect());
         }
-        const r = rebuildEntries(networks, containers, driver);
+        const r = rebuildEntries(networks, containers, driver, await bridgeAddresses());
         show(await rebuildStore(stateDir, r.entries, r.skipped));
         return 0;
       }
@@ -91,6 +91,24 @@ export async function storeMain(argv: string[], env: NodeJS.ProcessEnv, out: (s:
   } catch (err) {
     out(`loomctl store ${cmd}: ${(err as Error).message}\n`);
     return 1;
+  }
+}
+
+/** The addresses of each bridge in the kernel (where Docker's view names no gateway). */
+async function bridgeAddresses(): Promise<(bridge: string) => string[]> {
+  const { NetlinkKernel } = await import('../kernel/netlink-kernel');
+  const kernel = new NetlinkKernel();
+  try {
+    const links = await kernel.listLinks();
+    const addrs = await kernel.listAddresses();
+    return (bridge) => {
+      const index = links.find((l) => l.name === bridge)?.index;
+      return addrs.filter((a) => a.index === index).map((a) => a.cidr);
+    };
+  } catch {
+    return () => [];
+  } finally {
+    kernel.close();
   }
 }
 

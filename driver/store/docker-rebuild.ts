@@ -8,6 +8,8 @@
  * asked for it with --ip, else dynamic); its endpoints with their addresses, MAC, driver-opts,
  * sandbox and the published ports of the container's default-route network.
  *
+ * Docker's IPAM config omits gateways it chose itself: they are read from a container on the
+ * network, else from the bridge's addresses in the kernel.
  * What Docker does not show is chosen on the safe side and reported: a bridge named with
  * com.docker.network.bridge.name is recorded as adopted (kept when the network is removed);
  * overlay networks are not rebuilt (their VNI and peers live in the cluster; recreate them).
@@ -15,7 +17,7 @@
 import type Dockerode from 'dockerode';
 import { LOCAL_SPACE, GLOBAL_SPACE } from '../api/static-answers';
 import { buildNetworkRecord } from '../network/records';
-import { hostVethFor, ifbFor, peerVethFor } from '../network/naming';
+import { bridgeNameFor, hostVethFor, ifbFor, peerVethFor } from '../network/naming';
 import { parseRates } from '../network/rates';
 import type { EndpointRecord, IpamData, NetworkRecord } from '../network/types';
 import type { PublishedPort } from '../ports/port-map';
@@ -38,8 +40,26 @@ type Ctr = Dockerode.ContainerInspectInfo;
 
 const cidr = (ip: string, pool: string): string => `${ip.split('/')[0]}/${pool.split('/')[1]}`;
 
+/**
+ * Docker's IPAM config names a gateway only when the user gave one (--gateway): otherwise it is
+ * taken from a container on the network, else from `bridgeAddresses` (the CIDRs the bridge holds
+ * in the kernel, looked up by the caller).
+ */
+function gatewayOf(n: Net, subnet: string, containers: Map<string, Ctr>, bridgeAddresses: string[]): string | undefined {
+  const pre = parsePrefix(subnet);
+  const inSubnet = (ip: string | undefined): boolean => Boolean(ip) && contains(pre, parseIpMaybeCidr(ip as string));
+  for (const id of Object.keys(n.Containers ?? {})) {
+    for (const s of Object.values(containers.get(id)?.NetworkSettings.Networks ?? {})) {
+      if (s.NetworkID !== n.Id) continue;
+      const gw = [s.Gateway, s.IPv6Gateway].find(inSubnet);
+      if (gw) return gw;
+    }
+  }
+  return bridgeAddresses.find(inSubnet)?.split('/')[0];
+}
+
 /** Store entries (schema v1 keys, see schema.ts) for `networks` of `driver`. */
-export function rebuildEntries(networks: Net[], containers: Map<string, Ctr>, driver: string): RebuildResult {
+export function rebuildEntries(networks: Net[], containers: Map<string, Ctr>, driver: string, bridgeAddresses: (bridge: string) => string[] = () => []): RebuildResult {
   const out: RebuildResult = { entries: [], networks: 0, endpoints: 0, pools: 0, allocations: 0, skipped: [] };
   const now = new Date().toISOString();
   for (const n of networks.filter((x) => x.Driver === driver)) {
@@ -48,7 +68,10 @@ export function rebuildEntries(networks: Net[], containers: Map<string, Ctr>, dr
       out.skipped.push(`network ${n.Name} (${n.Id.slice(0, 12)}): an overlay; recreate it (docker network rm/create) once loomd runs`);
       continue;
     }
-    const configs = (n.IPAM?.Config ?? []) as Array<{ Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }>;
+    const bridge = options['com.docker.network.bridge.name'] ?? bridgeNameFor(n.Id);
+    const configs = ((n.IPAM?.Config ?? []) as Array<{ Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }>).map((c) =>
+      c.Subnet && !c.Gateway ? { ...c, Gateway: gatewayOf(n, c.Subnet, containers, bridgeAddresses(bridge)) } : c,
+    );
     const ipam = configs.filter((c) => c.Subnet).map((c) => ({
       c,
       v6: (c.Subnet as string).includes(':'),

@@ -21,6 +21,7 @@
 import * as fs from 'node:fs';
 import { Level } from 'level';
 import { LoomError } from '../errors';
+import type { Logger } from '../observability/logger';
 import { GroupCommit, GroupStats } from './group-commit';
 import { KvOp, KvStore } from './kv';
 
@@ -38,6 +39,8 @@ export interface LevelKvOptions {
   sync?: boolean;
   /** File that receives the sequence of the last synced write (see above). */
   markFile?: string;
+  /** Where failed writes and the store's recovery from them are logged. */
+  log?: Logger;
 }
 
 type Raw = Uint8Array | undefined;
@@ -133,6 +136,7 @@ export class LevelKv implements KvStore {
     try {
       await this.db.batch(toLevel(all), { sync: this.opts.sync !== false });
     } catch (err) {
+      if (this.broken === undefined) this.opts.log?.error({ err: levelMessage(err), ops: ops.length }, 'state store write failed: the calls in it fail; the store reopens before the next write');
       this.broken = err;
       keys.forEach((k, i) => {
         if (!this.undo.has(k)) this.undo.set(k, before[i]);
@@ -154,6 +158,7 @@ export class LevelKv implements KvStore {
     } catch (err) {
       throw storeWriteError(err, this.dir);
     }
+    this.opts.log?.warn({ undone: this.undo.size }, 'state store writable again: reopened, and the failed write undone');
     this.undo.clear();
     this.broken = undefined;
   }

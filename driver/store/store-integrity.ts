@@ -81,7 +81,7 @@ export async function openStateStore(stateDir: string, log: Logger): Promise<Ope
   if (!used && !created) log.warn({ stateDir }, 'state directory without a marker (written by an older loom): opening its store as it is');
   let kv: LevelKv;
   try {
-    kv = await LevelKv.open(dbDir, { create: created, markFile: path.join(stateDir, COMMIT_MARK) });
+    kv = await LevelKv.open(dbDir, { create: created, markFile: path.join(stateDir, COMMIT_MARK), log });
   } catch (err) {
     const e = err as { code?: string };
     if (e.code === 'LEVEL_LOCKED' || /lock/i.test(levelMessage(err))) {
