@@ -7,7 +7,6 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as path from 'node:path';
 import { Config, DEFAULT_IPV4_POOLS } from './config';
 import type { EarlySocket } from './http/early-socket';
 import { LoomError, asLoomError } from './errors';
@@ -27,7 +26,8 @@ import type { Logger } from './observability/logger';
 import { createAdminApp } from './observability/admin';
 import type { Metrics } from './observability/metrics';
 import { ensureHostMeta } from './store/host-meta';
-import { LevelKv } from './store/level-kv';
+import { newestSnapshotSeq, SnapshotScheduler } from './store/snapshot';
+import { openStateStore } from './store/store-integrity';
 import { NetworkRepository } from './store/network-repo';
 import { ensureSchema } from './store/schema';
 import { ipamRoutes } from '../ipam-driver/handlers';
@@ -41,6 +41,9 @@ import { DEFAULT_RECONCILE, Reconciler } from './reconcile/reconciler';
 
 import { VERSION } from './version';
 
+/** At most one store snapshot per this interval, taken only after changes (snapshot.ts). */
+const SNAPSHOT_INTERVAL_MS = 60_000;
+
 export interface Daemon {
   stop(): Promise<void>;
 }
@@ -51,13 +54,17 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   setProcSysRoot(config.procSys);
   for (const w of config.warnings) log.warn(w);
   prepareStateDir(config.stateDir, log);
-  const kv = await LevelKv.open(path.join(config.stateDir, 'db'));
+  // Refuses a damaged store or one that lost acknowledged writes (store-integrity.ts).
+  const store = await openStateStore(config.stateDir, log);
+  const kv = store.kv;
+  log.info({ created: store.created, ...store.counts, seq: kv.seq }, store.created ? 'state store created (new state directory)' : 'state store opened and verified');
   try {
     await ensureSchema(kv);
   } catch (err) {
     await kv.close();
     throw err;
   }
+  const snapshots = new SnapshotScheduler(kv, config.stateDir, log.child({ svc: 'store' }), SNAPSHOT_INTERVAL_MS, newestSnapshotSeq(config.stateDir));
   const host = await ensureHostMeta(kv);
   const kernel = new NetlinkKernel();
   // Heavy modules load only when used: prom-client with --metrics, dockerode on the first
@@ -174,6 +181,10 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     await cluster.agent.start();
   }
 
+  // A snapshot after every change (at most one a minute), and now if the store moved on since the newest.
+  kv.onCommit = () => snapshots.changed();
+  snapshots.changed();
+
   // Slow work after the socket is up: re-create what a reboot wiped.
   const restoring = restoreDataPlane(networks, log)
     .catch((err) => log.error({ err: String(err) }, 'data plane restore failed'))
@@ -201,6 +212,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       await reconciler.stop();
       await cluster?.agent.stop();
       kernel.close();
+      await snapshots.stop();
       await kv.close();
     },
   };

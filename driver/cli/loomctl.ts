@@ -2,7 +2,8 @@
 /**
  * loomctl: see and repair what loom did. Talks to loomd's root-only admin socket
  * (LevelDB allows one process, so it never opens the store itself). Tables for
- * people, --json for scripts. Exit codes: 0 fine, 1 problems found (doctor) or
+ * people, --json for scripts. `loomctl store …` (store-commands.ts) is the exception: offline
+ * recovery of a damaged store, run while loomd is stopped. Exit codes: 0 fine, 1 problems found (doctor) or
  * repairs that failed (gc), 2 usage, 3 loomd unreachable.
  */
 import * as http from 'node:http';
@@ -20,6 +21,7 @@ Commands:
   doctor      cross-checks Docker, loom's store and the kernel (and etcd): every
               disagreement with the command that repairs it; exit 1 when any
   gc          runs the reconciler now and repairs what doctor reports
+  store ...   offline recovery of a damaged state store (loomd stopped): loomctl store --help
 
 Options:
   --admin-socket PATH   loomd's admin socket [LOOM_ADMIN_SOCKET] (default /run/loom/admin.sock)
@@ -91,6 +93,8 @@ function describe(a: Any): string {
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
+  // Offline commands: they open the store themselves instead of asking loomd.
+  if (argv[0] === 'store') return (await import('./store-commands')).storeMain(argv.slice(1), env, out);
   let parsed;
   try {
     parsed = parseArgs({

@@ -1,17 +1,89 @@
 /**
  * LevelDB-backed KvStore (the `level` package). LevelDB allows one process per
- * directory: loomd holds the lock; every other tool asks loomd.
+ * directory: loomd holds the lock; every other tool asks loomd (the offline recovery
+ * commands in store-recovery.ts run only while loomd is stopped).
+ *
+ * Durability: every batch is written with `sync: true` (fdatasync of the write-ahead log)
+ * before its promise resolves, so a call answered to Docker survives a power cut. LevelDB's
+ * own recovery drops a torn log tail, which then only holds writes nobody was told about.
+ * Concurrent batches share one sync (group-commit.ts).
+ *
+ * Every write also bumps `meta/commit` (a sequence number) in the same atomic batch, and the
+ * sequence of the last synced write is copied to a small mark file beside the store. A store
+ * that comes back with a lower sequence than the mark lost acknowledged writes (a truncated or
+ * damaged log, which LevelDB replays silently): store-integrity.ts refuses to start on it.
+ *
+ * A failed write (disk full, I/O error) fails exactly the callers whose batches were in it.
+ * LevelDB may or may not replay such a write later (its log record may be complete), so the
+ * store reopens before the next write and puts back the values the failed write's keys had
+ * before it (read just before writing), so the store never holds a write nobody was told about.
  */
+import * as fs from 'node:fs';
 import { Level } from 'level';
+import { LoomError } from '../errors';
+import type { Logger } from '../observability/logger';
+import { GroupCommit, GroupStats } from './group-commit';
 import { KvOp, KvStore } from './kv';
 
-export class LevelKv implements KvStore {
-  private constructor(private readonly db: Level<string, unknown>) {}
+export const COMMIT_KEY = 'meta/commit';
 
-  static async open(dir: string): Promise<LevelKv> {
-    const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
-    await db.open();
-    return new LevelKv(db);
+export interface CommitMeta {
+  seq: number;
+  at: string;
+}
+
+export interface LevelKvOptions {
+  /** Create the store when the directory holds none (only for a new state directory). */
+  create: boolean;
+  /** Sync every write (default true; false only for benchmarks comparing the cost). */
+  sync?: boolean;
+  /** File that receives the sequence of the last synced write (see above). */
+  markFile?: string;
+  /** Where failed writes and the store's recovery from them are logged. */
+  log?: Logger;
+}
+
+type Raw = Uint8Array | undefined;
+
+export class LevelKv implements KvStore {
+  private readonly group: GroupCommit<KvOp>;
+  /** The error of the last failed write, until the store was reopened and undone. */
+  private broken: unknown;
+  /** Values (raw) the keys of a failed write had before it; put back after reopening. */
+  private undo = new Map<string, Raw>();
+  private markFd: number | undefined;
+  /** Called after each successful write (the snapshot scheduler listens). */
+  onCommit: (() => void) | undefined;
+
+  private constructor(
+    private db: Level<string, unknown>,
+    private readonly dir: string,
+    private readonly opts: LevelKvOptions,
+    /** Sequence of the last write in the store (meta/commit). */
+    public seq: number,
+  ) {
+    this.group = new GroupCommit<KvOp>((ops) => this.commit(ops));
+    if (opts.markFile) this.markFd = fs.openSync(opts.markFile, fs.existsSync(opts.markFile) ? 'r+' : 'w', 0o600);
+  }
+
+  /** Opens the store; rejects with LevelDB's own error (store-integrity.ts names the damage). */
+  static async open(dir: string, opts: LevelKvOptions): Promise<LevelKv> {
+    const db = await openLevel(dir, opts.create);
+    try {
+      const meta = (await db.get(COMMIT_KEY)) as CommitMeta | undefined;
+      return new LevelKv(db, dir, opts, meta?.seq ?? 0);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get location(): string {
+    return this.dir;
+  }
+
+  get stats(): GroupStats {
+    return this.group.stats;
   }
 
   async get<T>(key: string): Promise<T | undefined> {
@@ -28,14 +100,105 @@ export class LevelKv implements KvStore {
     return out;
   }
 
+  /** Every entry in key order, read from one LevelDB snapshot (a consistent view). */
+  async *entries(): AsyncGenerator<[string, unknown]> {
+    for await (const entry of this.db.iterator()) yield entry;
+  }
+
+  /** Applies `ops` atomically and durably; concurrent calls share one sync. */
   async batch(ops: KvOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.db.batch(
-      ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key })),
-    );
+    await this.group.submit(ops);
   }
 
   async close(): Promise<void> {
+    await this.group.flushed();
     await this.db.close();
+    if (this.markFd !== undefined) {
+      fs.fsyncSync(this.markFd);
+      fs.closeSync(this.markFd);
+      this.markFd = undefined;
+    }
+  }
+
+  /** One group's write: repair after an earlier failure, then the batch with the next sequence. */
+  private async commit(ops: KvOp[]): Promise<void> {
+    if (this.broken !== undefined) await this.recover();
+    const seq = this.seq + 1;
+    const all: KvOp[] = [...ops, { type: 'put', key: COMMIT_KEY, value: { seq, at: new Date().toISOString() } satisfies CommitMeta }];
+    const keys = [...new Set(all.map((op) => op.key))];
+    let before: Raw[];
+    try {
+      before = await this.db.getMany<string, Uint8Array>(keys, { valueEncoding: 'view' });
+    } catch (err) {
+      throw storeWriteError(err, this.dir);
+    }
+    try {
+      await this.db.batch(toLevel(all), { sync: this.opts.sync !== false });
+    } catch (err) {
+      if (this.broken === undefined) this.opts.log?.error({ err: levelMessage(err), ops: ops.length }, 'state store write failed: the calls in it fail; the store reopens before the next write');
+      this.broken = err;
+      keys.forEach((k, i) => {
+        if (!this.undo.has(k)) this.undo.set(k, before[i]);
+      });
+      throw storeWriteError(err, this.dir);
+    }
+    this.seq = seq;
+    this.writeMark();
+    this.onCommit?.();
+  }
+
+  /** Reopens the store after a failed write and puts back what that write may have changed. */
+  private async recover(): Promise<void> {
+    try {
+      await this.db.close().catch(() => undefined);
+      this.db = await openLevel(this.dir, false);
+      const ops = [...this.undo].map(([key, raw]) => (raw === undefined ? { type: 'del' as const, key } : { type: 'put' as const, key, value: raw, valueEncoding: 'view' }));
+      if (ops.length) await this.db.batch(ops, { sync: true });
+    } catch (err) {
+      throw storeWriteError(err, this.dir);
+    }
+    this.opts.log?.warn({ undone: this.undo.size }, 'state store writable again: reopened, and the failed write undone');
+    this.undo.clear();
+    this.broken = undefined;
+  }
+
+  /** Fixed-length record at offset 0: a torn write cannot leave a longer, stale tail. */
+  private writeMark(): void {
+    if (this.markFd === undefined) return;
+    const text = JSON.stringify({ seq: this.seq });
+    fs.writeSync(this.markFd, Buffer.from(text.padEnd(63) + '\n'), 0, 64, 0);
+  }
+}
+
+async function openLevel(dir: string, create: boolean): Promise<Level<string, unknown>> {
+  const db = new Level<string, unknown>(dir, { valueEncoding: 'json', createIfMissing: create });
+  await db.open();
+  return db;
+}
+
+function toLevel(ops: KvOp[]): Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }> {
+  return ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key }));
+}
+
+/** LevelDB's message (the cause when the error wraps one). */
+export function levelMessage(err: unknown): string {
+  const e = err as { message?: string; cause?: { message?: string } };
+  return e?.cause?.message ?? e?.message ?? String(err);
+}
+
+function storeWriteError(err: unknown, dir: string): LoomError {
+  const msg = levelMessage(err);
+  const what = /No space left/i.test(msg) ? 'the disk is full' : /Read-only file system/i.test(msg) ? 'the file system is read-only' : 'an I/O error';
+  return new LoomError('unavailable', `loom's state store (${dir}) could not record this change: ${what} (${msg}); nothing was changed`);
+}
+
+/** Reads the mark file written by a LevelKv (undefined when absent or unreadable). */
+export function readCommitMark(file: string): number | undefined {
+  try {
+    const seq = (JSON.parse(fs.readFileSync(file, 'utf8')) as { seq?: unknown }).seq;
+    return typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? seq : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -2,6 +2,7 @@
  * Store schema versioning. Key layout of schema v1 (all values JSON):
  *   meta/schema                   -> { version: 1 }
  *   meta/host                     -> { ula: "fdxx:xxxx:xxxx::/48", createdAt }
+ *   meta/commit                   -> { seq, at }   sequence of the last write (level-kv.ts)
  *   net/<networkId>               -> NetworkRecord
  *   ep/<networkId>/<endpointId>   -> EndpointRecord
  *   ipam/pool/<poolId>            -> PoolRecord

@@ -401,21 +401,22 @@ export class TestHost {
     };
     this.loomdPid = this.spawnInHost([process.execPath, ...LOOMD_NODE_FLAGS, path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'main.js')], path.join(this.dir, 'loomd.log'), env);
     const pid = this.loomdPid;
-    await waitFor('loomd socket', async () => {
-      if (!pidAlive(pid)) throw new Error(`loomd exited; see ${path.join(this.dir, 'loomd.log')}`);
-      return fs.existsSync(this.socket);
-    }, 20_000, 20);
+    // waitFor retries through errors: an exited loomd ends the wait (true) and is reported after it.
+    const exited = (): Error => new Error(`loomd exited; see ${path.join(this.dir, 'loomd.log')}`);
+    await waitFor('loomd socket', async () => !pidAlive(pid) || fs.existsSync(this.socket), 20_000, 20);
+    if (!pidAlive(pid)) throw exited();
     // The plugin socket appears first (the bootstrap answers Docker's handshake while the
     // rest loads); the admin socket answers only once loomd is fully started. A SIGKILLed
     // loomd leaves its admin socket file behind, so its existence proves nothing: ask it.
     await waitFor('loomd admin socket', async () => {
-      if (!pidAlive(pid)) throw new Error(`loomd exited; see ${path.join(this.dir, 'loomd.log')}`);
+      if (!pidAlive(pid)) return true;
       try {
         return (await unixRequest(this.adminSocket, 'GET', '/v1/status', undefined, 2_000)).status === 200;
       } catch {
         return false;
       }
     }, 30_000, 50);
+    if (!pidAlive(pid)) throw exited();
   }
 
   async stopLoomd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
