@@ -10,10 +10,20 @@
  *                 allocates inside them locally (no etcd round trip per container);
  * - reservations: a static address is reserved cluster-wide; inside another host's
  *                 block, that host must grant it first (it may have handed it out).
+ *
+ * While etcd is unreachable (see ClusterDeferral and docs/operations.md): a new local
+ * subnet is taken on this host and its claim published when etcd returns (a conflict
+ * found then is reported, not repaired); what this host gives back (claims, blocks,
+ * reservations) is queued; what needs another host's agreement (joining an overlay's
+ * subnet, a new block, a static address in a shared pool) fails at once naming etcd.
  */
 import { conflict, unavailable } from '../driver/errors';
 import type { Logger } from '../driver/observability/logger';
+import { DEFERRABLE_BUDGET_MS, withinBudget } from '../driver/cluster/guarded-store';
+import { ClusterUnavailableError, isClusterUnavailable } from '../driver/cluster/health';
+import type { DeferredWrites } from '../driver/cluster/publisher';
 import { ClusterStore, KeyValue, keys } from '../driver/cluster/store';
+import type { ClaimConflicts } from './claim-conflicts';
 import { Prefix, bitsOf, contains, formatIp, formatPrefix, parseIp, parsePrefix, subnetAt, subnetCount } from './core/prefix';
 
 export interface PoolClaim {
@@ -48,55 +58,157 @@ export function blockOf(pool: Prefix, ip: bigint): Prefix {
 
 const blockKey = (b: Prefix): string => formatIp(b.family, b.base);
 
+/** What keeps cluster IPAM serving while etcd is unreachable (absent in unit tests of the plain logic). */
+export interface ClusterDeferral {
+  /** Background writes: claims published and things given back once etcd answers. */
+  writes: DeferredWrites;
+  /** The claims last seen in etcd (watched), for decisions while it is unreachable. */
+  knownClaims(): PoolClaim[];
+  conflicts: ClaimConflicts;
+}
+
+/** Keys of queued writes (one desired state per subnet, per subnet's blocks, per reservation). */
+const writeKey = {
+  pool: (subnet: string): string => `pool:${subnet}`,
+  blocks: (subnet: string): string => `blocks:${subnet}`,
+  reservation: (subnet: string, ip: string): string => `reservation:${subnet}/${ip}`,
+};
+
+/** Claimed no later than `before` (ms): a record this host wrote before it asked to give it back. */
+const claimedBy = (at: string, before: number): boolean => !(Date.parse(at) > before);
+
 export class ClusterPools {
   constructor(
     private readonly store: ClusterStore,
     readonly hostId: string,
     private readonly log: Logger,
     private readonly grantTimeoutMs = 5_000,
+    private readonly deferral?: ClusterDeferral,
   ) {}
 
   private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
+      if (isClusterUnavailable(err)) throw new ClusterUnavailableError(`${what}: ${err.message}`);
       if (err instanceof Error && 'kind' in err) throw err;
       throw unavailable(`${what}: the cluster store (etcd) is unreachable: ${(err as Error).message}`);
     }
   }
 
-  /** Subnets claimed anywhere in the cluster (for choosing automatic subnets). */
+  /**
+   * Writes `write` now if etcd answers within the deferrable budget, else queues it (it is
+   * idempotent: the attempt in flight and the queued one may both run). A queued write
+   * for the same key is replaced first: the newest desired state wins.
+   */
+  private async soon(key: string, label: string, write: () => Promise<void>): Promise<void> {
+    if (!this.deferral) return write();
+    const { writes } = this.deferral;
+    writes.cancel(key);
+    try {
+      await withinBudget(write(), DEFERRABLE_BUDGET_MS, label);
+    } catch (err) {
+      if (!isClusterUnavailable(err)) throw err;
+      writes.set(key, label, write);
+      this.log.info({ write: label, err: err.message }, 'cluster store (etcd) unreachable: write queued until it returns');
+    }
+  }
+
+  /** Subnets claimed anywhere in the cluster (for choosing automatic subnets); the last known ones while etcd is unreachable. */
   async claimed(): Promise<Prefix[]> {
-    return this.guard('list cluster pools', async () => (await this.store.list<PoolClaim>(keys.pools)).map((kv) => parsePrefix(kv.value.subnet)));
+    const now = this.guard('list cluster pools', async () => (await this.store.list<PoolClaim>(keys.pools)).map((kv) => parsePrefix(kv.value.subnet)));
+    if (!this.deferral) return now;
+    try {
+      return await withinBudget(now, DEFERRABLE_BUDGET_MS, 'list cluster pools');
+    } catch (err) {
+      if (!isClusterUnavailable(err)) throw err;
+      return this.deferral.knownClaims().map((c) => parsePrefix(c.subnet));
+    }
   }
 
   /**
    * Claims `subnet` for this host, or joins it when it belongs to an overlay (then the
    * overlay's key is returned: the pool is shared). A subnet held by another host's
-   * network, or being created there, is a conflict.
+   * network, or being created there, is a conflict. While etcd is unreachable, the subnet
+   * is taken here unless the last known claims say otherwise, and published later.
    */
   async claim(subnet: string): Promise<{ shared?: string }> {
+    if (!this.deferral) return this.claimNow(subnet);
+    this.deferral.writes.cancel(writeKey.pool(subnet)); // a queued give-back of an older claim: superseded
+    try {
+      return await withinBudget(this.claimNow(subnet), DEFERRABLE_BUDGET_MS, `claim subnet ${subnet}`);
+    } catch (err) {
+      if (!isClusterUnavailable(err)) throw err;
+      return this.claimLater(subnet, err);
+    }
+  }
+
+  private async claimNow(subnet: string): Promise<{ shared?: string }> {
     return this.guard(`claim subnet ${subnet}`, async () => {
-      const mine: PoolClaim = { subnet, kind: 'pending', host: this.hostId, at: new Date().toISOString() };
-      if (await this.store.create(keys.pool(subnet), mine)) return {};
-      const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
-      if (!cur) return this.claim(subnet);
-      const c = cur.value;
-      if (c.kind === 'overlay' && c.overlay) return { shared: c.overlay };
-      if (c.host === this.hostId) {
-        throw conflict(`subnet ${subnet} is already in use by another network on this host`);
+      for (let i = 0; i < 3; i++) {
+        const mine: PoolClaim = { subnet, kind: 'pending', host: this.hostId, at: new Date().toISOString() };
+        if (await this.store.create(keys.pool(subnet), mine)) {
+          this.deferral?.conflicts.clear(subnet);
+          return {};
+        }
+        const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
+        if (!cur) continue;
+        const c = cur.value;
+        if (c.kind === 'overlay' && c.overlay) return { shared: c.overlay };
+        // This host's own claim, which no local pool holds (the IPAM checked that under its
+        // lock): a give-back that has not reached etcd yet. Taken over.
+        if (c.host === this.hostId) {
+          if (await this.store.cas(keys.pool(subnet), cur.revision, mine)) return {};
+          continue;
+        }
+        throw conflict(`subnet ${subnet} is already in use by a ${c.kind === 'pending' ? 'network being created' : 'network'} on host ${c.host}`);
       }
-      throw conflict(`subnet ${subnet} is already in use by a ${c.kind === 'pending' ? 'network being created' : 'network'} on host ${c.host}`);
+      throw conflict(`subnet ${subnet}: its cluster-wide claim kept changing; try again`);
+    });
+  }
+
+  private claimLater(subnet: string, err: ClusterUnavailableError): { shared?: string } {
+    const deferral = this.deferral as ClusterDeferral;
+    const known = deferral.knownClaims().find((c) => c.subnet === subnet);
+    if (known?.kind === 'overlay') {
+      throw new ClusterUnavailableError(`subnet ${subnet} belongs to overlay ${known.overlay}: joining it needs the cluster store (etcd), which is unreachable (${err.message})`);
+    }
+    if (known && known.host !== this.hostId) throw conflict(`subnet ${subnet} is already in use on host ${known.host} (as last seen in etcd, which is unreachable now)`);
+    deferral.writes.set(writeKey.pool(subnet), `claim subnet ${subnet}`, () => this.publishClaim(subnet, 'pending'));
+    this.log.warn({ subnet, err: err.message }, 'cluster store (etcd) unreachable: subnet taken on this host; its cluster-wide claim is published when etcd returns');
+    return {};
+  }
+
+  /**
+   * Makes etcd say `subnet` is this host's (`kind`), creating or updating the claim. A
+   * claim that is another host's or an overlay's (taken while etcd was unreachable) is a
+   * conflict: reported, not overwritten.
+   */
+  private async publishClaim(subnet: string, kind: PoolClaim['kind'], overlay?: string): Promise<void> {
+    await this.guard(`record subnet ${subnet}`, async () => {
+      for (let i = 0; i < 3; i++) {
+        const mine: PoolClaim = { subnet, kind, host: this.hostId, ...(overlay ? { overlay } : {}), at: new Date().toISOString() };
+        const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
+        if (!cur) {
+          if (await this.store.create(keys.pool(subnet), mine)) return this.deferral?.conflicts.clear(subnet);
+          continue;
+        }
+        const c = cur.value;
+        if (c.kind === 'overlay') {
+          if (kind === 'overlay' || c.host === this.hostId) return this.deferral?.conflicts.clear(subnet);
+          return this.deferral?.conflicts.report(subnet, `overlay ${c.overlay}`);
+        }
+        if (c.host !== this.hostId) return this.deferral?.conflicts.report(subnet, `host ${c.host}`);
+        if (c.kind === kind && c.overlay === overlay) return this.deferral?.conflicts.clear(subnet);
+        if (await this.store.cas(keys.pool(subnet), cur.revision, { ...c, ...mine })) return this.deferral?.conflicts.clear(subnet);
+      }
+      throw unavailable(`record subnet ${subnet}: its cluster-wide claim kept changing`);
     });
   }
 
   /** After CreateNetwork: the pool is this host's (bridge network) or an overlay's (shared). */
   async settle(subnet: string, kind: 'local' | 'overlay', overlay?: string): Promise<void> {
-    await this.guard(`record subnet ${subnet}`, async () => {
-      const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
-      if (cur?.value.kind === 'overlay') return;
-      await this.store.put(keys.pool(subnet), { ...(cur?.value ?? { subnet, host: this.hostId }), kind, ...(overlay ? { overlay } : {}), at: new Date().toISOString() });
-    });
+    await this.soon(writeKey.pool(subnet), `record subnet ${subnet}`, () => this.publishClaim(subnet, kind, overlay));
   }
 
   /** Swarm AllocateNetwork: claims `subnet` for overlay `key` directly (idempotent). */
@@ -112,10 +224,15 @@ export class ClusterPools {
 
   /** Gives back a subnet this host claimed (never an overlay's: that goes with the overlay). */
   async release(subnet: string): Promise<void> {
-    await this.guard(`release subnet ${subnet}`, async () => {
-      const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
-      if (cur && cur.value.host === this.hostId && cur.value.kind !== 'overlay') await this.store.cas(keys.pool(subnet), cur.revision, undefined);
-    });
+    const before = Date.now();
+    this.deferral?.conflicts.clear(subnet);
+    await this.soon(writeKey.pool(subnet), `release subnet ${subnet}`, () =>
+      this.guard(`release subnet ${subnet}`, async () => {
+        const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
+        const c = cur?.value;
+        if (cur && c && c.host === this.hostId && c.kind !== 'overlay' && claimedBy(c.at, before)) await this.store.cas(keys.pool(subnet), cur.revision, undefined);
+      }),
+    );
   }
 
   /** The blocks of `pool` this host holds. */
@@ -150,13 +267,21 @@ export class ClusterPools {
     });
   }
 
-  /** Gives back every block of `pool` this host holds (its last local network on the pool is gone). */
+  /**
+   * Gives back every block of `pool` this host holds (its last local network on the pool
+   * is gone). Queued while etcd is unreachable; then only blocks claimed before this call
+   * go (a pool created again since claims new ones).
+   */
   async releaseBlocks(pool: Prefix): Promise<void> {
-    await this.guard('release blocks', async () => {
-      for (const kv of await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))) {
-        if (kv.value.host === this.hostId) await this.store.cas(kv.key, kv.revision, undefined);
-      }
-    });
+    const before = Date.now();
+    const subnet = formatPrefix(pool);
+    await this.soon(writeKey.blocks(subnet), `release blocks of ${subnet}`, () =>
+      this.guard('release blocks', async () => {
+        for (const kv of await this.store.list<BlockClaim>(keys.blocksOf(subnet))) {
+          if (kv.value.host === this.hostId && claimedBy(kv.value.at, before)) await this.store.cas(kv.key, kv.revision, undefined);
+        }
+      }),
+    );
   }
 
   /**
@@ -165,6 +290,7 @@ export class ClusterPools {
    * or denies (it may have handed the address out); no answer within the timeout is an error.
    */
   async reserve(pool: Prefix, ip: string): Promise<void> {
+    this.deferral?.writes.cancel(writeKey.reservation(formatPrefix(pool), ip)); // a queued release of it: superseded
     await this.guard(`reserve ${ip}`, async () => {
       const subnet = formatPrefix(pool);
       const rkey = keys.reservation(subnet, ip);
@@ -200,11 +326,46 @@ export class ClusterPools {
   }
 
   async unreserve(pool: Prefix, ip: string): Promise<void> {
-    await this.guard(`release reservation ${ip}`, async () => {
-      const rkey = keys.reservation(formatPrefix(pool), ip);
-      const cur = await this.store.get<Reservation>(rkey);
-      if (cur?.value.host === this.hostId) await this.store.cas(rkey, cur.revision, undefined);
-    });
+    const before = Date.now();
+    const subnet = formatPrefix(pool);
+    await this.soon(writeKey.reservation(subnet, ip), `release reservation ${ip}`, () =>
+      this.guard(`release reservation ${ip}`, async () => {
+        const rkey = keys.reservation(subnet, ip);
+        const cur = await this.store.get<Reservation>(rkey);
+        if (cur?.value.host === this.hostId && claimedBy(cur.value.at, before)) await this.store.cas(rkey, cur.revision, undefined);
+      }),
+    );
+  }
+
+  /**
+   * Reconcile pass: every local subnet of this host must be claimed as its own in etcd (a
+   * claim lost or never published is written again); a claim held by another host or an
+   * overlay is reported; this host's claims that no local pool holds any more (older than
+   * a minute, so a RequestPool in flight is never caught) are given back.
+   */
+  async auditClaims(local: Array<{ subnet: string; shared?: string }>): Promise<void> {
+    const deferral = this.deferral;
+    if (!deferral) return;
+    const claims = await this.guard('audit subnet claims', () => this.store.list<PoolClaim>(keys.pools));
+    const bySubnet = new Map(claims.map((kv) => [kv.value.subnet, kv]));
+    const used = new Set(local.map((l) => l.subnet));
+    deferral.conflicts.retain(used);
+    for (const l of local) {
+      if (l.shared || deferral.writes.has(writeKey.pool(l.subnet))) continue;
+      const c = bySubnet.get(l.subnet)?.value;
+      if (!c) {
+        this.log.warn({ subnet: l.subnet }, 'a local subnet has no cluster-wide claim in etcd; publishing it');
+        deferral.writes.set(writeKey.pool(l.subnet), `claim subnet ${l.subnet}`, () => this.publishClaim(l.subnet, 'local'));
+      } else if (c.kind === 'overlay') deferral.conflicts.report(l.subnet, `overlay ${c.overlay}`);
+      else if (c.host !== this.hostId) deferral.conflicts.report(l.subnet, `host ${c.host}`);
+      else deferral.conflicts.clear(l.subnet);
+    }
+    const cutoff = Date.now() - 60_000;
+    for (const kv of claims) {
+      const c = kv.value;
+      if (c.host !== this.hostId || c.kind === 'overlay' || used.has(c.subnet) || Date.parse(c.at) > cutoff || deferral.writes.has(writeKey.pool(c.subnet))) continue;
+      if (await this.guard('release a stale claim', () => this.store.cas(kv.key, kv.revision, undefined))) this.log.info({ subnet: c.subnet }, 'gave back a subnet claim no local network holds');
+    }
   }
 
   /** Answers another host's request for an address inside one of this host's blocks. */

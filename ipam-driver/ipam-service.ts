@@ -77,6 +77,8 @@ export interface PoolView {
   refs: number;
   used: bigint;
   capacity: bigint;
+  /** Overlay key when the pool is an overlay's (shared across hosts). */
+  shared?: string;
   allocations: AllocationRecord[];
 }
 
@@ -473,6 +475,7 @@ export class IpamService {
         refs: record.refs,
         used,
         capacity,
+        ...(record.shared ? { shared: record.shared } : {}),
         allocations: [...(this.allocations.get(record.id)?.values() ?? [])],
       };
     });
