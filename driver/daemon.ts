@@ -246,7 +246,7 @@ async function joinCluster(config: Config, hostId: string, kernel: NetlinkKernel
   if (!holder) throw new LoomError('invalid', `--advertise-address ${vtep} is not an address of this host`);
   const underlayMtu = links.find((l) => l.index === holder.index)?.mtu ?? 1500;
   const store = new LazyEtcdStore({ endpoints: config.etcd.endpoints, ...(credentials ? { credentials } : {}) }, log.child({ svc: 'etcd' }));
-  const agent = new ClusterAgent(store, { hostId, vtep, underlayMtu, version: VERSION }, log.child({ svc: 'cluster' }), { leaseTtlS: config.leaseTtlS });
+  const agent = new ClusterAgent(store, { hostId, vtep, underlayMtu, version: VERSION }, log.child({ svc: 'cluster' }), { leaseTtlS: config.leaseTtlS, peerGraceS: config.peerGraceS });
   log.info({ hostId, vtep, underlayMtu, etcd: config.etcd.endpoints, tls: credentials !== undefined }, 'cluster mode');
   const ipamLog = log.child({ svc: 'cluster-ipam' });
   const conflicts = new ClaimConflicts(ipamLog);

@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger';
 import { BACKGROUND_DEADLINE_MS, GuardedStore } from './guarded-store';
 import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from './health';
 import { DeferredWrites } from './publisher';
+import { RemoteEndpoints } from './remote-endpoints';
 import { ClusterSession } from './session';
 import { KeyValue, RawClusterStore, WatchEvent, keys } from './store';
 
@@ -86,6 +87,8 @@ export interface ClaimRecord {
 
 export interface AgentOptions {
   leaseTtlS?: number;
+  /** Seconds a host whose lease ended keeps its endpoints here (remote-endpoints.ts). */
+  peerGraceS?: number;
   /** Backoff of the reconnect loop (tests shorten it). */
   backoff?: { initialMs: number; maxMs: number };
 }
@@ -93,8 +96,8 @@ export interface AgentOptions {
 export class ClusterAgent {
   readonly hosts = new Map<string, HostRecord>();
   readonly overlays = new Map<string, OverlayRecord>();
-  /** overlay key -> "host/endpointId" -> endpoint, other hosts only */
-  readonly remote = new Map<string, Map<string, RemoteEndpoint>>();
+  /** Other hosts' endpoints (with the rule for when one goes, see remote-endpoints.ts). */
+  readonly endpoints: RemoteEndpoints;
   /** subnet -> claim, every host's (for decisions while etcd is unreachable) */
   readonly claims = new Map<string, ClaimRecord>();
   readonly health: ClusterHealth;
@@ -106,6 +109,7 @@ export class ClusterAgent {
   /** Leased keys this host owns (host, memberships, endpoints): re-written after a lease loss. */
   private readonly owned = new Map<string, unknown>();
   private readonly background: GuardedStore;
+  private sweeper: NodeJS.Timeout | undefined;
   callbacks: AgentCallbacks = {};
 
   constructor(
@@ -127,7 +131,17 @@ export class ClusterAgent {
     this.store = new GuardedStore(raw, this.health, () => this.session.leaseId);
     this.background = this.store.with(BACKGROUND_DEADLINE_MS);
     this.writes = new DeferredWrites(this.health, log);
+    this.endpoints = new RemoteEndpoints(
+      (host) => this.hosts.has(host),
+      (ep, present) => this.callbacks.onRemoteEndpoint?.(ep, present),
+      { graceMs: (o.peerGraceS ?? 900) * 1000 },
+    );
     this.addWatches();
+  }
+
+  /** overlay key -> "host/endpointId" -> endpoint, other hosts only */
+  get remote(): Map<string, Map<string, RemoteEndpoint>> {
+    return this.endpoints.byOverlay;
   }
 
   get hostId(): string {
@@ -139,6 +153,8 @@ export class ClusterAgent {
     const host: HostRecord = { ...this.me, startedAt: new Date().toISOString() };
     this.owned.set(keys.host(this.hostId), host);
     this.session.start();
+    this.sweeper = setInterval(() => this.endpoints.sweep(), 1_000);
+    this.sweeper.unref();
   }
 
   private addWatches(): void {
@@ -158,12 +174,7 @@ export class ClusterAgent {
     });
     this.session.addWatch<RemoteEndpoint>({
       prefix: keys.endpoints,
-      onResync: (all) => {
-        const idOf = (ep: RemoteEndpoint): string => `${ep.overlay}|${ep.host}|${ep.endpointId}`;
-        const fresh = new Map(all.filter((kv) => kv.value.host !== this.hostId).map((kv) => [idOf(kv.value), kv.value]));
-        for (const eps of [...this.remote.values()]) for (const ep of [...eps.values()]) if (!fresh.has(idOf(ep))) this.setRemote(ep, false);
-        for (const ep of fresh.values()) this.setRemote(ep, true);
-      },
+      onResync: (all) => this.endpoints.resync(all.map((kv) => kv.value).filter((ep) => ep.host !== this.hostId)),
       onEvent: (ev) => this.onEndpointEvent(ev),
     });
     this.session.addWatch<{ host: string; state: string }>({
@@ -198,24 +209,8 @@ export class ClusterAgent {
     // /loom/v1/endpoints/<overlay>/<host>/<endpoint>
     const [overlay, host, endpointId] = ev.key.slice(keys.endpoints.length).split('/');
     if (!overlay || !host || !endpointId || host === this.hostId) return;
-    if (ev.type === 'put') this.setRemote(ev.value, true);
-    else {
-      const ep = this.remote.get(overlay)?.get(`${host}/${endpointId}`);
-      if (ep) this.setRemote(ep, false);
-    }
-  }
-
-  private setRemote(ep: RemoteEndpoint, present: boolean): void {
-    const map = this.remote.get(ep.overlay) ?? new Map<string, RemoteEndpoint>();
-    const id = `${ep.host}/${ep.endpointId}`;
-    if (present) {
-      map.set(id, ep);
-      this.remote.set(ep.overlay, map);
-    } else {
-      map.delete(id);
-      if (map.size === 0) this.remote.delete(ep.overlay);
-    }
-    this.callbacks.onRemoteEndpoint?.(ep, present);
+    if (ev.type === 'put') this.endpoints.put(ev.value);
+    else this.endpoints.deleted(overlay, host, endpointId);
   }
 
   private onReservationKey(key: string, value: { host: string; state: string } | undefined): void {
@@ -354,6 +349,7 @@ export class ClusterAgent {
   }
 
   async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     await this.writes.stop();
     await this.session.stop();
   }

@@ -4,7 +4,8 @@
  * depends on it: revisions, leases that expire with their keys, watches that replay from
  * a revision, and a bounded event history that compaction cuts (an older watch is
  * cancelled). Faults: `down` (every call fails at once), `hung` (calls answer only at their
- * deadline, with an error). Never used by loomd itself.
+ * deadline, with an error), a view's `partitioned` (that host alone is cut off; its
+ * watches get nothing meanwhile). Never used by loomd itself.
  */
 import { ClusterUnavailableError } from './health';
 import type { CallOpts, KeyValue, RawClusterStore, Watch, WatchEvent, WatchHandlers } from './store';
@@ -69,7 +70,7 @@ export class MemoryCluster {
   private emit(ev: WatchEvent<unknown>): void {
     this.history.push({ revision: this.revision, ev });
     if (this.history.length > HISTORY) this.history.shift();
-    for (const s of [...this.subscribers]) if (ev.key.startsWith(s.prefix)) s.handlers.onEvent(ev);
+    for (const s of [...this.subscribers]) if (ev.key.startsWith(s.prefix) && !s.view?.partitioned) s.handlers.onEvent(ev);
   }
 
   /** Drops the event history up to now: watches that resume from an older revision are cancelled. */
@@ -113,13 +114,15 @@ type MemOpts = CallOpts & { leased?: boolean };
 
 export class MemoryStore implements RawClusterStore {
   private lastLease: string | undefined;
+  /** This view alone cannot reach the store (one host partitioned from etcd). */
+  partitioned = false;
 
   constructor(private readonly c: MemoryCluster) {}
 
   /** Fails as etcd would while down or hung (a hung call fails at its deadline). */
   private async reach(opts?: CallOpts): Promise<void> {
     this.c.calls++;
-    if (this.c.down) throw new ClusterUnavailableError('etcd: connection refused');
+    if (this.c.down || this.partitioned) throw new ClusterUnavailableError('etcd: connection refused');
     if (this.c.hung) {
       await new Promise((r) => setTimeout(r, Math.max(0, (opts?.deadline ?? Date.now() + 5_000) - Date.now())));
       throw new ClusterUnavailableError('etcd: deadline exceeded');

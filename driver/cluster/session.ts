@@ -14,9 +14,14 @@
  */
 import type { Logger } from '../observability/logger';
 import { Backoff, BackoffOptions } from './backoff';
-import { BACKGROUND_DEADLINE_MS } from './guarded-store';
 import { ClusterHealth, isClusterUnavailable } from './health';
 import type { KeyValue, RawClusterStore, Watch, WatchEvent } from './store';
+
+/**
+ * Deadline of the session's own calls (lease, listings, watch creation). Short: while etcd
+ * hangs each attempt ends by it, and the next one (on a fresh client) starts soon after.
+ */
+const SESSION_DEADLINE_MS = 2_000;
 
 export interface WatchSpec<T = unknown> {
   prefix: string;
@@ -131,7 +136,7 @@ export class ClusterSession {
 
   /** Lease (kept or new), then every watch not running (listing first), then etcd is up. */
   private async establish(): Promise<void> {
-    const deadline = (): number => Date.now() + BACKGROUND_DEADLINE_MS;
+    const deadline = (): number => Date.now() + SESSION_DEADLINE_MS;
     if (this.lease && (await this.raw.keepAlive(this.lease, { deadline: deadline() })) <= 0) {
       this.log.warn({ lease: this.lease }, 'cluster lease expired in etcd; granting a new one and writing this host\'s keys again');
       this.lease = undefined;
