@@ -250,7 +250,7 @@ async function joinCluster(config: Config, hostId: string, kernel: NetlinkKernel
   log.info({ hostId, vtep, underlayMtu, etcd: config.etcd.endpoints, tls: credentials !== undefined }, 'cluster mode');
   const ipamLog = log.child({ svc: 'cluster-ipam' });
   const conflicts = new ClaimConflicts(ipamLog);
-  const pools = new ClusterPools(agent.store, hostId, ipamLog, undefined, { writes: agent.writes, knownClaims: () => [...agent.claims.values()], conflicts });
+  const pools = new ClusterPools(agent.store, hostId, ipamLog, undefined, { writes: agent.writes, knownClaims: () => [...agent.claims.values()], conflicts, health: agent.health });
   return { agent, pools, conflicts };
 }
 

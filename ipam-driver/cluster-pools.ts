@@ -20,8 +20,9 @@
 import { conflict, unavailable } from '../driver/errors';
 import type { Logger } from '../driver/observability/logger';
 import { DEFERRABLE_BUDGET_MS, withinBudget } from '../driver/cluster/guarded-store';
-import { ClusterUnavailableError, isClusterUnavailable } from '../driver/cluster/health';
+import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from '../driver/cluster/health';
 import type { DeferredWrites } from '../driver/cluster/publisher';
+import { timedEtcdWait } from '../driver/observability/etcd-wait';
 import { ClusterStore, KeyValue, keys } from '../driver/cluster/store';
 import type { ClaimConflicts } from './claim-conflicts';
 import { Prefix, bitsOf, contains, formatIp, formatPrefix, parseIp, parsePrefix, subnetAt, subnetCount } from './core/prefix';
@@ -65,6 +66,8 @@ export interface ClusterDeferral {
   /** The claims last seen in etcd (watched), for decisions while it is unreachable. */
   knownClaims(): PoolClaim[];
   conflicts: ClaimConflicts;
+  /** Whether etcd answers: work that can wait for it is deferred at once while it does not. */
+  health: ClusterHealth;
 }
 
 /** Keys of queued writes (one desired state per subnet, per subnet's blocks, per reservation). */
@@ -106,11 +109,23 @@ export class ClusterPools {
     const { writes } = this.deferral;
     writes.cancel(key);
     try {
-      await withinBudget(write(), DEFERRABLE_BUDGET_MS, label);
+      await this.withinBudget(write(), label);
     } catch (err) {
       if (!isClusterUnavailable(err)) throw err;
       writes.set(key, label, write);
       this.log.info({ write: label, err: err.message }, 'cluster store (etcd) unreachable: write queued until it returns');
+    }
+  }
+
+  /** `p` within the deferrable budget (none while etcd is down or just was slow); a budget running out marks etcd slow. */
+  private async withinBudget<T>(p: Promise<T>, label: string): Promise<T> {
+    const health = (this.deferral as ClusterDeferral).health;
+    const budget = health.budget(DEFERRABLE_BUDGET_MS);
+    try {
+      return await timedEtcdWait(() => withinBudget(p, budget, label), true);
+    } catch (err) {
+      if (budget > 0 && err instanceof ClusterUnavailableError && / did not answer within /.test(err.message)) health.slow();
+      throw err;
     }
   }
 
@@ -119,7 +134,7 @@ export class ClusterPools {
     const now = this.guard('list cluster pools', async () => (await this.store.list<PoolClaim>(keys.pools)).map((kv) => parsePrefix(kv.value.subnet)));
     if (!this.deferral) return now;
     try {
-      return await withinBudget(now, DEFERRABLE_BUDGET_MS, 'list cluster pools');
+      return await this.withinBudget(now, 'list cluster pools');
     } catch (err) {
       if (!isClusterUnavailable(err)) throw err;
       return this.deferral.knownClaims().map((c) => parsePrefix(c.subnet));
@@ -136,7 +151,7 @@ export class ClusterPools {
     if (!this.deferral) return this.claimNow(subnet);
     this.deferral.writes.cancel(writeKey.pool(subnet)); // a queued give-back of an older claim: superseded
     try {
-      return await withinBudget(this.claimNow(subnet), DEFERRABLE_BUDGET_MS, `claim subnet ${subnet}`);
+      return await this.withinBudget(this.claimNow(subnet), `claim subnet ${subnet}`);
     } catch (err) {
       if (!isClusterUnavailable(err)) throw err;
       return this.claimLater(subnet, err);

@@ -10,6 +10,7 @@
  * - `leased` writes use this host's current lease (session.ts); without one they fail as
  *   etcd being unavailable (the lease comes back with etcd).
  */
+import { timedEtcdWait } from '../observability/etcd-wait';
 import type { ClusterHealth } from './health';
 import { ClusterUnavailableError, isClusterUnavailable } from './health';
 import type { CallOpts, ClusterStore, KeyValue, RawClusterStore } from './store';
@@ -40,7 +41,7 @@ export class GuardedStore implements ClusterStore {
       opts.lease = lease;
     }
     try {
-      const v = await fn(opts);
+      const v = await timedEtcdWait(() => fn(opts));
       this.health.ok();
       return v;
     } catch (err) {

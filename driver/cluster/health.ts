@@ -37,6 +37,7 @@ export class ClusterHealth {
   private sinceMs: number;
   private lastError: string | undefined;
   private outages = 0;
+  private slowUntil = 0;
   private upWaiter: { promise: Promise<void>; resolve: () => void } | undefined;
   private readonly listeners: Array<(state: ClusterState) => void> = [];
 
@@ -64,8 +65,22 @@ export class ClusterHealth {
     this.listeners.push(fn);
   }
 
+  /**
+   * A call gave up waiting on etcd (a budget ran out) before any call failed: for a moment
+   * deferrable work does not wait at all (etcd is slow or hung, not yet known down).
+   */
+  slow(forMs = 2_000): void {
+    this.slowUntil = this.now() + forMs;
+  }
+
+  /** How long deferrable work may wait on etcd now: `budgetMs`, or 0 while etcd is down or slow. */
+  budget(budgetMs: number): number {
+    return this.current === 'down' || this.now() < this.slowUntil ? 0 : budgetMs;
+  }
+
   /** etcd answered. */
   ok(): void {
+    this.slowUntil = 0;
     if (this.current === 'up') return;
     const was = this.current;
     const downForS = Math.round((this.now() - this.sinceMs) / 1000);
