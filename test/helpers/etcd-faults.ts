@@ -12,8 +12,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TestCluster } from './cluster';
-import { RunResult, sleep, waitFor } from './run';
-import type { TestHost } from './test-host';
+import { RunResult, run, sleep, waitFor } from './run';
+import { REPO, TestHost } from './test-host';
 import { pluginCall, unixRequest } from './unix-http';
 
 export const LONG = process.env.LOOM_FAULT_LONG === '1';
@@ -132,6 +132,21 @@ export async function probeFor(o: Outage, ms: number, firstRound: number): Promi
   return { samples, rssPeak, rounds: round - firstRound };
 }
 
+const LOOMCTL = path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'cli', 'loomctl.js');
+
+/** `loomctl CMD` against a host's loomd (its admin socket). */
+export async function loomctl(h: TestHost, args: string[]): Promise<{ code: number; out: string }> {
+  const r = await run(process.execPath, [LOOMCTL, '--admin-socket', h.adminSocket, ...args], { timeoutMs: 20_000, env: { ...process.env, DOCKER_HOST: `unix://${h.dockerSock}` } });
+  return { code: r.code, out: r.stdout + r.stderr };
+}
+
+/** What the operator sees on host C once it knows etcd is gone: status and doctor name etcd. */
+async function operatorView(o: Outage): Promise<{ status: string; doctor: { code: number; out: string } }> {
+  const C = o.hosts[2];
+  await waitFor('C knows etcd is unreachable', async () => (await unixRequest(C.adminSocket, 'GET', '/v1/status', undefined, 2_000)).json?.cluster?.healthy === false, 20_000, 250);
+  return { status: (await loomctl(C, ['status'])).out, doctor: await loomctl(C, ['doctor']) };
+}
+
 /** Durations loomd itself logged for plugin calls between two instants (ms since the epoch). */
 export interface LoomCall {
   host: string;
@@ -211,6 +226,8 @@ export interface OutageResult {
   loomBaseline: LoomCall[];
   /** ms from etcd's return until a container started on C answered A's ping. */
   convergeMs: number;
+  /** `loomctl status` and `doctor` on host C during the fault. */
+  operator: { status: string; doctor: { code: number; out: string } };
 }
 
 /**
@@ -222,8 +239,10 @@ export async function runOutage(o: Outage, name: string, fault: { inject(): Prom
   const start = Date.now();
   await fault.inject();
   let during: Awaited<ReturnType<typeof probeFor>>;
+  let operator: OutageResult['operator'];
   try {
-    during = await probeFor(o, FAULT_MS, 1);
+    operator = await operatorView(o);
+    during = await probeFor(o, Math.max(0, FAULT_MS - (Date.now() - start)), 1);
   } finally {
     await fault.restore();
   }
@@ -245,9 +264,11 @@ export async function runOutage(o: Outage, name: string, fault: { inject(): Prom
       `load average at the end: ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
       `loomd VmRSS peak per host: ${during.rssPeak.map((r) => `${r.toFixed(0)} MB`).join(', ')}`,
       `a container started on C after etcd's return answered A's ping after ${convergeMs} ms`,
+      `loomctl status on C during the fault:\n${operator.status.trim()}`,
+      `loomctl doctor on C during the fault (exit ${operator.doctor.code}):\n${operator.doctor.out.trim()}`,
     ].join('\n'),
   );
-  return { baseline, during: during.samples, rounds: during.rounds, rssPeak: during.rssPeak, loomCalls, loomBaseline, convergeMs };
+  return { operator, baseline, during: during.samples, rounds: during.rounds, rssPeak: during.rssPeak, loomCalls, loomBaseline, convergeMs };
 }
 
 /**
@@ -272,4 +293,8 @@ export function expectOutageLimits(r: OutageResult): void {
   expect(r.loomCalls.filter((c) => c.ms >= loomLimit(c.method))).toEqual([]);
   for (const peak of r.rssPeak) expect(peak).toBeLessThan(RSS_LIMIT_MB);
   expect(r.convergeMs).toBeLessThan(CONVERGE_LIMIT_MS);
+  // The operator is told, on the host that lost etcd.
+  expect(r.operator.status).toMatch(/etcd: +UNREACHABLE since/);
+  expect(r.operator.doctor.code).toBe(1);
+  expect(r.operator.doctor.out).toMatch(/the cluster store \(etcd\) is unreachable since/);
 }
