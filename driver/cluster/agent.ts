@@ -16,48 +16,9 @@ import { DeferredWrites } from './publisher';
 import { RemoteEndpoints } from './remote-endpoints';
 import { ClusterSession } from './session';
 import { KeyValue, RawClusterStore, WatchEvent, keys } from './store';
+import type { ClaimRecord, HostRecord, OverlayRecord, RemoteEndpoint } from './records';
 
-export interface HostRecord {
-  hostId: string;
-  vtep: string;
-  underlayMtu: number;
-  version: string;
-  startedAt: string;
-}
-
-export interface OverlaySubnet {
-  pool: string;
-  gateway?: string;
-  aux: Record<string, string>;
-}
-
-export interface OverlayRecord {
-  key: string;
-  vni: number;
-  /** Docker network name on the host that created it (filled in asynchronously). */
-  name?: string;
-  origin: string;
-  mtu: number;
-  ipv4: OverlaySubnet[];
-  ipv6: OverlaySubnet[];
-  enableIpv6: boolean;
-  internal: boolean;
-  /** The -o options as given on the origin (repeated when loom creates the network elsewhere). */
-  options: Record<string, string>;
-  /** Swarm network id when Swarm manages the overlay's life (AllocateNetwork/FreeNetwork). */
-  swarmId?: string;
-  createdAt: string;
-}
-
-export interface RemoteEndpoint {
-  overlay: string;
-  host: string;
-  endpointId: string;
-  mac: string;
-  ip?: string;
-  ip6?: string;
-  vtep: string;
-}
+export type { ClaimRecord, HostRecord, OverlayRecord, OverlaySubnet, RemoteEndpoint } from './records';
 
 export const VXLAN_OVERHEAD = 50;
 const VNI_MIN = 4096;
@@ -74,15 +35,6 @@ export interface AgentCallbacks {
   onRemoteEndpoint?(ep: RemoteEndpoint, present: boolean): void;
   onOverlay?(rec: OverlayRecord | undefined, key: string): void;
   onReservation?(subnet: string, ip: string, value: { host: string; state: string } | undefined): void;
-}
-
-/** A subnet claim as last seen in etcd (the IPAM's PoolClaim, kept here by the watch). */
-export interface ClaimRecord {
-  subnet: string;
-  kind: 'pending' | 'local' | 'overlay';
-  host: string;
-  overlay?: string;
-  at: string;
 }
 
 export interface AgentOptions {
@@ -116,9 +68,8 @@ export class ClusterAgent {
     raw: RawClusterStore,
     readonly me: AgentIdentity,
     private readonly log: Logger,
-    opts: AgentOptions | number = {},
+    o: AgentOptions = {},
   ) {
-    const o: AgentOptions = typeof opts === 'number' ? { leaseTtlS: opts } : opts;
     this.health = new ClusterHealth(log);
     this.session = new ClusterSession(raw, this.health, log, {
       ttlS: o.leaseTtlS ?? 10,
