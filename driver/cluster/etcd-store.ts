@@ -172,6 +172,7 @@ export class EtcdStore implements RawClusterStore {
     const watcher = this.client.watch().prefix(prefix).startRevision(fromRevision).watcher();
     this.watchers.add(watcher);
     let ended = false;
+    /** Ends the watch from our side (close, creation timed out): a cancel request goes to etcd. */
     const end = (): void => {
       ended = true;
       this.watchers.delete(watcher);
@@ -189,10 +190,16 @@ export class EtcdStore implements RawClusterStore {
     const confirmed = new Promise<void>((resolve, reject) => {
       watcher.once('connected', () => resolve());
       watcher.on('error', (err: Error) => {
-        // The server cancelled the watch (compaction, permissions...): it sends nothing more.
+        // etcd cancelled the watch (compaction, permissions...): it sends nothing more, and the
+        // client already forgot it. No cancel request may follow: etcd would answer it for an
+        // id the client no longer knows, and the client throws out of its stream handler
+        // (ClientRuntimeError 'Failed to find watcher'), which ends the process.
         reject(err);
         if (ended) return;
-        end();
+        ended = true;
+        this.watchers.delete(watcher);
+        watcher.removeAllListeners();
+        watcher.on('error', () => undefined);
         handlers.onCancelled(err.message);
       });
     });
