@@ -28,6 +28,8 @@ export interface Config {
   advertiseAddress: string | undefined;
   /** Seconds a host's lease lives without keep-alive (its endpoints vanish from other hosts after it). */
   leaseTtlS: number;
+  /** Seconds other hosts keep the endpoints of a host whose lease ended (it may only be cut off from etcd). */
+  peerGraceS: number;
   /** The name Docker knows this driver by (for networks loom creates through the Docker API). */
   driverName: string;
   /** Scope answered in NetworkDriver.GetCapabilities: "global" for Swarm (managed plugin only). */
@@ -52,6 +54,7 @@ export const DEFAULTS = {
   reconcileIntervalS: 30,
   reconcileGraceS: 10,
   leaseTtlS: 10,
+  peerGraceS: 900,
   scope: 'local' as const,
   procSys: '/proc/sys',
 };
@@ -75,6 +78,8 @@ Docker network + IPAM plugin (bridge networks; state in LevelDB).
   --etcd-ca/--etcd-cert/--etcd-key FILE   TLS for etcd  [LOOM_ETCD_CA, LOOM_ETCD_CERT, LOOM_ETCD_KEY]
   --advertise-address IP  this host's VXLAN endpoint (default: address of the default route's interface) [LOOM_ADVERTISE_ADDRESS]
   --lease-ttl S         host lease in seconds (default ${DEFAULTS.leaseTtlS})  [LOOM_LEASE_TTL]
+  --peer-grace S        seconds other hosts keep the endpoints of a host whose lease ended
+                        (partitioned from etcd, or gone) (default ${DEFAULTS.peerGraceS})  [LOOM_PEER_GRACE]
   --driver-name NAME    driver name Docker uses (default: the socket's file name) [LOOM_DRIVER_NAME]
   --scope local|global  driver scope Docker is told (default local; global for Swarm) [LOOM_SCOPE]
   --proc-sys DIR        where kernel parameters are written (default ${DEFAULTS.procSys})  [LOOM_PROC_SYS]
@@ -112,6 +117,7 @@ export function parseConfig(argv: string[], rawEnv: NodeJS.ProcessEnv): ParsedAr
         'etcd-key': { type: 'string' },
         'advertise-address': { type: 'string' },
         'lease-ttl': { type: 'string' },
+        'peer-grace': { type: 'string' },
         'driver-name': { type: 'string' },
         metrics: { type: 'string' },
         scope: { type: 'string' },
@@ -165,6 +171,8 @@ export function parseConfig(argv: string[], rawEnv: NodeJS.ProcessEnv): ParsedAr
   if (advertise !== undefined) parseIp(advertise, 'advertise address');
   const ttlText = values['lease-ttl'] ?? env.LOOM_LEASE_TTL ?? String(DEFAULTS.leaseTtlS);
   if (!/^\d{1,4}$/.test(ttlText) || Number(ttlText) < 2) throw invalid(`--lease-ttl must be whole seconds >= 2, got ${ttlText}`);
+  const peerGraceText = values['peer-grace'] ?? env.LOOM_PEER_GRACE ?? String(DEFAULTS.peerGraceS);
+  if (!/^\d{1,6}$/.test(peerGraceText)) throw invalid(`--peer-grace must be whole seconds, got ${peerGraceText}`);
   const driverName = values['driver-name'] ?? env.LOOM_DRIVER_NAME ?? path.basename(socket, '.sock');
   const scope = values.scope ?? env.LOOM_SCOPE ?? DEFAULTS.scope;
   if (scope !== 'local' && scope !== 'global') throw invalid(`--scope must be local or global, got ${scope}`);
@@ -189,6 +197,7 @@ export function parseConfig(argv: string[], rawEnv: NodeJS.ProcessEnv): ParsedAr
       etcd: { endpoints, ca: tls('etcd-ca', 'LOOM_ETCD_CA'), cert: tls('etcd-cert', 'LOOM_ETCD_CERT'), key: tls('etcd-key', 'LOOM_ETCD_KEY') },
       advertiseAddress: advertise,
       leaseTtlS: Number(ttlText),
+      peerGraceS: Number(peerGraceText),
       driverName,
       scope,
       procSys,

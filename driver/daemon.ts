@@ -15,6 +15,8 @@ import { ClusterCoordinator } from './cluster/coordinator';
 import { LazyEtcdStore } from './cluster/lazy-store';
 import { DockerPropagator } from './cluster/propagator';
 import { ClusterPools } from '../ipam-driver/cluster-pools';
+import { ClaimConflicts } from '../ipam-driver/claim-conflicts';
+import { loadEtcdTls } from './cluster/etcd-tls';
 import { NftFirewall } from './firewall/nft-firewall';
 import { createPluginApp, listenUnix } from './http/server';
 import { NetlinkKernel } from './kernel/netlink-kernel';
@@ -23,7 +25,7 @@ import { BridgeDataPlane } from './dataplane/bridge';
 import { activateRoute, networkRoutes } from './network/handlers';
 import { NetworkService } from './network/network-service';
 import type { Logger } from './observability/logger';
-import { createAdminApp } from './observability/admin';
+import { ClusterStatus, createAdminApp } from './observability/admin';
 import type { Metrics } from './observability/metrics';
 import { ensureHostMeta } from './store/host-meta';
 import { newestSnapshotSeq, SnapshotScheduler } from './store/snapshot';
@@ -131,7 +133,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   await networks.load();
 
   const app = createPluginApp([activateRoute, ...networkRoutes(networks, config.scope), ...ipamRoutes(ipam)], log, metrics ? (e) => metrics.observeCall(e) : undefined);
-  metrics?.attach({ networks, ipam, kernel, ...(cluster ? { agent: cluster.agent } : {}), containerNames: () => reconciler.containerNames });
+  metrics?.attach({ networks, ipam, kernel, ...(cluster ? { agent: cluster.agent, claimConflicts: cluster.conflicts } : {}), containerNames: () => reconciler.containerNames });
   let server: http.Server;
   if (early) {
     early.ready(app);
@@ -151,7 +153,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
           ...(cluster && coordinator
             ? {
                 overlayDrift: () => (coordinator as ClusterCoordinator).overlayDrift(),
-                cluster: () => ({ hostId: cluster.agent.hostId, vtep: cluster.agent.me.vtep, healthy: cluster.agent.store.healthy(), backlog: cluster.agent.backlog, hosts: cluster.agent.hosts.size }),
+                cluster: () => clusterStatus(cluster),
                 peers: () => ({
                   cluster: true,
                   self: cluster.agent.hostId,
@@ -266,7 +268,9 @@ async function listenMetrics(metrics: Metrics, where: string): Promise<http.Serv
  * Cluster membership: this host's VTEP (the advertise address, or the address of the
  * default route's interface) and its underlay MTU, the etcd store, the agent, the IPAM side.
  */
-async function joinCluster(config: Config, hostId: string, kernel: NetlinkKernel, log: Logger): Promise<{ agent: ClusterAgent; pools: ClusterPools }> {
+async function joinCluster(config: Config, hostId: string, kernel: NetlinkKernel, log: Logger): Promise<ClusterMember> {
+  // Bad TLS settings stop loomd here, with the flag and file named, not at every call later.
+  const credentials = loadEtcdTls(config.etcd);
   const addresses = await kernel.listAddresses();
   const links = await kernel.listLinks();
   let vtep = config.advertiseAddress;
@@ -278,10 +282,35 @@ async function joinCluster(config: Config, hostId: string, kernel: NetlinkKernel
   const holder = addresses.find((a) => a.cidr.split('/')[0] === vtep);
   if (!holder) throw new LoomError('invalid', `--advertise-address ${vtep} is not an address of this host`);
   const underlayMtu = links.find((l) => l.index === holder.index)?.mtu ?? 1500;
-  const store = new LazyEtcdStore(config.etcd, log.child({ svc: 'etcd' }));
-  const agent = new ClusterAgent(store, { hostId, vtep, underlayMtu, version: VERSION }, log.child({ svc: 'cluster' }), config.leaseTtlS);
-  log.info({ hostId, vtep, underlayMtu, etcd: config.etcd.endpoints }, 'cluster mode');
-  return { agent, pools: new ClusterPools(store, hostId, log.child({ svc: 'cluster-ipam' })) };
+  const store = new LazyEtcdStore({ endpoints: config.etcd.endpoints, ...(credentials ? { credentials } : {}) }, log.child({ svc: 'etcd' }));
+  const agent = new ClusterAgent(store, { hostId, vtep, underlayMtu, version: VERSION }, log.child({ svc: 'cluster' }), { leaseTtlS: config.leaseTtlS, peerGraceS: config.peerGraceS });
+  log.info({ hostId, vtep, underlayMtu, etcd: config.etcd.endpoints, tls: credentials !== undefined }, 'cluster mode');
+  const ipamLog = log.child({ svc: 'cluster-ipam' });
+  const conflicts = new ClaimConflicts(ipamLog);
+  const pools = new ClusterPools(agent.store, hostId, ipamLog, undefined, { writes: agent.writes, knownClaims: () => [...agent.claims.values()], conflicts, health: agent.health });
+  return { agent, pools, conflicts };
+}
+
+interface ClusterMember {
+  agent: ClusterAgent;
+  pools: ClusterPools;
+  conflicts: ClaimConflicts;
+}
+
+/** The cluster part of `loomctl status` and `doctor`: etcd's state as this host sees it. */
+function clusterStatus(c: ClusterMember): ClusterStatus {
+  const { agent } = c;
+  return {
+    hostId: agent.hostId,
+    vtep: agent.me.vtep,
+    healthy: !agent.health.isDown,
+    etcd: agent.health.view(),
+    reconnecting: agent.session.reconnecting,
+    session: agent.session.stats,
+    backlog: agent.backlog,
+    hosts: agent.hosts.size,
+    claimConflicts: c.conflicts.list(),
+  };
 }
 
 /** Re-creates bridges, gateway addresses and firewall rules of every stored network. */

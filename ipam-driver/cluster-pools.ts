@@ -10,10 +10,20 @@
  *                 allocates inside them locally (no etcd round trip per container);
  * - reservations: a static address is reserved cluster-wide; inside another host's
  *                 block, that host must grant it first (it may have handed it out).
+ *
+ * While etcd is unreachable (see ClusterDeferral and docs/operations.md): a new local
+ * subnet is taken on this host and its claim published when etcd returns (a conflict
+ * found then is reported, not repaired); what this host gives back (claims, blocks,
+ * reservations) is queued; what needs another host's agreement (joining an overlay's
+ * subnet, a new block, a static address in a shared pool) fails at once naming etcd.
  */
 import { conflict, unavailable } from '../driver/errors';
 import type { Logger } from '../driver/observability/logger';
+import { isClusterUnavailable } from '../driver/cluster/health';
 import { ClusterStore, KeyValue, keys } from '../driver/cluster/store';
+import { ClaimSync, ClusterDeferral, claimedBy, clusterGuard, writeKey } from './claim-sync';
+
+export type { ClusterDeferral };
 import { Prefix, bitsOf, contains, formatIp, formatPrefix, parseIp, parsePrefix, subnetAt, subnetCount } from './core/prefix';
 
 export interface PoolClaim {
@@ -54,49 +64,84 @@ export class ClusterPools {
     readonly hostId: string,
     private readonly log: Logger,
     private readonly grantTimeoutMs = 5_000,
-  ) {}
-
-  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof Error && 'kind' in err) throw err;
-      throw unavailable(`${what}: the cluster store (etcd) is unreachable: ${(err as Error).message}`);
-    }
+    private readonly deferral?: ClusterDeferral,
+  ) {
+    this.sync = new ClaimSync(store, hostId, log, deferral);
   }
 
-  /** Subnets claimed anywhere in the cluster (for choosing automatic subnets). */
+  /** Publication of claims, queued writes, the claim audit (claim-sync.ts). */
+  private readonly sync: ClaimSync;
+
+  private guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return clusterGuard(what, fn);
+  }
+
+  private soon(key: string, label: string, write: () => Promise<void>): Promise<void> {
+    return this.sync.soon(key, label, write);
+  }
+
+  /** Reconcile pass: this host's local subnets claimed as its own in etcd (claim-sync.ts). */
+  auditClaims(local: Array<{ subnet: string; shared?: string }>): Promise<void> {
+    return this.sync.audit(local);
+  }
+
+
+  /** Subnets claimed anywhere in the cluster (for choosing automatic subnets); the last known ones while etcd is unreachable. */
   async claimed(): Promise<Prefix[]> {
-    return this.guard('list cluster pools', async () => (await this.store.list<PoolClaim>(keys.pools)).map((kv) => parsePrefix(kv.value.subnet)));
+    const now = this.guard('list cluster pools', async () => (await this.store.list<PoolClaim>(keys.pools)).map((kv) => parsePrefix(kv.value.subnet)));
+    if (!this.deferral) return now;
+    try {
+      return await this.sync.withinBudget(now, 'list cluster pools');
+    } catch (err) {
+      if (!isClusterUnavailable(err)) throw err;
+      return this.deferral.knownClaims().map((c) => parsePrefix(c.subnet));
+    }
   }
 
   /**
    * Claims `subnet` for this host, or joins it when it belongs to an overlay (then the
    * overlay's key is returned: the pool is shared). A subnet held by another host's
-   * network, or being created there, is a conflict.
+   * network, or being created there, is a conflict. While etcd is unreachable, the subnet
+   * is taken here unless the last known claims say otherwise, and published later.
    */
   async claim(subnet: string): Promise<{ shared?: string }> {
+    if (!this.deferral) return this.claimNow(subnet);
+    this.deferral.writes.cancel(writeKey.pool(subnet)); // a queued give-back of an older claim: superseded
+    try {
+      return await this.sync.withinBudget(this.claimNow(subnet), `claim subnet ${subnet}`);
+    } catch (err) {
+      if (!isClusterUnavailable(err)) throw err;
+      return this.sync.claimLater(subnet, err);
+    }
+  }
+
+  private async claimNow(subnet: string): Promise<{ shared?: string }> {
     return this.guard(`claim subnet ${subnet}`, async () => {
-      const mine: PoolClaim = { subnet, kind: 'pending', host: this.hostId, at: new Date().toISOString() };
-      if (await this.store.create(keys.pool(subnet), mine)) return {};
-      const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
-      if (!cur) return this.claim(subnet);
-      const c = cur.value;
-      if (c.kind === 'overlay' && c.overlay) return { shared: c.overlay };
-      if (c.host === this.hostId) {
-        throw conflict(`subnet ${subnet} is already in use by another network on this host`);
+      for (let i = 0; i < 3; i++) {
+        const mine: PoolClaim = { subnet, kind: 'pending', host: this.hostId, at: new Date().toISOString() };
+        if (await this.store.create(keys.pool(subnet), mine)) {
+          this.deferral?.conflicts.clear(subnet);
+          return {};
+        }
+        const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
+        if (!cur) continue;
+        const c = cur.value;
+        if (c.kind === 'overlay' && c.overlay) return { shared: c.overlay };
+        // This host's own claim, which no local pool holds (the IPAM checked that under its
+        // lock): a give-back that has not reached etcd yet. Taken over.
+        if (c.host === this.hostId) {
+          if (await this.store.cas(keys.pool(subnet), cur.revision, mine)) return {};
+          continue;
+        }
+        throw conflict(`subnet ${subnet} is already in use by a ${c.kind === 'pending' ? 'network being created' : 'network'} on host ${c.host}`);
       }
-      throw conflict(`subnet ${subnet} is already in use by a ${c.kind === 'pending' ? 'network being created' : 'network'} on host ${c.host}`);
+      throw conflict(`subnet ${subnet}: its cluster-wide claim kept changing; try again`);
     });
   }
 
   /** After CreateNetwork: the pool is this host's (bridge network) or an overlay's (shared). */
   async settle(subnet: string, kind: 'local' | 'overlay', overlay?: string): Promise<void> {
-    await this.guard(`record subnet ${subnet}`, async () => {
-      const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
-      if (cur?.value.kind === 'overlay') return;
-      await this.store.put(keys.pool(subnet), { ...(cur?.value ?? { subnet, host: this.hostId }), kind, ...(overlay ? { overlay } : {}), at: new Date().toISOString() });
-    });
+    await this.soon(writeKey.pool(subnet), `record subnet ${subnet}`, () => this.sync.publish(subnet, kind, overlay));
   }
 
   /** Swarm AllocateNetwork: claims `subnet` for overlay `key` directly (idempotent). */
@@ -112,10 +157,15 @@ export class ClusterPools {
 
   /** Gives back a subnet this host claimed (never an overlay's: that goes with the overlay). */
   async release(subnet: string): Promise<void> {
-    await this.guard(`release subnet ${subnet}`, async () => {
-      const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
-      if (cur && cur.value.host === this.hostId && cur.value.kind !== 'overlay') await this.store.cas(keys.pool(subnet), cur.revision, undefined);
-    });
+    const before = Date.now();
+    this.deferral?.conflicts.clear(subnet);
+    await this.soon(writeKey.pool(subnet), `release subnet ${subnet}`, () =>
+      this.guard(`release subnet ${subnet}`, async () => {
+        const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
+        const c = cur?.value;
+        if (cur && c && c.host === this.hostId && c.kind !== 'overlay' && claimedBy(c.at, before)) await this.store.cas(keys.pool(subnet), cur.revision, undefined);
+      }),
+    );
   }
 
   /** The blocks of `pool` this host holds. */
@@ -150,13 +200,21 @@ export class ClusterPools {
     });
   }
 
-  /** Gives back every block of `pool` this host holds (its last local network on the pool is gone). */
+  /**
+   * Gives back every block of `pool` this host holds (its last local network on the pool
+   * is gone). Queued while etcd is unreachable; then only blocks claimed before this call
+   * go (a pool created again since claims new ones).
+   */
   async releaseBlocks(pool: Prefix): Promise<void> {
-    await this.guard('release blocks', async () => {
-      for (const kv of await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))) {
-        if (kv.value.host === this.hostId) await this.store.cas(kv.key, kv.revision, undefined);
-      }
-    });
+    const before = Date.now();
+    const subnet = formatPrefix(pool);
+    await this.soon(writeKey.blocks(subnet), `release blocks of ${subnet}`, () =>
+      this.guard('release blocks', async () => {
+        for (const kv of await this.store.list<BlockClaim>(keys.blocksOf(subnet))) {
+          if (kv.value.host === this.hostId && claimedBy(kv.value.at, before)) await this.store.cas(kv.key, kv.revision, undefined);
+        }
+      }),
+    );
   }
 
   /**
@@ -165,6 +223,7 @@ export class ClusterPools {
    * or denies (it may have handed the address out); no answer within the timeout is an error.
    */
   async reserve(pool: Prefix, ip: string): Promise<void> {
+    this.deferral?.writes.cancel(writeKey.reservation(formatPrefix(pool), ip)); // a queued release of it: superseded
     await this.guard(`reserve ${ip}`, async () => {
       const subnet = formatPrefix(pool);
       const rkey = keys.reservation(subnet, ip);
@@ -200,11 +259,15 @@ export class ClusterPools {
   }
 
   async unreserve(pool: Prefix, ip: string): Promise<void> {
-    await this.guard(`release reservation ${ip}`, async () => {
-      const rkey = keys.reservation(formatPrefix(pool), ip);
-      const cur = await this.store.get<Reservation>(rkey);
-      if (cur?.value.host === this.hostId) await this.store.cas(rkey, cur.revision, undefined);
-    });
+    const before = Date.now();
+    const subnet = formatPrefix(pool);
+    await this.soon(writeKey.reservation(subnet, ip), `release reservation ${ip}`, () =>
+      this.guard(`release reservation ${ip}`, async () => {
+        const rkey = keys.reservation(subnet, ip);
+        const cur = await this.store.get<Reservation>(rkey);
+        if (cur?.value.host === this.hostId && claimedBy(cur.value.at, before)) await this.store.cas(rkey, cur.revision, undefined);
+      }),
+    );
   }
 
   /** Answers another host's request for an address inside one of this host's blocks. */

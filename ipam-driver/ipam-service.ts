@@ -78,6 +78,8 @@ export interface PoolView {
   refs: number;
   used: bigint;
   capacity: bigint;
+  /** Overlay key when the pool is an overlay's (shared across hosts). */
+  shared?: string;
   allocations: AllocationRecord[];
 }
 
@@ -476,6 +478,7 @@ export class IpamService {
         refs: record.refs,
         used,
         capacity,
+        ...(record.shared ? { shared: record.shared } : {}),
         allocations: [...(this.allocations.get(record.id)?.values() ?? [])],
       };
     });

@@ -67,6 +67,18 @@ async function containerNames(dockerHost: string | undefined): Promise<Map<strin
   return names;
 }
 
+/** The cluster lines of `loomctl status`. */
+function clusterLines(c: Any): string[] {
+  const etcd = c.healthy
+    ? `reachable${c.etcd?.outages ? ` (lost ${c.etcd.outages} time(s) since start)` : ''}`
+    : `UNREACHABLE since ${c.etcd?.since ?? '?'}${c.etcd?.lastError ? `: ${c.etcd.lastError}` : ''}`;
+  return [
+    `cluster:    host ${c.hostId} vtep ${c.vtep}, ${c.hosts} hosts, ${c.backlog} writes waiting`,
+    `etcd:       ${etcd}${c.reconnecting ? ', reconnecting' : ''}`,
+    ...((c.claimConflicts ?? []) as Any[]).map((k) => `CONFLICT:   subnet ${k.subnet} is claimed by ${k.holder} (loomctl doctor)`),
+  ];
+}
+
 /** Left-aligned columns. */
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -125,9 +137,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
             `state:      ${s.stateDir}`,
             `networks:   ${s.networks}   endpoints: ${s.endpoints}   pools: ${s.pools}`,
             `reconciler: ${s.reconciler?.passes ?? 0} passes, last ${ago(s.reconciler?.lastPass)} ago, repairs ${JSON.stringify(s.reconciler?.repairs ?? {})}`,
-            s.cluster
-              ? `cluster:    host ${s.cluster.hostId} vtep ${s.cluster.vtep}, ${s.cluster.hosts} hosts, etcd ${s.cluster.healthy ? 'reachable' : 'UNREACHABLE'}, ${s.cluster.backlog} writes waiting`
-              : 'cluster:    none (single host)',
+            ...(s.cluster ? clusterLines(s.cluster) : ['cluster:    none (single host)']),
           ].join('\n') + '\n',
         );
         return 0;
@@ -211,7 +221,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
             repair: `docker network disconnect -f ${short(u.networkId)} ${u.container || '<container>'} && docker network connect ${short(u.networkId)} ${u.container || '<container>'}`,
           })),
         ];
-        if (d.cluster && !d.cluster.healthy) problems.push({ problem: 'the cluster store (etcd) is unreachable', repair: 'check etcd: etcdctl endpoint health' });
+        if (d.cluster && !d.cluster.healthy) {
+          problems.push({
+            problem: `the cluster store (etcd) is unreachable since ${d.cluster.etcd?.since ?? '?'}${d.cluster.etcd?.lastError ? ` (${d.cluster.etcd.lastError})` : ''}; ${d.cluster.backlog} writes waiting`,
+            repair: 'check etcd (etcdctl endpoint health) and the path to it; loomd reconnects by itself, local networks are not affected',
+          });
+        }
+        for (const k of (d.cluster?.claimConflicts ?? []) as Any[]) {
+          problems.push({
+            problem: `subnet ${k.subnet} is used on this host but claimed in etcd by ${k.holder} (taken while etcd was unreachable)`,
+            repair: `remove the network using ${k.subnet} on this host or on the other side (docker network rm NAME)`,
+          });
+        }
         emit({ ...d, problems }, () => {
           const head = `checked Docker (${d.dockerView ? 'reachable' : 'NOT reachable: Docker-dependent checks skipped'}), loom's store, the kernel${d.cluster ? ' and etcd' : ''}\n`;
           if (!problems.length) return `${head}no problems found\n`;

@@ -1,56 +1,24 @@
 /**
- * This host's member of the loom cluster: it registers the host under a lease,
- * keeps watched copies of the hosts, overlays and remote endpoints in etcd, and
- * publishes this host's overlay endpoints. Publishing is asynchronous and retried,
- * so a container start never waits for etcd and the host catches up when etcd
- * returns. Consumers learn about changes through the `on*` callbacks.
+ * This host's member of the loom cluster: it registers the host under a lease, keeps
+ * watched copies of the hosts, overlays, subnet claims and remote endpoints in etcd, and
+ * publishes this host's overlay endpoints. Publishing is asynchronous and queued
+ * (publisher.ts), so a container start never waits for etcd and the host catches up when
+ * etcd returns; the session (session.ts) keeps the lease and the watches, reconnecting
+ * with backoff; health.ts says whether etcd answers. Consumers learn about changes
+ * through the `on*` callbacks.
  */
 import { randomInt } from 'node:crypto';
 import { conflict, unavailable } from '../errors';
 import type { Logger } from '../observability/logger';
-import { ClusterStore, KeyValue, Watch, WatchEvent, keys } from './store';
+import { BACKGROUND_DEADLINE_MS, GuardedStore } from './guarded-store';
+import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from './health';
+import { DeferredWrites } from './publisher';
+import { RemoteEndpoints } from './remote-endpoints';
+import { ClusterSession } from './session';
+import { KeyValue, RawClusterStore, WatchEvent, keys } from './store';
+import type { ClaimRecord, HostRecord, OverlayRecord, RemoteEndpoint } from './records';
 
-export interface HostRecord {
-  hostId: string;
-  vtep: string;
-  underlayMtu: number;
-  version: string;
-  startedAt: string;
-}
-
-export interface OverlaySubnet {
-  pool: string;
-  gateway?: string;
-  aux: Record<string, string>;
-}
-
-export interface OverlayRecord {
-  key: string;
-  vni: number;
-  /** Docker network name on the host that created it (filled in asynchronously). */
-  name?: string;
-  origin: string;
-  mtu: number;
-  ipv4: OverlaySubnet[];
-  ipv6: OverlaySubnet[];
-  enableIpv6: boolean;
-  internal: boolean;
-  /** The -o options as given on the origin (repeated when loom creates the network elsewhere). */
-  options: Record<string, string>;
-  /** Swarm network id when Swarm manages the overlay's life (AllocateNetwork/FreeNetwork). */
-  swarmId?: string;
-  createdAt: string;
-}
-
-export interface RemoteEndpoint {
-  overlay: string;
-  host: string;
-  endpointId: string;
-  mac: string;
-  ip?: string;
-  ip6?: string;
-  vtep: string;
-}
+export type { ClaimRecord, HostRecord, OverlayRecord, OverlaySubnet, RemoteEndpoint } from './records';
 
 export const VXLAN_OVERHEAD = 50;
 const VNI_MIN = 4096;
@@ -69,28 +37,63 @@ export interface AgentCallbacks {
   onReservation?(subnet: string, ip: string, value: { host: string; state: string } | undefined): void;
 }
 
-type PendingOp = { kind: 'put'; key: string; value: unknown } | { kind: 'delete'; key: string };
+export interface AgentOptions {
+  leaseTtlS?: number;
+  /** Seconds a host whose lease ended keeps its endpoints here (remote-endpoints.ts). */
+  peerGraceS?: number;
+  /** Backoff of the reconnect loop (tests shorten it). */
+  backoff?: { initialMs: number; maxMs: number };
+}
 
 export class ClusterAgent {
   readonly hosts = new Map<string, HostRecord>();
   readonly overlays = new Map<string, OverlayRecord>();
-  /** overlay key -> "host/endpointId" -> endpoint, other hosts only */
-  readonly remote = new Map<string, Map<string, RemoteEndpoint>>();
+  /** Other hosts' endpoints (with the rule for when one goes, see remote-endpoints.ts). */
+  readonly endpoints: RemoteEndpoints;
+  /** subnet -> claim, every host's (for decisions while etcd is unreachable) */
+  readonly claims = new Map<string, ClaimRecord>();
+  readonly health: ClusterHealth;
+  /** Foreground store: 1 s deadline per call, fails at once while etcd is down. */
+  readonly store: GuardedStore;
+  /** Writes queued until etcd answers (this host's leased keys, things given back). */
+  readonly writes: DeferredWrites;
+  readonly session: ClusterSession;
   /** Leased keys this host owns (host, memberships, endpoints): re-written after a lease loss. */
   private readonly owned = new Map<string, unknown>();
-  private readonly pending = new Map<string, PendingOp>();
-  private flushing: Promise<void> | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private watches: Watch[] = [];
-  private stopped = false;
+  private readonly background: GuardedStore;
+  private sweeper: NodeJS.Timeout | undefined;
   callbacks: AgentCallbacks = {};
 
   constructor(
-    readonly store: ClusterStore,
+    raw: RawClusterStore,
     readonly me: AgentIdentity,
     private readonly log: Logger,
-    private readonly leaseTtlS = 10,
-  ) {}
+    o: AgentOptions = {},
+  ) {
+    this.health = new ClusterHealth(log);
+    this.session = new ClusterSession(raw, this.health, log, {
+      ttlS: o.leaseTtlS ?? 10,
+      ...(o.backoff ? { backoff: o.backoff } : {}),
+      onLeaseGranted: () => {
+        for (const [key, value] of this.owned) this.enqueuePut(key, value);
+        this.writes.wake();
+      },
+    });
+    this.store = new GuardedStore(raw, this.health, () => this.session.leaseId);
+    this.background = this.store.with(BACKGROUND_DEADLINE_MS);
+    this.writes = new DeferredWrites(this.health, log);
+    this.endpoints = new RemoteEndpoints(
+      (host) => this.hosts.has(host),
+      (ep, present) => this.callbacks.onRemoteEndpoint?.(ep, present),
+      { graceMs: (o.peerGraceS ?? 900) * 1000 },
+    );
+    this.addWatches();
+  }
+
+  /** overlay key -> "host/endpointId" -> endpoint, other hosts only */
+  get remote(): Map<string, Map<string, RemoteEndpoint>> {
+    return this.endpoints.byOverlay;
+  }
 
   get hostId(): string {
     return this.me.hostId;
@@ -100,64 +103,41 @@ export class ClusterAgent {
   async start(): Promise<void> {
     const host: HostRecord = { ...this.me, startedAt: new Date().toISOString() };
     this.owned.set(keys.host(this.hostId), host);
-    void this.connect();
+    this.session.start();
+    this.sweeper = setInterval(() => this.endpoints.sweep(), 1_000);
+    this.sweeper.unref();
   }
 
-  private async connect(): Promise<void> {
-    for (let attempt = 0; !this.stopped; attempt++) {
-      try {
-        await this.store.startLease(this.leaseTtlS, () => this.onLeaseLost());
-        for (const [key, value] of this.owned) this.enqueue({ kind: 'put', key, value });
-        if (this.watches.length === 0) await this.startWatches();
-        this.log.info({ hostId: this.hostId, vtep: this.me.vtep }, 'joined the loom cluster');
-        return;
-      } catch (err) {
-        if (attempt === 0) this.log.warn({ err: String(err) }, 'cluster store unreachable; retrying in the background');
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** Math.min(attempt, 5))).unref());
-      }
-    }
-  }
-
-  private onLeaseLost(): void {
-    if (this.stopped) return;
-    // Our leased keys are gone from etcd (or will be): grant a new lease and write them again.
-    void this.connect();
-  }
-
-  private async startWatches(): Promise<void> {
-    this.watches.push(
-      await this.store.watch<HostRecord>(keys.hosts, {
-        onResync: (all) => this.resync(this.hosts, all, (kv) => kv.value.hostId),
-        onEvent: (ev) => this.apply(this.hosts, ev, (k) => k.slice(keys.hosts.length)),
-      }),
-    );
-    this.watches.push(
-      await this.store.watch<OverlayRecord>(keys.overlays, {
-        onResync: (all) => {
-          const seen = new Set(all.map((kv) => kv.value.key));
-          for (const k of [...this.overlays.keys()]) if (!seen.has(k)) this.setOverlay(k, undefined);
-          for (const kv of all) this.setOverlay(kv.value.key, kv.value);
-        },
-        onEvent: (ev) => this.setOverlay(ev.key.slice(keys.overlays.length), ev.type === 'put' ? ev.value : undefined),
-      }),
-    );
-    this.watches.push(
-      await this.store.watch<RemoteEndpoint>(keys.endpoints, {
-        onResync: (all) => {
-          const idOf = (ep: RemoteEndpoint): string => `${ep.overlay}|${ep.host}|${ep.endpointId}`;
-          const fresh = new Map(all.filter((kv) => kv.value.host !== this.hostId).map((kv) => [idOf(kv.value), kv.value]));
-          for (const eps of [...this.remote.values()]) for (const ep of [...eps.values()]) if (!fresh.has(idOf(ep))) this.setRemote(ep, false);
-          for (const ep of fresh.values()) this.setRemote(ep, true);
-        },
-        onEvent: (ev) => this.onEndpointEvent(ev),
-      }),
-    );
-    this.watches.push(
-      await this.store.watch<{ host: string; state: string }>(keys.reservations, {
-        onResync: (all) => all.forEach((kv) => this.onReservationKey(kv.key, kv.value)),
-        onEvent: (ev) => this.onReservationKey(ev.key, ev.type === 'put' ? ev.value : undefined),
-      }),
-    );
+  private addWatches(): void {
+    this.session.addWatch<HostRecord>({
+      prefix: keys.hosts,
+      onResync: (all) => this.resync(this.hosts, all, (kv) => kv.value.hostId),
+      onEvent: (ev) => this.apply(this.hosts, ev, (k) => k.slice(keys.hosts.length)),
+    });
+    this.session.addWatch<OverlayRecord>({
+      prefix: keys.overlays,
+      onResync: (all) => {
+        const seen = new Set(all.map((kv) => kv.value.key));
+        for (const k of [...this.overlays.keys()]) if (!seen.has(k)) this.setOverlay(k, undefined);
+        for (const kv of all) this.setOverlay(kv.value.key, kv.value);
+      },
+      onEvent: (ev) => this.setOverlay(ev.key.slice(keys.overlays.length), ev.type === 'put' ? ev.value : undefined),
+    });
+    this.session.addWatch<RemoteEndpoint>({
+      prefix: keys.endpoints,
+      onResync: (all) => this.endpoints.resync(all.map((kv) => kv.value).filter((ep) => ep.host !== this.hostId)),
+      onEvent: (ev) => this.onEndpointEvent(ev),
+    });
+    this.session.addWatch<{ host: string; state: string }>({
+      prefix: keys.reservations,
+      onResync: (all) => all.forEach((kv) => this.onReservationKey(kv.key, kv.value)),
+      onEvent: (ev) => this.onReservationKey(ev.key, ev.type === 'put' ? ev.value : undefined),
+    });
+    this.session.addWatch<ClaimRecord>({
+      prefix: keys.pools,
+      onResync: (all) => this.resync(this.claims, all, (kv) => kv.value.subnet),
+      onEvent: (ev) => this.apply(this.claims, ev, (k) => k.slice(keys.pools.length).replace('_', '/')),
+    });
   }
 
   private resync<T>(map: Map<string, T>, all: Array<KeyValue<T>>, id: (kv: KeyValue<T>) => string): void {
@@ -180,24 +160,8 @@ export class ClusterAgent {
     // /loom/v1/endpoints/<overlay>/<host>/<endpoint>
     const [overlay, host, endpointId] = ev.key.slice(keys.endpoints.length).split('/');
     if (!overlay || !host || !endpointId || host === this.hostId) return;
-    if (ev.type === 'put') this.setRemote(ev.value, true);
-    else {
-      const ep = this.remote.get(overlay)?.get(`${host}/${endpointId}`);
-      if (ep) this.setRemote(ep, false);
-    }
-  }
-
-  private setRemote(ep: RemoteEndpoint, present: boolean): void {
-    const map = this.remote.get(ep.overlay) ?? new Map<string, RemoteEndpoint>();
-    const id = `${ep.host}/${ep.endpointId}`;
-    if (present) {
-      map.set(id, ep);
-      this.remote.set(ep.overlay, map);
-    } else {
-      map.delete(id);
-      if (map.size === 0) this.remote.delete(ep.overlay);
-    }
-    this.callbacks.onRemoteEndpoint?.(ep, present);
+    if (ev.type === 'put') this.endpoints.put(ev.value);
+    else this.endpoints.deleted(overlay, host, endpointId);
   }
 
   private onReservationKey(key: string, value: { host: string; state: string } | undefined): void {
@@ -218,7 +182,8 @@ export class ClusterAgent {
     let hosts = [...this.hosts.values()];
     try {
       hosts = (await this.store.list<HostRecord>(keys.hosts)).map((kv) => kv.value);
-    } catch {
+    } catch (err) {
+      if (!isClusterUnavailable(err)) throw err;
       // etcd unreachable: the watched copy is the best there is
     }
     const underlay = Math.min(this.me.underlayMtu, ...hosts.map((h) => h.underlayMtu));
@@ -231,6 +196,9 @@ export class ClusterAgent {
    */
   async registerOverlay(proposal: Omit<OverlayRecord, 'vni' | 'createdAt'>): Promise<OverlayRecord> {
     try {
+      this.health.check(`overlay ${proposal.key}`);
+      // Its deletion, queued while etcd was away, must not run after this registration.
+      if (!(await this.writes.flushed(overlayWrite(proposal.key), 2_000))) throw unavailable(`overlay ${proposal.key} is still being deleted in the cluster store; try again`);
       const existing = await this.store.get<OverlayRecord>(keys.overlay(proposal.key));
       if (existing) {
         const a = existing.value.ipv4.map((s) => s.pool).join(',');
@@ -248,6 +216,7 @@ export class ClusterAgent {
       }
       throw unavailable('could not allocate a VNI');
     } catch (err) {
+      if (isClusterUnavailable(err)) throw new ClusterUnavailableError(`overlay ${proposal.key} needs the cluster store (etcd), which is unreachable: ${err.message}`);
       if (err instanceof Error && 'kind' in err) throw err;
       throw unavailable(`overlay networks need the cluster store, which is unreachable: ${(err as Error).message}`);
     }
@@ -260,16 +229,25 @@ export class ClusterAgent {
     await this.store.cas(keys.overlay(key), cur.revision, { ...cur.value, name });
   }
 
-  /** Deletes an overlay everywhere (its origin removed it): record, VNI, subnet claims, blocks, reservations. */
-  async deleteOverlay(rec: OverlayRecord): Promise<void> {
+  /**
+   * Deletes an overlay everywhere (its origin removed it): record, VNI, subnet claims,
+   * blocks, reservations. Queued: DeleteNetwork never waits for etcd.
+   */
+  deleteOverlay(rec: OverlayRecord): void {
+    this.writes.set(overlayWrite(rec.key), `delete overlay ${rec.key}`, () => this.deleteOverlayNow(rec));
+  }
+
+  private async deleteOverlayNow(rec: OverlayRecord): Promise<void> {
+    const store = this.background;
     for (const s of [...rec.ipv4, ...rec.ipv6]) {
-      for (const kv of await this.store.list(keys.blocksOf(s.pool))) await this.store.delete(kv.key);
-      for (const kv of await this.store.list(keys.reservationsOf(s.pool))) await this.store.delete(kv.key);
-      await this.store.delete(keys.pool(s.pool));
+      for (const kv of await store.list(keys.blocksOf(s.pool))) await store.delete(kv.key);
+      for (const kv of await store.list(keys.reservationsOf(s.pool))) await store.delete(kv.key);
+      await store.delete(keys.pool(s.pool));
     }
-    for (const kv of await this.store.list(`/loom/v1/detached/${rec.key}/`)) await this.store.delete(kv.key);
-    await this.store.delete(keys.vni(rec.vni));
-    await this.store.delete(keys.overlay(rec.key));
+    for (const kv of await store.list(`/loom/v1/detached/${rec.key}/`)) await store.delete(kv.key);
+    await store.delete(keys.vni(rec.vni));
+    await store.delete(keys.overlay(rec.key));
+    this.log.info({ overlay: rec.key }, 'overlay deleted in the cluster store');
   }
 
   /** True when this host removed its instance of the overlay by hand (do not re-create it). */
@@ -277,9 +255,11 @@ export class ClusterAgent {
     return (await this.store.get(keys.detached(key, this.hostId))) !== undefined;
   }
 
-  async setDetached(key: string, detached: boolean): Promise<void> {
-    if (detached) await this.store.put(keys.detached(key, this.hostId), { at: new Date().toISOString() });
-    else await this.store.delete(keys.detached(key, this.hostId));
+  /** Queued like every write of this host's own state. */
+  setDetached(key: string, detached: boolean): void {
+    const k = keys.detached(key, this.hostId);
+    if (detached) this.writes.set(k, `mark overlay ${key} detached`, () => this.background.put(k, { at: new Date().toISOString() }));
+    else this.writes.set(k, `clear detached mark of ${key}`, () => this.background.delete(k));
   }
 
   // ---- this host's leased keys --------------------------------------------------------------
@@ -302,47 +282,28 @@ export class ClusterAgent {
 
   private own(key: string, value: unknown): void {
     this.owned.set(key, value);
-    this.enqueue({ kind: 'put', key, value });
+    this.enqueuePut(key, value);
   }
 
   private disown(key: string): void {
     this.owned.delete(key);
-    this.enqueue({ kind: 'delete', key });
+    this.writes.set(key, `delete ${key}`, () => this.background.delete(key));
   }
 
-  /** Operations not yet written to etcd (metrics, tests). */
+  private enqueuePut(key: string, value: unknown): void {
+    this.writes.set(key, `write ${key}`, () => this.background.put(key, value, { leased: true }));
+  }
+
+  /** Writes not yet in etcd (metrics, status, tests). */
   get backlog(): number {
-    return this.pending.size;
-  }
-
-  private enqueue(op: PendingOp): void {
-    this.pending.set(op.key, op);
-    if (!this.flushing) this.flushing = this.flush().finally(() => (this.flushing = undefined));
-  }
-
-  private async flush(): Promise<void> {
-    for (let attempt = 0; this.pending.size > 0 && !this.stopped; ) {
-      const [key, op] = this.pending.entries().next().value as [string, PendingOp];
-      try {
-        if (op.kind === 'put') await this.store.put(key, op.value, { leased: true });
-        else await this.store.delete(key);
-        if (this.pending.get(key) === op) this.pending.delete(key);
-        attempt = 0;
-      } catch (err) {
-        attempt++;
-        if (attempt === 1) this.log.warn({ key, backlog: this.pending.size, err: String(err) }, 'cluster store write failed; will retry');
-        await new Promise<void>((r) => {
-          this.retryTimer = setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
-          this.retryTimer.unref();
-        });
-      }
-    }
+    return this.writes.size;
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    for (const w of this.watches) await w.close().catch(() => undefined);
-    await this.store.close();
+    if (this.sweeper) clearInterval(this.sweeper);
+    await this.writes.stop();
+    await this.session.stop();
   }
 }
+
+const overlayWrite = (key: string): string => `overlay:${key}`;

@@ -15,6 +15,7 @@ import { vxlanFor } from '../network/naming';
 import type { EndpointRecord, IpamData, NetworkRecord, OverlayAttachment } from '../network/types';
 import type { Logger } from '../observability/logger';
 import type { IpamService } from '../../ipam-driver/ipam-service';
+import { LOCAL_SPACE } from '../api/static-answers';
 import type { ClusterPools } from '../../ipam-driver/cluster-pools';
 import type { ClusterAgent, OverlayRecord, RemoteEndpoint } from './agent';
 import type { DockerPropagator } from './propagator';
@@ -65,6 +66,7 @@ export class ClusterCoordinator implements OverlayControl {
 
   async attach(record: NetworkRecord, settings: NetworkSettings): Promise<{ attachment: OverlayAttachment; mtu: number; created: boolean }> {
     const key = settings.overlayKey ?? record.id;
+    this.agent.health.check(`creating overlay network ${key}`);
     const before = this.agent.overlays.has(key) || (await this.agent.store.get(`/loom/v1/overlays/${key}`)) !== undefined;
     const { mtu, underlay } = await this.agent.overlayMtu();
     if (underlay < 1500) this.log.warn({ underlay, overlayMtu: mtu }, 'an underlay MTU below 1500: overlay networks get a smaller MTU');
@@ -85,6 +87,7 @@ export class ClusterCoordinator implements OverlayControl {
 
   async allocateSwarm(networkId: string, settings: NetworkSettings, ipv4: IpamData[], ipv6: IpamData[], options: Record<string, string>): Promise<string> {
     const key = settings.overlayKey ?? networkId;
+    this.agent.health.check(`allocating swarm overlay network ${key}`);
     const { mtu, underlay } = await this.agent.overlayMtu();
     if (underlay < 1500) this.log.warn({ underlay, overlayMtu: mtu }, 'an underlay MTU below 1500: overlay networks get a smaller MTU');
     const subnet = (d: IpamData): OverlayRecord['ipv4'][number] => ({ pool: d.pool, ...(d.gateway ? { gateway: d.gateway } : {}), aux: d.aux });
@@ -106,12 +109,12 @@ export class ClusterCoordinator implements OverlayControl {
 
   async freeSwarm(networkId: string): Promise<void> {
     const rec = [...this.agent.overlays.values()].find((o) => o.swarmId === networkId);
-    if (rec) await this.agent.deleteOverlay(rec);
+    if (rec) this.agent.deleteOverlay(rec);
   }
 
   async abandon(record: NetworkRecord, created: boolean): Promise<void> {
     const rec = record.overlay && this.agent.overlays.get(record.overlay.key);
-    if (created && rec && rec.origin === this.agent.hostId) await this.agent.deleteOverlay(rec);
+    if (created && rec && rec.origin === this.agent.hostId) this.agent.deleteOverlay(rec);
   }
 
   async attached(record: NetworkRecord): Promise<void> {
@@ -121,7 +124,7 @@ export class ClusterCoordinator implements OverlayControl {
       await this.ipam.markShared(d.pool, ov.key);
       await this.pools.settle(d.pool, 'overlay', ov.key).catch((err) => this.log.warn({ err: String(err) }, 'could not record the overlay subnet'));
     }
-    await this.agent.setDetached(ov.key, false).catch(() => undefined);
+    this.agent.setDetached(ov.key, false);
     for (const ep of this.agent.remote.get(ov.key)?.values() ?? []) await this.onRemote(ep, true);
     if (ov.origin === this.agent.hostId) this.propagator?.nameLater(record.id, ov.key);
   }
@@ -131,12 +134,13 @@ export class ClusterCoordinator implements OverlayControl {
     this.agent.leave(ov.key);
     const rec = this.agent.overlays.get(ov.key);
     if (!rec || rec.swarmId) return; // Swarm decides when a swarm overlay ends (FreeNetwork)
+    // Both are queued: DeleteNetwork never waits for etcd (written when it answers).
     if (rec.origin === this.agent.hostId) {
-      await this.agent.deleteOverlay(rec);
+      this.agent.deleteOverlay(rec);
       this.log.info({ overlay: ov.key }, 'overlay deleted cluster-wide (its origin removed it)');
     } else {
       // Removed here by hand: do not create it again on this host by ourselves.
-      await this.agent.setDetached(ov.key, true);
+      this.agent.setDetached(ov.key, true);
     }
   }
 
@@ -240,8 +244,12 @@ export class ClusterCoordinator implements OverlayControl {
         }
       });
     }
+    if (this.agent.health.isDown) return counts; // what follows needs etcd
     // Overlays this host should have (created elsewhere, not opted out) and does not.
     for (const rec of this.agent.overlays.values()) await this.propagator?.ensure(rec, this.networks.byOverlay(rec.key) !== undefined);
+    // Subnets taken while etcd was away are claimed; conflicts are reported.
+    const local = this.ipam.listPools().filter((p) => p.addressSpace === LOCAL_SPACE).map((p) => ({ subnet: p.pool, ...(p.shared ? { shared: p.shared } : {}) }));
+    await this.pools.auditClaims(local).catch((err) => this.log.debug({ err: String(err) }, 'subnet claim audit skipped'));
     return counts;
   }
 }

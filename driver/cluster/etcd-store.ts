@@ -1,178 +1,258 @@
 /**
- * ClusterStore on etcd through the `etcd3` client: transactions for create and
- * compare-and-swap, one lease per host (keep-alive by the client) for keys that
- * must vanish with the host, and prefix watches that re-list after reconnecting.
+ * RawClusterStore on etcd through the `etcd3` client: transactions for create and
+ * compare-and-swap, leases granted and kept alive one request at a time (session.ts owns
+ * the loop), prefix watches from a given revision.
+ *
+ * Hazards handled here:
+ * - every unary call carries an absolute gRPC deadline (CallOpts.deadline, default 5 s)
+ *   and a timer 250 ms later as a backstop; streams have none, so watches live on;
+ * - every failure becomes a ClusterUnavailableError (health.ts);
+ * - a dead connection (etcd hung, traffic dropped) is never waited on after an outage:
+ *   `renew()` replaces the client, and the next call dials afresh instead of waiting
+ *   behind a connection in TCP back-off;
+ * - the client's own retries and breakers are loom's (etcd-policies.ts).
  */
-import * as fs from 'node:fs';
-import { Etcd3, IOptions, Lease } from 'etcd3';
+import { Etcd3, IOptions, Watcher } from 'etcd3';
 import type { Logger } from '../observability/logger';
-import { ClusterStore, KeyValue, Watch, WatchEvent } from './store';
+import { failover, hostBreaker, watchBackoff } from './etcd-policies';
+import type { EtcdCredentials } from './etcd-tls';
+import { ClusterUnavailableError } from './health';
+import type { CallOpts, KeyValue, RawClusterStore, Watch, WatchHandlers } from './store';
 
 export interface EtcdConfig {
   endpoints: string[];
-  /** PEM files for TLS client authentication (all optional). */
-  ca?: string;
-  cert?: string;
-  key?: string;
-  /** Per-call timeout, ms. */
+  /** TLS material, already read and checked (etcd-tls.ts); undefined for http://. */
+  credentials?: EtcdCredentials;
+  /** Deadline of a call that names none, ms (default 5,000). */
   timeoutMs?: number;
 }
 
-const parse = <T>(buf: Buffer | string | null | undefined): T => JSON.parse(String(buf)) as T;
+type IKv = { key: Buffer; value: Buffer; mod_revision: string };
 
-export class EtcdStore implements ClusterStore {
-  private readonly client: Etcd3;
-  private lease: Lease | undefined;
-  private ok = true;
+function unavailable(err: unknown): ClusterUnavailableError {
+  if (err instanceof ClusterUnavailableError) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new ClusterUnavailableError(`etcd: ${msg.replace(/^Error: /, '')}`);
+}
+
+/** A backstop for calls whose deadline gRPC does not enforce (connection set-up, a stream's first answer). */
+function within<T>(p: Promise<T>, deadline: number, onLate?: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => {
+      onLate?.();
+      reject(new ClusterUnavailableError('etcd: no answer before the deadline'));
+    }, Math.max(0, deadline - Date.now()) + 250);
+    t.unref();
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+/**
+ * Cancels a watcher and silences it. An 'error' event without a listener would throw out of
+ * the client's stream handler and end the process, so an empty one stays.
+ */
+function quiet(w: Watcher): void {
+  w.removeAllListeners();
+  w.on('error', () => undefined);
+  void w.cancel().catch(() => undefined);
+}
+
+export class EtcdStore implements RawClusterStore {
+  private client: Etcd3;
+  /** Watchers of the current client, cancelled by renew() and close(). */
+  private readonly watchers = new Set<Watcher>();
 
   constructor(
-    cfg: EtcdConfig,
+    private readonly cfg: EtcdConfig,
     private readonly log: Logger,
   ) {
+    this.client = this.newClient();
+  }
+
+  private newClient(): Etcd3 {
+    const timeout = this.cfg.timeoutMs ?? 5_000;
     const options: IOptions = {
-      hosts: cfg.endpoints,
-      dialTimeout: 3_000,
-      defaultCallOptions: () => ({ deadline: new Date(Date.now() + (cfg.timeoutMs ?? 5_000)) }),
-      // Retries across members are the client's job (cockatiel policy); keep them short.
-      faultHandling: {},
+      hosts: this.cfg.endpoints,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + timeout) }),
+      grpcOptions: {
+        // No gRPC keep-alive pings: etcd counts pings on a connection without a stream as
+        // abuse and drops it (lease keep-alives come and go). A hung or unreachable etcd is
+        // found by the session's keep-alive requests, which have deadlines, and the session
+        // then replaces the client (renew), so no call waits on a dead connection.
+        'grpc.initial_reconnect_backoff_ms': 500,
+        'grpc.max_reconnect_backoff_ms': 3_000,
+        // Each client its own connections: a replaced client never inherits a stuck one.
+        'grpc.use_local_subchannel_pool': 1,
+      },
+      faultHandling: { global: failover(this.cfg.endpoints.length), host: (h) => hostBreaker(h), watchBackoff: watchBackoff() },
     };
-    if (cfg.ca || cfg.cert || cfg.key) {
-      options.credentials = {
-        rootCertificate: cfg.ca ? fs.readFileSync(cfg.ca) : Buffer.alloc(0),
-        ...(cfg.key ? { privateKey: fs.readFileSync(cfg.key) } : {}),
-        ...(cfg.cert ? { certChain: fs.readFileSync(cfg.cert) } : {}),
-      };
-    }
-    this.client = new Etcd3(options);
+    if (this.cfg.credentials) options.credentials = this.cfg.credentials as IOptions['credentials'];
+    return new Etcd3(options);
   }
 
-  healthy(): boolean {
-    return this.ok;
-  }
-
-  private async track<T>(p: Promise<T>): Promise<T> {
+  private async call<T>(opts: CallOpts | undefined, fn: (deadline: Date) => Promise<T>): Promise<T> {
+    const deadline = opts?.deadline ?? Date.now() + (this.cfg.timeoutMs ?? 5_000);
     try {
-      const v = await p;
-      this.ok = true;
-      return v;
+      return await within(fn(new Date(deadline)), deadline);
     } catch (err) {
-      this.ok = false;
-      throw err;
+      throw unavailable(err);
     }
   }
 
-  async get<T>(key: string): Promise<KeyValue<T> | undefined> {
-    const res = await this.track(this.client.get(key).exec());
+  private kv<T>(kv: IKv): KeyValue<T> | undefined {
+    try {
+      return { key: String(kv.key), value: JSON.parse(String(kv.value)) as T, revision: String(kv.mod_revision) };
+    } catch {
+      this.log.warn({ key: String(kv.key) }, 'ignoring an unreadable value in the cluster store');
+      return undefined;
+    }
+  }
+
+  async get<T>(key: string, opts?: CallOpts): Promise<KeyValue<T> | undefined> {
+    const res = await this.call(opts, (deadline) => this.client.get(key).options({ deadline }).exec());
     const kv = res.kvs[0];
-    return kv ? { key, value: parse<T>(kv.value), revision: String(kv.mod_revision) } : undefined;
+    return kv ? this.kv<T>(kv) : undefined;
   }
 
-  async list<T>(prefix: string): Promise<Array<KeyValue<T>>> {
-    const res = await this.track(this.client.getAll().prefix(prefix).exec());
-    return res.kvs.map((kv) => ({ key: String(kv.key), value: parse<T>(kv.value), revision: String(kv.mod_revision) }));
+  async snapshot<T>(prefix: string, opts?: CallOpts): Promise<{ revision: string; kvs: Array<KeyValue<T>> }> {
+    const res = await this.call(opts, (deadline) => this.client.getAll().prefix(prefix).options({ deadline }).exec());
+    return { revision: String(res.header.revision), kvs: res.kvs.map((kv) => this.kv<T>(kv)).filter((kv): kv is KeyValue<T> => kv !== undefined) };
   }
 
-  async put(key: string, value: unknown, opts?: { leased?: boolean }): Promise<void> {
-    const text = JSON.stringify(value);
-    if (opts?.leased) {
-      if (!this.lease) throw new Error('no host lease: startLease first');
-      await this.track(this.lease.put(key).value(text).exec());
-      return;
-    }
-    await this.track(this.client.put(key).value(text).exec());
+  async list<T>(prefix: string, opts?: CallOpts): Promise<Array<KeyValue<T>>> {
+    return (await this.snapshot<T>(prefix, opts)).kvs;
   }
 
-  async create(key: string, value: unknown, opts?: { leased?: boolean }): Promise<boolean> {
-    let put = this.client.put(key).value(JSON.stringify(value));
-    if (opts?.leased) {
-      if (!this.lease) throw new Error('no host lease: startLease first');
-      put = put.lease(await this.lease.grant());
-    }
-    const res = await this.track(this.client.if(key, 'Create', '==', 0).then(put).commit());
+  private putOp(key: string, value: unknown, lease: string | undefined) {
+    const put = this.client.put(key).value(JSON.stringify(value));
+    return lease ? put.lease(lease) : put;
+  }
+
+  async put(key: string, value: unknown, opts?: CallOpts): Promise<void> {
+    await this.call(opts, (deadline) => this.putOp(key, value, opts?.lease).options({ deadline }).exec());
+  }
+
+  async create(key: string, value: unknown, opts?: CallOpts): Promise<boolean> {
+    const res = await this.call(opts, (deadline) => this.client.if(key, 'Create', '==', 0).then(this.putOp(key, value, opts?.lease)).options({ deadline }).commit());
     return res.succeeded;
   }
 
-  async cas(key: string, revision: string, value: unknown | undefined): Promise<boolean> {
-    const op = value === undefined ? this.client.delete().key(key) : this.client.put(key).value(JSON.stringify(value));
+  async cas(key: string, revision: string, value: unknown | undefined, opts?: CallOpts): Promise<boolean> {
+    const op = value === undefined ? this.client.delete().key(key) : this.putOp(key, value, undefined);
     const cmp = revision === '0' ? this.client.if(key, 'Create', '==', 0) : this.client.if(key, 'Mod', '==', revision);
-    const res = await this.track(cmp.then(op).commit());
+    const res = await this.call(opts, (deadline) => cmp.then(op).options({ deadline }).commit());
     return res.succeeded;
   }
 
-  async delete(key: string): Promise<void> {
-    await this.track(this.client.delete().key(key).exec());
+  async delete(key: string, opts?: CallOpts): Promise<void> {
+    await this.call(opts, (deadline) => this.client.delete().key(key).options({ deadline }).exec());
   }
 
-  async commit(conditions: Array<{ key: string; revision: string }>, writes: Array<{ key: string; value: unknown | undefined }>): Promise<boolean> {
+  async commit(conditions: Array<{ key: string; revision: string }>, writes: Array<{ key: string; value: unknown | undefined }>, opts?: CallOpts): Promise<boolean> {
     const [first, ...rest] = conditions;
     const cmpOf = (c: { key: string; revision: string }): ['Create' | 'Mod', '==', number | string] =>
       c.revision === '0' ? ['Create', '==', 0] : ['Mod', '==', c.revision];
     let txn = first ? this.client.if(first.key, ...cmpOf(first)) : this.client.if('/loom/v1/', 'Version', '>', -1);
     for (const c of rest) txn = txn.and(c.key, ...cmpOf(c));
     const ops = writes.map((w) => (w.value === undefined ? this.client.delete().key(w.key) : this.client.put(w.key).value(JSON.stringify(w.value))));
-    const res = await this.track(txn.then(...ops).commit());
+    const res = await this.call(opts, (deadline) => txn.then(...ops).options({ deadline }).commit());
     return res.succeeded;
   }
 
-  async watch<T>(prefix: string, handlers: { onEvent(ev: WatchEvent<T>): void; onResync(all: Array<KeyValue<T>>): void }): Promise<Watch> {
-    let closed = false;
-    let needResync = true;
-    const resync = async (): Promise<void> => {
-      for (let attempt = 0; !closed && needResync; attempt++) {
-        try {
-          const all = await this.list<T>(prefix);
-          needResync = false;
-          handlers.onResync(all);
-        } catch (err) {
-          this.log.debug({ prefix, err: String(err) }, 'cluster store resync failed; retrying');
-          await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** Math.min(attempt, 5))).unref?.());
-        }
-      }
+  async watch<T>(prefix: string, fromRevision: string, handlers: WatchHandlers<T>, opts?: CallOpts): Promise<Watch> {
+    const watcher = this.client.watch().prefix(prefix).startRevision(fromRevision).watcher();
+    this.watchers.add(watcher);
+    let ended = false;
+    /** Ends the watch from our side (close, creation timed out): a cancel request goes to etcd. */
+    const end = (): void => {
+      ended = true;
+      this.watchers.delete(watcher);
+      quiet(watcher);
     };
-    const watcher = await this.client.watch().prefix(prefix).create();
-    watcher.on('put', (kv) => {
-      try {
-        handlers.onEvent({ type: 'put', key: String(kv.key), value: parse<T>(kv.value) });
-      } catch (err) {
-        this.log.warn({ key: String(kv.key), err: String(err) }, 'ignoring an unreadable value in the cluster store');
-      }
+    watcher.on('put', (kv: IKv) => {
+      const parsed = this.kv<T>(kv);
+      if (parsed) handlers.onEvent({ type: 'put', key: parsed.key, value: parsed.value });
     });
-    watcher.on('delete', (kv) => handlers.onEvent({ type: 'delete', key: String(kv.key) }));
-    watcher.on('disconnected', () => {
-      this.ok = false;
-      needResync = true;
+    watcher.on('delete', (kv: IKv) => handlers.onEvent({ type: 'delete', key: String(kv.key) }));
+    watcher.on('disconnected', (err: Error) => {
+      this.log.debug({ prefix, err: String(err) }, 'watch stream lost; the client resumes it');
+      handlers.onDisconnected?.();
     });
-    watcher.on('connected', () => {
-      this.ok = true;
-      if (needResync) void resync();
+    const confirmed = new Promise<void>((resolve, reject) => {
+      watcher.once('connected', () => resolve());
+      watcher.on('error', (err: Error) => {
+        // etcd cancelled the watch (compaction, permissions...): it sends nothing more, and the
+        // client already forgot it. No cancel request may follow: etcd would answer it for an
+        // id the client no longer knows, and the client throws out of its stream handler
+        // (ClientRuntimeError 'Failed to find watcher'), which ends the process.
+        reject(err);
+        if (ended) return;
+        ended = true;
+        this.watchers.delete(watcher);
+        watcher.removeAllListeners();
+        watcher.on('error', () => undefined);
+        handlers.onCancelled(err.message);
+      });
     });
-    watcher.on('error', (err) => this.log.error({ prefix, err: String(err) }, 'cluster store watch failed'));
-    await resync();
-    return {
-      close: async () => {
-        closed = true;
-        await watcher.cancel();
-      },
-    };
+    try {
+      await this.call(opts, () => confirmed);
+    } catch (err) {
+      if (!ended) end();
+      throw err;
+    }
+    return { close: async () => (ended ? undefined : end()) };
   }
 
-  async startLease(ttlSeconds: number, onLost: () => void): Promise<void> {
-    const lease = this.client.lease(ttlSeconds, { autoKeepAlive: true });
-    lease.on('lost', (err) => {
-      this.log.warn({ err: String(err) }, 'cluster lease lost');
-      this.lease = undefined;
-      onLost();
+  async grantLease(ttlSeconds: number, opts?: CallOpts): Promise<string> {
+    const res = await this.call(opts, (deadline) => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }, { deadline }));
+    return String(res.ID);
+  }
+
+  async keepAlive(lease: string, opts?: CallOpts): Promise<number> {
+    return this.call(opts, async (deadline) => {
+      const stream = await this.client.leaseClient.leaseKeepAlive({ deadline });
+      try {
+        return await new Promise<number>((resolve, reject) => {
+          stream.on('data', (res: { TTL: string }) => resolve(Number(res.TTL)));
+          stream.on('error', (err: Error) => (/requested lease not found/.test(err.message) ? resolve(0) : reject(err)));
+          stream.write({ ID: lease });
+        });
+      } finally {
+        stream.cancel();
+      }
     });
-    await this.track(lease.grant());
-    this.lease = lease;
+  }
+
+  async revokeLease(lease: string, opts?: CallOpts): Promise<void> {
+    try {
+      await this.call(opts, (deadline) => this.client.leaseClient.leaseRevoke({ ID: lease }, { deadline }));
+    } catch (err) {
+      if (!/requested lease not found/.test((err as Error).message)) throw err;
+    }
+  }
+
+  renew(): void {
+    const old = this.client;
+    // Cancel the watchers first: a watch manager left with watchers on a closed client
+    // would retry its stream for ever.
+    for (const w of [...this.watchers]) quiet(w);
+    this.watchers.clear();
+    this.client = this.newClient();
+    old.close();
   }
 
   async close(): Promise<void> {
-    try {
-      await this.lease?.revoke();
-    } catch {
-      // the lease expires by itself
-    }
+    for (const w of [...this.watchers]) quiet(w);
+    this.watchers.clear();
     this.client.close();
   }
 }

@@ -41,6 +41,7 @@ export class DockerPropagator {
   async ensure(rec: OverlayRecord, hasLocal: boolean): Promise<void> {
     // Swarm creates swarm overlays on its nodes itself.
     if (!rec.name || rec.swarmId || hasLocal || rec.origin === this.agent.hostId || this.busy.has(rec.key)) return;
+    if (this.agent.health.isDown) return; // the reconciler tries again once etcd is back
     this.busy.add(rec.key);
     try {
       if (await this.agent.isDetached(rec.key)) return;

@@ -21,6 +21,7 @@ export interface Watch {
   close(): Promise<void>;
 }
 
+/** The key-value operations loom's cluster logic uses (agent, cluster IPAM). */
 export interface ClusterStore {
   get<T>(key: string): Promise<KeyValue<T> | undefined>;
   list<T>(prefix: string): Promise<Array<KeyValue<T>>>;
@@ -36,15 +37,58 @@ export interface ClusterStore {
    * applies every write (value undefined: delete). True when applied.
    */
   commit(conditions: Array<{ key: string; revision: string }>, writes: Array<{ key: string; value: unknown | undefined }>): Promise<boolean>;
+}
+
+/** Per-call options of the raw store: a deadline and, for leased writes, the lease. */
+export interface CallOpts {
+  /** The call fails (ClusterUnavailableError) when etcd has not answered by then (epoch ms). */
+  deadline?: number;
+  /** Lease id for `leased` writes. */
+  lease?: string;
+}
+
+export interface WatchHandlers<T> {
+  onEvent(ev: WatchEvent<T>): void;
   /**
-   * Watches a prefix: `onEvent` gets every change; `onResync` gets the full current
-   * content first and again after every reconnection (events may have been missed).
+   * The server ended the watch (compaction, or any error): no further events come. The
+   * owner must list again and watch anew (session.ts does).
    */
-  watch<T>(prefix: string, handlers: { onEvent(ev: WatchEvent<T>): void; onResync(all: Array<KeyValue<T>>): void }): Promise<Watch>;
-  /** Grants (or re-grants) this host's lease; `onLost` fires if it expires. */
-  startLease(ttlSeconds: number, onLost: () => void): Promise<void>;
-  /** True while the store answers. */
-  healthy(): boolean;
+  onCancelled(reason: string): void;
+  /** The client lost the watch stream (it resumes by itself from the last revision seen). */
+  onDisconnected?(): void;
+}
+
+/**
+ * What the etcd client (etcd-store.ts) and the in-memory store (memory-store.ts) provide.
+ * Every failure to reach etcd is a ClusterUnavailableError (health.ts); every call ends
+ * by its deadline. Only the cluster session and the guarded store use this directly.
+ */
+export interface RawClusterStore {
+  get<T>(key: string, opts?: CallOpts): Promise<KeyValue<T> | undefined>;
+  list<T>(prefix: string, opts?: CallOpts): Promise<Array<KeyValue<T>>>;
+  /** A consistent read of a prefix with the store revision it was read at. */
+  snapshot<T>(prefix: string, opts?: CallOpts): Promise<{ revision: string; kvs: Array<KeyValue<T>> }>;
+  put(key: string, value: unknown, opts?: CallOpts): Promise<void>;
+  create(key: string, value: unknown, opts?: CallOpts): Promise<boolean>;
+  cas(key: string, revision: string, value: unknown | undefined, opts?: CallOpts): Promise<boolean>;
+  delete(key: string, opts?: CallOpts): Promise<void>;
+  commit(conditions: Array<{ key: string; revision: string }>, writes: Array<{ key: string; value: unknown | undefined }>, opts?: CallOpts): Promise<boolean>;
+  /**
+   * Watches a prefix from `fromRevision` (inclusive): events in order. Resolves once the
+   * server confirmed the watch; rejects by the deadline otherwise.
+   */
+  watch<T>(prefix: string, fromRevision: string, handlers: WatchHandlers<T>, opts?: CallOpts): Promise<Watch>;
+  /** Grants a lease; returns its id. */
+  grantLease(ttlSeconds: number, opts?: CallOpts): Promise<string>;
+  /** Renews a lease once; returns its remaining TTL in seconds (0: the lease is gone). */
+  keepAlive(lease: string, opts?: CallOpts): Promise<number>;
+  revokeLease(lease: string, opts?: CallOpts): Promise<void>;
+  /**
+   * Drops every connection and watch and starts afresh on the next call (after an outage a
+   * connection may sit in TCP back-off long after etcd is back). Watches end without
+   * `onCancelled`: their owner re-creates them.
+   */
+  renew(): void;
   close(): Promise<void>;
 }
 

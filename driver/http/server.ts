@@ -11,6 +11,7 @@ import * as http from 'node:http';
 import express, { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 import { LoomError, asLoomError, invalid } from '../errors';
+import { inCall } from '../observability/etcd-wait';
 import type { Logger } from '../observability/logger';
 import type { Route } from './route';
 import { PLUGIN_MEDIA_TYPE, listenOnUnixSocket } from './early-socket';
@@ -51,6 +52,12 @@ function send(res: Response, status: number, body: object): void {
   res.status(status).type(PLUGIN_MEDIA_TYPE).send(JSON.stringify(body));
 }
 
+/** `etcdMs` on a call's log line when the call waited on etcd (cluster mode). */
+function etcdField(waited: (() => number) | undefined): { etcdMs?: number } {
+  const ms = waited?.() ?? 0;
+  return ms > 0 ? { etcdMs: Math.round(ms * 10) / 10 } : {};
+}
+
 export function createPluginApp(routes: Route[], log: Logger, observe?: CallObserver): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -66,6 +73,7 @@ export function createPluginApp(routes: Route[], log: Logger, observe?: CallObse
       const reqId = randomBytes(6).toString('hex');
       const callLog = log.child({ reqId, method: r.method });
       let ids: Record<string, string | undefined> = {};
+      let etcdWaited: (() => number) | undefined;
       try {
         const raw = parseBody(req.body);
         let body: unknown = raw;
@@ -76,16 +84,18 @@ export function createPluginApp(routes: Route[], log: Logger, observe?: CallObse
         }
         ids = r.ids ? r.ids(body) : {};
         callLog.debug({ body: raw }, 'request');
-        const reply = await r.handle(body, { reqId, log: callLog.child(ids) });
+        const call = inCall(() => r.handle(body, { reqId, log: callLog.child(ids) }));
+        etcdWaited = call.waited;
+        const reply = await call.result;
         const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-        callLog.info({ ...ids, durationMs, outcome: 'ok' }, 'call');
+        callLog.info({ ...ids, durationMs, ...etcdField(etcdWaited), outcome: 'ok' }, 'call');
         observe?.({ method: r.method, outcome: 'ok', durationMs });
         send(res, 200, reply);
       } catch (e) {
         const err = asLoomError(e);
         const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
         const level = err.kind === 'internal' ? 'error' : 'warn';
-        callLog[level]({ ...ids, durationMs, outcome: 'error', kind: err.kind, err: err.message }, 'call');
+        callLog[level]({ ...ids, durationMs, ...etcdField(etcdWaited), outcome: 'error', kind: err.kind, err: err.message }, 'call');
         observe?.({ method: r.method, outcome: 'error', kind: err.kind, durationMs });
         send(res, 500, { Err: err.message, Error: err.message });
       }

@@ -7,6 +7,24 @@ import express, { Request, Response } from 'express';
 import type { NetworkService } from '../network/network-service';
 import type { IpamService } from '../../ipam-driver/ipam-service';
 import type { Reconciler } from '../reconcile/reconciler';
+import type { HealthView } from '../cluster/health';
+import type { ClaimConflict } from '../../ipam-driver/claim-conflicts';
+
+/** This host's view of the cluster (status, doctor). */
+export interface ClusterStatus {
+  hostId: string;
+  vtep: string;
+  /** False while etcd is known to be unreachable. */
+  healthy: boolean;
+  etcd: HealthView;
+  /** The reconnect loop is running (etcd lost, or a watch being re-created). */
+  reconnecting: boolean;
+  session: { attempts: number; failures: number; leaseGrants: number; watchResyncs: number; renewals: number };
+  /** Cluster writes waiting for etcd. */
+  backlog: number;
+  hosts: number;
+  claimConflicts: ClaimConflict[];
+}
 
 export interface AdminDeps {
   version: string;
@@ -17,7 +35,7 @@ export interface AdminDeps {
   reconciler: Reconciler;
   /** Cluster mode only. */
   overlayDrift?: () => Promise<Array<{ overlay: string; vxlan: string; missing: number; stale: number }>>;
-  cluster?: () => { hostId: string; vtep: string; healthy: boolean; backlog: number; hosts: number };
+  cluster?: () => ClusterStatus;
   peers?: () => unknown;
 }
 

@@ -19,6 +19,8 @@ export interface MetricsSources {
   ipam: IpamService;
   kernel: NetlinkKernel;
   agent?: ClusterAgent;
+  /** Cluster mode: subnets used here whose cluster-wide claim is someone else's. */
+  claimConflicts?: { size: number };
   /** Container names by endpoint id, where Docker told the reconciler. */
   containerNames(): Map<string, string>;
 }
@@ -193,6 +195,41 @@ export class Metrics {
           this.set(agent.backlog);
         },
       });
+      new Gauge({
+        name: 'loom_cluster_store_up',
+        help: '1 while etcd answers, 0 while it is known to be unreachable (cluster work fails fast or is deferred)',
+        registers: [r],
+        collect() {
+          this.set(agent.health.isDown ? 0 : 1);
+        },
+      });
+      new Gauge({
+        name: 'loom_cluster_store_outages',
+        help: 'Times etcd became unreachable since loomd started',
+        registers: [r],
+        collect() {
+          this.set(agent.health.view().outages);
+        },
+      });
+      new Gauge({
+        name: 'loom_cluster_reconnect_attempts',
+        help: 'Attempts of the reconnect loop (lease and watches) since loomd started',
+        registers: [r],
+        collect() {
+          this.set(agent.session.stats.attempts);
+        },
+      });
+      const conflicts = src.claimConflicts;
+      if (conflicts) {
+        new Gauge({
+          name: 'loom_cluster_claim_conflicts',
+          help: 'Subnets used on this host whose cluster-wide claim belongs to another host or an overlay',
+          registers: [r],
+          collect() {
+            this.set(conflicts.size);
+          },
+        });
+      }
     }
   }
 

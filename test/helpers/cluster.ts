@@ -17,6 +17,8 @@ export interface EtcdMember {
   ip: string;
   pid: number | undefined;
   dataDir: string;
+  /** SIGSTOPped by pauseEtcd (destroy continues it before stopping it). */
+  paused?: boolean;
 }
 
 export class TestCluster {
@@ -67,6 +69,8 @@ export class TestCluster {
           LOOM_ETCD_ENDPOINTS: c.endpoints,
           LOOM_ADVERTISE_ADDRESS: `198.18.0.${i + 1}`,
           LOOM_LEASE_TTL: '4',
+          // A dead host's endpoints go 5 s after its lease (tests of outages set more).
+          LOOM_PEER_GRACE: '5',
           ...opts.loomEnv,
         });
       }
@@ -84,7 +88,8 @@ export class TestCluster {
     return c;
   }
 
-  startEtcd(m: EtcdMember): void {
+  /** Starts a member; `existing` restarts it on its data dir as a member of the running cluster. */
+  startEtcd(m: EtcdMember, opts: { existing?: boolean } = {}): void {
     fs.mkdirSync(m.dataDir, { recursive: true, mode: 0o700 });
     const initial = this.etcd.map((x) => `${x.name}=http://${x.ip}:2380`).join(',');
     m.pid = m.host.spawnService(
@@ -98,7 +103,7 @@ export class TestCluster {
         '--initial-advertise-peer-urls', `http://${m.ip}:2380`,
         '--initial-cluster', initial,
         '--initial-cluster-token', `loomtest-${this.id}`,
-        '--initial-cluster-state', 'new',
+        '--initial-cluster-state', opts.existing ? 'existing' : 'new',
         '--heartbeat-interval', '100',
         '--election-timeout', '1000',
       ],
@@ -107,8 +112,45 @@ export class TestCluster {
   }
 
   async stopEtcd(m: EtcdMember, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (m.pid && m.paused) process.kill(m.pid, 'SIGCONT');
+    m.paused = false;
     if (m.pid) await killAndWait(m.pid, signal);
     m.pid = undefined;
+  }
+
+  /** etcd hung: every member SIGSTOPped (connections stay open, nothing answers). */
+  pauseEtcd(): void {
+    for (const m of this.etcd) {
+      if (!m.pid || m.paused) continue;
+      process.kill(m.pid, 'SIGSTOP');
+      m.paused = true;
+    }
+  }
+
+  resumeEtcd(): void {
+    for (const m of this.etcd) {
+      if (!m.pid || !m.paused) continue;
+      process.kill(m.pid, 'SIGCONT');
+      m.paused = false;
+    }
+  }
+
+  /**
+   * Cuts `host` off from etcd: in its namespace, nftables drops traffic to and from etcd's
+   * client port (its loomd reaches no member; the member living there stays in the cluster).
+   */
+  async partitionFromEtcd(host: TestHost): Promise<void> {
+    const rules = [
+      'table inet loomfault {',
+      '  chain out { type filter hook output priority -10; policy accept; tcp dport 2379 drop; }',
+      '  chain in { type filter hook input priority -10; policy accept; tcp sport 2379 drop; }',
+      '}',
+    ].join('\n');
+    await runOk('nsenter', [`--net=/run/netns/${host.netns}`, 'nft', '-f', '-'], { input: rules + '\n' });
+  }
+
+  async healPartition(host: TestHost): Promise<void> {
+    await run('nsenter', [`--net=/run/netns/${host.netns}`, 'nft', 'delete', 'table', 'inet', 'loomfault']);
   }
 
   async etcdctl(args: string[]): Promise<string> {
@@ -130,6 +172,11 @@ export class TestCluster {
    * writes), then the hosts.
    */
   async destroy(): Promise<void> {
+    try {
+      this.resumeEtcd(); // a test that failed mid-outage: let loomd tidy up while it stops
+    } catch {
+      // members already gone
+    }
     await Promise.all(
       this.hosts.map((h) => h.removeContainers()),
     ).catch(() => undefined);

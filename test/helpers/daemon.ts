@@ -36,6 +36,7 @@ export async function startTestDaemon(opts: { dir?: string; defaultPools?: strin
       etcd: { endpoints: [] },
       advertiseAddress: undefined,
       leaseTtlS: 10,
+      peerGraceS: 900,
       driverName: 'loomtest',
       metrics: undefined,
       scope: 'local',

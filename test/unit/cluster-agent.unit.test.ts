@@ -16,8 +16,8 @@ const until = async (what: string, fn: () => boolean, ms = 2_000): Promise<void>
   }
 };
 
-function agent(c: MemoryCluster, hostId: string, underlayMtu = 1500): ClusterAgent {
-  return new ClusterAgent(c.view(), { hostId, vtep: `198.18.0.${hostId.slice(-1)}`, underlayMtu, version: 'test' }, log, 4);
+function agent(c: MemoryCluster, hostId: string, underlayMtu = 1500, peerGraceS = 1): ClusterAgent {
+  return new ClusterAgent(c.view(), { hostId, vtep: `198.18.0.${hostId.slice(-1)}`, underlayMtu, version: 'test' }, log, { leaseTtlS: 4, peerGraceS, backoff: { initialMs: 20, maxMs: 200 } });
 }
 
 const proposal = (key: string, pool = '198.18.200.0/24') => ({
@@ -56,7 +56,7 @@ test('registering an overlay allocates a VNI once; joining checks the subnets', 
   await b.stop();
 });
 
-test("endpoints published by one host reach the others, and vanish with the host's lease", async () => {
+test("endpoints published by one host reach the others, and vanish after the host's lease (and the peer grace)", async () => {
   const c = new MemoryCluster();
   const [a, b] = [agent(c, 'h1'), agent(c, 'h2')];
   const seen: Array<[string, boolean]> = [];
@@ -67,9 +67,9 @@ test("endpoints published by one host reach the others, and vanish with the host
   a.publishEndpoint({ overlay: 'blue', endpointId: 'e1', mac: '02:00:00:00:00:01', ip: '198.18.200.5' });
   await until('the endpoint on h2', () => b.remote.get('blue')?.size === 1);
   expect(b.remote.get('blue')?.get('h1/e1')).toMatchObject({ vtep: '198.18.0.1', ip: '198.18.200.5' });
-  // h1 dies: its lease expires, its keys go, h2 removes the endpoint.
+  // h1 dies: its lease expires, its keys go, h2 removes the endpoint once the grace (1 s) is over.
   await a.stop();
-  await until('the endpoint gone from h2', () => !b.remote.has('blue'));
+  await until('the endpoint gone from h2', () => !b.remote.has('blue'), 5_000);
   expect(seen).toEqual([
     ['e1', true],
     ['e1', false],
@@ -90,4 +90,24 @@ test('while the store is down, publications wait and are written when it returns
   await until('written', () => a.backlog === 0, 10_000);
   expect([...c.data.keys()]).toContain('/loom/v1/endpoints/blue/h1/e9');
   await a.stop();
+});
+
+test("a host whose lease etcd dropped publishes again; the others never remove its endpoints meanwhile", async () => {
+  const c = new MemoryCluster();
+  const [a, b] = [agent(c, 'h1'), agent(c, 'h2', 1500, 60)];
+  const removed: string[] = [];
+  b.callbacks = { onRemoteEndpoint: (ep: RemoteEndpoint, present: boolean) => void (present ? undefined : removed.push(ep.endpointId)) };
+  await a.start();
+  await b.start();
+  a.publishEndpoint({ overlay: 'blue', endpointId: 'e1', mac: '02:00:00:00:00:01', ip: '198.18.200.5' });
+  await until('the endpoint on h2', () => b.remote.get('blue')?.size === 1);
+  const lease = a.session.leaseId as string;
+  c.expire(lease); // etcd revoked it (it was away longer than the TTL): h1's keys are deleted
+  expect(c.data.has('/loom/v1/endpoints/blue/h1/e1')).toBe(false);
+  await until('h1 published again under a new lease', () => c.data.has('/loom/v1/endpoints/blue/h1/e1') && a.session.leaseId !== lease, 5_000);
+  await new Promise((r) => setTimeout(r, 1_500)); // past the settle delay
+  expect(removed).toEqual([]);
+  expect(b.remote.get('blue')?.get('h1/e1')).toBeDefined();
+  await a.stop();
+  await b.stop();
 });

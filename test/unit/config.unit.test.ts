@@ -171,4 +171,11 @@ describe('empty environment variables', () => {
     expect(r.config.socket).toBe('/run/docker/plugins/loom.sock');
     expect(r.config.dockerSocket).toBe('/var/run/docker.sock');
   });
+  test('--peer-grace: seconds other hosts keep a departed host\'s endpoints (default 900)', () => {
+    expect(run([]).peerGraceS).toBe(900);
+    expect(run(['--peer-grace', '60']).peerGraceS).toBe(60);
+    expect(run([], { LOOM_PEER_GRACE: '0' }).peerGraceS).toBe(0);
+    expect(errorOf(() => run(['--peer-grace', '1.5'])).message).toMatch(/--peer-grace must be whole seconds/);
+    expect(USAGE).toContain('--peer-grace');
+  });
 });

@@ -15,7 +15,8 @@ async function exportedNames(): Promise<Set<string>> {
     networks: { list: () => [] },
     ipam: { listPools: () => [] },
     kernel: { listLinks: async () => [] },
-    agent: { hosts: new Map(), hostId: 'h', remote: new Map(), backlog: 0 },
+    agent: { hosts: new Map(), hostId: 'h', remote: new Map(), backlog: 0, health: { isDown: false, view: () => ({ outages: 0 }) }, session: { stats: { attempts: 1 } } },
+    claimConflicts: { size: 0 },
     containerNames: () => new Map(),
   } as unknown as MetricsSources;
   m.attach(sources);

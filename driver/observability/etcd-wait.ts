@@ -1,0 +1,35 @@
+/**
+ * How long each plugin call waited on etcd, for its log line (`etcdMs`) and the fault
+ * tests. Accounting only: nothing decides anything from it. The HTTP envelope runs each
+ * call inside `inCall`; the guarded store and the deferrable budget time their awaits.
+ * A wait that `covers` others (a budget around a claim) is counted once, not with the
+ * calls it covers. Background work started from a call may add to the call's record
+ * after it answered; that is never logged.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+interface Account {
+  etcdMs: number;
+  covering: number;
+}
+
+const current = new AsyncLocalStorage<Account>();
+
+/** Runs a plugin call's handler; `waited()` is the etcd time it accumulated. */
+export function inCall<T>(fn: () => Promise<T>): { result: Promise<T>; waited: () => number } {
+  const account: Account = { etcdMs: 0, covering: 0 };
+  return { result: current.run(account, fn), waited: () => account.etcdMs };
+}
+
+export async function timedEtcdWait<T>(fn: () => Promise<T>, covers = false): Promise<T> {
+  const account = current.getStore();
+  if (!account || (account.covering > 0 && !covers)) return fn();
+  const started = performance.now();
+  if (covers) account.covering++;
+  try {
+    return await fn();
+  } finally {
+    if (covers) account.covering--;
+    account.etcdMs += performance.now() - started;
+  }
+}
