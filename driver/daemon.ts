@@ -19,6 +19,7 @@ import { ClusterPools } from '../ipam-driver/cluster-pools';
 import { NftFirewall } from './firewall/nft-firewall';
 import { createPluginApp, listenUnix } from './http/server';
 import { NetlinkKernel } from './kernel/netlink-kernel';
+import { ownerMark } from './kernel/link-owner';
 import { setProcSysRoot } from './kernel/sysctl';
 import { BridgeDataPlane } from './dataplane/bridge';
 import { activateRoute, networkRoutes } from './network/handlers';
@@ -59,7 +60,9 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     throw err;
   }
   const host = await ensureHostMeta(kv);
-  const kernel = new NetlinkKernel();
+  // This loomd's identity on the host (stored with its state): every link it makes carries the mark.
+  const instance = host.hostId;
+  const kernel = new NetlinkKernel(ownerMark(instance));
   // Heavy modules load only when used: prom-client with --metrics, dockerode on the first
   // reconcile pass, etcd3 on the first cluster call; the socket answers before any of them.
   const metrics: Metrics | undefined = config.metrics ? new (await import('./observability/metrics')).Metrics(log.child({ svc: 'metrics' })) : undefined;

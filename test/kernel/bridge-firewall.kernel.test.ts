@@ -8,6 +8,7 @@ import { StepRunner } from '../../driver/dataplane/steps';
 import { NftFirewall } from '../../driver/firewall/nft-firewall';
 import type { Firewall } from '../../driver/firewall/model';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
+import { ownerMark } from '../../driver/kernel/link-owner';
 import { runCommand } from '../../driver/kernel/command';
 import { NetworkService } from '../../driver/network/network-service';
 import { silentLogger } from '../../driver/observability/logger';
@@ -17,7 +18,7 @@ import { NetworkRepository } from '../../driver/store/network-repo';
 const log = silentLogger();
 let kernel: NetlinkKernel;
 beforeAll(() => {
-  kernel = new NetlinkKernel();
+  kernel = new NetlinkKernel(ownerMark('kt0000000002'));
 });
 afterAll(() => kernel.close());
 afterEach(async () => {
