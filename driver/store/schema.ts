@@ -4,6 +4,7 @@
  *   meta/host                     -> { ula: "fdxx:xxxx:xxxx::/48", createdAt }
  *   net/<networkId>               -> NetworkRecord
  *   ep/<networkId>/<endpointId>   -> EndpointRecord
+ *   borrow/<bridge>               -> BridgeSnapshot (while a network borrowing that bridge is created)
  *   ipam/pool/<poolId>            -> PoolRecord
  *   ipam/addr/<poolId>|<address>  -> AllocationRecord
  * docs/state.md explains each record. A store written by a newer loom is refused.
