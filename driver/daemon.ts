@@ -17,6 +17,7 @@ import { LazyEtcdStore } from './cluster/lazy-store';
 import { DockerPropagator } from './cluster/propagator';
 import { ClusterPools } from '../ipam-driver/cluster-pools';
 import { NftFirewall } from './firewall/nft-firewall';
+import { firewallNames } from './firewall/render';
 import { createPluginApp, listenUnix } from './http/server';
 import { NetlinkKernel } from './kernel/netlink-kernel';
 import { ownerMark } from './kernel/link-owner';
@@ -84,7 +85,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     },
     log.child({ svc: 'ipam' }),
   );
-  const firewall = new NftFirewall(log.child({ svc: 'firewall' }));
+  const firewall = new NftFirewall(log.child({ svc: 'firewall' }), firewallNames(instance));
   const networks = new NetworkService(
     new NetworkRepository(kv),
     new BridgeDataPlane(kernel, log.child({ svc: 'bridge' })),

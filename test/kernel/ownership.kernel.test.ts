@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { BridgeDataPlane } from '../../driver/dataplane/bridge';
 import { StepRunner } from '../../driver/dataplane/steps';
 import { NftFirewall } from '../../driver/firewall/nft-firewall';
+import { firewallNames } from '../../driver/firewall/render';
 import type { Firewall } from '../../driver/firewall/model';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { ownerMark } from '../../driver/kernel/link-owner';
@@ -20,6 +21,7 @@ import { MemoryKv } from '../../driver/store/kv';
 import { NetworkRepository } from '../../driver/store/network-repo';
 
 const log = silentLogger();
+const FW = firewallNames('kt0000000003');
 const MARK = ownerMark('kt0000000003');
 let kernel: NetlinkKernel;
 beforeAll(() => {
@@ -45,7 +47,7 @@ const input = (netId: string, pool: string, gw: string, options: Record<string, 
   ipv4: [{ pool, gateway: gw, aux: {} }],
   ipv6: [],
 });
-const service = (kv = new MemoryKv(), firewall: Firewall = new NftFirewall(log)): NetworkService =>
+const service = (kv = new MemoryKv(), firewall: Firewall = new NftFirewall(log, FW)): NetworkService =>
   new NetworkService(new NetworkRepository(kv), new BridgeDataPlane(kernel, log), firewall, log);
 
 /** Everything loom may change on a bridge, as the kernel reports it. */
