@@ -531,6 +531,12 @@ export class NetworkService {
     return false;
   }
 
+  /** True when `name` is the bridge of a network that borrowed it (someone else's bridge: never marked). */
+  isBorrowedBridge(name: string): boolean {
+    for (const { record } of this.networks.values()) if (record.bridge === name && record.adoptedBridge) return true;
+    return false;
+  }
+
   /** Loom's view of one endpoint (admin tools, EndpointOperInfo). */
   endpoint(networkId: string, endpointId: string): EndpointRecord | undefined {
     return this.networks.get(networkId)?.endpoints.get(endpointId);

@@ -186,3 +186,33 @@ test('parallel CreateNetwork: one subnet, different ids: exactly one succeeds; o
   expect(named.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
   for (const { record } of svc.list()) await svc.deleteNetwork(record.id);
 });
+
+test('the reconciler, doctor and gc of a real loomd touch only links with its own mark', async () => {
+  const { startTestDaemon } = await import('../helpers/daemon');
+  const { unixRequest } = await import('../helpers/unix-http');
+  const d = await startTestDaemon();
+  try {
+    const status = (await unixRequest(d.adminSocket, 'GET', '/v1/status')).json;
+    expect(status.owner.mark).toMatch(/^loom:[0-9a-f]{12}$/);
+    expect(status.owner.nftTable).toBe(`loom-${status.owner.instance}`);
+    // Someone else's links with loom's names (no mark; another loomd's mark), and an orphan of this loomd's.
+    await ip(['link', 'add', 'lv0123456789ab', 'type', 'veth', 'peer', 'name', 'lc0123456789ab']);
+    await ip(['link', 'add', 'lm-0123456789ab', 'type', 'bridge']);
+    await ip(['link', 'add', 'lvfedcba987654', 'type', 'veth', 'peer', 'name', 'lcfedcba987654']);
+    await ip(['link', 'set', 'lvfedcba987654', 'alias', 'loom:0ther0000003']);
+    await ip(['link', 'add', 'lm-feedfeedfeed', 'type', 'bridge']);
+    await ip(['link', 'set', 'lm-feedfeedfeed', 'alias', status.owner.mark]);
+    const doctor = (await unixRequest(d.adminSocket, 'GET', '/v1/doctor')).json;
+    expect(doctor.actions).toEqual([{ kind: 'delete-orphan-link', name: 'lm-feedfeedfeed', reason: expect.stringMatching(/this loomd's mark/) }]);
+    const gc = (await unixRequest(d.adminSocket, 'POST', '/v1/reconcile?force=1', undefined, 60_000)).json;
+    expect(gc.applied).toEqual([expect.objectContaining({ kind: 'delete-orphan-link', name: 'lm-feedfeedfeed' })]);
+    expect(gc.errors).toEqual([]);
+    const left = (await kernel.listLinks()).map((l) => l.name);
+    expect(left).toEqual(expect.arrayContaining(['lv0123456789ab', 'lc0123456789ab', 'lm-0123456789ab', 'lvfedcba987654', 'lcfedcba987654']));
+    expect(left).not.toContain('lm-feedfeedfeed');
+    expect((await unixRequest(d.adminSocket, 'GET', '/v1/doctor')).json.actions).toEqual([]);
+  } finally {
+    await d.stop();
+    fs.rmSync(d.dir, { recursive: true, force: true });
+  }
+}, 60_000);
