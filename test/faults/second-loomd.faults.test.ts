@@ -6,7 +6,8 @@
  * `loomctl gc` of each run now and then. Links with loom's names that neither made (no mark)
  * sit on the host all along.
  *
- * Checked: every long-lived container of both keeps connectivity throughout; neither loomd
+ * Checked: the two loomd's networks are isolated from each other; every long-lived
+ * container of both keeps connectivity throughout; neither loomd
  * ever deletes an orphan link (there is none: the other's links are not its own); the
  * long-lived links of both keep their ifindex (never deleted and re-made), each loomd's nft
  * table and iptables chain are the same afterwards, the unmarked links are untouched;
@@ -90,6 +91,9 @@ test.each(CHURN_MS)('two loomd side by side, %i ms of churn on both: neither tou
   const stable = await Promise.all(marks.map(linkIndexes)); // long-lived bridges and veths, and the foreign links
   const firewalls = await Promise.all(sides.map((s) => firewallOf(s.view)));
   const targets = await Promise.all(sides.map(async (s) => ({ from: `${s.name}1`, to: await ipOf(`${s.name}2`, s.net) })));
+  // Isolation holds between the two loomd's networks as between one loomd's.
+  expect(await host.ping('a1', await ipOf('b1', 'nb'), 2)).toBe(false);
+  expect(await host.ping('b1', await ipOf('a1', 'na'), 2)).toBe(false);
 
   const stats = { started: [0, 0], failed: [0, 0], networks: [0, 0], gc: 0, pings: 0 };
   const lost: string[] = [];
