@@ -18,8 +18,10 @@ import { ClusterPools } from '../ipam-driver/cluster-pools';
 import { ClaimConflicts } from '../ipam-driver/claim-conflicts';
 import { loadEtcdTls } from './cluster/etcd-tls';
 import { NftFirewall } from './firewall/nft-firewall';
+import { firewallNames } from './firewall/render';
 import { createPluginApp, listenUnix } from './http/server';
 import { NetlinkKernel } from './kernel/netlink-kernel';
+import { ownerMark } from './kernel/link-owner';
 import { setProcSysRoot } from './kernel/sysctl';
 import { BridgeDataPlane } from './dataplane/bridge';
 import { activateRoute, networkRoutes } from './network/handlers';
@@ -68,7 +70,9 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   }
   const snapshots = new SnapshotScheduler(kv, config.stateDir, log.child({ svc: 'store' }), SNAPSHOT_INTERVAL_MS, newestSnapshotSeq(config.stateDir));
   const host = await ensureHostMeta(kv);
-  const kernel = new NetlinkKernel();
+  // This loomd's identity on the host (stored with its state): every link it makes carries the mark.
+  const instance = host.hostId;
+  const kernel = new NetlinkKernel(ownerMark(instance));
   // Heavy modules load only when used: prom-client with --metrics, dockerode on the first
   // reconcile pass, etcd3 on the first cluster call; the socket answers before any of them.
   const metrics: Metrics | undefined = config.metrics ? new (await import('./observability/metrics')).Metrics(log.child({ svc: 'metrics' })) : undefined;
@@ -90,7 +94,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     },
     log.child({ svc: 'ipam' }),
   );
-  const firewall = new NftFirewall(log.child({ svc: 'firewall' }));
+  const firewall = new NftFirewall(log.child({ svc: 'firewall' }), firewallNames(instance));
   const networks = new NetworkService(
     new NetworkRepository(kv),
     new BridgeDataPlane(kernel, log.child({ svc: 'bridge' })),
@@ -147,6 +151,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
           version: VERSION,
           startedAt: new Date(started),
           stateDir: config.stateDir,
+          owner: { instance, mark: ownerMark(instance), nftTable: firewallNames(instance).table, iptablesChain: firewallNames(instance).chain },
           networks,
           ipam,
           reconciler,
@@ -170,6 +175,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       version: VERSION,
       socket: config.socket,
       stateDir: config.stateDir,
+      owner: ownerMark(instance),
       networks: counts.length,
       endpoints: counts.reduce((n, c) => n + c.endpoints.length, 0),
       startMs: Date.now() - started,

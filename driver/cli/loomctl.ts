@@ -135,6 +135,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
           [
             `loomd ${s.version} (pid ${s.pid}), up ${ago(s.startedAt)}`,
             `state:      ${s.stateDir}`,
+            `owner:      ${s.owner?.mark ?? '-'} (links: ip -d link | grep 'alias ${s.owner?.mark ?? ''}'; nft table inet ${s.owner?.nftTable ?? '-'}; iptables chain ${s.owner?.iptablesChain ?? '-'})`,
             `networks:   ${s.networks}   endpoints: ${s.endpoints}   pools: ${s.pools}`,
             `reconciler: ${s.reconciler?.passes ?? 0} passes, last ${ago(s.reconciler?.lastPass)} ago, repairs ${JSON.stringify(s.reconciler?.repairs ?? {})}`,
             ...(s.cluster ? clusterLines(s.cluster) : ['cluster:    none (single host)']),

@@ -1,51 +1,91 @@
 /**
- * Applies the rendered firewall: `nft -f -` replaces `table inet loom` in one
- * transaction; the iptables FORWARD shim is written with iptables-restore
+ * Applies the rendered firewall: `nft -f -` replaces this loomd's table in one
+ * transaction; its iptables FORWARD shim chain is written with iptables-restore
  * --noflush (IPv4 and IPv6) and its jump is inserted once. Applies are
  * serialized and coalesced: a sync asked for while one runs renders the state
  * current when it starts, so the last writer always wins with the latest state.
+ * Only objects named after this loomd (FirewallNames) are written or removed, plus the
+ * shared objects of an older loom when they hold nothing but this loomd's networks
+ * (legacy.ts): those go in the first sync, the table in the same nft transaction.
  */
 import { Mutex } from 'async-mutex';
 import { CommandRunner, runChecked, runCommand } from '../kernel/command';
 import type { Logger } from '../observability/logger';
 import type { Firewall, FirewallNetwork } from './model';
 
-import { IPT_CHAIN, NFT_TABLE as NFT_TABLE_NAME, expectedNftShape, nftDrift, renderIptablesShim, renderNftScript, shimDrift } from './render';
+import { FirewallNames, expectedNftShape, nftDrift, renderIptablesShim, renderNftScript, shimDrift } from './render';
+import { LEGACY_IPT_CHAIN, LEGACY_NFT_TABLE, legacyShimIsOurs, legacyTableIsOurs } from './legacy';
+
+type Tool = 'iptables' | 'ip6tables';
+
+/** An older loom's shared objects that hold only this loomd's networks. */
+interface Legacy {
+  table: boolean;
+  shims: Tool[];
+}
 
 export class NftFirewall implements Firewall {
   private readonly mutex = new Mutex();
-  private iptables: Record<'iptables' | 'ip6tables', boolean | undefined> = { iptables: undefined, ip6tables: undefined };
+  private iptables: Record<Tool, boolean | undefined> = { iptables: undefined, ip6tables: undefined };
+  /**
+   * Until the first successful sync, an older loom's objects of this loomd may exist. Later
+   * ones cannot be this loomd's (its store is its own), so they are never looked for again.
+   */
+  private legacyPossible = true;
 
   constructor(
     private readonly log: Logger,
+    private readonly names: FirewallNames,
     private readonly run: CommandRunner = runCommand,
   ) {}
 
   async sync(networks: FirewallNetwork[]): Promise<void> {
     await this.mutex.runExclusive(async () => {
-      const script = renderNftScript(networks);
+      const legacy = this.legacyPossible ? await this.findLegacy(networks) : { table: false, shims: [] };
+      const script = renderNftScript(networks, this.names) + (legacy.table ? `delete table inet ${LEGACY_NFT_TABLE}\n` : '');
       this.log.debug({ script }, 'applying nft table');
       await runChecked(this.run, 'nft', ['-f', '-'], script);
       for (const tool of ['iptables', 'ip6tables'] as const) await this.syncShim(tool, networks);
+      for (const tool of legacy.shims) await this.removeChain(tool, LEGACY_IPT_CHAIN);
+      if (legacy.table || legacy.shims.length) this.log.info({ table: legacy.table, shims: legacy.shims }, 'removed the firewall objects an older loom made for this loomd\'s networks');
+      this.legacyPossible = false;
     });
   }
 
   /** Where the kernel's firewall differs from what these networks need (empty: in sync). */
   async check(networks: FirewallNetwork[]): Promise<string[]> {
     return this.mutex.runExclusive(async () => {
-      const listing = await this.run('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE_NAME]);
-      const drift = nftDrift(expectedNftShape(networks), listing.code === 0 ? JSON.parse(listing.stdout) : undefined);
+      const listing = await this.run('nft', ['-j', 'list', 'table', 'inet', this.names.table]);
+      const drift = nftDrift(expectedNftShape(networks, this.names), listing.code === 0 ? JSON.parse(listing.stdout) : undefined, this.names);
       for (const tool of ['iptables', 'ip6tables'] as const) {
         if (!(await this.hasTool(tool))) continue;
-        const chain = await this.run(tool, ['-w', '-S', IPT_CHAIN]);
-        const jump = await this.run(tool, ['-w', '-C', 'FORWARD', '-j', IPT_CHAIN]);
-        drift.push(...shimDrift(tool, networks, chain.code === 0 ? chain.stdout : undefined, jump.code === 0));
+        const chain = await this.run(tool, ['-w', '-S', this.names.chain]);
+        const jump = await this.run(tool, ['-w', '-C', 'FORWARD', '-j', this.names.chain]);
+        drift.push(...shimDrift(tool, networks, chain.code === 0 ? chain.stdout : undefined, jump.code === 0, this.names));
+      }
+      if (this.legacyPossible) {
+        const legacy = await this.findLegacy(networks);
+        if (legacy.table) drift.push(`table inet ${LEGACY_NFT_TABLE} of an older loom holds this loomd's networks`);
+        for (const tool of legacy.shims) drift.push(`${tool} chain ${LEGACY_IPT_CHAIN} of an older loom holds this loomd's networks`);
       }
       return drift;
     });
   }
 
-  private async hasTool(tool: 'iptables' | 'ip6tables'): Promise<boolean> {
+  private async findLegacy(networks: FirewallNetwork[]): Promise<Legacy> {
+    const legacy: Legacy = { table: false, shims: [] };
+    if (networks.length === 0) return legacy;
+    const table = await this.run('nft', ['-j', 'list', 'table', 'inet', LEGACY_NFT_TABLE]);
+    legacy.table = table.code === 0 && legacyTableIsOurs(JSON.parse(table.stdout), networks);
+    for (const tool of ['iptables', 'ip6tables'] as const) {
+      if (!(await this.hasTool(tool))) continue;
+      const chain = await this.run(tool, ['-w', '-S', LEGACY_IPT_CHAIN]);
+      if (chain.code === 0 && legacyShimIsOurs(chain.stdout, networks)) legacy.shims.push(tool);
+    }
+    return legacy;
+  }
+
+  private async hasTool(tool: Tool): Promise<boolean> {
     if (this.iptables[tool] === undefined) {
       try {
         const r = await this.run(tool, ['-w', '-S', 'FORWARD']);
@@ -58,17 +98,23 @@ export class NftFirewall implements Firewall {
     return this.iptables[tool] === true;
   }
 
-  private async syncShim(tool: 'iptables' | 'ip6tables', networks: FirewallNetwork[]): Promise<void> {
+  /** Removes the FORWARD jump to `chain`, then the chain. */
+  private async removeChain(tool: Tool, chain: string): Promise<void> {
+    await this.run(tool, ['-w', '-D', 'FORWARD', '-j', chain]);
+    await this.run(tool, ['-w', '-F', chain]);
+    await this.run(tool, ['-w', '-X', chain]);
+  }
+
+  private async syncShim(tool: Tool, networks: FirewallNetwork[]): Promise<void> {
     if (!(await this.hasTool(tool))) return;
+    const chain = this.names.chain;
     if (networks.length === 0) {
-      // Nothing of loom's left: remove the jump and the chain.
-      await this.run(tool, ['-w', '-D', 'FORWARD', '-j', IPT_CHAIN]);
-      await this.run(tool, ['-w', '-F', IPT_CHAIN]);
-      await this.run(tool, ['-w', '-X', IPT_CHAIN]);
+      // Nothing of this loomd's left: remove its jump and its chain.
+      await this.removeChain(tool, chain);
       return;
     }
-    await runChecked(this.run, `${tool}-restore`, ['-w', '--noflush'], renderIptablesShim(networks));
-    const present = await this.run(tool, ['-w', '-C', 'FORWARD', '-j', IPT_CHAIN]);
-    if (present.code !== 0) await runChecked(this.run, tool, ['-w', '-I', 'FORWARD', '1', '-j', IPT_CHAIN]);
+    await runChecked(this.run, `${tool}-restore`, ['-w', '--noflush'], renderIptablesShim(networks, this.names));
+    const present = await this.run(tool, ['-w', '-C', 'FORWARD', '-j', chain]);
+    if (present.code !== 0) await runChecked(this.run, tool, ['-w', '-I', 'FORWARD', '1', '-j', chain]);
   }
 }

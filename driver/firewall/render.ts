@@ -1,24 +1,40 @@
 /**
  * Pure rendering of loom's firewall (checked with golden files in test/unit).
  *
- * 1. `table inet loom` (nftables) is the authority for loom's bridges: isolation
- *    between loom networks, ICC, internal networks, inbound policy and outbound NAT.
- *    It is always replaced whole, in one nft transaction.
- * 2. A shim in iptables' filter FORWARD chain (chain LOOM-FORWARD, one jump):
+ * Each loomd has its own objects, named after its instance id (firewallNames), so two
+ * loomd on one host never write each other's rules:
+ * 1. `table inet loom-<instance>` (nftables) is the authority for this loomd's bridges:
+ *    isolation between its networks, ICC, internal networks, inbound policy and outbound
+ *    NAT. It is always replaced whole, in one nft transaction. Chains are named after the
+ *    whole network id (`net-<id>-out`), so no two networks share one.
+ * 2. A shim in iptables' filter FORWARD chain (chain LOOM-FWD-<instance>, one jump):
  *    a packet must be accepted by every base chain on the forward hook, and hosts
  *    (and dockerd) often set the iptables FORWARD policy to DROP. The shim only
- *    accepts traffic of loom's bridges, so the decision stays in `inet loom`.
+ *    accepts traffic of this loomd's bridges, so the decision stays in its table.
  */
 import type { FirewallNetwork } from './model';
 import type { PublishedPort } from '../ports/port-map';
+import { ownerMark } from '../kernel/link-owner';
 
-export const NFT_TABLE = 'loom';
-export const IPT_CHAIN = 'LOOM-FORWARD';
+/** The names of one loomd's firewall objects. */
+export interface FirewallNames {
+  /** nftables table (family inet). */
+  table: string;
+  /** iptables/ip6tables chain of the FORWARD shim. */
+  chain: string;
+  /** The loomd's owner mark, written into comments. */
+  mark: string;
+}
+
+export function firewallNames(instance: string): FirewallNames {
+  return { table: `loom-${instance}`, chain: `LOOM-FWD-${instance}`, mark: ownerMark(instance) };
+}
 
 /** Bridges Docker itself creates by default; loom networks must not reach into them. */
 const DOCKER_BRIDGES = ['docker0', 'docker_gwbridge', 'br-*'];
 
-const chainId = (n: FirewallNetwork): string => n.id.slice(0, 12).toLowerCase();
+/** The whole id: ids that share a prefix or differ only in case get chains of their own. */
+const chainId = (n: FirewallNetwork): string => n.id;
 const q = (ifname: string): string => `"${ifname}"`;
 const byBridge = (a: FirewallNetwork, b: FirewallNetwork): number => (a.bridge < b.bridge ? -1 : a.bridge > b.bridge ? 1 : 0);
 
@@ -64,13 +80,13 @@ function dnatRule(p: PublishedPort, forOutput: boolean): string {
 const byPort = (a: PublishedPort, b: PublishedPort): number =>
   a.hostPort - b.hostPort || a.proto.localeCompare(b.proto) || a.family - b.family || (a.hostIp < b.hostIp ? -1 : a.hostIp > b.hostIp ? 1 : 0);
 
-/** The whole `inet loom` table for these networks, as an atomic replace script for `nft -f -`. */
-export function renderNftScript(networks: readonly FirewallNetwork[]): string {
-  const lines = [`table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`];
+/** This loomd's whole table for these networks, as an atomic replace script for `nft -f -`. */
+export function renderNftScript(networks: readonly FirewallNetwork[], names: FirewallNames): string {
+  const lines = [`table inet ${names.table}`, `delete table inet ${names.table}`];
   if (networks.length === 0) return lines.join('\n') + '\n';
   const nets = [...networks].sort(byBridge);
-  lines.push(`table inet ${NFT_TABLE} {`);
-  lines.push(`\tcomment "managed by loomd: replaced whole on every change"`);
+  lines.push(`table inet ${names.table} {`);
+  lines.push(`\tcomment "managed by loomd ${names.mark}: replaced whole on every change"`);
   lines.push(`\tset bridges {`);
   lines.push(`\t\ttype ifname`);
   lines.push(`\t\telements = { ${nets.map((n) => q(n.bridge)).join(', ')} }`);
@@ -140,13 +156,13 @@ export function renderNftScript(networks: readonly FirewallNetwork[]): string {
   return lines.join('\n') + '\n';
 }
 
-/** The LOOM-FORWARD chain for `iptables-restore --noflush` (declaring the chain flushes it). */
-export function renderIptablesShim(networks: readonly FirewallNetwork[]): string {
+/** This loomd's shim chain for `iptables-restore --noflush` (declaring the chain flushes it). */
+export function renderIptablesShim(networks: readonly FirewallNetwork[], names: FirewallNames): string {
   const nets = [...networks].sort(byBridge);
-  const lines = ['*filter', `:${IPT_CHAIN} - [0:0]`];
+  const lines = ['*filter', `:${names.chain} - [0:0]`];
   for (const n of nets) {
-    lines.push(`-A ${IPT_CHAIN} -i ${n.bridge} -m comment --comment "loom ${n.id.slice(0, 12)}" -j ACCEPT`);
-    lines.push(`-A ${IPT_CHAIN} -o ${n.bridge} -m comment --comment "loom ${n.id.slice(0, 12)}" -j ACCEPT`);
+    lines.push(`-A ${names.chain} -i ${n.bridge} -m comment --comment "${names.mark} ${n.id.slice(0, 12)}" -j ACCEPT`);
+    lines.push(`-A ${names.chain} -o ${n.bridge} -m comment --comment "${names.mark} ${n.id.slice(0, 12)}" -j ACCEPT`);
   }
   lines.push('COMMIT');
   return lines.join('\n') + '\n';
@@ -158,10 +174,10 @@ export interface NftShape {
   bridges: string[];
 }
 
-export function expectedNftShape(networks: readonly FirewallNetwork[]): NftShape {
+export function expectedNftShape(networks: readonly FirewallNetwork[], names: FirewallNames): NftShape {
   const chains = new Map<string, number>();
   let current: string | undefined;
-  for (const line of renderNftScript(networks).split('\n')) {
+  for (const line of renderNftScript(networks, names).split('\n')) {
     const open = /^\tchain (\S+) \{$/.exec(line);
     if (open) {
       current = open[1] as string;
@@ -175,10 +191,10 @@ export function expectedNftShape(networks: readonly FirewallNetwork[]): NftShape
   return { chains, bridges: networks.map((n) => n.bridge).sort() };
 }
 
-/** Differences between the expected shape and `nft -j list table inet loom` output (undefined: no table). */
-export function nftDrift(expected: NftShape, listing: unknown): string[] {
-  if (listing === undefined) return expected.chains.size ? [`table inet ${NFT_TABLE} is missing`] : [];
-  if (!expected.chains.size) return [`table inet ${NFT_TABLE} exists without loom networks`];
+/** Differences between the expected shape and `nft -j list table inet <table>` output (undefined: no table). */
+export function nftDrift(expected: NftShape, listing: unknown, names: FirewallNames): string[] {
+  if (listing === undefined) return expected.chains.size ? [`table inet ${names.table} is missing`] : [];
+  if (!expected.chains.size) return [`table inet ${names.table} exists without loom networks`];
   const items = ((listing as { nftables?: Array<Record<string, { name?: string; chain?: string; elem?: unknown[] }>> }).nftables ?? []);
   const actual = new Map<string, number>();
   let elems: string[] = [];
@@ -197,13 +213,14 @@ export function nftDrift(expected: NftShape, listing: unknown): string[] {
   return drift;
 }
 
-/** Differences in the iptables shim given `iptables -S LOOM-FORWARD` output and whether the jump exists. */
-export function shimDrift(tool: string, networks: readonly FirewallNetwork[], chainListing: string | undefined, jumpPresent: boolean): string[] {
-  const rules = (chainListing ?? '').split('\n').filter((l) => l.startsWith(`-A ${IPT_CHAIN} `)).length;
-  if (networks.length === 0) return chainListing !== undefined || jumpPresent ? [`${tool} chain ${IPT_CHAIN} exists without loom networks`] : [];
+/** Differences in the iptables shim given `iptables -S <chain>` output and whether the jump exists. */
+export function shimDrift(tool: string, networks: readonly FirewallNetwork[], chainListing: string | undefined, jumpPresent: boolean, names: FirewallNames): string[] {
+  const chain = names.chain;
+  const rules = (chainListing ?? '').split('\n').filter((l) => l.startsWith(`-A ${chain} `)).length;
+  if (networks.length === 0) return chainListing !== undefined || jumpPresent ? [`${tool} chain ${chain} exists without loom networks`] : [];
   const drift: string[] = [];
-  if (chainListing === undefined) drift.push(`${tool} chain ${IPT_CHAIN} is missing`);
-  else if (rules !== networks.length * 2) drift.push(`${tool} chain ${IPT_CHAIN} has ${rules} rules, expected ${networks.length * 2}`);
-  if (!jumpPresent) drift.push(`${tool} FORWARD does not jump to ${IPT_CHAIN}`);
+  if (chainListing === undefined) drift.push(`${tool} chain ${chain} is missing`);
+  else if (rules !== networks.length * 2) drift.push(`${tool} chain ${chain} has ${rules} rules, expected ${networks.length * 2}`);
+  if (!jumpPresent) drift.push(`${tool} FORWARD does not jump to ${chain}`);
   return drift;
 }

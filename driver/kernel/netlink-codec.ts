@@ -18,6 +18,10 @@ export interface LinkInfo {
   mtu: number;
   mac: string;
   up: boolean;
+  /** IFLA_IFALIAS: loom's owner mark (`loom:<instance>`, see link-owner.ts) or whatever else is there. */
+  alias?: string;
+  /** IFLA_LINK in this namespace: a veth's peer (another kind's lower device). */
+  peerIndex?: number;
   /** Traffic counters (from IFLA_STATS64). */
   stats?: { rxBytes: bigint; txBytes: bigint; rxPackets: bigint; txPackets: bigint };
 }
@@ -123,6 +127,8 @@ export function toLinkInfo(m: rt.LinkMessage): LinkInfo {
     mtu: m.attrs.mtu ?? 0,
     mac: macToString(m.attrs.address),
     up: Boolean(m.data.flags?.up),
+    ...(m.attrs.ifalias ? { alias: m.attrs.ifalias } : {}),
+    ...(m.attrs.link?.length === 4 && m.attrs.linkNetnsid === undefined ? { peerIndex: m.attrs.link.readUInt32LE(0) } : {}),
     ...(m.attrs.stats64
       ? { stats: { rxBytes: m.attrs.stats64.rxBytes ?? 0n, txBytes: m.attrs.stats64.txBytes ?? 0n, rxPackets: m.attrs.stats64.rxPackets ?? 0n, txPackets: m.attrs.stats64.txPackets ?? 0n } }
       : {}),

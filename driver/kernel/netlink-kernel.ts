@@ -7,11 +7,15 @@
  * Hazards handled here (see docs/architecture.md):
  * - request flags are numbers (FlagsNew.CREATE | FlagsNew.EXCL); an object silently becomes 0;
  * - IFLA_LINKINFO is a raw buffer built with ifla.formatInfo and serialised through an AttrStream;
- * - the library reports errors as "Request rejected: <ERRNO>" strings; parsed once in `errnoOf` (netlink-codec.ts).
+ * - the library reports errors as "Request rejected: <ERRNO>" strings; parsed once in `errnoOf` (netlink-codec.ts);
+ * - the kernel ignores IFLA_IFALIAS when it creates a link: every link is created under a
+ *   temporary name and gets its final name and loom's owner mark in one RTM_SETLINK
+ *   (rename, alias, master and up are applied in that order by one request; see link-owner.ts).
  */
 import { Mutex } from 'async-mutex';
 import { AttrStream, FlagsNew, createRtNetlink, ifla, rt, RtNetlinkSocket } from 'netlink';
 import { LoomError } from '../errors';
+import { ownerOf, tempLinkName } from './link-owner';
 import type { Family } from '../../ipam-driver/core/prefix';
 import { formatCidr, formatIp, maskOf, bitsOf, parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
 import {
@@ -52,7 +56,13 @@ export class NetlinkKernel {
   /** Called with the errno of every request the kernel refuses (metrics). */
   onError: ((errno: string) => void) | undefined;
 
+  /**
+   * `mark`: this loomd's owner mark (`loom:<instance>`), put on every link created through
+   * this handle. A handle without one (tools, the netns helper) cannot create links.
+   * `opts` (tests): the request deadline and the socket factory.
+   */
   constructor(
+    readonly mark?: string,
     private readonly opts: { timeoutMs?: number; open?: () => RtNetlinkSocket } = {},
   ) {
     this.socket = (opts.open ?? createRtNetlink)();
@@ -132,10 +142,86 @@ export class NetlinkKernel {
     return link.index;
   }
 
+  /** Creates a bridge (down) carrying this loomd's owner mark. */
   async createBridge(name: string, mtu: number): Promise<void> {
-    await this.call(`create bridge ${name}`, () =>
-      this.sock.newLink({}, { ifname: name, mtu, linkinfo: serialise(ifla.formatInfo({ kind: 'bridge' })) }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }),
+    await this.createMarked(name, {}, (temp) =>
+      this.call(`create bridge ${name}`, () =>
+        this.sock.newLink({}, { ifname: temp, mtu, linkinfo: serialise(ifla.formatInfo({ kind: 'bridge' })) }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }),
+      ),
     );
+  }
+
+  private requireMark(): string {
+    if (!this.mark) throw new LoomError('internal', 'this netlink handle has no owner mark and cannot create links');
+    return this.mark;
+  }
+
+  /**
+   * Creates a link under its temporary name (`create`, which must leave it down), then names it
+   * `name` and marks it in one request, also attaching it to `finish.master` and setting it up.
+   * A leftover of an attempt killed between the two (same temporary name) is removed first; if
+   * naming fails (`name` is taken), the temporary link is removed again.
+   * `peer`: a veth's container end, named and marked before the host end.
+   */
+  private async createMarked(name: string, finish: { master?: number; up?: boolean; peer?: string }, create: (temp: string, tempPeer?: string) => Promise<unknown>): Promise<void> {
+    const mark = this.requireMark();
+    const temp = tempLinkName(mark, name);
+    const tempPeer = finish.peer ? tempLinkName(mark, finish.peer) : undefined;
+    for (const t of [temp, tempPeer]) if (t) await this.deleteLink(t);
+    await create(temp, tempPeer);
+    try {
+      const link = await this.findLink(temp);
+      if (!link) throw new LoomError('internal', `link ${temp} vanished right after it was created`);
+      if (finish.peer) {
+        const peerIdx = link.peerIndex;
+        if (peerIdx === undefined) throw new LoomError('internal', `veth ${temp} has no peer in this namespace`);
+        await this.nameAndMark(peerIdx, finish.peer, mark, {});
+      }
+      await this.nameAndMark(link.index, name, mark, finish);
+    } catch (err) {
+      await this.deleteLink(temp).catch(() => false);
+      throw err;
+    }
+  }
+
+  private async nameAndMark(index: number, name: string, mark: string, finish: { master?: number; up?: boolean }): Promise<void> {
+    const data: rt.Link = finish.up ? { index, flags: { up: true }, change: { up: true } } : { index };
+    try {
+      await this.serial(() => this.sock.setLink(data, { ifname: name, ifalias: mark, ...(finish.master !== undefined ? { master: finish.master } : {}) }));
+    } catch (err) {
+      const e = kernelError(`name and mark ${name}`, err);
+      if (e.errno === 'EEXIST') throw new LoomError('conflict', `interface ${name} already exists`, 'EEXIST');
+      throw e;
+    }
+  }
+
+  /** Puts this loomd's owner mark on an existing link (a link an earlier loom made without one). */
+  async setOwnerMark(name: string): Promise<void> {
+    const mark = this.requireMark();
+    const idx = await this.indexOf(name);
+    await this.call(`mark ${name}`, () => this.sock.setLink({ index: idx }, { ifalias: mark }));
+  }
+
+  /**
+   * Deletes link `name` only if it is this loomd's: it carries this loomd's mark, or no loom
+   * mark at all when `unmarkedToo` (a link an earlier loom made, named in this loomd's
+   * records). The check and the deletion address the same object (by index). Returns
+   * 'deleted', 'absent', or 'not-ours' (left alone).
+   */
+  async deleteOwnedLink(name: string, opts: { unmarkedToo?: boolean } = {}): Promise<'deleted' | 'absent' | 'not-ours'> {
+    const mark = this.requireMark();
+    const link = await this.findLink(name);
+    if (!link) return 'absent';
+    const owner = ownerOf(link.alias, mark);
+    if (owner === 'foreign' || (owner === 'none' && !opts.unmarkedToo)) return 'not-ours';
+    try {
+      await this.serial(() => this.sock.delLink({ index: link.index }));
+      return 'deleted';
+    } catch (err) {
+      const e = kernelError(`delete link ${name}`, err);
+      if (e.errno === 'ENODEV') return 'absent';
+      throw e;
+    }
   }
 
   /**
@@ -150,11 +236,13 @@ export class NetlinkKernel {
     else data.local6 = ipBytes(6, local.value);
     if (opts.dev) data.link = await this.indexOf(opts.dev);
     const master = await this.indexOf(opts.master);
-    await this.call(`create vxlan ${name} vni ${opts.vni}`, () =>
-      this.sock.newLink(
-        { flags: { up: true }, change: { up: true } },
-        { ifname: name, mtu: opts.mtu, master, linkinfo: serialise(ifla.formatInfo({ kind: 'vxlan', data: serialise(ifla.formatVxlan(data)) })) },
-        { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+    await this.createMarked(name, { master, up: true }, (temp) =>
+      this.call(`create vxlan ${name} vni ${opts.vni}`, () =>
+        this.sock.newLink(
+          {},
+          { ifname: temp, mtu: opts.mtu, linkinfo: serialise(ifla.formatInfo({ kind: 'vxlan', data: serialise(ifla.formatVxlan(data)) })) },
+          { flags: FlagsNew.CREATE | FlagsNew.EXCL },
+        ),
       ),
     );
   }
@@ -234,27 +322,27 @@ export class NetlinkKernel {
 
   /** Creates an IFB device (the queue for shaping what arrives on another device), up. */
   async createIfb(name: string, mtu: number): Promise<void> {
-    await this.call(`create ifb ${name}`, () =>
-      this.sock.newLink({ flags: { up: true }, change: { up: true } }, { ifname: name, mtu, linkinfo: serialise(ifla.formatInfo({ kind: 'ifb' })) }, {
-        flags: FlagsNew.CREATE | FlagsNew.EXCL,
-      }),
+    await this.createMarked(name, { up: true }, (temp) =>
+      this.call(`create ifb ${name}`, () =>
+        this.sock.newLink({}, { ifname: temp, mtu, linkinfo: serialise(ifla.formatInfo({ kind: 'ifb' })) }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }),
+      ),
     );
   }
 
   /**
-   * Creates veth `name` with peer `peer` in one request: the host end already
-   * attached to `master` and up, the peer with its MAC and MTU.
+   * Creates veth `name` with peer `peer`, both marked: the host end attached to `master`
+   * and up, the peer (down) with its MAC and MTU.
    */
   async createVethPair(name: string, peer: string, opts: { mtu: number; peerMac?: string; master?: string }): Promise<void> {
-    const peerAttrs: ifla.LinkAttrs = { ifname: peer, mtu: opts.mtu };
-    if (opts.peerMac) peerAttrs.address = macToBuffer(opts.peerMac);
-    const peerMsg = Buffer.concat([rt.formatLink({}), serialise(ifla.formatLinkAttrs(peerAttrs))]);
-    const data = serialise((out: AttrStream) => out.push(VETH_INFO_PEER, peerMsg));
-    const attrs: ifla.LinkAttrs = { ifname: name, mtu: opts.mtu, linkinfo: serialise(ifla.formatInfo({ kind: 'veth', data })) };
-    if (opts.master) attrs.master = await this.indexOf(opts.master);
-    await this.call(`create veth ${name}/${peer}`, () =>
-      this.sock.newLink({ flags: { up: true }, change: { up: true } }, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL }),
-    );
+    const master = opts.master ? await this.indexOf(opts.master) : undefined;
+    await this.createMarked(name, { up: true, peer, ...(master !== undefined ? { master } : {}) }, (temp, tempPeer) => {
+      const peerAttrs: ifla.LinkAttrs = { ifname: tempPeer as string, mtu: opts.mtu };
+      if (opts.peerMac) peerAttrs.address = macToBuffer(opts.peerMac);
+      const peerMsg = Buffer.concat([rt.formatLink({}), serialise(ifla.formatLinkAttrs(peerAttrs))]);
+      const data = serialise((out: AttrStream) => out.push(VETH_INFO_PEER, peerMsg));
+      const attrs: ifla.LinkAttrs = { ifname: temp, mtu: opts.mtu, linkinfo: serialise(ifla.formatInfo({ kind: 'veth', data })) };
+      return this.call(`create veth ${name}/${peer}`, () => this.sock.newLink({}, attrs, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
+    });
   }
 
   /**
@@ -303,6 +391,11 @@ export class NetlinkKernel {
   async setUp(name: string): Promise<void> {
     const idx = await this.indexOf(name);
     await this.call(`set ${name} up`, () => this.sock.setLink({ index: idx, flags: { up: true }, change: { up: true } }));
+  }
+
+  async setDown(name: string): Promise<void> {
+    const idx = await this.indexOf(name);
+    await this.call(`set ${name} down`, () => this.sock.setLink({ index: idx, flags: {}, change: { up: true } }));
   }
 
   async setMtu(name: string, mtu: number): Promise<void> {

@@ -1,8 +1,8 @@
 /**
  * Deterministic interface names, derived from Docker's ids and kept within
  * Linux's 15-character limit (IFNAMSIZ 16 with the NUL byte). Names are never
- * picked by scanning the host. The prefixes let the reconciler recognise what
- * loom made.
+ * picked by scanning the host. A name says nothing about who made a link (another
+ * loomd or an operator may use the same): ownership is the mark (kernel/link-owner.ts).
  */
 export const BRIDGE_PREFIX = 'lm-';
 export const HOST_VETH_PREFIX = 'lv';
@@ -24,12 +24,6 @@ export const hostVethFor = (endpointId: string): string => HOST_VETH_PREFIX + sh
 export const peerVethFor = (endpointId: string): string => PEER_VETH_PREFIX + short(endpointId);
 export const ifbFor = (endpointId: string): string => IFB_PREFIX + short(endpointId);
 export const vxlanFor = (networkId: string): string => VXLAN_PREFIX + short(networkId);
-export const isLoomVxlan = (name: string): boolean => /^lx[0-9a-z]{12}$/.test(name);
-
-export const isLoomIfb = (name: string): boolean => /^lb[0-9a-z]{12}$/.test(name);
-
-export const isLoomVeth = (name: string): boolean =>
-  (name.startsWith(HOST_VETH_PREFIX) || name.startsWith(PEER_VETH_PREFIX)) && /^l[vc][0-9a-z]{12}$/.test(name);
 
 /** A valid Linux interface name for a user-chosen bridge name. */
 export function isValidIfname(name: string): boolean {

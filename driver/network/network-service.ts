@@ -6,7 +6,7 @@
  * kernel holds.
  */
 import { KeyedMutex } from '../concurrency/keyed-mutex';
-import { DataPlane } from '../dataplane/bridge';
+import type { BridgeInspection, DataPlane } from '../dataplane/bridge';
 import { StepRunner, teardownAll } from '../dataplane/steps';
 import { conflict, invalid, notFound } from '../errors';
 import type { Firewall, FirewallNetwork } from '../firewall/model';
@@ -23,7 +23,7 @@ import type { OverlayControl } from './overlay-control';
 import { CreateNetworkInput, buildNetworkRecord, checkEndpointAddress, checkIpamData, gatewayFor, overlapping, sameNetworkConfig } from './records';
 
 export type { CreateNetworkInput } from './records';
-import type { EndpointRecord, IpamData, JoinInfo, NetworkRecord } from './types';
+import type { BridgeSnapshot, EndpointRecord, IpamData, JoinInfo, NetworkRecord } from './types';
 
 /** loom.* keys accepted as per-endpoint driver options. */
 export const LOOM_ENDPOINT_OPTION_KEYS: readonly string[] = [OPT_EGRESS_RATE, OPT_INGRESS_RATE];
@@ -46,6 +46,12 @@ interface NetworkState {
 
 export class NetworkService {
   private readonly networks = new Map<string, NetworkState>();
+  /**
+   * Networks being created or removed: their bridge names and subnets stay taken until the
+   * kernel work is done. `claim` checks and reserves in one synchronous step (no await), so
+   * the uniqueness checks are atomic across networks whatever their locks.
+   */
+  private readonly claims = new Map<string, NetworkRecord>();
   private readonly locks = new KeyedMutex();
   /** Networks whose data plane was verified since loomd started (see ensureRestored). */
   private readonly restored = new Set<string>();
@@ -175,54 +181,103 @@ export class NetworkService {
         await this.syncFirewall();
         return;
       }
-      for (const other of this.networks.values()) {
-        if (other.record.bridge === record.bridge) {
-          throw conflict(`bridge name ${record.bridge} is already used by network ${other.record.id.slice(0, 12)}`);
-        }
-        for (const mine of record.ipv4.concat(record.ipv6)) {
-          for (const theirs of other.record.ipv4.concat(other.record.ipv6)) {
-            if (overlapping(mine.pool, theirs.pool)) {
-              throw conflict(`subnet ${mine.pool} overlaps subnet ${theirs.pool} of network ${other.record.id.slice(0, 12)}`);
-            }
+      this.claim(record);
+      try {
+        await this.buildNetwork(record, settings);
+      } finally {
+        this.claims.delete(record.id);
+      }
+    });
+  }
+
+  /**
+   * Checks that `record`'s bridge name and subnets are free on this host (among networks,
+   * and networks being created or removed) and reserves them. Synchronous on purpose.
+   */
+  private claim(record: NetworkRecord): void {
+    const others = [...[...this.networks.values()].map((s) => s.record), ...this.claims.values()];
+    for (const other of others) {
+      if (other.id === record.id) continue;
+      if (other.bridge === record.bridge) {
+        throw conflict(`bridge name ${record.bridge} is already used by network ${other.id.slice(0, 12)}`);
+      }
+      for (const mine of record.ipv4.concat(record.ipv6)) {
+        for (const theirs of other.ipv4.concat(other.ipv6)) {
+          if (overlapping(mine.pool, theirs.pool)) {
+            throw conflict(`subnet ${mine.pool} overlaps subnet ${theirs.pool} of network ${other.id.slice(0, 12)}`);
           }
         }
       }
-      const steps = new StepRunner(`create network ${record.id.slice(0, 12)}`, this.log);
-      if (settings.mode === 'overlay' && this.overlay) {
-        const control = this.overlay;
-        await steps.step('register the overlay in the cluster', async () => {
-          const { attachment, mtu, created } = await control.attach(record, settings);
-          record.overlay = attachment;
-          if (!settings.explicitMtu) record.mtu = mtu;
-          return () => control.abandon(record, created);
-        });
-      } else if (this.overlay) {
-        await this.overlay.checkLocal(record);
-      }
-      const { createdBridge } = await this.dataplane.ensureNetwork(record, steps);
-      if (!createdBridge) {
-        record.adoptedBridge = true;
-        this.log.info({ networkId: record.id, bridge: record.bridge }, 'adopting an existing bridge; it will be kept when the network is removed');
-      }
-      await steps.step('install firewall rules', async () => {
-        this.networks.set(record.id, { record, endpoints: new Map() });
-        try {
-          await this.syncFirewall();
-        } catch (err) {
-          this.networks.delete(record.id);
-          throw err;
-        }
-        return async () => {
-          this.networks.delete(record.id);
-          await this.syncFirewall();
-        };
+    }
+    this.claims.set(record.id, record);
+  }
+
+  /** The kernel, firewall and store work of a new network (caller holds its lock and its claim). */
+  private async buildNetwork(record: NetworkRecord, settings: ReturnType<typeof parseNetworkSettings>): Promise<void> {
+    const steps = new StepRunner(`create network ${record.id.slice(0, 12)}`, this.log);
+    if (settings.mode === 'overlay' && this.overlay) {
+      const control = this.overlay;
+      await steps.step('register the overlay in the cluster', async () => {
+        const { attachment, mtu, created } = await control.attach(record, settings);
+        record.overlay = attachment;
+        if (!settings.explicitMtu) record.mtu = mtu;
+        return () => control.abandon(record, created);
       });
-      await steps.step('store network', () => this.repo.putNetwork(record));
-      this.restored.add(record.id);
-      if (record.overlay) await this.overlay?.attached(record);
-      else await this.overlay?.localCreated(record).catch((err) => this.log.warn({ networkId: record.id, err: String(err) }, 'could not record the subnet in the cluster'));
-      this.log.info({ networkId: record.id, bridge: record.bridge, mtu: record.mtu, internal: record.internal }, 'network created');
+    } else if (this.overlay) {
+      await this.overlay.checkLocal(record);
+    }
+    await this.borrowIfForeign(record, steps);
+    await this.dataplane.ensureNetwork(record, steps, { creating: true });
+    await steps.step('install firewall rules', async () => {
+      this.networks.set(record.id, { record, endpoints: new Map() });
+      try {
+        await this.syncFirewall();
+      } catch (err) {
+        this.networks.delete(record.id);
+        throw err;
+      }
+      return async () => {
+        this.networks.delete(record.id);
+        await this.syncFirewall();
+      };
     });
+    await steps.step('store network', () => this.repo.putNetwork(record));
+    this.restored.add(record.id);
+    if (record.overlay) await this.overlay?.attached(record);
+    else await this.overlay?.localCreated(record).catch((err) => this.log.warn({ networkId: record.id, err: String(err) }, 'could not record the subnet in the cluster'));
+    this.log.info({ networkId: record.id, bridge: record.bridge, mtu: record.mtu, internal: record.internal }, 'network created');
+  }
+
+  /**
+   * A bridge that exists without loom's mark is someone else's: borrowed, recorded as it is
+   * before any change (under its own key until the network is stored, so a retry after a
+   * crash still knows the original), and given back if the create fails. Another loomd's
+   * bridge is refused; this loomd's own (an interrupted create) is taken as its own.
+   */
+  private async borrowIfForeign(record: NetworkRecord, steps: StepRunner): Promise<void> {
+    let seen: BridgeInspection = { kind: 'absent' };
+    let pending: BridgeSnapshot | undefined;
+    await steps.step(`check bridge ${record.bridge}`, async () => {
+      seen = await this.dataplane.inspectBridge(record.bridge);
+      if (seen.kind === 'foreign') throw conflict(`bridge ${record.bridge} belongs to another loomd (${seen.mark})`);
+      if (seen.kind === 'not-bridge') throw conflict(`interface ${record.bridge} exists and is not a bridge`);
+      pending = await this.repo.getPendingBorrow(record.bridge);
+      // Left by an attempt that died, for a bridge that is no longer someone else's.
+      if (pending && seen.kind !== 'unmarked') await this.repo.deletePendingBorrow(record.bridge);
+    });
+    const found = seen as BridgeInspection;
+    if (found.kind !== 'unmarked') return;
+    const before = pending ?? found.snapshot;
+    await steps.step(`borrow bridge ${record.bridge}`, async () => {
+      await this.repo.putPendingBorrow(record.bridge, before);
+      record.adoptedBridge = true;
+      record.borrowed = before;
+      return async () => {
+        await this.dataplane.removeNetwork(record);
+        await this.repo.deletePendingBorrow(record.bridge);
+      };
+    });
+    this.log.info({ networkId: record.id, bridge: record.bridge }, 'borrowing an existing bridge: it will be given back as it was when the network is removed');
   }
 
   async deleteNetwork(networkId: string): Promise<void> {
@@ -238,6 +293,8 @@ export class NetworkService {
       }
       this.networks.delete(networkId);
       this.restored.delete(networkId);
+      // Its bridge name and subnets stay taken until the bridge is gone or given back.
+      this.claims.set(networkId, state.record);
       for (const ep of leftovers) if (ep.ports) this.ports.release(ep.ports);
       await teardownAll(`delete network ${networkId.slice(0, 12)}`, [
         ...leftovers.map((ep): [string, () => Promise<unknown>] => [`remove endpoint ${ep.id.slice(0, 12)}`, () => this.dataplane.removeEndpoint(state.record, ep)]),
@@ -250,7 +307,7 @@ export class NetworkService {
               ['leave the overlay', () => (this.overlay as OverlayControl).detached(state.record)] as [string, () => Promise<unknown>],
             ]
           : []),
-      ]);
+      ]).finally(() => this.claims.delete(networkId));
       this.log.info({ networkId, bridge: state.record.bridge }, 'network deleted');
     });
   }
@@ -314,7 +371,7 @@ export class NetworkService {
         }
       }
       const steps = new StepRunner(`create endpoint ${input.id.slice(0, 12)}`, this.log);
-      await this.dataplane.ensureEndpoint(net, ep, steps);
+      await this.dataplane.ensureEndpoint(net, ep, steps, { creating: true });
       await steps.step('store endpoint', () => this.repo.putEndpoint(ep));
       state.endpoints.set(ep.id, ep);
       if (net.overlay) this.overlay?.endpointUp(net, ep);
@@ -475,6 +532,12 @@ export class NetworkService {
       if (record.bridge === name || record.overlay?.vxlan === name) return true;
       for (const e of endpoints.values()) if (e.hostIf === name || e.peerIf === name || e.ifb === name) return true;
     }
+    return false;
+  }
+
+  /** True when `name` is the bridge of a network that borrowed it (someone else's bridge: never marked). */
+  isBorrowedBridge(name: string): boolean {
+    for (const { record } of this.networks.values()) if (record.bridge === name && record.adoptedBridge) return true;
     return false;
   }
 

@@ -89,6 +89,6 @@ export function overlapping(a: string, b: string): boolean {
 }
 
 export function sameNetworkConfig(a: NetworkRecord, b: NetworkRecord): boolean {
-  const strip = (n: NetworkRecord): unknown => ({ ...n, createdAt: undefined, adoptedBridge: undefined, overlay: undefined });
+  const strip = (n: NetworkRecord): unknown => ({ ...n, createdAt: undefined, adoptedBridge: undefined, borrowed: undefined, overlay: undefined });
   return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
 }

@@ -21,8 +21,10 @@ export interface NetworkRecord {
   id: string;
   /** Linux bridge name (loom's derived name or com.docker.network.bridge.name). */
   bridge: string;
-  /** true when the bridge existed before the network (kept, not deleted, on removal). */
+  /** true when the bridge existed before the network and is not loom's (kept, not deleted, on removal). */
   adoptedBridge?: boolean;
+  /** The borrowed bridge as loom found it, given back on removal (absent in records of older looms). */
+  borrowed?: BridgeSnapshot;
   mtu: number;
   internal: boolean;
   /** com.docker.network.bridge.enable_icc (default true). */
@@ -41,6 +43,20 @@ export interface NetworkRecord {
   /** The -o options exactly as given (for idempotency checks and operators). */
   options: Record<string, string>;
   createdAt: string;
+}
+
+/**
+ * What a borrowed bridge (one that existed before its network and carries no loom mark) was
+ * like before loom's first change: everything loom may change on it.
+ */
+export interface BridgeSnapshot {
+  mtu: number;
+  up: boolean;
+  /** Per-interface sysctls loom writes ("ipv6.disable_ipv6" -> "0"), as read before; absent keys did not exist. */
+  sysctls: Record<string, string>;
+  /** Addresses it held (CIDR), IPv6 link-local ones aside (the kernel makes those). */
+  addresses: string[];
+  takenAt: string;
 }
 
 export interface OverlayAttachment {

@@ -30,6 +30,8 @@ export interface AdminDeps {
   version: string;
   startedAt: Date;
   stateDir: string;
+  /** Who this loomd is on the host: the mark on its links and the names of its firewall objects. */
+  owner: { instance: string; mark: string; nftTable: string; iptablesChain: string };
   networks: NetworkService;
   ipam: IpamService;
   reconciler: Reconciler;
@@ -55,6 +57,7 @@ export function createAdminApp(deps: AdminDeps): express.Express {
       startedAt: deps.startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - deps.startedAt.getTime()) / 1000),
       stateDir: deps.stateDir,
+      owner: deps.owner,
       networks: nets.length,
       endpoints: nets.reduce((n, x) => n + x.endpoints.length, 0),
       pools: deps.ipam.listPools().length,

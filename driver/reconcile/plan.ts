@@ -9,12 +9,17 @@
  * object older than `graceMs`, so a call in flight (veth created, record not yet
  * written; address requested, endpoint not yet created) is never mistaken for
  * an orphan.
+ *
+ * Links are judged by their owner mark, never by name: only links carrying this loomd's
+ * mark can be orphans; links another loomd marked do not exist for this one; unmarked
+ * links are someone else's unless one of this loomd's records names them (an earlier
+ * loom made them: they are marked).
  */
 import type { DockerView } from './docker-view';
 import { LOCAL_SPACE } from '../api/static-answers';
 import type { EndpointRecord, NetworkRecord } from '../network/types';
 import { bridgeAddresses } from '../dataplane/bridge';
-import { BRIDGE_PREFIX, isLoomIfb, isLoomVeth, isLoomVxlan } from '../network/naming';
+import type { LinkOwner } from '../kernel/link-owner';
 import { contains, formatIp, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
 
 export interface ObservedPool {
@@ -28,6 +33,8 @@ export interface ObservedLink {
   name: string;
   kind: string | undefined;
   up: boolean;
+  /** Whose mark it carries, seen from this loomd. */
+  owner: LinkOwner;
 }
 
 export interface Observed {
@@ -51,6 +58,7 @@ export type Action =
   | { kind: 'restore-network'; networkId: string; reason: string }
   | { kind: 'sync-firewall'; reason: string }
   | { kind: 'delete-orphan-link'; name: string; reason: string }
+  | { kind: 'mark-link'; name: string; reason: string }
   | { kind: 'remove-stale-endpoint'; networkId: string; endpointId: string; reason: string }
   | { kind: 'remove-stale-network'; networkId: string; reason: string }
   | { kind: 'release-orphan-address'; poolId: string; address: string; reason: string }
@@ -90,7 +98,8 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     suspects.set(key, first ?? obs.at);
     return opts.force === 'all' || (forceable && opts.force === true) || (first !== undefined && obs.at - first >= opts.confirmMs);
   };
-  const links = new Map(obs.links.map((l) => [l.name, l]));
+  // Another loomd's links do not exist for this one (a record whose name it took is "missing").
+  const links = new Map(obs.links.filter((l) => l.owner !== 'foreign').map((l) => [l.name, l]));
   const dockerNets = obs.docker?.networks;
   /** Whether Docker lists the endpoint (undefined: Docker's view of its network is unknown). */
   const dockerKnows = (e: EndpointRecord): boolean | undefined => dockerNets?.get(e.networkId)?.endpoints.has(e.id);
@@ -161,15 +170,19 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     }
   }
 
-  // Links with loom's names that no record owns.
-  const ownedBridges = new Set(obs.networks.flatMap((n) => [n.bridge, ...(n.overlay ? [n.overlay.vxlan] : [])]));
-  const ownedVeths = new Set(obs.endpoints.flatMap((e) => [e.hostIf, e.peerIf, ...(e.ifb ? [e.ifb] : [])]));
+  // Links: this loomd's mark and no record is an orphan; a record's link without a mark is an earlier loom's.
+  /** Link name -> the kind a record says it is (borrowed bridges are someone else's: not listed). */
+  const recorded = new Map<string, string>([
+    ...obs.networks.flatMap((n): Array<[string, string]> => [...(n.adoptedBridge ? [] : [[n.bridge, 'bridge'] as [string, string]]), ...(n.overlay ? [[n.overlay.vxlan, 'vxlan'] as [string, string]] : [])]),
+    ...obs.endpoints.flatMap((e): Array<[string, string]> => [[e.hostIf, 'veth'], [e.peerIf, 'veth'], ...(e.ifb ? [[e.ifb, 'ifb'] as [string, string]] : [])]),
+  ]);
+  const borrowed = new Set(obs.networks.filter((n) => n.adoptedBridge).map((n) => n.bridge));
   for (const l of obs.links) {
-    const orphanBridge =
-      ((l.name.startsWith(BRIDGE_PREFIX) && l.kind === 'bridge') || (isLoomVxlan(l.name) && l.kind === 'vxlan')) && !ownedBridges.has(l.name);
-    const orphanVeth = ((isLoomVeth(l.name) && l.kind === 'veth') || (isLoomIfb(l.name) && l.kind === 'ifb')) && !ownedVeths.has(l.name);
-    if ((orphanBridge || orphanVeth) && confirmed(`link:${l.name}`, false)) {
-      actions.push({ kind: 'delete-orphan-link', name: l.name, reason: `no ${orphanBridge ? 'network' : 'endpoint'} owns it` });
+    if (l.owner === 'self' && !recorded.has(l.name) && !borrowed.has(l.name) && confirmed(`link:${l.name}`, false)) {
+      actions.push({ kind: 'delete-orphan-link', name: l.name, reason: `it carries this loomd's mark but no ${l.kind === 'bridge' || l.kind === 'vxlan' ? 'network' : 'endpoint'} owns it` });
+    }
+    if (l.owner === 'none' && recorded.has(l.name) && recorded.get(l.name) === l.kind) {
+      actions.push({ kind: 'mark-link', name: l.name, reason: 'it is named in this loomd\'s records but carries no owner mark (made by an earlier loom)' });
     }
   }
 

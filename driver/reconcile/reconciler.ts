@@ -9,6 +9,7 @@ import { asLoomError } from '../errors';
 import type { Firewall } from '../firewall/model';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import { isNetnsFile } from '../kernel/netns-file';
+import { ownerOf } from '../kernel/link-owner';
 import type { NetworkService } from '../network/network-service';
 import type { Logger } from '../observability/logger';
 import type { IpamService } from '../../ipam-driver/ipam-service';
@@ -162,7 +163,7 @@ export class Reconciler {
       networks: list.map((n) => n.record),
       endpoints,
       pools: this.d.ipam.listPools(),
-      links: links.map((l) => ({ name: l.name, kind: l.kind, up: l.up })),
+      links: links.map((l) => ({ name: l.name, kind: l.kind, up: l.up, owner: ownerOf(l.alias, this.d.kernel.mark ?? '') })),
       bridgeAddresses,
       firewallDrift: await this.d.firewall.check(this.d.networks.firewallView()),
       docker,
@@ -237,8 +238,16 @@ export class Reconciler {
         await networks.syncFirewall();
         return true;
       case 'delete-orphan-link':
+        // Re-checked at deletion time: a record may own it by now, and only a link with this loomd's mark goes.
         if (networks.ownsLink(a.name)) return false;
-        return kernel.deleteLink(a.name);
+        return (await kernel.deleteOwnedLink(a.name)) === 'deleted';
+      case 'mark-link': {
+        if (!networks.ownsLink(a.name) || networks.isBorrowedBridge(a.name)) return false;
+        const link = await kernel.findLink(a.name);
+        if (!link || ownerOf(link.alias, kernel.mark ?? '') !== 'none') return false;
+        await kernel.setOwnerMark(a.name);
+        return true;
+      }
       case 'remove-stale-endpoint':
         return networks.removeStaleEndpoint(a.networkId, a.endpointId, observedAt);
       case 'remove-stale-network':

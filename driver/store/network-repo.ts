@@ -1,9 +1,11 @@
 /** Network and endpoint records in the key-value store (layout in schema.ts). */
-import type { EndpointRecord, NetworkRecord } from '../network/types';
+import type { BridgeSnapshot, EndpointRecord, NetworkRecord } from '../network/types';
 import { KvOp, KvStore } from './kv';
 
 const NET = 'net/';
 const EP = 'ep/';
+/** A borrowed bridge's state before loom changed it, while its network is being created. */
+const BORROW = 'borrow/';
 const epKey = (networkId: string, endpointId: string): string => `${EP}${networkId}/${endpointId}`;
 
 export class NetworkRepository {
@@ -15,8 +17,23 @@ export class NetworkRepository {
     return { networks, endpoints };
   }
 
+  /** Stores a network; a borrowed bridge's snapshot moves from its pending key into the record. */
   async putNetwork(n: NetworkRecord): Promise<void> {
-    await this.kv.batch([{ type: 'put', key: NET + n.id, value: n }]);
+    const ops: KvOp[] = [{ type: 'put', key: NET + n.id, value: n }];
+    if (n.borrowed) ops.push({ type: 'del', key: BORROW + n.bridge });
+    await this.kv.batch(ops);
+  }
+
+  async getPendingBorrow(bridge: string): Promise<BridgeSnapshot | undefined> {
+    return this.kv.get<BridgeSnapshot>(BORROW + bridge);
+  }
+
+  async putPendingBorrow(bridge: string, before: BridgeSnapshot): Promise<void> {
+    await this.kv.batch([{ type: 'put', key: BORROW + bridge, value: before }]);
+  }
+
+  async deletePendingBorrow(bridge: string): Promise<void> {
+    await this.kv.batch([{ type: 'del', key: BORROW + bridge }]);
   }
 
   /** Deletes the network and whatever endpoint records it still had, atomically. */

@@ -5,6 +5,7 @@
  *   meta/commit                   -> { seq, at }   sequence of the last write (level-kv.ts)
  *   net/<networkId>               -> NetworkRecord
  *   ep/<networkId>/<endpointId>   -> EndpointRecord
+ *   borrow/<bridge>               -> BridgeSnapshot (while a network borrowing that bridge is created)
  *   ipam/pool/<poolId>            -> PoolRecord
  *   ipam/addr/<poolId>|<address>  -> AllocationRecord
  * docs/state.md explains each record. A store written by a newer loom is refused.

@@ -78,12 +78,7 @@ test('simulated reboot: loom\'s bridges, veths and rules deleted by hand while e
   for (const l of await host.ipJson<Array<{ ifname: string }>>(['link', 'show'])) {
     if (/^(lm-|lv|lc)/.test(l.ifname)) await host.execOk(['ip', 'link', 'del', l.ifname]);
   }
-  await host.exec(['nft', 'delete', 'table', 'inet', 'loom']);
-  for (const t of ['iptables', 'ip6tables']) {
-    await host.exec([t, '-w', '-D', 'FORWARD', '-j', 'LOOM-FORWARD']);
-    await host.exec([t, '-w', '-F', 'LOOM-FORWARD']);
-    await host.exec([t, '-w', '-X', 'LOOM-FORWARD']);
-  }
+  await host.flushLoomFirewall();
   // Boot order of a real host: loomd (systemd Before=docker.service), then dockerd.
   await host.startLoomd();
   await host.startDockerd([]);

@@ -103,7 +103,8 @@ describe('the same scenario with -d bridge and with -d loom', () => {
   test('loom', async () => {
     await scenario('loom', ['-d', 'loom', '--ipam-driver', 'loom']);
     expect(await settle(host)).toEqual([]);
-    expect((await host.execOk(['nft', 'list', 'table', 'inet', 'loom']).catch(() => ''))).not.toContain('dnat');
+    const { nftTable } = await host.loomOwner();
+    expect((await host.execOk(['nft', 'list', 'table', 'inet', nftTable]).catch(() => ''))).not.toContain('dnat');
   });
 });
 

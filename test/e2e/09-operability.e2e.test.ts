@@ -64,9 +64,10 @@ test('doctor names what was broken by hand, gc repairs it, a second doctor is cl
   const other = eps.find((e) => e.id !== o2) as { address: string };
   // 1. a running container's veth, 2. a firewall rule, 3. an address released behind Docker's back.
   await host.execOk(['ip', 'link', 'del', victim.hostIf]);
-  const rules = await host.execOk(['nft', '-a', 'list', 'chain', 'inet', 'loom', 'postrouting']);
+  const { nftTable } = await host.loomOwner();
+  const rules = await host.execOk(['nft', '-a', 'list', 'chain', 'inet', nftTable, 'postrouting']);
   const handle = /masquerade # handle (\d+)/.exec(rules)?.[1] as string;
-  await host.execOk(['nft', 'delete', 'rule', 'inet', 'loom', 'postrouting', 'handle', handle]);
+  await host.execOk(['nft', 'delete', 'rule', 'inet', nftTable, 'postrouting', 'handle', handle]);
   const poolId = state.pools[0]?.id as string;
   expect((await pluginCall(host.socket, 'IpamDriver.ReleaseAddress', { PoolID: poolId, Address: other.address.split('/')[0] })).status).toBe(200);
 

@@ -6,9 +6,30 @@
  *   endpoints  Docker's endpoints on them      == loom's endpoint records
  *   addresses  gateways + aux + live endpoints == loom's IPAM allocations (no leak, no loss)
  *   pools      subnets of loom-IPAM networks   == loom's pools
- *   kernel     lm- bridges == networks; lv/lc veths == endpoints (no orphan object)
+ *   kernel     links with this loomd's owner mark == its networks' bridges (borrowed ones
+ *              aside), VXLAN devices, endpoints' host veths and IFBs (no orphan object, no
+ *              container end left in the host namespace); no link with one of loom's name
+ *              shapes is left without a loom mark (a leak or a temporary name)
+ *
+ * Several loomd may serve one host: pass the one to check (its driver name and admin
+ * socket; default: the host's own loomd). Links of other loomd (their marks) are theirs.
  */
 import type { TestHost } from './test-host';
+import { unixRequest } from './unix-http';
+
+/** One loomd of a test host, as the invariants see it. */
+export interface LoomdView {
+  driver: string;
+  adminSocket: string;
+}
+
+export interface InvariantOptions {
+  /** Unmarked links the test made itself with loom-like names (someone else's, never loom's). */
+  foreign?: ReadonlySet<string>;
+}
+
+/** Interface names loom derives (network/naming.ts) and the temporary names of link-owner.ts. */
+const LOOM_SHAPED = /^(lm-|l[vcbx][0-9a-z]{12}$|lt[0-9a-f]{13}$)/;
 
 interface DockerNet {
   Id: string;
@@ -34,11 +55,15 @@ export async function dockerNetworks(host: TestHost): Promise<DockerNet[]> {
   return JSON.parse(await host.cliOk(['network', 'inspect', ...ids])) as DockerNet[];
 }
 
-export async function invariantViolations(host: TestHost): Promise<string[]> {
+export async function invariantViolations(host: TestHost, loomd: LoomdView = host, opts: InvariantOptions = {}): Promise<string[]> {
   const nets = await dockerNetworks(host);
-  const loomNets = nets.filter((n) => n.Driver === host.driver);
-  const loomIpam = nets.filter((n) => n.IPAM.Driver === host.driver);
-  const state = await host.loomState();
+  const loomNets = nets.filter((n) => n.Driver === loomd.driver);
+  const loomIpam = nets.filter((n) => n.IPAM.Driver === loomd.driver);
+  const state = {
+    networks: (await unixRequest(loomd.adminSocket, 'GET', '/v1/networks')).json as Array<Record<string, any>>,
+    pools: (await unixRequest(loomd.adminSocket, 'GET', '/v1/ipam')).json as Array<Record<string, any>>,
+  };
+  const mark = (await unixRequest(loomd.adminSocket, 'GET', '/v1/status')).json?.owner?.mark as string | undefined;
   const out: string[] = [];
 
   out.push(...diff('networks', new Set(loomNets.map((n) => n.Id)), new Set(state.networks.map((n) => n.id as string))));
@@ -69,22 +94,32 @@ export async function invariantViolations(host: TestHost): Promise<string[]> {
   out.push(...diff('addresses', expectedAddrs, allocated));
   out.push(...diff('pools', subnets, new Set(state.pools.map((p) => p.pool as string))));
 
-  const links = await host.ipJson<Array<{ ifname: string }>>(['link', 'show']);
-  const names = links.map((l) => l.ifname);
-  out.push(...diff('bridges', new Set(state.networks.map((n) => n.bridge as string)), new Set(names.filter((n) => n.startsWith('lm-')))));
-  const hostEnds = new Set(state.networks.flatMap((n) => (n.endpoints as Array<{ hostIf: string }>).map((e) => e.hostIf)));
-  out.push(...diff('veths', hostEnds, new Set(names.filter((n) => /^lv[0-9a-f]{12}$/.test(n)))));
-  const strayPeers = names.filter((n) => /^lc[0-9a-f]{12}$/.test(n));
-  if (strayPeers.length) out.push(`veths: container ends left in the host namespace: ${strayPeers.join(', ')}`);
+  if (!mark) return [...out, 'loomd does not report its owner mark'];
+  const links = await host.ipJson<Array<{ ifname: string; ifalias?: string }>>(['link', 'show']);
+  const marked = new Set(links.filter((l) => l.ifalias === mark).map((l) => l.ifname));
+  const expectedLinks = new Set<string>();
+  for (const n of state.networks) {
+    if (!n.adoptedBridge) expectedLinks.add(n.bridge as string);
+    if (n.overlay?.vxlan) expectedLinks.add(n.overlay.vxlan as string);
+    for (const e of n.endpoints as Array<{ hostIf: string; ifb?: string }>) {
+      expectedLinks.add(e.hostIf);
+      if (e.ifb) expectedLinks.add(e.ifb);
+    }
+  }
+  out.push(...diff(`links marked ${mark}`, expectedLinks, marked));
+  const unmarked = links.filter((l) => !l.ifalias?.startsWith('loom:') && LOOM_SHAPED.test(l.ifname) && !opts.foreign?.has(l.ifname)).map((l) => l.ifname);
+  const borrowed = new Set(state.networks.filter((n) => n.adoptedBridge).map((n) => n.bridge as string));
+  const leaked = unmarked.filter((n) => !borrowed.has(n));
+  if (leaked.length) out.push(`links with loom's names and no loom mark: ${leaked.join(', ')}`);
   return out;
 }
 
 /** Polls until the host is consistent (the reconciler may need a few passes); returns the last violations. */
-export async function settle(host: TestHost, timeoutMs = 30_000): Promise<string[]> {
+export async function settle(host: TestHost, timeoutMs = 30_000, loomd: LoomdView = host, opts: InvariantOptions = {}): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   let v: string[] = [];
   while (Date.now() < deadline) {
-    v = await invariantViolations(host);
+    v = await invariantViolations(host, loomd, opts);
     if (v.length === 0) return v;
     await new Promise((r) => setTimeout(r, 500));
   }

@@ -40,6 +40,20 @@ export interface TestHostOptions {
   underlay?: { netns: string; bridge: string; cidr: string; mtu?: number };
 }
 
+/** A further loomd on a test host (TestHost.startExtraLoomd). */
+export interface ExtraLoomd {
+  driver: string;
+  socket: string;
+  stateDir: string;
+  adminSocket: string;
+  logFile: string;
+  pid: number;
+  /** Starts it again (same state, same names) after stop(). */
+  start(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  log(): string;
+}
+
 export class TestHost {
   readonly netns: string;
   readonly outNetns: string;
@@ -88,6 +102,23 @@ export class TestHost {
     const networks = await unixRequest(this.adminSocket, 'GET', '/v1/networks');
     const pools = await unixRequest(this.adminSocket, 'GET', '/v1/ipam');
     return { networks: networks.json, pools: pools.json };
+  }
+
+  /** Who the host's loomd is: its owner mark and the names of its firewall objects (admin /v1/status). */
+  async loomOwner(adminSocket = this.adminSocket): Promise<{ instance: string; mark: string; nftTable: string; iptablesChain: string }> {
+    return (await unixRequest(adminSocket, 'GET', '/v1/status')).json.owner;
+  }
+
+  /** Removes every loom firewall object of any loomd (nft tables `loom*`, iptables chains `LOOM*` and their jumps): a "reboot". */
+  async flushLoomFirewall(): Promise<void> {
+    for (const m of (await this.execOk(['nft', 'list', 'tables'])).matchAll(/^table inet (loom\S*)$/gm)) await this.exec(['nft', 'delete', 'table', 'inet', m[1] as string]);
+    for (const tool of ['iptables', 'ip6tables']) {
+      for (const m of (await this.execOk([tool, '-w', '-S'])).matchAll(/^-N (LOOM\S*)$/gm)) {
+        await this.exec([tool, '-w', '-D', 'FORWARD', '-j', m[1] as string]);
+        await this.exec([tool, '-w', '-F', m[1] as string]);
+        await this.exec([tool, '-w', '-X', m[1] as string]);
+      }
+    }
   }
 
   get socket(): string {
@@ -385,25 +416,32 @@ export class TestHost {
   }
 
   async startLoomd(extraEnv: Record<string, string> = {}): Promise<void> {
-    fs.rmSync(this.socket, { force: true });
+    this.loomdPid = await this.spawnLoomd({ driver: this.driver, stateDir: this.stateDir, adminSocket: this.adminSocket, logFile: path.join(this.dir, 'loomd.log') }, { ...this.loomEnv, ...extraEnv });
+  }
+
+  /**
+   * Starts a loomd in this host's namespaces (its own driver name, state directory, admin
+   * socket and log) and waits until it answers; returns its PID.
+   */
+  private async spawnLoomd(where: { driver: string; stateDir: string; adminSocket: string; logFile: string }, extraEnv: Record<string, string>): Promise<number> {
+    const socket = path.join(this.pluginDir, `${where.driver}.sock`);
+    fs.rmSync(socket, { force: true });
     const env = {
       ...process.env,
-      LOOM_SOCKET: `/run/docker/plugins/${this.driver}.sock`,
-      LOOM_STATE_DIR: this.stateDir,
-      LOOM_ADMIN_SOCKET: this.adminSocket,
+      LOOM_SOCKET: `/run/docker/plugins/${where.driver}.sock`,
+      LOOM_STATE_DIR: where.stateDir,
+      LOOM_ADMIN_SOCKET: where.adminSocket,
       LOOM_LOG_LEVEL: 'debug',
       LOOM_DEFAULT_POOLS: '198.18.128.0/17:24,fd5c:10a::/48:64',
       DOCKER_HOST: `unix://${this.dockerSock}`,
       LOOM_RECONCILE_INTERVAL: '2',
       LOOM_RECONCILE_GRACE: '3',
-      ...this.loomEnv,
       ...extraEnv,
     };
-    this.loomdPid = this.spawnInHost([process.execPath, ...LOOMD_NODE_FLAGS, path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'main.js')], path.join(this.dir, 'loomd.log'), env);
-    const pid = this.loomdPid;
+    const pid = this.spawnInHost([process.execPath, ...LOOMD_NODE_FLAGS, path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'main.js')], where.logFile, env);
     // waitFor retries through errors: an exited loomd ends the wait (true) and is reported after it.
-    const exited = (): Error => new Error(`loomd exited; see ${path.join(this.dir, 'loomd.log')}`);
-    await waitFor('loomd socket', async () => !pidAlive(pid) || fs.existsSync(this.socket), 20_000, 20);
+    const exited = (): Error => new Error(`loomd exited; see ${where.logFile}`);
+    await waitFor('loomd socket', async () => !pidAlive(pid) || fs.existsSync(socket), 20_000, 20);
     if (!pidAlive(pid)) throw exited();
     // The plugin socket appears first (the bootstrap answers Docker's handshake while the
     // rest loads); the admin socket answers only once loomd is fully started. A SIGKILLed
@@ -411,12 +449,35 @@ export class TestHost {
     await waitFor('loomd admin socket', async () => {
       if (!pidAlive(pid)) return true;
       try {
-        return (await unixRequest(this.adminSocket, 'GET', '/v1/status', undefined, 2_000)).status === 200;
+        return (await unixRequest(where.adminSocket, 'GET', '/v1/status', undefined, 2_000)).status === 200;
       } catch {
         return false;
       }
     }, 30_000, 50);
     if (!pidAlive(pid)) throw exited();
+    return pid;
+  }
+
+  /**
+   * A second loomd on this host, as when a legacy plugin runs beside a managed one: driver
+   * (and socket) `driver`, its own state directory, admin socket and log under this host's
+   * directory. destroy() stops it with everything else that runs in the host's namespace.
+   */
+  async startExtraLoomd(driver: string, extraEnv: Record<string, string> = {}): Promise<ExtraLoomd> {
+    const dir = path.join(this.dir, `loomd-${driver}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const where = { driver, stateDir: path.join(dir, 'state'), adminSocket: path.join(dir, 'admin.sock'), logFile: path.join(dir, 'loomd.log') };
+    const extra: ExtraLoomd = {
+      ...where,
+      socket: path.join(this.pluginDir, `${driver}.sock`),
+      pid: await this.spawnLoomd(where, extraEnv),
+      start: async () => {
+        extra.pid = await this.spawnLoomd(where, extraEnv);
+      },
+      stop: (signal: NodeJS.Signals = 'SIGTERM') => killAndWait(extra.pid, signal, 20_000),
+      log: () => (fs.existsSync(where.logFile) ? fs.readFileSync(where.logFile, 'utf8') : ''),
+    };
+    return extra;
   }
 
   async stopLoomd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -3,15 +3,16 @@
  * network namespace of `npm run test:kernel` (unshare --net).
  */
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
+import { ownerMark } from '../../driver/kernel/link-owner';
 import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
 
 let k: NetlinkKernel;
 beforeAll(() => {
-  k = new NetlinkKernel();
+  k = new NetlinkKernel(ownerMark('kt0000000001'));
 });
 afterAll(() => k.close());
 afterEach(async () => {
-  for (const l of await k.listLinks()) if (/^(kt-|lv|lc)/.test(l.name)) await k.deleteLink(l.name);
+  for (const l of await k.listLinks()) if (/^(kt-|lv|lc|lt)/.test(l.name)) await k.deleteLink(l.name);
 });
 
 const v4 = (cidr: string): [4 | 6, bigint, number] => {
@@ -78,4 +79,71 @@ test('bridge port isolation (enable_icc=false) is set on the port', async () => 
   expect((await runCommand('ip', ['-d', 'link', 'show', 'lvcccccccccccc'])).stdout).toMatch(/isolated on/);
   await k.setPortIsolated('lvcccccccccccc', false);
   expect((await runCommand('ip', ['-d', 'link', 'show', 'lvcccccccccccc'])).stdout).toMatch(/isolated off/);
+});
+
+describe('owner marks', () => {
+  const MARK = ownerMark('kt0000000001');
+  const alias = async (name: string): Promise<string | undefined> => (await k.findLink(name))?.alias;
+  const temps = async (): Promise<string[]> => (await k.listLinks()).map((l) => l.name).filter((n) => /^lt[0-9a-f]{13}$/.test(n));
+  afterEach(async () => {
+    for (const n of ['kt-vx0', 'kt-ifb0', 'kt-other0', 'kt-plain0']) await k.deleteLink(n);
+    for (const n of await temps()) await k.deleteLink(n);
+  });
+
+  test('every link loom creates carries the mark from the moment it has its name; ip -d link shows it', async () => {
+    await k.createBridge('kt-br5', 1500);
+    await k.createVethPair('lvdddddddddddd', 'lcdddddddddddd', { mtu: 1500, master: 'kt-br5' });
+    await k.createIfb('kt-ifb0', 1500);
+    await k.createVxlan('kt-vx0', { vni: 4242, local: '198.18.0.9', mtu: 1450, master: 'kt-br5' });
+    for (const n of ['kt-br5', 'lvdddddddddddd', 'lcdddddddddddd', 'kt-ifb0', 'kt-vx0']) expect([n, await alias(n)]).toEqual([n, MARK]);
+    expect((await k.listLinks()).filter((l) => l.alias === MARK).map((l) => l.name).sort()).toEqual(['kt-br5', 'kt-ifb0', 'kt-vx0', 'lcdddddddddddd', 'lvdddddddddddd']);
+    expect(await k.findLink('lvdddddddddddd')).toMatchObject({ up: true, master: (await k.findLink('kt-br5'))?.index });
+    expect(await k.findLink('kt-vx0')).toMatchObject({ up: true, kind: 'vxlan' });
+    expect(await k.vxlanInfo('kt-vx0')).toEqual({ vni: 4242, local: '198.18.0.9' });
+    const { runCommand } = await import('../../driver/kernel/command');
+    expect((await runCommand('ip', ['-d', 'link', 'show', 'kt-br5'])).stdout).toContain(`alias ${MARK}`);
+    expect(await temps()).toEqual([]);
+  });
+
+  test('a create whose name is taken fails as a conflict and leaves no temporary link', async () => {
+    await k.createBridge('kt-br6', 1500);
+    await expect(k.createVethPair('kt-br6', 'lceeeeeeeeeeee', { mtu: 1500 })).rejects.toMatchObject({ kind: 'conflict' });
+    expect(await temps()).toEqual([]);
+    expect(await k.findLink('lceeeeeeeeeeee')).toBeUndefined();
+  });
+
+  test('the leftover of a create killed half-way (its temporary name) is replaced by the next attempt', async () => {
+    const { tempLinkName } = await import('../../driver/kernel/link-owner');
+    const { runCommand } = await import('../../driver/kernel/command');
+    expect((await runCommand('ip', ['link', 'add', tempLinkName(MARK, 'kt-br7'), 'type', 'bridge'])).code).toBe(0);
+    await k.createBridge('kt-br7', 1500);
+    expect(await alias('kt-br7')).toBe(MARK);
+    expect(await temps()).toEqual([]);
+  });
+
+  test('deleteOwnedLink deletes only this loomd\'s links (and unmarked ones only when asked)', async () => {
+    const { runCommand } = await import('../../driver/kernel/command');
+    await runCommand('ip', ['link', 'add', 'kt-other0', 'type', 'bridge']);
+    await runCommand('ip', ['link', 'set', 'kt-other0', 'alias', 'loom:0ther0000001']);
+    await runCommand('ip', ['link', 'add', 'kt-plain0', 'type', 'bridge']);
+    await k.createBridge('kt-br8', 1500);
+    expect(await k.deleteOwnedLink('kt-other0', { unmarkedToo: true })).toBe('not-ours');
+    expect(await k.deleteOwnedLink('kt-plain0')).toBe('not-ours');
+    expect(await k.deleteOwnedLink('kt-missing')).toBe('absent');
+    expect(await k.deleteOwnedLink('kt-br8')).toBe('deleted');
+    expect(await k.findLink('kt-other0')).toBeDefined();
+    expect(await k.findLink('kt-plain0')).toBeDefined();
+    expect(await k.deleteOwnedLink('kt-plain0', { unmarkedToo: true })).toBe('deleted');
+    await k.setOwnerMark('kt-other0');
+    expect(await alias('kt-other0')).toBe(MARK);
+  });
+
+  test('a handle without a mark cannot create links', async () => {
+    const bare = new NetlinkKernel();
+    try {
+      await expect(bare.createBridge('kt-br9', 1500)).rejects.toThrow(/no owner mark/);
+    } finally {
+      bare.close();
+    }
+  });
 });

@@ -42,7 +42,7 @@ describe('netlink request deadline', () => {
     const fake = (name: string, answer: () => Promise<unknown[]>): RtNetlinkSocket =>
       ({ getLinks: answer, socket: { socket: { close: () => closed.push(name) } } }) as unknown as RtNetlinkSocket;
     const sockets = [fake('lost', () => new Promise(() => undefined)), fake('fresh', async () => [])];
-    const kernel = new NetlinkKernel({
+    const kernel = new NetlinkKernel(undefined, {
       timeoutMs: 50,
       open: () => {
         const s = sockets.shift() as RtNetlinkSocket;

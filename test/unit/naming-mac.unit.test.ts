@@ -7,7 +7,6 @@ import {
   PEER_VETH_PREFIX,
   bridgeNameFor,
   hostVethFor,
-  isLoomVeth,
   isValidIfname,
   peerVethFor,
 } from '../../driver/network/naming';
@@ -39,14 +38,6 @@ describe('interface names', () => {
   test('names are deterministic', () => {
     expect(hostVethFor(HEX64)).toBe(hostVethFor(HEX64));
     expect(hostVethFor(HEX64)).not.toBe(hostVethFor(SWARM));
-  });
-
-  test('isLoomVeth recognises the veths loom derives from ids, and nothing else', () => {
-    expect(isLoomVeth(hostVethFor(HEX64))).toBe(true);
-    expect(isLoomVeth(peerVethFor(SWARM))).toBe(true);
-    for (const other of ['lv', 'lv123', 'lvABCDEF123456', 'lx9f86d081884c', 'lv9f86d081884c0', 'lm-9f86d081884c', 'veth1234', 'eth0']) {
-      expect([other, isLoomVeth(other)]).toEqual([other, false]);
-    }
   });
 
   test('ID_PATTERN accepts Docker and swarm ids, refuses anything that could escape a name or a rule', () => {

@@ -4,6 +4,7 @@ import { nextPassDelay } from '../../driver/reconcile/reconciler';
 import type { DockerNetwork } from '../../driver/reconcile/docker-view';
 import type { EndpointRecord, NetworkRecord } from '../../driver/network/types';
 import { bridgeNameFor, hostVethFor, peerVethFor } from '../../driver/network/naming';
+import type { LinkOwner } from '../../driver/kernel/link-owner';
 
 const AT = 1_000_000_000_000;
 const OPTS: PlanOptions = { graceMs: 10_000, confirmMs: 5_000 };
@@ -55,8 +56,8 @@ function observed(over: Partial<Observed> = {}, withDocker = true): Observed {
       pool(P6, 'fd00:10::/64', [alloc('fd00:10::1', 'gateway'), alloc('fd00:10::7')]),
     ],
     links: [
-      { name: BR, kind: 'bridge', up: true },
-      { name: HOST, kind: 'veth', up: true },
+      { name: BR, kind: 'bridge', up: true, owner: 'self' },
+      { name: HOST, kind: 'veth', up: true, owner: 'self' },
     ],
     bridgeAddresses: new Map([[BR, ['198.18.10.1/24', 'fd00:10::1/64']]]),
     firewallDrift: [],
@@ -86,8 +87,8 @@ describe('plan: consistent state', () => {
 
 describe('plan: restoring loom networks', () => {
   test.each<[string, Partial<Observed>, RegExp]>([
-    ['missing', { links: [{ name: HOST, kind: 'veth', up: true }] }, /bridge lm-a1a1a1a1a1a1 is missing/],
-    ['down', { links: [{ name: BR, kind: 'bridge', up: false }, { name: HOST, kind: 'veth', up: true }] }, /is down/],
+    ['missing', { links: [{ name: HOST, kind: 'veth', up: true, owner: 'self' }] }, /bridge lm-a1a1a1a1a1a1 is missing/],
+    ['down', { links: [{ name: BR, kind: 'bridge', up: false, owner: 'self' }, { name: HOST, kind: 'veth', up: true, owner: 'self' }] }, /is down/],
     ['lacking its v4 gateway', { bridgeAddresses: new Map([[BR, ['fd00:10::1/64']]]) }, /lacks 198\.18\.10\.1\/24$/],
     ['lacking every address', { bridgeAddresses: new Map() }, /lacks 198\.18\.10\.1\/24, fd00:10::1\/64/],
   ])('bridge %s -> restore-network on the first pass', (_, over, reason) => {
@@ -102,7 +103,7 @@ describe('plan: restoring loom networks', () => {
   });
 
   test('an interface with the bridge name that is not a bridge is never touched', () => {
-    const o = observed({ links: [{ name: BR, kind: 'dummy', up: false }, { name: HOST, kind: 'veth', up: true }], bridgeAddresses: new Map() });
+    const o = observed({ links: [{ name: BR, kind: 'dummy', up: false, owner: 'none' }, { name: HOST, kind: 'veth', up: true, owner: 'self' }], bridgeAddresses: new Map() });
     const p = plan(o, new Map(), { ...OPTS, force: true });
     expect(p.actions).toEqual([]);
     expect(p.suspects.size).toBe(0);
@@ -114,17 +115,16 @@ test('firewall drift -> a single sync-firewall carrying every reason', () => {
   expect(p.actions).toEqual([{ kind: 'sync-firewall', reason: expect.stringMatching(/chain LOOM-FWD missing.*rule 3 differs/) }]);
 });
 
-describe('plan: orphan links', () => {
-  const withLink = (name: string, kind: string | undefined): Observed => {
-    const o = observed();
-    return { ...o, links: [...o.links, { name, kind, up: true }] };
-  };
+describe('plan: links by owner mark', () => {
+  const withLink = (name: string, kind: string | undefined, owner: LinkOwner = 'self', base: Observed = observed()): Observed => ({ ...base, links: [...base.links, { name, kind, up: true, owner }] });
 
   test.each([
     ['lm-0123456789ab', 'bridge'],
     ['lv0123456789ab', 'veth'],
     ['lc0123456789ab', 'veth'],
-  ])('%s (%s) is suspected first, deleted only confirmMs after the first sighting', (name, kind) => {
+    ['corp7', 'bridge'], // any name: the mark decides
+    ['lb0123456789ab', 'ifb'],
+  ])('%s (%s) with this loomd\'s mark and no record is suspected first, deleted only confirmMs after the first sighting', (name, kind) => {
     const o = withLink(name, kind);
     const p1 = plan(o, new Map(), OPTS);
     expect(p1.actions).toEqual([]);
@@ -143,25 +143,48 @@ describe('plan: orphan links', () => {
   });
 
   test.each([
-    ['eth0', 'device'],
-    ['docker0', 'bridge'],
-    ['br-0123456789ab', 'bridge'],
-    ['lmfoo', 'bridge'],
-    ['lvfoo', 'veth'],
-    ['lv0123456789abc', 'veth'],
-    ['vethabc1234', 'veth'],
-    ['lm-0123456789ab', 'dummy'],
-    ['lv0123456789ab', undefined],
-  ])('%s (%s) is never suspected', (name, kind) => {
-    const p = plan(withLink(name, kind), new Map(), { ...OPTS, force: true });
+    ['eth0', 'device', 'none'],
+    ['docker0', 'bridge', 'none'],
+    ['lm-0123456789ab', 'bridge', 'none'], // loom's names, no mark: an older loom's or someone else's
+    ['lv0123456789ab', 'veth', 'none'],
+    ['lc0123456789ab', 'veth', 'none'],
+    ['lx0123456789ab', 'vxlan', 'none'],
+    ['lm-0123456789ab', 'bridge', 'foreign'], // another loomd's
+    ['lv0123456789ab', 'veth', 'foreign'],
+    ['lo', undefined, 'none'], // no kind, no record
+  ] as Array<[string, string | undefined, LinkOwner]>)('%s (%s, %s mark) is never suspected', (name, kind, owner) => {
+    const p = plan(withLink(name, kind, owner), new Map(), { ...OPTS, force: 'all' });
     expect(p.actions).toEqual([]);
     expect(p.suspects.size).toBe(0);
+  });
+
+  test('links named in this loomd\'s records without a mark (an earlier loom made them) are marked at once', () => {
+    const o = observed();
+    o.links = o.links.map((l) => ({ ...l, owner: 'none' }));
+    expect(plan(o, new Map(), OPTS).actions).toEqual([
+      { kind: 'mark-link', name: BR, reason: expect.stringMatching(/made by an earlier loom/) },
+      { kind: 'mark-link', name: HOST, reason: expect.stringMatching(/made by an earlier loom/) },
+    ]);
+  });
+
+  test('a borrowed bridge and a link of another kind than its record are never marked', () => {
+    const o = observed();
+    o.networks = o.networks.map((n) => ({ ...n, adoptedBridge: true }));
+    o.links = o.links.map((l) => (l.name === BR ? { ...l, owner: 'none' } : { ...l, kind: 'dummy', owner: 'none' }));
+    const p = plan(o, new Map(), { ...OPTS, force: 'all' });
+    expect(p.actions).toEqual([]);
+  });
+
+  test('a link another loomd marked with a record\'s name is not this loomd\'s: its bridge counts as missing', () => {
+    const o = observed();
+    o.links = o.links.map((l) => (l.name === BR ? { ...l, owner: 'foreign' } : l));
+    expect(plan(o, new Map(), OPTS).actions).toEqual([{ kind: 'restore-network', networkId: expect.any(String), reason: expect.stringMatching(/is missing/) }]);
   });
 });
 
 describe('plan: stale endpoints', () => {
   const noVeth = (over: Partial<Observed> = {}, withDocker = true): Observed =>
-    observed({ links: [{ name: BR, kind: 'bridge', up: true }], ...over }, withDocker);
+    observed({ links: [{ name: BR, kind: 'bridge', up: true, owner: 'self' }], ...over }, withDocker);
 
   test.each([true, false])('veth gone -> remove-stale-endpoint after confirmation (Docker view: %s)', (withDocker) => {
     const { first, second } = twoPasses(noVeth({}, withDocker));
@@ -314,7 +337,7 @@ describe('plan: IPAM', () => {
 
 describe('plan: suspects map', () => {
   test('the first sighting is preserved across passes; vanished suspects are dropped', () => {
-    const o = observed({ links: [...observed().links, { name: 'lv0123456789ab', kind: 'veth', up: true }] });
+    const o = observed({ links: [...observed().links, { name: 'lv0123456789ab', kind: 'veth', up: true, owner: 'self' }] });
     const previous = new Map([
       ['link:lv0123456789ab', AT - 2_000],
       ['link:lvdeadbeef0000', AT - 60_000],
@@ -330,7 +353,7 @@ describe('plan: suspects map', () => {
 
   test('force still records suspects (first seen now) and does not mutate the previous map', () => {
     const previous = new Map<string, number>();
-    const o = observed({ links: [...observed().links, { name: 'lc0123456789ab', kind: 'veth', up: true }] });
+    const o = observed({ links: [...observed().links, { name: 'lc0123456789ab', kind: 'veth', up: true, owner: 'self' }] });
     const p = plan(o, previous, { ...OPTS, force: true });
     expect([...p.suspects]).toEqual([['link:lc0123456789ab', AT]]);
     expect(previous.size).toBe(0);

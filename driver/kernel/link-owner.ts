@@ -1,0 +1,43 @@
+/**
+ * Owner marks: how one loomd tells its own kernel objects from everyone else's, whatever
+ * their names. Every link loom creates carries `loom:<instance>` in IFLA_IFALIAS (`ip -d
+ * link` shows it as `alias loom:...`); `<instance>` is the loomd's instance id, chosen once
+ * and kept in its store. Names are deterministic (network/naming.ts) but prove nothing:
+ * another loomd, an older loom or an operator may use the same names.
+ *
+ * Invariant kept by NetlinkKernel: a link is created under a temporary name and receives its
+ * final name and its mark in one kernel request, so a link with one of loom's names either
+ * carries its creator's mark or was not made by this version of loom. A loomd killed between
+ * the two requests leaves only a link with a temporary name (`tempLinkName`), which the next
+ * attempt at the same create removes.
+ */
+import { createHash } from 'node:crypto';
+
+export const OWNER_PREFIX = 'loom:';
+
+/** Instance ids: short and plain (they end up in interface aliases, nft table and iptables chain names). */
+export const INSTANCE_PATTERN = /^[0-9a-z]{4,16}$/;
+
+/** Whose a link is, seen from one loomd: its own, another loomd's, or nobody's mark. */
+export type LinkOwner = 'self' | 'foreign' | 'none';
+
+export function ownerMark(instance: string): string {
+  if (!INSTANCE_PATTERN.test(instance)) throw new Error(`invalid loom instance id ${JSON.stringify(instance)}`);
+  return OWNER_PREFIX + instance;
+}
+
+/** The owner of a link given its alias, from the point of view of the loomd whose mark is `mark`. */
+export function ownerOf(alias: string | undefined, mark: string): LinkOwner {
+  if (alias === mark) return 'self';
+  if (alias !== undefined && alias.startsWith(OWNER_PREFIX) && INSTANCE_PATTERN.test(alias.slice(OWNER_PREFIX.length))) return 'foreign';
+  return 'none';
+}
+
+/**
+ * The temporary name a link is created under before it gets `finalName` and the mark: derived
+ * from both (never chosen by scanning), so only this instance ever uses it and a retried
+ * create finds the leftover of an attempt that was killed half-way.
+ */
+export function tempLinkName(mark: string, finalName: string): string {
+  return 'lt' + createHash('sha256').update(`${mark}/${finalName}`).digest('hex').slice(0, 13);
+}
