@@ -67,6 +67,8 @@ export interface AgentCallbacks {
   onRemoteEndpoint?(ep: RemoteEndpoint, present: boolean): void;
   onOverlay?(rec: OverlayRecord | undefined, key: string): void;
   onReservation?(subnet: string, ip: string, value: { host: string; state: string } | undefined): void;
+  /** A borrow request appeared (or is still there after a resync): `key` under /loom/v1/loans/. */
+  onLoanRequest?(key: string): void;
 }
 
 type PendingOp = { kind: 'put'; key: string; value: unknown } | { kind: 'delete'; key: string };
@@ -156,6 +158,14 @@ export class ClusterAgent {
       await this.store.watch<{ host: string; state: string }>(keys.reservations, {
         onResync: (all) => all.forEach((kv) => this.onReservationKey(kv.key, kv.value)),
         onEvent: (ev) => this.onReservationKey(ev.key, ev.type === 'put' ? ev.value : undefined),
+      }),
+    );
+    this.watches.push(
+      await this.store.watch(keys.loanRequests, {
+        onResync: (all) => all.forEach((kv) => this.callbacks.onLoanRequest?.(kv.key)),
+        onEvent: (ev) => {
+          if (ev.type === 'put') this.callbacks.onLoanRequest?.(ev.key);
+        },
       }),
     );
   }
@@ -265,6 +275,7 @@ export class ClusterAgent {
     for (const s of [...rec.ipv4, ...rec.ipv6]) {
       for (const kv of await this.store.list(keys.blocksOf(s.pool))) await this.store.delete(kv.key);
       for (const kv of await this.store.list(keys.reservationsOf(s.pool))) await this.store.delete(kv.key);
+      for (const kv of await this.store.list(keys.loanRequestsOf(s.pool))) await this.store.delete(kv.key);
       await this.store.delete(keys.pool(s.pool));
     }
     for (const kv of await this.store.list(`/loom/v1/detached/${rec.key}/`)) await this.store.delete(kv.key);
