@@ -177,6 +177,30 @@ export class ClusterPools {
     });
   }
 
+  /** The bases of the blocks of `pool` claimed by this host in etcd (resync). */
+  async ownBlocks(pool: Prefix): Promise<string[]> {
+    return this.guard(`list blocks of ${formatPrefix(pool)}`, async () =>
+      (await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))).filter((kv) => kv.value.host === this.hostId).map((kv) => lastSegment(kv.key)),
+    );
+  }
+
+  /** This host's blocks in every subnet (resync), as subnet and entry. */
+  async ownBlocksEverywhere(): Promise<Array<{ subnet: string; kv: KeyValue<BlockClaim> }>> {
+    return this.guard('list blocks', async () =>
+      (await this.store.list<BlockClaim>(keys.blocks))
+        .filter((kv) => kv.value.host === this.hostId)
+        .map((kv) => {
+          const rest = kv.key.slice(keys.blocks.length);
+          return { subnet: rest.slice(0, rest.lastIndexOf('/')).replace('_', '/'), kv };
+        }),
+    );
+  }
+
+  /** Deletes a block claim still at its revision (resync of a pool this host no longer has). */
+  async dropBlock(kv: KeyValue<BlockClaim>): Promise<boolean> {
+    return this.guard('release a block', () => this.store.cas(kv.key, kv.revision, undefined));
+  }
+
   /** Gives back every block of `pool` this host holds (its last local network on the pool is gone). */
   async releaseBlocks(pool: Prefix): Promise<void> {
     await this.guard('release blocks', async () => {

@@ -262,15 +262,17 @@ export class IpamService {
         }
         const leftovers = [...(this.allocations.get(poolId)?.values() ?? [])];
         const cluster = live.record.addressSpace === LOCAL_SPACE ? this.config.cluster?.pools : undefined;
+        await this.repo.deletePool(poolId, leftovers.map((a) => a.address));
+        this.pools.delete(poolId);
+        this.allocations.delete(poolId);
         if (cluster) {
-          // Best effort: a claim or block left behind by an unreachable etcd is found by the reconciler.
+          // Only once this host holds nothing of the pool any more (else another host could take
+          // its blocks or addresses while they are still used here). Best effort: blocks and
+          // reservations left behind by an unreachable etcd are removed by the IPAM resync.
           const done = live.record.shared ? cluster.releaseBlocks(live.alloc.pool) : cluster.release(live.record.pool);
           await done.catch((err) => this.log.warn({ poolId, err: String(err) }, 'could not release the pool in the cluster store'));
           for (const a of leftovers) if ((a.kind === 'explicit' || a.kind === 'borrowed') && live.record.shared) await cluster.unreserve(live.alloc.pool, a.address).catch(() => undefined);
         }
-        await this.repo.deletePool(poolId, leftovers.map((a) => a.address));
-        this.pools.delete(poolId);
-        this.allocations.delete(poolId);
         if (leftovers.length > 0) {
           this.log.info({ poolId, addresses: leftovers.map((a) => a.address) }, 'released pool still held addresses; released them too');
         }
@@ -376,10 +378,6 @@ export class IpamService {
       }
       const rec = byAddr.get(key);
       const cluster = live.record.shared ? this.config.cluster : undefined;
-      // A static or borrowed address goes back to the cluster (a loan's owner quarantines it).
-      if (cluster && (rec?.kind === 'explicit' || rec?.kind === 'borrowed') && !cluster.overlayReserved(live.record.shared as string).has(key)) {
-        await cluster.pools.unreserve(live.alloc.pool, key).catch((err) => this.log.warn({ poolId, address: key, err: String(err) }, 'could not release a cluster reservation'));
-      }
       if (live.record.shared && rec?.kind === 'dynamic') {
         // Shared (overlay) pool: other hosts may still hold FDB/neighbour entries for this
         // address for a moment; keep it out of use for a while instead of freeing it now.
@@ -391,6 +389,12 @@ export class IpamService {
       await this.repo.deleteAllocation(poolId, key);
       live.alloc.release(ip.value);
       byAddr.delete(key);
+      // A static or borrowed address goes back to the cluster only now that this host no longer
+      // holds it (a loan's owner quarantines it). A failure leaves an unused reservation of this
+      // host, which the IPAM resync removes.
+      if (cluster && (rec?.kind === 'explicit' || rec?.kind === 'borrowed') && !cluster.overlayReserved(live.record.shared as string).has(key)) {
+        await cluster.pools.unreserve(live.alloc.pool, key).catch((err) => this.log.warn({ poolId, address: key, err: String(err) }, 'could not release a cluster reservation'));
+      }
     });
   }
 

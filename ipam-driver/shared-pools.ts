@@ -181,10 +181,11 @@ export class SharedPools {
         return free > 0n;
       });
       if (!claimed) return undefined;
+      // What other hosts hold in the block is marked first, the block recorded after.
+      for (const f of claimed.foreign) if (!alloc.isUsed(parseIpMaybeCidr(f.ip).value)) await this.holdForeign(live, f.ip, f.host, false);
       const blocks = [...(alloc.blocks ?? []), claimed.block];
       await this.t.savePool(live, { ...live.record, blocks: blocks.map(formatPrefix) });
       alloc.blocks = blocks;
-      for (const f of claimed.foreign) if (!alloc.isUsed(parseIpMaybeCidr(f.ip).value)) await this.holdForeign(live, f.ip, f.host, false);
     }
     return undefined;
   }

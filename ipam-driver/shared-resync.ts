@@ -3,6 +3,8 @@
  * right after start-up): settles what crashes, SIGKILLs and lost etcd answers leave
  * between this host's books and the cluster's reservations.
  *
+ *  - a block etcd says this host claimed but its pool record does not list (killed
+ *    between the claim and the local write) is adopted;
  *  - a foreign hold (an address of this host's block kept for another host) whose
  *    reservation is gone is given back (a loan into quarantine);
  *  - a reservation of another host inside this host's block that this host does not
@@ -21,7 +23,8 @@ import type { KeyValue } from '../driver/cluster/store';
 import type { Logger } from '../driver/observability/logger';
 import { parseLoanKey } from './address-loans';
 import type { Reservation } from './cluster-pools';
-import { parseIpMaybeCidr } from './core/prefix';
+import { blockLenOf } from './core/block-size';
+import { contains, formatPrefix, parseIpMaybeCidr } from './core/prefix';
 import type { LivePool } from './ipam-service';
 import type { PoolTable, SharedConfig, SharedPools } from './shared-pools';
 
@@ -69,6 +72,7 @@ export class SharedResync {
     const pools = this.cfg.pools;
     const me = pools.hostId;
     const resv = await pools.reservations(live.alloc.pool);
+    await this.adoptBlocks(live, resv, count);
     const held = this.t.held(live.record.id);
     for (const rec of [...held.values()]) {
       if (rec.kind !== 'foreign') continue;
@@ -103,12 +107,43 @@ export class SharedResync {
     }
   }
 
-  /** This host's reservations in subnets it has no shared pool for (its network is gone). Under the 'pools' lock. */
+  /** Blocks claimed in etcd by this host that its pool record lost (a crash right after the claim). */
+  private async adoptBlocks(live: LivePool, resv: Map<string, KeyValue<Reservation>>, count: (k: string) => void): Promise<void> {
+    const { alloc } = live;
+    const known = new Set((alloc.blocks ?? []).map((b) => b.base));
+    const len = blockLenOf(alloc.pool, live.record.blockLen);
+    const lost = (await this.cfg.pools.ownBlocks(alloc.pool)).map((base) => ({ family: alloc.pool.family, base: parseIpMaybeCidr(base).value, len })).filter((b) => !known.has(b.base));
+    if (!lost.length) return;
+    // What other hosts hold in them is marked first (as claimBlock does), the blocks recorded after.
+    for (const [ip, r] of resv) {
+      const v = parseIpMaybeCidr(ip).value;
+      if (r.value.host !== this.cfg.pools.hostId && r.value.state === 'granted' && lost.some((b) => contains(b, { family: b.family, value: v })) && !alloc.isUsed(v)) {
+        await this.shared.hold(live, ip, r.value.host, r.value.borrowed === true);
+      }
+    }
+    const blocks = [...(alloc.blocks ?? []), ...lost];
+    await this.t.savePool(live, { ...live.record, blocks: blocks.map(formatPrefix) });
+    alloc.blocks = blocks;
+    this.log.warn({ pool: live.record.pool, blocks: lost.map(formatPrefix) }, 'IPAM resync: adopted blocks this host had claimed but not recorded');
+    for (const _ of lost) count('ipam-block-adopted');
+  }
+
+  /**
+   * This host's reservations and blocks in subnets it has no shared pool for (its network is
+   * gone, and etcd did not answer when it went). Under the 'pools' lock: no pool appears meanwhile.
+   */
   private async poolless(orphan: Orphan, count: (k: string) => void): Promise<void> {
     const subnets = new Set(this.t.shared().map((p) => p.record.pool));
     for (const o of await this.cfg.pools.ownReservations()) {
       if (subnets.has(o.subnet) || this.shared.isInflight(`${o.subnet}|${o.ip}`)) continue;
       if (orphan(`resv:${o.kv.key}`, o.kv.revision) && (await this.cfg.pools.dropReservation(o.kv as KeyValue<Reservation>))) count('ipam-reservation-released');
+    }
+    for (const b of await this.cfg.pools.ownBlocksEverywhere()) {
+      if (subnets.has(b.subnet)) continue;
+      if (orphan(`block:${b.kv.key}`, b.kv.revision) && (await this.cfg.pools.dropBlock(b.kv))) {
+        this.log.warn({ pool: b.subnet, block: b.kv.key }, 'IPAM resync: released a block of a pool this host no longer has');
+        count('ipam-block-released');
+      }
     }
   }
 

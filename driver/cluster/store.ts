@@ -69,6 +69,7 @@ export const keys = {
   endpoints: '/loom/v1/endpoints/',
   block: (subnet: string, base: string): string => `/loom/v1/blocks/${seg(subnet)}/${base}`,
   blocksOf: (subnet: string): string => `/loom/v1/blocks/${seg(subnet)}/`,
+  blocks: '/loom/v1/blocks/',
   reservation: (subnet: string, ip: string): string => `/loom/v1/reservations/${seg(subnet)}/${ip}`,
   reservationsOf: (subnet: string): string => `/loom/v1/reservations/${seg(subnet)}/`,
   reservations: '/loom/v1/reservations/',

@@ -14,9 +14,9 @@ import { ClusterStore, WatchEvent, keys } from '../../driver/cluster/store';
 import { silentLogger } from '../../driver/observability/logger';
 import { KvStore, MemoryKv } from '../../driver/store/kv';
 import { ClusterPools, ClusterTiming } from '../../ipam-driver/cluster-pools';
-import { formatIp, parsePrefix } from '../../ipam-driver/core/prefix';
+import { Prefix, contains, formatIp, formatPrefix, overlaps, parseIp, parsePrefix } from '../../ipam-driver/core/prefix';
 import { IpamService, LOCAL_SPACE } from '../../ipam-driver/ipam-service';
-import { AllocationRecord, IpamRepository } from '../../ipam-driver/ipam-store';
+import { AllocationRecord, IpamRepository, PoolRecord } from '../../ipam-driver/ipam-store';
 
 const log = silentLogger();
 
@@ -58,6 +58,8 @@ export class SimHost {
   private queue: Promise<void> = Promise.resolve();
   private lease: number | undefined;
   boots = 0;
+  /** Reservation deletions still to be missed (a watch that reconnected replays puts, not deletions). */
+  lose = 0;
 
   constructor(
     readonly sim: ClusterSim,
@@ -78,19 +80,27 @@ export class SimHost {
     const raw = this.sim.cluster.view();
     const store = fenced<ClusterStore>(raw, STORE_CALLS, gate, () => dead.v);
     const kv = fenced<KvStore>(this.kv, KV_CALLS, gate, () => dead.v);
-    this.pools = new ClusterPools(store, this.id, log, this.sim.timing);
+    const pools = new ClusterPools(store, this.id, log, this.sim.timing);
     const gateway = this.sim.gateway;
-    this.ipam = new IpamService(
+    const ipam = new IpamService(
       new IpamRepository(kv),
-      { defaultPools: [], hostRoutes: async () => [], cluster: { pools: this.pools, overlayReserved: () => new Set([gateway]), orphanGraceMs: 0 } },
+      { defaultPools: [], hostRoutes: async () => [], cluster: { pools, overlayReserved: () => new Set([gateway]), orphanGraceMs: 0 } },
       log,
     );
-    await this.ipam.load();
+    // Like loomd: nothing reaches the new IPAM (calls, reconcile passes) before its state is loaded.
+    await ipam.load();
+    this.pools = pools;
+    this.ipam = ipam;
     await raw.startLease(10, () => undefined);
     this.lease = (raw as unknown as { leaseId: number }).leaseId;
     await raw.put(keys.host(this.id), { hostId: this.id }, { leased: true });
     const c = this.sim.cluster;
-    this.off.push(c.subscribe(keys.reservations, (ev) => this.deliver(() => this.onReservation(ev))));
+    this.off.push(
+      c.subscribe(keys.reservations, (ev) => {
+        if (ev.type === 'delete' && this.lose > 0) this.lose--;
+        else this.deliver(() => this.onReservation(ev));
+      }),
+    );
     this.off.push(c.subscribe(keys.loanRequests, (ev) => ev.type === 'put' && this.deliver(() => this.ipam.lendAddress(ev.key))));
     // What a fresh etcd watch reports first: every key present now.
     for (const [key, e] of [...c.data]) {
@@ -129,6 +139,12 @@ export class SimHost {
   /** Allocations as persisted in this host's store (what survives a SIGKILL). */
   persisted(): AllocationRecord[] {
     return [...this.kv.data.entries()].filter(([k]) => k.startsWith('ipam/addr/')).map(([, v]) => JSON.parse(v) as AllocationRecord);
+  }
+
+  /** The blocks this host's persisted pool record lists. */
+  persistedBlocks(): Prefix[] {
+    const pools = [...this.kv.data.entries()].filter(([k]) => k.startsWith('ipam/pool/')).map(([, v]) => JSON.parse(v) as PoolRecord);
+    return pools.flatMap((p) => (p.blocks ?? []).map((b) => parsePrefix(b)));
   }
 
   /** Addresses Docker on this host was given and still holds (gateway excluded). */
@@ -182,6 +198,27 @@ export class ClusterSim {
     for (const h of this.hosts) {
       await h.ipam.requestAddress({ poolId: h.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } });
     }
+  }
+
+  /**
+   * Broken invariants of the persisted state (must stay empty at every moment): an address
+   * used by two hosts; a block two hosts list; an address a host uses inside a block another
+   * host lists without that host holding it as foreign (it could hand it out).
+   */
+  violations(): string[] {
+    const out = this.duplicates();
+    const blocks = this.hosts.map((h) => ({ h, blocks: h.persistedBlocks(), held: new Map(h.persisted().map((a) => [a.address, a.kind])) }));
+    for (const x of blocks) {
+      for (const y of blocks) {
+        if (x.h === y.h) continue;
+        for (const b of x.blocks) if (y.blocks.some((c) => overlaps(b, c))) out.push(`block ${formatPrefix(b)} listed by ${x.h.id} and ${y.h.id}`);
+        for (const a of x.h.inUse()) {
+          const ip = parseIp(a);
+          if (y.blocks.some((b) => contains(b, ip)) && y.held.get(a) !== 'foreign') out.push(`${a} used by ${x.h.id} in a block of ${y.h.id}, which holds it as ${y.held.get(a) ?? 'free'}`);
+        }
+      }
+    }
+    return out;
   }
 
   /** Addresses held by more than one host (must stay empty). */

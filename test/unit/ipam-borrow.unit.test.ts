@@ -14,6 +14,11 @@ const ownerOf = (sim: ClusterSim, subnet: string, block: string): string | undef
   return e ? (JSON.parse(e.value) as { host: string }).host : undefined;
 };
 
+/** Lets queued watch deliveries and their handlers run. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+};
+
 async function cluster(subnet: string, hosts = 3): Promise<{ sim: ClusterSim; h: SimHost[] }> {
   const sim = new ClusterSim({ subnet, hosts });
   await sim.setUp();
@@ -103,7 +108,7 @@ describe('borrowing', () => {
     // A's own next-fit never hands it out while B holds it.
     await expect(later(QUARANTINE_MS + 1, () => a.alloc())).rejects.toMatchObject({ kind: 'exhausted' });
     await b.release(lent);
-    await new Promise((r) => setImmediate(r));
+    await settle();
     expect(a.persisted().find((x) => x.address === lent)).toMatchObject({ kind: 'quarantine' });
     await expect(later(1_000, () => a.alloc())).rejects.toMatchObject({ kind: 'exhausted' });
     expect(await later(QUARANTINE_MS * 3, () => a.alloc())).toBe(lent);
@@ -148,7 +153,7 @@ describe('restarts mid-borrow: no duplicate, no permanent leak', () => {
     // A asks, B grants, A dies before recording the address.
     const ask = a.alloc();
     const granted = (): boolean => sim.keysUnder(keys.reservations).length > 0;
-    for (let i = 0; i < 100 && !granted(); i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 100 && !granted(); i++) await settle();
     expect(reserved(sim)).toEqual(['198.18.79.5']);
     a.kill();
     await expect(ask).rejects.toThrow();
@@ -156,7 +161,7 @@ describe('restarts mid-borrow: no duplicate, no permanent leak', () => {
     await a.boot();
     const counts = { ...(await a.ipam.resyncShared()), ...(await a.ipam.resyncShared()) };
     expect(counts).toEqual({ 'ipam-reservation-released': 1 });
-    await new Promise((r) => setImmediate(r));
+    await settle();
     expect(sim.keysUnder(keys.reservations)).toEqual([]);
     expect(b.persisted().find((x) => x.address === '198.18.79.5')).toMatchObject({ kind: 'quarantine' });
     expect(await b.alloc()).toBe('198.18.79.6');
@@ -181,6 +186,42 @@ describe('restarts mid-borrow: no duplicate, no permanent leak', () => {
     expect(b.persisted().find((x) => x.address === '198.18.79.5')).toMatchObject({ kind: 'quarantine' });
     expect(await a.alloc()).toBe('198.18.79.6'); // borrowed, now for real
     expect(sim.duplicates()).toEqual([]);
+  });
+
+  test('resyncs while a borrow or a static reservation is in flight leave them alone', async () => {
+    const { sim, a, b } = await lendingPair();
+    // Two resync passes of A right after B granted the loan, before A recorded it.
+    const borrow = a.pools.loans.borrow.bind(a.pools.loans);
+    a.pools.loans.borrow = async (...args) => {
+      const got = await borrow(...args);
+      expect({ ...(await a.ipam.resyncShared()), ...(await a.ipam.resyncShared()) }).toEqual({});
+      return got;
+    };
+    expect(await a.alloc()).toBe('198.18.79.5');
+    expect(reserved(sim)).toEqual(['198.18.79.5']);
+    // The same for a static address in B's block, granted by B.
+    const reserve = a.pools.reserve.bind(a.pools);
+    a.pools.reserve = async (...args) => {
+      await reserve(...args);
+      expect({ ...(await a.ipam.resyncShared()), ...(await a.ipam.resyncShared()) }).toEqual({});
+    };
+    expect(await a.alloc('198.18.79.6')).toBe('198.18.79.6');
+    expect(reserved(sim).sort()).toEqual(['198.18.79.5', '198.18.79.6']);
+    expect({ ...(await b.ipam.resyncShared()), ...(await b.ipam.resyncShared()), ...(await a.ipam.resyncShared()) }).toEqual({});
+    expect(sim.violations()).toEqual([]);
+  });
+
+  test('a loan given back while its owner missed the deletion: the owner\'s resync quarantines it', async () => {
+    const { a, b } = await lendingPair();
+    const lent = await a.alloc();
+    expect(lent).toBe('198.18.79.5');
+    b.lose = 1;
+    await a.release(lent);
+    await settle();
+    expect(b.persisted().find((x) => x.address === lent)).toMatchObject({ kind: 'foreign', lent: true });
+    expect(await b.ipam.resyncShared()).toEqual({});
+    expect(await b.ipam.resyncShared()).toEqual({ 'ipam-foreign-released': 1 });
+    expect(b.persisted().find((x) => x.address === lent)).toMatchObject({ kind: 'quarantine' });
   });
 
   test('a reservation the owner missed (lost watch event) is held by its next resync', async () => {
