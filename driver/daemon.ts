@@ -125,7 +125,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
         })
       : undefined,
     log: reconcileLog,
-    ...(coordinator ? { extraRepairs: () => (coordinator as ClusterCoordinator).repairOverlays() } : {}),
+    // Overlay VXLAN entries, and shared pools' loans and reservations against etcd.
+    ...(coordinator ? { extraRepairs: async () => ({ ...(await (coordinator as ClusterCoordinator).repairOverlays()), ...(await ipam.resyncShared()) }) } : {}),
     options: {
       ...DEFAULT_RECONCILE,
       intervalMs: config.reconcileIntervalS * 1000,

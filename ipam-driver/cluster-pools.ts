@@ -9,7 +9,14 @@
  * - blocks:       a shared pool is carved into blocks; each host claims blocks and
  *                 allocates inside them locally (no etcd round trip per container);
  * - reservations: a static address is reserved cluster-wide; inside another host's
- *                 block, that host must grant it first (it may have handed it out).
+ *                 block, that host must grant it first (it may have handed it out);
+ * - loans:        a host whose blocks are full, when no block is left unclaimed,
+ *                 borrows single addresses from other hosts' blocks (address-loans.ts).
+ *
+ * Invariant: the host that claimed a block is the only one that decides who uses an
+ * address inside it (it allocates there locally at any moment, without etcd). Another
+ * host holds an address of that block only through a reservation the owner granted
+ * (or one made atomically while the block was still unclaimed).
  *
  * While etcd is unreachable (see ClusterDeferral and docs/operations.md): a new local
  * subnet is taken on this host and its claim published when etcd returns (a conflict
@@ -24,13 +31,17 @@ import { ClusterStore, KeyValue, keys } from '../driver/cluster/store';
 import { ClaimSync, ClusterDeferral, claimedBy, clusterGuard, writeKey } from './claim-sync';
 
 export type { ClusterDeferral };
-import { Prefix, bitsOf, contains, formatIp, formatPrefix, parseIp, parsePrefix, subnetAt, subnetCount } from './core/prefix';
+import { blockOf, chooseBlockLen } from './core/block-size';
+import { Prefix, contains, formatIp, formatPrefix, parseIp, parsePrefix, subnetAt, subnetCount } from './core/prefix';
+import { AddressLoans } from './address-loans';
 
 export interface PoolClaim {
   subnet: string;
   kind: 'pending' | 'local' | 'overlay';
   host: string;
   overlay?: string;
+  /** Block length of the pool when it is shared (absent in claims of older versions: legacy /26, /116). */
+  blockLen?: number;
   at: string;
 }
 
@@ -39,33 +50,54 @@ export interface BlockClaim {
   at: string;
 }
 
+/** `reservations/<subnet>/<ip>`: `host` holds `ip` (or asks for it: state requested). */
 export interface Reservation {
   host: string;
   state: 'granted' | 'requested' | 'denied';
   at: string;
+  /** A loan: the owner of the block lent a free address (quarantined there when given back). */
+  borrowed?: boolean;
+  /** A loan: the id of the borrow request it answers (the borrower finds its address by it). */
+  request?: string;
 }
 
-/** Block length for a shared pool: /26 for IPv4, /116 for IPv6, never larger than the pool. */
-export function blockLenFor(pool: Prefix): number {
-  return Math.max(pool.len, pool.family === 4 ? 26 : 116);
+/** Deadlines and waits of the cluster IPAM; injectable so unit tests run on a simulated clock. */
+export interface ClusterTiming {
+  /** How long a static reservation inside another host's block waits for that host. */
+  grantTimeoutMs: number;
+  /** How long a borrow request waits for one owner before the next one is asked. */
+  loanOwnerTimeoutMs: number;
+  /** Overall deadline of one borrow (every owner asked). */
+  loanBudgetMs: number;
+  sleep(ms: number): Promise<void>;
+  now(): number;
 }
 
-export function blockOf(pool: Prefix, ip: bigint): Prefix {
-  const len = blockLenFor(pool);
-  const size = 1n << BigInt(bitsOf(pool.family) - len);
-  return { family: pool.family, base: pool.base + ((ip - pool.base) / size) * size, len };
-}
+export const DEFAULT_TIMING: ClusterTiming = {
+  grantTimeoutMs: 5_000,
+  loanOwnerTimeoutMs: 2_000,
+  loanBudgetMs: 8_000,
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms).unref()),
+  now: () => Date.now(),
+};
 
 const blockKey = (b: Prefix): string => formatIp(b.family, b.base);
+const lastSegment = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
 
 export class ClusterPools {
+  readonly timing: ClusterTiming;
+  /** Borrowing single addresses from other hosts' blocks. */
+  readonly loans: AddressLoans;
+
   constructor(
     private readonly store: ClusterStore,
     readonly hostId: string,
     private readonly log: Logger,
-    private readonly grantTimeoutMs = 5_000,
+    timing: Partial<ClusterTiming> = {},
     private readonly deferral?: ClusterDeferral,
   ) {
+    this.timing = { ...DEFAULT_TIMING, ...timing };
+    this.loans = new AddressLoans(store, hostId, log, this.timing);
     this.sync = new ClaimSync(store, hostId, log, deferral);
   }
 
@@ -104,33 +136,34 @@ export class ClusterPools {
    * network, or being created there, is a conflict. While etcd is unreachable, the subnet
    * is taken here unless the last known claims say otherwise, and published later.
    */
-  async claim(subnet: string): Promise<{ shared?: string }> {
+  async claim(subnet: string): Promise<{ shared?: string; blockLen?: number }> {
     if (!this.deferral) return this.claimNow(subnet);
     this.deferral.writes.cancel(writeKey.pool(subnet)); // a queued give-back of an older claim: superseded
     try {
       return await this.sync.withinBudget(this.claimNow(subnet), `claim subnet ${subnet}`);
     } catch (err) {
       if (!isClusterUnavailable(err)) throw err;
-      return this.sync.claimLater(subnet, err);
+      return { ...this.sync.claimLater(subnet, err), blockLen: chooseBlockLen(parsePrefix(subnet)) };
     }
   }
 
-  private async claimNow(subnet: string): Promise<{ shared?: string }> {
+  private async claimNow(subnet: string): Promise<{ shared?: string; blockLen?: number }> {
     return this.guard(`claim subnet ${subnet}`, async () => {
+      const blockLen = chooseBlockLen(parsePrefix(subnet));
       for (let i = 0; i < 3; i++) {
-        const mine: PoolClaim = { subnet, kind: 'pending', host: this.hostId, at: new Date().toISOString() };
+        const mine: PoolClaim = { subnet, kind: 'pending', host: this.hostId, blockLen, at: new Date().toISOString() };
         if (await this.store.create(keys.pool(subnet), mine)) {
           this.deferral?.conflicts.clear(subnet);
-          return {};
+          return { blockLen };
         }
         const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
         if (!cur) continue;
         const c = cur.value;
-        if (c.kind === 'overlay' && c.overlay) return { shared: c.overlay };
+        if (c.kind === 'overlay' && c.overlay) return { shared: c.overlay, ...(c.blockLen !== undefined ? { blockLen: c.blockLen } : {}) };
         // This host's own claim, which no local pool holds (the IPAM checked that under its
         // lock): a give-back that has not reached etcd yet. Taken over.
         if (c.host === this.hostId) {
-          if (await this.store.cas(keys.pool(subnet), cur.revision, mine)) return {};
+          if (await this.store.cas(keys.pool(subnet), cur.revision, mine)) return { blockLen };
           continue;
         }
         throw conflict(`subnet ${subnet} is already in use by a ${c.kind === 'pending' ? 'network being created' : 'network'} on host ${c.host}`);
@@ -147,7 +180,7 @@ export class ClusterPools {
   /** Swarm AllocateNetwork: claims `subnet` for overlay `key` directly (idempotent). */
   async claimForOverlay(subnet: string, key: string): Promise<void> {
     await this.guard(`claim subnet ${subnet}`, async () => {
-      const mine: PoolClaim = { subnet, kind: 'overlay', host: this.hostId, overlay: key, at: new Date().toISOString() };
+      const mine: PoolClaim = { subnet, kind: 'overlay', host: this.hostId, overlay: key, blockLen: chooseBlockLen(parsePrefix(subnet)), at: new Date().toISOString() };
       if (await this.store.create(keys.pool(subnet), mine)) return;
       const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
       if (cur?.value.kind === 'overlay' && cur.value.overlay === key) return;
@@ -168,36 +201,53 @@ export class ClusterPools {
     );
   }
 
-  /** The blocks of `pool` this host holds. */
-  async myBlocks(pool: Prefix): Promise<Prefix[]> {
-    return this.guard('list blocks', async () => {
-      const all = await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)));
-      return all.filter((kv) => kv.value.host === this.hostId).map((kv) => ({ family: pool.family, base: parseIp(kv.key.slice(kv.key.lastIndexOf('/') + 1)).value, len: blockLenFor(pool) }));
-    });
-  }
-
   /**
-   * Claims the first unclaimed block of `pool` whose span `usable` accepts; returns it
-   * with the addresses other hosts reserved inside it (to be marked used), or undefined.
+   * Claims the first unclaimed block (length `len`) of `pool` whose span `usable` accepts;
+   * returns it with the addresses other hosts reserved inside it (to be held as foreign:
+   * reserved atomically while the block was unclaimed, or lent by a former owner), or undefined.
    */
-  async claimBlock(pool: Prefix, usable: (b: Prefix) => boolean): Promise<{ block: Prefix; foreign: string[] } | undefined> {
+  async claimBlock(pool: Prefix, len: number, usable: (b: Prefix) => boolean): Promise<{ block: Prefix; foreign: Array<{ ip: string; host: string }> } | undefined> {
     return this.guard(`claim a block of ${formatPrefix(pool)}`, async () => {
-      const len = blockLenFor(pool);
-      const taken = new Set((await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))).map((kv) => kv.key.slice(kv.key.lastIndexOf('/') + 1)));
+      const taken = new Set((await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))).map((kv) => lastSegment(kv.key)));
       const count = subnetCount(pool, len);
       for (let i = 0n; i < count && i < 65_536n; i++) {
         const block = subnetAt(pool, len, i);
         if (taken.has(blockKey(block)) || !usable(block)) continue;
         if (await this.store.create(keys.block(formatPrefix(pool), blockKey(block)), { host: this.hostId, at: new Date().toISOString() })) {
+          // Listed after the claim: a reservation made while the block was unclaimed is in this list.
           const foreign = (await this.store.list<Reservation>(keys.reservationsOf(formatPrefix(pool))))
-            .map((kv) => kv.key.slice(kv.key.lastIndexOf('/') + 1))
-            .filter((ip) => contains(block, parseIp(ip)));
+            .map((kv) => ({ ip: lastSegment(kv.key), host: kv.value.host }))
+            .filter((r) => r.host !== this.hostId && contains(block, parseIp(r.ip)));
           this.log.info({ pool: formatPrefix(pool), block: formatPrefix(block) }, 'claimed an address block');
           return { block, foreign };
         }
       }
       return undefined;
     });
+  }
+
+  /** The bases of the blocks of `pool` claimed by this host in etcd (resync). */
+  async ownBlocks(pool: Prefix): Promise<string[]> {
+    return this.guard(`list blocks of ${formatPrefix(pool)}`, async () =>
+      (await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))).filter((kv) => kv.value.host === this.hostId).map((kv) => lastSegment(kv.key)),
+    );
+  }
+
+  /** This host's blocks in every subnet (resync), as subnet and entry. */
+  async ownBlocksEverywhere(): Promise<Array<{ subnet: string; kv: KeyValue<BlockClaim> }>> {
+    return this.guard('list blocks', async () =>
+      (await this.store.list<BlockClaim>(keys.blocks))
+        .filter((kv) => kv.value.host === this.hostId)
+        .map((kv) => {
+          const rest = kv.key.slice(keys.blocks.length);
+          return { subnet: rest.slice(0, rest.lastIndexOf('/')).replace('_', '/'), kv };
+        }),
+    );
+  }
+
+  /** Deletes a block claim still at its revision (resync of a pool this host no longer has). */
+  async dropBlock(kv: KeyValue<BlockClaim>): Promise<boolean> {
+    return this.guard('release a block', () => this.store.cas(kv.key, kv.revision, undefined));
   }
 
   /**
@@ -222,12 +272,12 @@ export class ClusterPools {
    * the block still unclaimed. Own block: directly. Another host's block: that host grants
    * or denies (it may have handed the address out); no answer within the timeout is an error.
    */
-  async reserve(pool: Prefix, ip: string): Promise<void> {
+  async reserve(pool: Prefix, blockLen: number, ip: string): Promise<void> {
     this.deferral?.writes.cancel(writeKey.reservation(formatPrefix(pool), ip)); // a queued release of it: superseded
     await this.guard(`reserve ${ip}`, async () => {
       const subnet = formatPrefix(pool);
       const rkey = keys.reservation(subnet, ip);
-      const bkey = keys.block(subnet, blockKey(blockOf(pool, parseIp(ip).value)));
+      const bkey = keys.block(subnet, blockKey(blockOf(pool, blockLen, parseIp(ip).value)));
       const at = new Date().toISOString();
       const existing = await this.store.get<Reservation>(rkey);
       if (existing) {
@@ -237,19 +287,19 @@ export class ClusterPools {
       const block = await this.store.get<BlockClaim>(bkey);
       if (!block || block.value.host === this.hostId) {
         const ok = await this.store.commit([{ key: bkey, revision: block?.revision ?? '0' }, { key: rkey, revision: '0' }], [{ key: rkey, value: { host: this.hostId, state: 'granted', at } }]);
-        if (!ok) return this.reserve(pool, ip);
+        if (!ok) return this.reserve(pool, blockLen, ip);
         return;
       }
       if (!(await this.store.create(rkey, { host: this.hostId, state: 'requested', at }))) throw conflict(`address ${ip} is already reserved`);
-      const deadline = Date.now() + this.grantTimeoutMs;
-      while (Date.now() < deadline) {
+      const deadline = this.timing.now() + this.timing.grantTimeoutMs;
+      while (this.timing.now() < deadline) {
         const cur: KeyValue<Reservation> | undefined = await this.store.get<Reservation>(rkey);
         if (cur?.value.state === 'granted') return;
         if (!cur || cur.value.state === 'denied') {
           if (cur) await this.store.cas(rkey, cur.revision, undefined);
           throw conflict(`address ${ip} is already in use on host ${block.value.host}`);
         }
-        await new Promise((r) => setTimeout(r, 50));
+        await this.timing.sleep(50);
       }
       const cur = await this.store.get<Reservation>(rkey);
       if (cur?.value.state === 'granted') return;
@@ -270,11 +320,39 @@ export class ClusterPools {
     );
   }
 
-  /** Answers another host's request for an address inside one of this host's blocks. */
-  async answer(pool: Prefix, ip: string, grant: boolean): Promise<void> {
+  /**
+   * Answers another host's request for an address inside one of this host's blocks.
+   * False when the request is gone (withdrawn, timed out): nothing was granted.
+   */
+  async answer(pool: Prefix, ip: string, grant: boolean): Promise<boolean> {
     const rkey = keys.reservation(formatPrefix(pool), ip);
     const cur = await this.store.get<Reservation>(rkey);
-    if (!cur || cur.value.state !== 'requested') return;
-    await this.store.cas(rkey, cur.revision, { ...cur.value, state: grant ? 'granted' : 'denied' });
+    if (!cur || cur.value.state !== 'requested') return false;
+    return this.store.cas(rkey, cur.revision, { ...cur.value, state: grant ? 'granted' : 'denied' });
+  }
+
+  /** Every reservation of `pool` (resync), keyed by address. */
+  async reservations(pool: Prefix): Promise<Map<string, KeyValue<Reservation>>> {
+    return this.guard(`list reservations of ${formatPrefix(pool)}`, async () => {
+      const all = await this.store.list<Reservation>(keys.reservationsOf(formatPrefix(pool)));
+      return new Map(all.map((kv) => [lastSegment(kv.key), kv]));
+    });
+  }
+
+  /** This host's reservations in every subnet (resync), as subnet, address and entry. */
+  async ownReservations(): Promise<Array<{ subnet: string; ip: string; kv: KeyValue<Reservation> }>> {
+    return this.guard('list reservations', async () =>
+      (await this.store.list<Reservation>(keys.reservations))
+        .filter((kv) => kv.value.host === this.hostId)
+        .map((kv) => {
+          const rest = kv.key.slice(keys.reservations.length);
+          return { subnet: rest.slice(0, rest.lastIndexOf('/')).replace('_', '/'), ip: lastSegment(kv.key), kv };
+        }),
+    );
+  }
+
+  /** Deletes a reservation still at `revision` (resync of an orphan); false when it changed. */
+  async dropReservation(kv: KeyValue<Reservation>): Promise<boolean> {
+    return this.guard('release a reservation', () => this.store.cas(kv.key, kv.revision, undefined));
   }
 }

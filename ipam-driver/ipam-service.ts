@@ -7,7 +7,7 @@
  * is serialized per pool, so different networks allocate in parallel.
  */
 import { KeyedMutex } from '../driver/concurrency/keyed-mutex';
-import { conflict, exhausted, invalid, notFound } from '../driver/errors';
+import { conflict, invalid, notFound } from '../driver/errors';
 import type { Logger } from '../driver/observability/logger';
 import { AddressPool } from './core/address-pool';
 import { DefaultPool, pickSubnet } from './core/pool-picker';
@@ -26,14 +26,14 @@ import {
   unusableSubnet,
 } from './core/prefix';
 import { AllocationKind, AllocationRecord, IpamRepository, PoolRecord } from './ipam-store';
-import { ClusterPools } from './cluster-pools';
+import { PoolTable, QUARANTINE_MS, SharedConfig, SharedPools } from './shared-pools';
+import { SharedResync } from './shared-resync';
 
 import { GLOBAL_SPACE, LOCAL_SPACE } from '../driver/api/static-answers';
 
 export { GLOBAL_SPACE, LOCAL_SPACE };
 export const GATEWAY_TYPE = 'com.docker.network.gateway';
-/** How long a released address of a shared (overlay) pool stays out of use. */
-export const QUARANTINE_MS = 30_000;
+export { QUARANTINE_MS };
 const REQUEST_ADDRESS_TYPE = 'RequestAddressType';
 
 export interface PoolRequest {
@@ -55,15 +55,12 @@ export interface IpamConfig {
   defaultPools: DefaultPool[];
   /** Prefixes routed on the host, to keep automatic subnets clear of them. */
   hostRoutes: () => Promise<Prefix[]>;
-  /** In a cluster: cluster-wide pools, blocks and reservations (see cluster-pools.ts). */
-  cluster?: {
-    pools: ClusterPools;
-    /** Gateway and aux addresses of an overlay: every host holds them locally. */
-    overlayReserved(overlayKey: string): Set<string>;
-  };
+  /** In a cluster: cluster-wide pools, blocks, reservations and loans (cluster-pools.ts, shared-pools.ts). */
+  cluster?: SharedConfig;
 }
 
-interface LivePool {
+/** A pool in memory: its record and its allocator (shared-pools.ts works on these too). */
+export interface LivePool {
   record: PoolRecord;
   alloc: AddressPool;
 }
@@ -87,12 +84,45 @@ export class IpamService {
   private readonly pools = new Map<string, LivePool>();
   private readonly allocations = new Map<string, Map<string, AllocationRecord>>();
   private readonly locks = new KeyedMutex();
+  /** Addresses of shared (overlay) pools, in a cluster. */
+  private readonly shared: SharedPools | undefined;
+  private readonly resync: SharedResync | undefined;
 
   constructor(
     private readonly repo: IpamRepository,
     private readonly config: IpamConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    if (config.cluster) {
+      const table = this.table();
+      this.shared = new SharedPools(table, config.cluster, log);
+      this.resync = new SharedResync(table, config.cluster, this.shared, log);
+    }
+  }
+
+  /** The view of pools and allocations shared-pools.ts and shared-resync.ts work on. */
+  private table(): PoolTable {
+    return {
+      locks: this.locks,
+      live: (id) => this.pools.get(id),
+      held: (id) => this.allocations.get(id) ?? new Map(),
+      shared: () => [...this.pools.values()].filter((p) => p.record.addressSpace === LOCAL_SPACE && p.record.shared),
+      put: async (live, rec, pool) => {
+        await this.repo.putAllocation(rec, pool);
+        if (pool) live.record = pool;
+        this.allocations.get(live.record.id)?.set(rec.address, rec);
+      },
+      free: async (live, address) => {
+        await this.repo.deleteAllocation(live.record.id, address);
+        live.alloc.release(parseIpMaybeCidr(address).value);
+        this.allocations.get(live.record.id)?.delete(address);
+      },
+      savePool: async (live, record) => {
+        await this.repo.putPool(record);
+        live.record = record;
+      },
+    };
+  }
 
   /** Rebuilds the in-memory allocators from the store (start-up). */
   async load(): Promise<void> {
@@ -172,7 +202,7 @@ export class IpamService {
       }
       // In a cluster every local-space subnet is claimed cluster-wide (an overlay's is joined).
       const cluster = req.addressSpace === LOCAL_SPACE ? this.config.cluster?.pools : undefined;
-      const { shared } = cluster ? await cluster.claim(formatPrefix(pool)) : { shared: undefined };
+      const { shared, blockLen } = cluster ? await cluster.claim(formatPrefix(pool)) : { shared: undefined, blockLen: undefined };
       const record: PoolRecord = {
         id,
         addressSpace: req.addressSpace,
@@ -184,6 +214,7 @@ export class IpamService {
         auto,
         cursor: '-1',
         ...(shared ? { shared, blocks: [] } : {}),
+        ...(blockLen !== undefined ? { blockLen } : {}),
         createdAt: new Date().toISOString(),
       };
       try {
@@ -236,15 +267,17 @@ export class IpamService {
         }
         const leftovers = [...(this.allocations.get(poolId)?.values() ?? [])];
         const cluster = live.record.addressSpace === LOCAL_SPACE ? this.config.cluster?.pools : undefined;
-        if (cluster) {
-          // Best effort: a claim or block left behind by an unreachable etcd is found by the reconciler.
-          const done = live.record.shared ? cluster.releaseBlocks(live.alloc.pool) : cluster.release(live.record.pool);
-          await done.catch((err) => this.log.warn({ poolId, err: String(err) }, 'could not release the pool in the cluster store'));
-          for (const a of leftovers) if (a.kind === 'explicit' && live.record.shared) await cluster.unreserve(live.alloc.pool, a.address).catch(() => undefined);
-        }
         await this.repo.deletePool(poolId, leftovers.map((a) => a.address));
         this.pools.delete(poolId);
         this.allocations.delete(poolId);
+        if (cluster) {
+          // Only once this host holds nothing of the pool any more (else another host could take
+          // its blocks or addresses while they are still used here). Best effort: blocks and
+          // reservations left behind by an unreachable etcd are removed by the IPAM resync.
+          const done = live.record.shared ? cluster.releaseBlocks(live.alloc.pool) : cluster.release(live.record.pool);
+          await done.catch((err) => this.log.warn({ poolId, err: String(err) }, 'could not release the pool in the cluster store'));
+          for (const a of leftovers) if ((a.kind === 'explicit' || a.kind === 'borrowed') && live.record.shared) await cluster.unreserve(live.alloc.pool, a.address).catch(() => undefined);
+        }
         if (leftovers.length > 0) {
           this.log.info({ poolId, addresses: leftovers.map((a) => a.address) }, 'released pool still held addresses; released them too');
         }
@@ -254,6 +287,12 @@ export class IpamService {
 
   async requestAddress(req: AddressRequest): Promise<{ address: string }> {
     const gateway = req.options[REQUEST_ADDRESS_TYPE] === GATEWAY_TYPE;
+    // Shared (overlay) pools: cluster-wide reservations, blocks and loans (shared-pools.ts);
+    // only the overlay's own gateway and aux addresses are taken locally, below.
+    if (this.shared && !gateway && this.pools.get(req.poolId)?.record.shared) {
+      const done = await this.shared.request(req.poolId, req.address);
+      if (done) return done;
+    }
     return this.locks.run(`pool:${req.poolId}`, async () => {
       const live = this.pools.get(req.poolId);
       if (!live) throw notFound(`pool ${JSON.stringify(req.poolId)} not found`);
@@ -261,23 +300,12 @@ export class IpamService {
       let value: bigint;
       let kind: AllocationKind;
       const cursorBefore = alloc.cursor;
-      const cluster = live.record.shared ? this.config.cluster : undefined;
       if (req.address) {
         const ip = parseIpMaybeCidr(req.address, 'address');
         if (!contains(alloc.pool, ip)) {
           throw invalid(`address ${formatIp(ip.family, ip.value)} is outside pool ${formatPrefix(alloc.pool)}`);
         }
-        const text = formatIp(ip.family, ip.value);
-        const clusterWide = cluster && !gateway && !cluster.overlayReserved(live.record.shared as string).has(text);
-        if (alloc.isUsed(ip.value)) alloc.reserve(ip.value); // throws the usual "in use" conflict
-        // A static address of a shared pool is reserved cluster-wide first (its block may be another host's).
-        if (clusterWide) await cluster.pools.reserve(alloc.pool, text);
-        try {
-          alloc.reserve(ip.value);
-        } catch (err) {
-          if (clusterWide) await cluster.pools.unreserve(alloc.pool, text).catch(() => undefined);
-          throw err;
-        }
+        alloc.reserve(ip.value);
         value = ip.value;
         kind = gateway ? 'gateway' : 'explicit';
       } else if (gateway) {
@@ -285,8 +313,7 @@ export class IpamService {
         value = alloc.allocateLowest();
         kind = 'gateway';
       } else {
-        if (cluster) await this.endQuarantines(live);
-        value = cluster ? await this.allocateInBlocks(live, cluster.pools) : alloc.allocateNext();
+        value = alloc.allocateNext();
         kind = 'dynamic';
       }
       const record: AllocationRecord = {
@@ -309,69 +336,24 @@ export class IpamService {
     });
   }
 
-  /**
-   * Next-fit inside this host's blocks of a shared pool; when they are full, one etcd
-   * transaction claims another block (addresses other hosts reserved in it are marked used).
-   */
-  private async allocateInBlocks(live: LivePool, pools: ClusterPools): Promise<bigint> {
-    const { alloc } = live;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      if (alloc.freeInSegments() > 0n) return alloc.allocateNext();
-      const claimed = await pools.claimBlock(alloc.pool, (b) => {
-        const saved = alloc.blocks;
-        alloc.blocks = [b];
-        const free = alloc.freeInSegments();
-        alloc.blocks = saved;
-        return free > 0n;
-      });
-      if (!claimed) break;
-      const blocks = [...(alloc.blocks ?? []), claimed.block];
-      live.record = { ...live.record, blocks: blocks.map(formatPrefix) };
-      await this.repo.putPool(live.record);
-      alloc.blocks = blocks;
-      for (const ip of claimed.foreign) {
-        const v = parseIpMaybeCidr(ip).value;
-        if (!alloc.isUsed(v)) await this.holdForeign(live, ip);
-      }
-    }
-    throw exhausted(`no free address left in the blocks of ${formatPrefix(alloc.pool)} this host could claim`);
-  }
-
-  /** Marks an address of a shared pool as held by another host (persisted as kind 'foreign'). */
-  private async holdForeign(live: LivePool, ip: string): Promise<void> {
-    const v = parseIpMaybeCidr(ip).value;
-    live.alloc.reserve(v);
-    const rec: AllocationRecord = { poolId: live.record.id, address: ip, kind: 'foreign', createdAt: new Date().toISOString() };
-    await this.repo.putAllocation(rec);
-    this.allocations.get(live.record.id)?.set(ip, rec);
-  }
-
-  private sharedPoolOf(subnet: string): LivePool | undefined {
-    return [...this.pools.values()].find((p) => p.record.addressSpace === LOCAL_SPACE && p.record.pool === subnet && p.record.shared);
-  }
-
-  /**
-   * Another host asks for `ip` of a shared subnet: grant it when this host does not use it
-   * (it is then held as foreign here); deny it otherwise. Called from the cluster watch.
-   */
-  async answerReservation(subnet: string, ip: string, pools: ClusterPools): Promise<void> {
-    const live = this.sharedPoolOf(subnet);
-    if (!live) return;
-    await this.locks.run(`pool:${live.record.id}`, async () => {
-      const v = parseIpMaybeCidr(ip).value;
-      const mine = (live.alloc.blocks ?? []).some((b) => contains(b, { family: b.family, value: v }));
-      if (!mine) return;
-      const free = !live.alloc.isUsed(v);
-      if (free) await this.holdForeign(live, ip);
-      await pools.answer(live.alloc.pool, ip, free);
-    });
+  /** Another host asks for a static address of a shared subnet (cluster watch): grant or deny. */
+  async answerReservation(subnet: string, ip: string, requester: string): Promise<void> {
+    await this.shared?.answerReservation(subnet, ip, requester);
   }
 
   /** A reservation of another host was removed: its address may be handed out here again. */
   async dropForeign(subnet: string, ip: string): Promise<void> {
-    const live = this.sharedPoolOf(subnet);
-    if (!live || this.allocations.get(live.record.id)?.get(ip)?.kind !== 'foreign') return;
-    await this.releaseAddress(live.record.id, ip);
+    await this.shared?.dropForeign(subnet, ip);
+  }
+
+  /** A borrow request addressed to this host (cluster watch): lend an address or refuse. */
+  async lendAddress(requestKey: string): Promise<void> {
+    await this.shared?.lend(requestKey);
+  }
+
+  /** Reconciler (every pass): settles shared pools' loans and reservations with etcd (shared-resync.ts). */
+  async resyncShared(): Promise<Record<string, number>> {
+    return this.resync ? this.resync.run() : {};
   }
 
   /** After an overlay's CreateNetwork on the host that created it: its pools become shared. */
@@ -401,9 +383,6 @@ export class IpamService {
       }
       const rec = byAddr.get(key);
       const cluster = live.record.shared ? this.config.cluster : undefined;
-      if (cluster && rec?.kind === 'explicit' && !cluster.overlayReserved(live.record.shared as string).has(key)) {
-        await cluster.pools.unreserve(live.alloc.pool, key).catch((err) => this.log.warn({ poolId, address: key, err: String(err) }, 'could not release a cluster reservation'));
-      }
       if (live.record.shared && rec?.kind === 'dynamic') {
         // Shared (overlay) pool: other hosts may still hold FDB/neighbour entries for this
         // address for a moment; keep it out of use for a while instead of freeing it now.
@@ -415,19 +394,13 @@ export class IpamService {
       await this.repo.deleteAllocation(poolId, key);
       live.alloc.release(ip.value);
       byAddr.delete(key);
+      // A static or borrowed address goes back to the cluster only now that this host no longer
+      // holds it (a loan's owner quarantines it). A failure leaves an unused reservation of this
+      // host, which the IPAM resync removes.
+      if (cluster && (rec?.kind === 'explicit' || rec?.kind === 'borrowed') && !cluster.overlayReserved(live.record.shared as string).has(key)) {
+        await cluster.pools.unreserve(live.alloc.pool, key).catch((err) => this.log.warn({ poolId, address: key, err: String(err) }, 'could not release a cluster reservation'));
+      }
     });
-  }
-
-  /** Frees the quarantined addresses of a pool whose time is up (caller holds the pool's lock). */
-  private async endQuarantines(live: LivePool): Promise<void> {
-    const byAddr = this.allocations.get(live.record.id);
-    const now = Date.now();
-    for (const a of [...(byAddr?.values() ?? [])]) {
-      if (a.kind !== 'quarantine' || Date.parse(a.until ?? '') > now) continue;
-      await this.repo.deleteAllocation(live.record.id, a.address);
-      live.alloc.release(parseIpMaybeCidr(a.address).value);
-      byAddr?.delete(a.address);
-    }
   }
 
   /** Reconciler: releases an allocation nobody holds, unless it was made after `cutoff` (ms). */
@@ -443,6 +416,12 @@ export class IpamService {
    * (released behind Docker's back): take it again. False when someone else holds it now.
    */
   async restoreAllocation(poolId: string, address: string, kind: AllocationKind): Promise<boolean> {
+    const shared = this.pools.get(poolId);
+    const ip0 = parseIpMaybeCidr(address);
+    if (this.shared && shared?.record.shared && kind !== 'gateway' && !shared.alloc.inBlocks(ip0.value) && !this.config.cluster?.overlayReserved(shared.record.shared).has(address)) {
+      // Outside this host's blocks the owner decides: reserved cluster-wide like a static address.
+      return this.shared.restore(shared, address);
+    }
     return this.locks.run(`pool:${poolId}`, async () => {
       const live = this.pools.get(poolId);
       const ip = parseIpMaybeCidr(address);

@@ -9,11 +9,12 @@ import { KvOp, KvStore } from '../driver/store/kv';
 /**
  * gateway: RequestAddressType gateway; explicit: a requested address (--ip, --gateway,
  * --aux-address); dynamic: next-fit; foreign: inside this host's block of a shared pool,
- * granted to another host's static address (not this host's to hand out); quarantine:
- * released from a shared pool, kept out of use until `until` (other hosts may still hold
- * forwarding entries for it).
+ * granted to another host (its static address, or lent: `lent`), not this host's to hand
+ * out; borrowed: a dynamic address lent to this host by the owner of another host's block
+ * (`peer`); quarantine: released from a shared pool, kept out of use until `until` (other
+ * hosts may still hold forwarding entries for it).
  */
-export type AllocationKind = 'gateway' | 'explicit' | 'dynamic' | 'foreign' | 'quarantine';
+export type AllocationKind = 'gateway' | 'explicit' | 'dynamic' | 'foreign' | 'borrowed' | 'quarantine';
 
 export interface PoolRecord {
   id: string;
@@ -30,6 +31,8 @@ export interface PoolRecord {
   shared?: string;
   /** For a shared pool: the blocks (CIDR) this host claimed and allocates from. */
   blocks?: string[];
+  /** In a cluster: the pool's block length as recorded with its cluster claim (absent: legacy /26, /116). */
+  blockLen?: number;
   /** Next-fit cursor: the last address handed out, as a decimal bigint ("-1" before the first). */
   cursor: string;
   createdAt: string;
@@ -42,6 +45,10 @@ export interface AllocationRecord {
   createdAt: string;
   /** quarantine only: when the address may be handed out again. */
   until?: string;
+  /** foreign: the host holding the address; borrowed: the host that lent it. */
+  peer?: string;
+  /** foreign only: lent to a borrower (quarantined here when given back). */
+  lent?: boolean;
 }
 
 const POOL = 'ipam/pool/';

@@ -35,6 +35,8 @@ export interface AgentCallbacks {
   onRemoteEndpoint?(ep: RemoteEndpoint, present: boolean): void;
   onOverlay?(rec: OverlayRecord | undefined, key: string): void;
   onReservation?(subnet: string, ip: string, value: { host: string; state: string } | undefined): void;
+  /** A borrow request appeared (or is still there after a resync): `key` under /loom/v1/loans/. */
+  onLoanRequest?(key: string): void;
 }
 
 export interface AgentOptions {
@@ -137,6 +139,13 @@ export class ClusterAgent {
       prefix: keys.pools,
       onResync: (all) => this.resync(this.claims, all, (kv) => kv.value.subnet),
       onEvent: (ev) => this.apply(this.claims, ev, (k) => k.slice(keys.pools.length).replace('_', '/')),
+    });
+    this.session.addWatch({
+      prefix: keys.loanRequests,
+      onResync: (all) => all.forEach((kv) => this.callbacks.onLoanRequest?.(kv.key)),
+      onEvent: (ev) => {
+        if (ev.type === 'put') this.callbacks.onLoanRequest?.(ev.key);
+      },
     });
   }
 
@@ -242,6 +251,7 @@ export class ClusterAgent {
     for (const s of [...rec.ipv4, ...rec.ipv6]) {
       for (const kv of await store.list(keys.blocksOf(s.pool))) await store.delete(kv.key);
       for (const kv of await store.list(keys.reservationsOf(s.pool))) await store.delete(kv.key);
+      for (const kv of await store.list(keys.loanRequestsOf(s.pool))) await store.delete(kv.key);
       await store.delete(keys.pool(s.pool));
     }
     for (const kv of await store.list(`/loom/v1/detached/${rec.key}/`)) await store.delete(kv.key);

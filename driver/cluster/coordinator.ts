@@ -39,6 +39,7 @@ export class ClusterCoordinator implements OverlayControl {
       onRemoteEndpoint: (ep, present) => void this.onRemote(ep, present),
       onOverlay: (rec, key) => void this.onOverlay(rec, key),
       onReservation: (subnet, ip, value) => void this.onReservation(subnet, ip, value),
+      onLoanRequest: (key) => void this.ipam.lendAddress(key),
     };
   }
 
@@ -197,7 +198,7 @@ export class ClusterCoordinator implements OverlayControl {
   private async onReservation(subnet: string, ip: string, value: { host: string; state: string } | undefined): Promise<void> {
     try {
       if (!value) await this.ipam.dropForeign(subnet, ip);
-      else if (value.state === 'requested' && value.host !== this.agent.hostId) await this.ipam.answerReservation(subnet, ip, this.pools);
+      else if (value.state === 'requested' && value.host !== this.agent.hostId) await this.ipam.answerReservation(subnet, ip, value.host);
     } catch (err) {
       this.log.warn({ subnet, ip, err: String(err) }, 'could not answer an address reservation');
     }

@@ -113,7 +113,12 @@ export const keys = {
   endpoints: '/loom/v1/endpoints/',
   block: (subnet: string, base: string): string => `/loom/v1/blocks/${seg(subnet)}/${base}`,
   blocksOf: (subnet: string): string => `/loom/v1/blocks/${seg(subnet)}/`,
+  blocks: '/loom/v1/blocks/',
   reservation: (subnet: string, ip: string): string => `/loom/v1/reservations/${seg(subnet)}/${ip}`,
   reservationsOf: (subnet: string): string => `/loom/v1/reservations/${seg(subnet)}/`,
   reservations: '/loom/v1/reservations/',
+  /** A borrow request of `subnet` addressed to the owner `owner` (leased to the borrower). */
+  loanRequest: (subnet: string, owner: string, id: string): string => `/loom/v1/loans/${seg(subnet)}/${owner}/${id}`,
+  loanRequestsOf: (subnet: string): string => `/loom/v1/loans/${seg(subnet)}/`,
+  loanRequests: '/loom/v1/loans/',
 };

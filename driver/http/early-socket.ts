@@ -22,7 +22,7 @@ export const PLUGIN_MEDIA_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 export async function openEarlySocket(socketPath: string, mode: number, answers: Record<string, object>): Promise<EarlySocket> {
   let app: http.RequestListener | undefined;
   const waiting: Array<[http.IncomingMessage, http.ServerResponse]> = [];
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(onePerConnection((req, res) => {
     if (app) return app(req, res);
     const answer = req.method === 'POST' ? answers[(req.url ?? '').replace(/^\//, '')] : undefined;
     if (answer) {
@@ -31,7 +31,7 @@ export async function openEarlySocket(socketPath: string, mode: number, answers:
       return;
     }
     waiting.push([req, res]);
-  });
+  }));
   await listenOnUnixSocket(server, socketPath, mode);
   return {
     server,
@@ -39,6 +39,21 @@ export async function openEarlySocket(socketPath: string, mode: number, answers:
       app = real;
       for (const [req, res] of waiting.splice(0)) real(req, res);
     },
+  };
+}
+
+/**
+ * One call per connection. dockerd keeps idle connections to a plugin for ever and Node
+ * closes them after 5 s idle: a call sent on a connection just as Node closes it fails
+ * with EOF, and dockerd's plugin client then retries it with an empty body (its request
+ * buffer was drained by the first attempt), which arrives as a call without arguments
+ * ("PoolID: expected string"). `Connection: close` tells dockerd never to reuse a
+ * connection; a new Unix socket connection costs microseconds.
+ */
+export function onePerConnection(listener: http.RequestListener): http.RequestListener {
+  return (req, res) => {
+    res.setHeader('Connection', 'close');
+    listener(req, res);
   };
 }
 

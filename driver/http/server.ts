@@ -14,7 +14,7 @@ import { LoomError, asLoomError, invalid } from '../errors';
 import { inCall } from '../observability/etcd-wait';
 import type { Logger } from '../observability/logger';
 import type { Route } from './route';
-import { PLUGIN_MEDIA_TYPE, listenOnUnixSocket } from './early-socket';
+import { PLUGIN_MEDIA_TYPE, listenOnUnixSocket, onePerConnection } from './early-socket';
 
 export { PLUGIN_MEDIA_TYPE };
 
@@ -126,7 +126,7 @@ export function createPluginApp(routes: Route[], log: Logger, observe?: CallObse
 
 /** Serves `app` on a Unix socket (0600 by default: only root may talk to it). */
 export async function listenUnix(app: http.RequestListener, socketPath: string, mode = 0o600): Promise<http.Server> {
-  const server = http.createServer(app);
+  const server = http.createServer(onePerConnection(app));
   await listenOnUnixSocket(server, socketPath, mode);
   return server;
 }

@@ -218,7 +218,11 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
       }
       for (const a of p.allocations) {
         // A gateway lives as long as its pool (Docker does not show gateways it did not get from the user).
-        if (a.kind === 'gateway' || a.kind === 'quarantine' || accounted.has(a.address) || !old(a.createdAt)) continue;
+        // Foreign: held here for a container on another host (the local Docker never lists it);
+        // quarantine: released, kept out of use on purpose. Shared-pool bookkeeping settles both
+        // with etcd (ipam-driver/shared-resync.ts); releasing them here could hand a remote
+        // container's address to a local one.
+        if (a.kind === 'gateway' || a.kind === 'quarantine' || a.kind === 'foreign' || accounted.has(a.address) || !old(a.createdAt)) continue;
         // The address of an endpoint confirmed stale in this pass goes with it: the same two sightings
         // (Docker lists neither the endpoint nor anything holding the address) confirm both.
         const withEndpoint = releasedWithEndpoint.get(a.address);

@@ -45,7 +45,8 @@ export class AddressPool {
     return last < this.lastHost ? last : this.lastHost;
   }
 
-  private check(value: bigint): void {
+  /** Throws `invalid` unless `value` is an assignable address of the pool (inside it, not network/broadcast). */
+  check(value: bigint): void {
     if (!contains(this.pool, { family: this.pool.family, value })) {
       throw invalid(`address ${formatIp(this.pool.family, value)} is outside pool ${formatPrefix(this.pool)}`);
     }
@@ -94,6 +95,11 @@ export class AddressPool {
     }
     const where = this.blocks ? `this host's blocks of ${formatPrefix(this.pool)}` : `${formatPrefix(this.range)}${this.range === this.pool ? '' : ` (pool ${formatPrefix(this.pool)})`}`;
     throw exhausted(`no free address left in ${where}`);
+  }
+
+  /** Whether `value` lies in this host's blocks (always true for a pool that is not shared). */
+  inBlocks(value: bigint): boolean {
+    return !this.blocks || this.blocks.some((b) => contains(b, { family: b.family, value }));
   }
 
   /** Free addresses left where next-fit looks (this host's blocks, when the pool is shared). */

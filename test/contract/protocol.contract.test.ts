@@ -4,6 +4,7 @@
  * nothing (neither loom's state nor the kernel).
  */
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { startTestDaemon, TestDaemon } from '../helpers/daemon';
 import { TRACE_DIR } from '../helpers/trace';
@@ -53,6 +54,22 @@ describe('handshake', () => {
       LocalDefaultAddressSpace: 'LoomLocal',
       GlobalDefaultAddressSpace: 'LoomGlobal',
     });
+  });
+
+  test('every answer closes its connection (dockerd must never reuse one that loomd is closing)', async () => {
+    // dockerd's plugin client retries a call that failed with EOF on a reused connection
+    // with an empty body; with Connection: close it never reuses a connection.
+    for (const method of ['Plugin.Activate', 'IpamDriver.GetDefaultAddressSpaces', 'IpamDriver.RequestPool']) {
+      const header = await new Promise<string | undefined>((resolve, reject) => {
+        const req = http.request({ socketPath: daemon.socket, method: 'POST', path: `/${method}`, agent: new http.Agent({ keepAlive: true }) }, (res) => {
+          res.resume();
+          resolve(res.headers.connection);
+        });
+        req.on('error', reject);
+        req.end(method === 'IpamDriver.RequestPool' ? '{"AddressSpace":"nope"}\n' : '');
+      });
+      expect(header).toBe('close');
+    }
   });
 
   test('raw requests exactly as recorded (no Content-Type, trailing newline) succeed', async () => {

@@ -48,7 +48,7 @@ async function member(c: MemoryCluster, id: string): Promise<Member> {
   const view = c.view();
   const agent = new ClusterAgent(view, { hostId: id, vtep: `198.18.0.${id.slice(-1)}`, underlayMtu: 1500, version: 'test' }, log, { leaseTtlS: 1, backoff: { initialMs: 20, maxMs: 100 } });
   const conflicts = new ClaimConflicts(log);
-  const pools = new ClusterPools(agent.store, id, log, 1_000, { writes: agent.writes, knownClaims: () => [...agent.claims.values()], conflicts, health: agent.health });
+  const pools = new ClusterPools(agent.store, id, log, { grantTimeoutMs: 1_000 }, { writes: agent.writes, knownClaims: () => [...agent.claims.values()], conflicts, health: agent.health });
   const ipam = new IpamService(
     new IpamRepository(new MemoryKv()),
     { defaultPools: ['198.18.128.0/17:24'].map(parseDefaultPool), hostRoutes: async () => [], cluster: { pools, overlayReserved: () => new Set(['198.18.200.1']) } },

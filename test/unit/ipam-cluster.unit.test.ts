@@ -15,7 +15,7 @@ import { IpamRepository } from '../../ipam-driver/ipam-store';
 const log = silentLogger();
 
 function host(c: MemoryCluster, id: string): { ipam: IpamService; pools: ClusterPools } {
-  const pools = new ClusterPools(c.view(), id, log, 1_000);
+  const pools = new ClusterPools(c.view(), id, log, { grantTimeoutMs: 1_000 });
   const ipam = new IpamService(
     new IpamRepository(new MemoryKv()),
     { defaultPools: ['198.18.128.0/17:24'].map(parseDefaultPool), hostRoutes: async () => [], cluster: { pools, overlayReserved: () => new Set(['198.18.200.1']) } },
@@ -72,7 +72,7 @@ test('a static address in another host\'s block is granted by that host, and ref
   const off = c.subscribe('/loom/v1/reservations/', (ev) => {
     if (ev.type === 'put' && (ev.value as { state: string }).state === 'requested') {
       const ip = ev.key.slice(ev.key.lastIndexOf('/') + 1);
-      void a.ipam.answerReservation('198.18.200.0/24', ip, a.pools);
+      void a.ipam.answerReservation('198.18.200.0/24', ip, (ev.value as { host: string }).host);
     }
   });
   await expect(b.ipam.requestAddress({ poolId: pb.poolId, address: first, options: {} })).rejects.toThrow(/in use on host h1/);

@@ -5,6 +5,8 @@ import type { DockerNetwork } from '../../driver/reconcile/docker-view';
 import type { EndpointRecord, NetworkRecord } from '../../driver/network/types';
 import { bridgeNameFor, hostVethFor, peerVethFor } from '../../driver/network/naming';
 import type { LinkOwner } from '../../driver/kernel/link-owner';
+import { parsePrefix } from '../../ipam-driver/core/prefix';
+import { GLOBAL_SPACE, LOCAL_SPACE, poolIdOf } from '../../ipam-driver/ipam-service';
 
 const AT = 1_000_000_000_000;
 const OPTS: PlanOptions = { graceMs: 10_000, confirmMs: 5_000 };
@@ -15,8 +17,10 @@ const NET = 'a1'.repeat(32);
 const EP = 'b2'.repeat(32);
 const BR = bridgeNameFor(NET);
 const HOST = hostVethFor(EP);
-const P4 = 'default/198.18.10.0/24';
-const P6 = 'default/fd00:10::/64';
+/** Pool ids as loom makes them (LoomLocal/<subnet>, see ipam-service.ts poolIdOf). */
+const pid = (subnet: string, space = LOCAL_SPACE): string => poolIdOf(space, parsePrefix(subnet));
+const P4 = pid('198.18.10.0/24');
+const P6 = pid('fd00:10::/64');
 
 const network = (over: Partial<NetworkRecord> = {}): NetworkRecord => ({
   id: NET, bridge: BR, mtu: 1500, internal: false, icc: true, masquerade: true, enableIpv6: true,
@@ -261,10 +265,11 @@ describe('plan: IPAM', () => {
   const force = { ...OPTS, force: true };
   const ipamActions = (p: { actions: Action[] }) => p.actions.filter((a) => a.kind.startsWith('release-'));
 
-  test('without a Docker view: no IPAM actions or suspects at all', () => {
-    const o = observed({ pools: [pool('default/10.9.0.0/16', '10.9.0.0/16', [alloc('10.9.0.9')]), pool(P4, '198.18.10.0/24', [alloc('198.18.10.99')])] }, false);
+  test('without a Docker view: nothing released and no suspects (in-use addresses are still restored)', () => {
+    const o = observed({ pools: [pool(pid('10.9.0.0/16'), '10.9.0.0/16', [alloc('10.9.0.9')]), pool(P4, '198.18.10.0/24', [alloc('198.18.10.99')])] }, false);
     const p = plan(o, new Map(), force);
-    expect(p.actions).toEqual([]);
+    expect(ipamActions(p)).toEqual([]);
+    expect(p.actions.map((a) => (a.kind === 'restore-allocation' ? a.address : a.kind))).toEqual(['198.18.10.1', '198.18.10.5', '198.18.10.7']);
     expect(p.suspects.size).toBe(0);
   });
 
@@ -282,13 +287,13 @@ describe('plan: IPAM', () => {
       endpoints: new Map([['d4'.repeat(32), ['10.77.0.8']]]),
     });
     const o = observed({ docker: dockerWith(dockerNet(), other) });
-    o.pools.push(pool('default/10.77.0.0/24', '10.77.0.0/24', [alloc('10.77.0.1', 'gateway'), alloc('10.77.0.3', 'explicit'), alloc('10.77.0.8')]));
+    o.pools.push(pool(pid('10.77.0.0/24'), '10.77.0.0/24', [alloc('10.77.0.1', 'gateway'), alloc('10.77.0.3', 'explicit'), alloc('10.77.0.8')]));
     const p = plan(o, new Map(), force);
     expect(p.actions).toEqual([]);
     // its unaccounted allocations are still released one by one
     o.pools[2].allocations.push(alloc('10.77.0.200'));
     expect(ipamActions(plan(o, new Map(), force))).toEqual([
-      { kind: 'release-orphan-address', poolId: 'default/10.77.0.0/24', address: '10.77.0.200', reason: expect.any(String) },
+      { kind: 'release-orphan-address', poolId: pid('10.77.0.0/24'), address: '10.77.0.200', reason: expect.any(String) },
     ]);
   });
 
@@ -313,22 +318,22 @@ describe('plan: IPAM', () => {
 
   test('a pool no loom network and no Docker network uses -> release-orphan-pool after confirmation; its allocations are not listed', () => {
     const o = observed();
-    o.pools.push(pool('default/10.9.0.0/16', '10.9.0.0/16', [alloc('10.9.0.1', 'gateway'), alloc('10.9.0.9')]));
+    o.pools.push(pool(pid('10.9.0.0/16'), '10.9.0.0/16', [alloc('10.9.0.1', 'gateway'), alloc('10.9.0.9')]));
     const { first, second } = twoPasses(o);
     expect(first.actions).toEqual([]);
-    expect([...first.suspects]).toEqual([['pool:default/10.9.0.0/16', AT]]);
-    expect(second.actions).toEqual([{ kind: 'release-orphan-pool', poolId: 'default/10.9.0.0/16', reason: 'no network uses this pool' }]);
+    expect([...first.suspects]).toEqual([[`pool:${pid('10.9.0.0/16')}`, AT]]);
+    expect(second.actions).toEqual([{ kind: 'release-orphan-pool', poolId: pid('10.9.0.0/16'), reason: 'no network uses this pool' }]);
   });
 
   test('a young unused pool is kept', () => {
     const o = observed();
-    o.pools.push(pool('default/10.9.0.0/16', '10.9.0.0/16', [], YOUNG));
+    o.pools.push(pool(pid('10.9.0.0/16'), '10.9.0.0/16', [], YOUNG));
     expect(plan(o, new Map(), force).actions).toEqual([]);
   });
 
   test('a pool used only by a Docker network of another driver is kept', () => {
     const o = observed({ docker: dockerWith(dockerNet(), dockerNet({ id: 'e5'.repeat(32), driver: 'bridge', subnets: ['10.9.0.0/16'], reserved: [], endpoints: new Map() })) });
-    o.pools.push(pool('default/10.9.0.0/16', '10.9.0.0/16', [alloc('10.9.0.1', 'gateway')]));
+    o.pools.push(pool(pid('10.9.0.0/16'), '10.9.0.0/16', [alloc('10.9.0.1', 'gateway')]));
     const p = plan(o, new Map(), force);
     expect(p.actions).toEqual([]);
     expect(p.suspects.size).toBe(0);
@@ -368,4 +373,116 @@ describe('when the next pass runs', () => {
     expect([1, 2, 3, 4, 5, 6, 20].map((n) => nextPassDelay(opts, { newSuspects: 0, dockerMissing: true }, n))).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
   });
   test('a short interval wins', () => expect(nextPassDelay({ ...opts, intervalMs: 500 }, { newSuspects: 1, dockerMissing: true }, 1)).toBe(500));
+});
+
+describe('plan: restore-allocation (addresses in use that loom does not hold)', () => {
+  const without = (poolId: string, address: string): Observed => {
+    const o = observed();
+    const p = o.pools.find((x) => x.id === poolId) as ObservedPool;
+    p.allocations = p.allocations.filter((a) => a.address !== address);
+    return o;
+  };
+
+  test.each<[string, string, string, 'gateway' | 'explicit' | 'dynamic']>([
+    ['an endpoint address (v4)', P4, '198.18.10.7', 'dynamic'],
+    ['an endpoint address (v6)', P6, 'fd00:10::7', 'dynamic'],
+    ['the gateway', P4, '198.18.10.1', 'gateway'],
+    ['an aux address', P4, '198.18.10.5', 'explicit'],
+  ])('%s -> restore-allocation in its LoomLocal pool on the first pass', (_, poolId, address, allocKind) => {
+    const p = plan(without(poolId, address), new Map(), OPTS);
+    expect(p.actions).toEqual([{ kind: 'restore-allocation', poolId, address, allocKind, reason: expect.stringContaining(`${address} (`) }]);
+    expect(p.suspects.size).toBe(0);
+  });
+
+  test('not for an endpoint whose veth is gone, nor one Docker no longer lists', () => {
+    const gone = without(P4, '198.18.10.7');
+    gone.links = gone.links.filter((l) => l.name !== HOST);
+    expect(kinds(plan(gone, new Map(), OPTS).actions)).not.toContain('restore-allocation');
+    const forgotten = without(P4, '198.18.10.7');
+    forgotten.docker = dockerWith(dockerNet({ endpoints: new Map() }));
+    expect(kinds(plan(forgotten, new Map(), OPTS).actions)).not.toContain('restore-allocation');
+  });
+
+  test('never in a pool of the global space (Swarm allocates those)', () => {
+    const o = observed({ pools: [pool(pid('198.18.10.0/24', GLOBAL_SPACE), '198.18.10.0/24', []), pool(pid('fd00:10::/64', GLOBAL_SPACE), 'fd00:10::/64', [])] });
+    expect(kinds(plan(o, new Map(), OPTS).actions)).not.toContain('restore-allocation');
+  });
+
+  test('an address outside every loom pool (another IPAM driver) is not loom\'s to restore', () => {
+    const o = observed({ pools: [] });
+    expect(kinds(plan(o, new Map(), OPTS).actions)).not.toContain('restore-allocation');
+  });
+});
+
+describe('plan: replumb-endpoint (veth gone, container alive)', () => {
+  const noVeth = (over: Partial<Observed> = {}, withDocker = true): Observed =>
+    observed({ links: [{ name: BR, kind: 'bridge', up: true, owner: 'self' }], liveSandboxes: new Set([EP]), ...over }, withDocker);
+
+  test.each([true, false])('its sandbox lives -> replumb-endpoint on the first pass, even when young (Docker view: %s)', (withDocker) => {
+    const p = plan(noVeth({ endpoints: [endpoint({ createdAt: YOUNG })] }, withDocker), new Map(), OPTS);
+    expect(p.actions).toEqual([{ kind: 'replumb-endpoint', networkId: NET, endpointId: EP, reason: `veth ${HOST} is gone while its container runs` }]);
+    expect(p.suspects.size).toBe(0);
+  });
+
+  test('Docker no longer lists it -> not replumbed but removed after confirmation', () => {
+    const { first, second } = twoPasses(noVeth({ docker: dockerWith(dockerNet({ endpoints: new Map() })) }));
+    expect(kinds(first.actions)).toEqual([]);
+    // Its addresses go with it in the same pass (nothing else holds them).
+    expect(kinds(second.actions)).toEqual(['remove-stale-endpoint', 'release-orphan-address', 'release-orphan-address']);
+  });
+
+  test('its sandbox is gone too -> not replumbed but removed after confirmation', () => {
+    const { first, second } = twoPasses(noVeth({ liveSandboxes: new Set() }));
+    expect(kinds(first.actions)).toEqual([]);
+    expect(kinds(second.actions)).toEqual(['remove-stale-endpoint']);
+  });
+
+  test('its address is neither released nor restored while it is re-plumbed', () => {
+    const p = plan(noVeth(), new Map(), { ...OPTS, force: true });
+    expect(kinds(p.actions)).toEqual(['replumb-endpoint']);
+  });
+});
+
+describe('plan: shared (overlay) pools in a cluster', () => {
+  const OV = pid('198.18.200.0/24');
+  /** The overlay pool on this host: its gateway, one local endpoint, and what it keeps for other hosts. */
+  const withOverlay = (allocations: ObservedPool['allocations']): Observed => {
+    const o = observed();
+    o.pools.push(pool(OV, '198.18.200.0/24', [alloc('198.18.200.1', 'gateway'), ...allocations]));
+    o.docker = dockerWith(dockerNet(), dockerNet({ id: 'e5'.repeat(32), subnets: ['198.18.200.0/24'], reserved: [], endpoints: new Map() }));
+    return o;
+  };
+
+  test('foreign (held for another host\'s container) and quarantined addresses are never suspected, even forced', () => {
+    const o = withOverlay([alloc('198.18.200.9', 'foreign'), alloc('198.18.200.10', 'quarantine')]);
+    for (const force of [true, 'all'] as const) {
+      const p = plan(o, new Map(), { ...OPTS, force });
+      expect(p.actions).toEqual([]);
+      expect(p.suspects.size).toBe(0);
+    }
+  });
+
+  test('many passes (every 2 s, 2 s grace and confirmation, 30 s) never release a foreign address', () => {
+    const opts: PlanOptions = { graceMs: 2_000, confirmMs: 2_000 };
+    const o = withOverlay([alloc('198.18.200.9', 'foreign'), alloc('198.18.200.10', 'quarantine'), alloc('198.18.200.11', 'borrowed')]);
+    let suspects = new Map<string, number>();
+    const released: string[] = [];
+    for (let t = 0; t <= 30_000; t += 2_000) {
+      const p = plan({ ...o, at: AT + t }, suspects, opts);
+      suspects = p.suspects;
+      released.push(...p.actions.flatMap((a) => (a.kind === 'release-orphan-address' ? [a.address] : [])));
+    }
+    // Only the borrowed address no local endpoint holds goes (back to its owner, by the IPAM);
+    // the planner proposes it on every pass after its confirmation (nothing is applied here).
+    expect(new Set(released)).toEqual(new Set(['198.18.200.11']));
+  });
+
+  test('a borrowed address a local endpoint holds is kept; unheld, it is released after confirmation', () => {
+    const held = withOverlay([alloc('198.18.200.11', 'borrowed')]);
+    (held.docker?.networks.get('e5'.repeat(32)) as DockerNetwork).endpoints.set('f6'.repeat(32), ['198.18.200.11']);
+    expect(plan(held, new Map(), { ...OPTS, force: true }).actions).toEqual([]);
+    const { first, second } = twoPasses(withOverlay([alloc('198.18.200.11', 'borrowed')]));
+    expect(first.actions).toEqual([]);
+    expect(second.actions).toEqual([{ kind: 'release-orphan-address', poolId: OV, address: '198.18.200.11', reason: expect.any(String) }]);
+  });
 });
