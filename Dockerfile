@@ -25,6 +25,7 @@ RUN set -e; \
 COPY tsconfig.json tsconfig.build.json ./
 COPY driver ./driver
 COPY ipam-driver ./ipam-driver
+COPY lib ./lib
 # Compile, drop dev dependencies, then everything node never loads at run time: source
 # maps, type declarations and TypeScript sources, docs, and the native prebuilds of
 # other platforms (level and netlink load node_modules/*/prebuilds/<platform>-<arch>).
@@ -53,4 +54,5 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/driver ./dist/driver
 COPY --from=build /src/dist/ipam-driver ./dist/ipam-driver
+COPY --from=build /src/dist/lib ./dist/lib
 ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=2", "/opt/loom/dist/driver/main.js"]

@@ -4,10 +4,10 @@
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { invalid } from './errors';
-import { LOG_LEVELS, LogLevel } from './observability/levels';
-import { DefaultPool, parseDefaultPool } from '../ipam-driver/core/pool-picker';
-import { parseIp } from '../ipam-driver/core/prefix';
+import { invalid } from '../lib/errors';
+import { LOG_LEVELS, LogLevel } from '../lib/levels';
+import { DefaultPool, parseDefaultPool } from '../ipam-driver/index';
+import { parseIp } from '../lib/prefix';
 
 export interface Config {
   socket: string;

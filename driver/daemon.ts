@@ -9,13 +9,11 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { Config, DEFAULT_IPV4_POOLS } from './config';
 import type { EarlySocket } from './http/early-socket';
-import { LoomError, asLoomError } from './errors';
+import { LoomError, asLoomError } from '../lib/errors';
 import { ClusterAgent } from './cluster/agent';
 import { ClusterCoordinator } from './cluster/coordinator';
 import { LazyEtcdStore } from './cluster/lazy-store';
 import { DockerPropagator } from './cluster/propagator';
-import { ClusterPools } from '../ipam-driver/cluster-pools';
-import { ClaimConflicts } from '../ipam-driver/claim-conflicts';
 import { loadEtcdTls } from './cluster/etcd-tls';
 import { NftFirewall } from './firewall/nft-firewall';
 import { firewallNames } from './firewall/render';
@@ -26,7 +24,7 @@ import { setProcSysRoot } from './kernel/sysctl';
 import { BridgeDataPlane } from './dataplane/bridge';
 import { activateRoute, networkRoutes } from './network/handlers';
 import { NetworkService } from './network/network-service';
-import type { Logger } from './observability/logger';
+import type { Logger } from '../lib/logger';
 import { ClusterStatus, createAdminApp } from './observability/admin';
 import type { Metrics } from './observability/metrics';
 import { ensureHostMeta } from './store/host-meta';
@@ -34,10 +32,8 @@ import { newestSnapshotSeq, SnapshotScheduler } from './store/snapshot';
 import { openStateStore } from './store/store-integrity';
 import { NetworkRepository } from './store/network-repo';
 import { ensureSchema } from './store/schema';
-import { ipamRoutes } from '../ipam-driver/handlers';
-import { IpamService } from '../ipam-driver/ipam-service';
-import { IpamRepository } from '../ipam-driver/ipam-store';
-import { parseDefaultPool } from '../ipam-driver/core/pool-picker';
+import { createClaimConflicts, createClusterPools, createIpam, ipamRoutes, parseDefaultPool } from '../ipam-driver/index';
+import type { ClaimConflicts, ClusterPools } from '../ipam-driver/index';
 import { StepRunner } from './dataplane/steps';
 import type Dockerode from 'dockerode';
 import { dockerViewSource } from './reconcile/docker-view';
@@ -85,8 +81,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   // Cluster mode (--etcd): the store, this host's member, cluster-wide IPAM.
   let coordinator: ClusterCoordinator | undefined;
   const cluster = config.etcd.endpoints.length ? await joinCluster(config, host.hostId, kernel, log) : undefined;
-  const ipam = new IpamService(
-    new IpamRepository(kv),
+  const ipam = createIpam(
+    kv,
     {
       defaultPools,
       hostRoutes: async () => (await kernel.listRoutes()).map((r) => r.prefix),
@@ -293,8 +289,8 @@ async function joinCluster(config: Config, hostId: string, kernel: NetlinkKernel
   const agent = new ClusterAgent(store, { hostId, vtep, underlayMtu, version: VERSION }, log.child({ svc: 'cluster' }), { leaseTtlS: config.leaseTtlS, peerGraceS: config.peerGraceS });
   log.info({ hostId, vtep, underlayMtu, etcd: config.etcd.endpoints, tls: credentials !== undefined }, 'cluster mode');
   const ipamLog = log.child({ svc: 'cluster-ipam' });
-  const conflicts = new ClaimConflicts(ipamLog);
-  const pools = new ClusterPools(agent.store, hostId, ipamLog, undefined, { writes: agent.writes, knownClaims: () => [...agent.claims.values()], conflicts, health: agent.health });
+  const conflicts = createClaimConflicts(ipamLog);
+  const pools = createClusterPools(agent.store, hostId, ipamLog, { writes: agent.writes, knownClaims: () => [...agent.claims.values()], conflicts, health: agent.health });
   return { agent, pools, conflicts };
 }
 

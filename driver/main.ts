@@ -5,7 +5,7 @@
  * rest of loomd (express, zod, LevelDB, netlink...) and start it. Docker never waits
  * for module loading or for the state to be read.
  */
-import { asLoomError } from './errors';
+import { asLoomError } from '../lib/errors';
 import { USAGE, parseConfig } from './config';
 import { staticAnswers } from './api/static-answers';
 import { openEarlySocket } from './http/early-socket';
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     require(m);
     await new Promise((r) => setImmediate(r));
   }
-  const { createLogger } = await import('./observability/logger');
+  const { createLogger } = await import('../lib/logger');
   const log = createLogger(config.logLevel);
   const { startDaemon } = await import('./daemon');
   let daemon: Awaited<ReturnType<typeof startDaemon>>;

@@ -25,11 +25,11 @@
  * sides' books without use (an etcd error with unknown outcome, a SIGKILL between steps):
  * the IPAM resync (shared-pools.ts) gives such addresses back, never the other way round.
  */
-import { exhausted, unavailable } from '../driver/errors';
-import type { Logger } from '../driver/observability/logger';
-import { ClusterStore, KeyValue, keys } from '../driver/cluster/store';
+import { exhausted, unavailable } from '../lib/errors';
+import type { Logger } from '../lib/logger';
+import { ClusterStore, KeyValue, keys } from '../lib/cluster/store';
 import type { ClusterTiming, Reservation } from './cluster-pools';
-import { Prefix, formatPrefix } from './core/prefix';
+import { Prefix, formatPrefix } from '../lib/prefix';
 
 /** `loans/<subnet>/<owner>/<id>`: `host` asks `owner` for one address. */
 export interface LoanRequest {

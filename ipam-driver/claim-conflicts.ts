@@ -5,7 +5,7 @@
  * both sides): one log line when found and one when resolved, the gauge
  * `loom_cluster_claim_conflicts`, and `loomctl doctor`.
  */
-import type { Logger } from '../driver/observability/logger';
+import type { Logger } from '../lib/logger';
 
 export interface ClaimConflict {
   subnet: string;

@@ -5,13 +5,13 @@
  * reported; and the claim audit of every reconcile pass. See docs/operations.md, "etcd
  * faults".
  */
-import { conflict, unavailable } from '../driver/errors';
-import type { Logger } from '../driver/observability/logger';
-import { timedEtcdWait } from '../driver/observability/etcd-wait';
-import { DEFERRABLE_BUDGET_MS, withinBudget } from '../driver/cluster/guarded-store';
-import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from '../driver/cluster/health';
-import type { DeferredWrites } from '../driver/cluster/publisher';
-import { ClusterStore, keys } from '../driver/cluster/store';
+import { conflict, unavailable } from '../lib/errors';
+import type { Logger } from '../lib/logger';
+import { timedEtcdWait } from '../lib/cluster/etcd-wait';
+import { DEFERRABLE_BUDGET_MS, withinBudget } from '../lib/cluster/guarded-store';
+import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from '../lib/cluster/health';
+import type { DeferredWrites } from '../lib/cluster/deferred-writes';
+import { ClusterStore, keys } from '../lib/cluster/store';
 import type { ClaimConflicts } from './claim-conflicts';
 import type { PoolClaim } from './cluster-pools';
 

@@ -24,15 +24,15 @@
  * reservations) is queued; what needs another host's agreement (joining an overlay's
  * subnet, a new block, a static address in a shared pool) fails at once naming etcd.
  */
-import { conflict, unavailable } from '../driver/errors';
-import type { Logger } from '../driver/observability/logger';
-import { isClusterUnavailable } from '../driver/cluster/health';
-import { ClusterStore, KeyValue, keys } from '../driver/cluster/store';
+import { conflict, unavailable } from '../lib/errors';
+import type { Logger } from '../lib/logger';
+import { isClusterUnavailable } from '../lib/cluster/health';
+import { ClusterStore, KeyValue, keys } from '../lib/cluster/store';
 import { ClaimSync, ClusterDeferral, claimedBy, clusterGuard, writeKey } from './claim-sync';
 
 export type { ClusterDeferral };
 import { blockOf, chooseBlockLen } from './core/block-size';
-import { Prefix, contains, formatIp, formatPrefix, parseIp, parsePrefix, subnetAt, subnetCount } from './core/prefix';
+import { Prefix, contains, formatIp, formatPrefix, parseIp, parsePrefix, subnetAt, subnetCount } from '../lib/prefix';
 import { AddressLoans } from './address-loans';
 
 export interface PoolClaim {

@@ -2,20 +2,20 @@
  * Thin handlers for the IpamDriver calls: parse (done by the envelope), call the
  * service, shape Docker's reply.
  */
-import { Route, route } from '../driver/http/route';
+import { Route, route } from '../lib/http-route';
 import { IpamService } from './ipam-service';
-import { staticAnswers } from '../driver/api/static-answers';
+import { IPAM_HANDSHAKE } from './address-spaces';
 import { ReleaseAddressRequest, ReleasePoolRequest, RequestAddressRequest, RequestPoolRequest } from './api/wire';
 
 export function ipamRoutes(ipam: IpamService): Route[] {
   return [
     route({
       method: 'IpamDriver.GetCapabilities',
-      handle: async () => staticAnswers('local')['IpamDriver.GetCapabilities'] as object,
+      handle: async () => IPAM_HANDSHAKE['IpamDriver.GetCapabilities'],
     }),
     route({
       method: 'IpamDriver.GetDefaultAddressSpaces',
-      handle: async () => staticAnswers('local')['IpamDriver.GetDefaultAddressSpaces'] as object,
+      handle: async () => IPAM_HANDSHAKE['IpamDriver.GetDefaultAddressSpaces'],
     }),
     route({
       method: 'IpamDriver.RequestPool',

@@ -6,9 +6,9 @@
  * atomic batch. Pool creation and release are serialized globally; address work
  * is serialized per pool, so different networks allocate in parallel.
  */
-import { KeyedMutex } from '../driver/concurrency/keyed-mutex';
-import { conflict, invalid, notFound } from '../driver/errors';
-import type { Logger } from '../driver/observability/logger';
+import { KeyedMutex } from '../lib/keyed-mutex';
+import { conflict, invalid, notFound } from '../lib/errors';
+import type { Logger } from '../lib/logger';
 import { AddressPool } from './core/address-pool';
 import { DefaultPool, pickSubnet } from './core/pool-picker';
 import {
@@ -24,12 +24,12 @@ import {
   parsePrefix,
   samePrefix,
   unusableSubnet,
-} from './core/prefix';
+} from '../lib/prefix';
 import { AllocationKind, AllocationRecord, IpamRepository, PoolRecord } from './ipam-store';
 import { PoolTable, QUARANTINE_MS, SharedConfig, SharedPools } from './shared-pools';
 import { SharedResync } from './shared-resync';
 
-import { GLOBAL_SPACE, LOCAL_SPACE } from '../driver/api/static-answers';
+import { GLOBAL_SPACE, LOCAL_SPACE, poolIdOf } from './address-spaces';
 
 export { GLOBAL_SPACE, LOCAL_SPACE };
 export const GATEWAY_TYPE = 'com.docker.network.gateway';
@@ -464,6 +464,4 @@ export class IpamService {
   }
 }
 
-export function poolIdOf(space: string, pool: Prefix, subPool?: Prefix): string {
-  return subPool ? `${space}/${formatPrefix(pool)}/${formatPrefix(subPool)}` : `${space}/${formatPrefix(pool)}`;
-}
+export { poolIdOf };

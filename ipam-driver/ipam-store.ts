@@ -4,7 +4,7 @@
  *   ipam/addr/<poolId>|<address>    -> AllocationRecord   (address without prefix length)
  * The allocations are the facts; bitmaps/interval sets are rebuilt from them.
  */
-import { KvOp, KvStore } from '../driver/store/kv';
+import { KvOp, KvStore } from '../lib/kv';
 
 /**
  * gateway: RequestAddressType gateway; explicit: a requested address (--ip, --gateway,

@@ -16,13 +16,13 @@
  * held (a leak the resync recovers), never handed out twice.
  */
 import { randomBytes } from 'node:crypto';
-import type { KeyedMutex } from '../driver/concurrency/keyed-mutex';
-import { conflict, invalid, notFound } from '../driver/errors';
-import type { KeyValue } from '../driver/cluster/store';
-import type { Logger } from '../driver/observability/logger';
+import type { KeyedMutex } from '../lib/keyed-mutex';
+import { conflict, invalid, notFound } from '../lib/errors';
+import type { KeyValue } from '../lib/cluster/store';
+import type { Logger } from '../lib/logger';
 import type { ClusterPools } from './cluster-pools';
 import { blockLenOf } from './core/block-size';
-import { Ip, contains, formatCidr, formatIp, formatPrefix, parseIpMaybeCidr } from './core/prefix';
+import { Ip, contains, formatCidr, formatIp, formatPrefix, parseIpMaybeCidr } from '../lib/prefix';
 import { parseLoanKey } from './address-loans';
 import type { AllocationKind, AllocationRecord, PoolRecord } from './ipam-store';
 import type { LivePool } from './ipam-service';

@@ -19,12 +19,12 @@
  * runs under the pool's lock with the reservations read inside that lock (no grant of this
  * host is then in flight), and skips what this host is reserving right now (`inflight`).
  */
-import type { KeyValue } from '../driver/cluster/store';
-import type { Logger } from '../driver/observability/logger';
+import type { KeyValue } from '../lib/cluster/store';
+import type { Logger } from '../lib/logger';
 import { parseLoanKey } from './address-loans';
 import type { Reservation } from './cluster-pools';
 import { blockLenOf } from './core/block-size';
-import { contains, formatPrefix, parseIpMaybeCidr } from './core/prefix';
+import { contains, formatPrefix, parseIpMaybeCidr } from '../lib/prefix';
 import type { LivePool } from './ipam-service';
 import type { PoolTable, SharedConfig, SharedPools } from './shared-pools';
 

@@ -153,7 +153,7 @@ fi
 ctx="$WORK/context"
 mkdir -p "$ctx"
 cp "$REPO/Dockerfile" "$REPO/.dockerignore" "$REPO/package.json" "$REPO/package-lock.json" "$REPO/tsconfig.json" "$REPO/tsconfig.build.json" "$ctx/"
-cp -a "$REPO/driver" "$REPO/ipam-driver" "$ctx/"
+cp -a "$REPO/lib" "$REPO/driver" "$REPO/ipam-driver" "$ctx/"
 if [ "${LOOM_NPM_CI:-0}" != 1 ]; then
   [ -d "$REPO/node_modules" ] || die "no node_modules in $REPO: run npm ci first (or LOOM_NPM_CI=1 to install inside the build)"
   # Offline: this checkout's dependencies (dev ones included: the build stage compiles) as one file.

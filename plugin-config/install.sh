@@ -83,7 +83,7 @@ stage=$(mktemp -d "$ROOT/opt/.loom-install.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 cp "$REPO/package.json" "$REPO/package-lock.json" "$stage/"
 mkdir -p "$stage/dist"
-cp -a "$REPO/dist/driver" "$REPO/dist/ipam-driver" "$stage/dist/"
+cp -a "$REPO/dist/lib" "$REPO/dist/driver" "$REPO/dist/ipam-driver" "$stage/dist/"
 find "$stage/dist" -name '*.map' -exec rm -f {} +
 cp -a "$REPO/node_modules" "$stage/node_modules"
 if ! out=$(cd "$stage" && npm prune --omit=dev --offline --no-audit --no-fund 2>&1); then

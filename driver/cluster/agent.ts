@@ -8,14 +8,14 @@
  * through the `on*` callbacks.
  */
 import { randomInt } from 'node:crypto';
-import { conflict, unavailable } from '../errors';
-import type { Logger } from '../observability/logger';
-import { BACKGROUND_DEADLINE_MS, GuardedStore } from './guarded-store';
-import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from './health';
-import { DeferredWrites } from './publisher';
+import { conflict, unavailable } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+import { BACKGROUND_DEADLINE_MS, GuardedStore } from '../../lib/cluster/guarded-store';
+import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from '../../lib/cluster/health';
+import { DeferredWrites } from '../../lib/cluster/deferred-writes';
 import { RemoteEndpoints } from './remote-endpoints';
 import { ClusterSession } from './session';
-import { KeyValue, RawClusterStore, WatchEvent, keys } from './store';
+import { KeyValue, RawClusterStore, WatchEvent, keys } from '../../lib/cluster/store';
 import type { ClaimRecord, HostRecord, OverlayRecord, RemoteEndpoint } from './records';
 
 export type { ClaimRecord, HostRecord, OverlayRecord, OverlaySubnet, RemoteEndpoint } from './records';

@@ -5,18 +5,18 @@
  * hosts' address reservations, propagation of overlay networks through the Docker
  * API, and drift repair of the VXLAN entries (counted for the reconciler).
  */
-import { KeyedMutex } from '../concurrency/keyed-mutex';
-import { conflict } from '../errors';
+import { KeyedMutex } from '../../lib/keyed-mutex';
+import { conflict } from '../../lib/errors';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { NetworkService } from '../network/network-service';
 import type { NetworkSettings } from '../network/options';
 import type { OverlayControl } from '../network/overlay-control';
 import { vxlanFor } from '../network/naming';
 import type { EndpointRecord, IpamData, NetworkRecord, OverlayAttachment } from '../network/types';
-import type { Logger } from '../observability/logger';
-import type { IpamService } from '../../ipam-driver/ipam-service';
-import { LOCAL_SPACE } from '../api/static-answers';
-import type { ClusterPools } from '../../ipam-driver/cluster-pools';
+import type { Logger } from '../../lib/logger';
+import type { IpamService } from '../../ipam-driver/index';
+import { LOCAL_SPACE } from '../../ipam-driver/index';
+import type { ClusterPools } from '../../ipam-driver/index';
 import type { ClusterAgent, OverlayRecord, RemoteEndpoint } from './agent';
 import type { DockerPropagator } from './propagator';
 import { planOverlayEntries } from './overlay-plan';

@@ -13,7 +13,7 @@
  * retry loop that spans outages is loom's own (session.ts), not the client's.
  */
 import { IOptions, isRecoverableError } from 'etcd3';
-import { Backoff } from './backoff';
+import { Backoff } from '../../lib/cluster/backoff';
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
 type HostPolicy = ReturnType<NonNullable<FaultHandling['host']>>;

@@ -13,11 +13,11 @@
  * - the client's own retries and breakers are loom's (etcd-policies.ts).
  */
 import { Etcd3, IOptions, Watcher } from 'etcd3';
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../../lib/logger';
 import { failover, hostBreaker, watchBackoff } from './etcd-policies';
 import type { EtcdCredentials } from './etcd-tls';
-import { ClusterUnavailableError } from './health';
-import type { CallOpts, KeyValue, RawClusterStore, Watch, WatchHandlers } from './store';
+import { ClusterUnavailableError } from '../../lib/cluster/health';
+import type { CallOpts, KeyValue, RawClusterStore, Watch, WatchHandlers } from '../../lib/cluster/store';
 
 export interface EtcdConfig {
   endpoints: string[];

@@ -10,7 +10,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import * as fs from 'node:fs';
-import { invalid } from '../errors';
+import { invalid } from '../../lib/errors';
 
 export interface EtcdTlsFiles {
   endpoints: string[];

@@ -2,9 +2,9 @@
  * A RawClusterStore that loads the etcd client (etcd3 and gRPC: ~130 ms of module loading)
  * on first use, so loomd's plugin socket answers before any of it is loaded.
  */
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../../lib/logger';
 import type { EtcdConfig } from './etcd-store';
-import type { CallOpts, KeyValue, RawClusterStore, Watch, WatchHandlers } from './store';
+import type { CallOpts, KeyValue, RawClusterStore, Watch, WatchHandlers } from '../../lib/cluster/store';
 
 export class LazyEtcdStore implements RawClusterStore {
   private store: RawClusterStore | undefined;

@@ -7,8 +7,8 @@
  * deadline, with an error), a view's `partitioned` (that host alone is cut off; its
  * watches get nothing meanwhile). Never used by loomd itself.
  */
-import { ClusterUnavailableError } from './health';
-import type { CallOpts, KeyValue, RawClusterStore, Watch, WatchEvent, WatchHandlers } from './store';
+import { ClusterUnavailableError } from '../../lib/cluster/health';
+import type { CallOpts, KeyValue, RawClusterStore, Watch, WatchEvent, WatchHandlers } from '../../lib/cluster/store';
 
 interface Entry {
   value: string;

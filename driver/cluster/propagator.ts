@@ -5,7 +5,7 @@
  * call: dockerd would be waiting on loom while loom waits on dockerd.
  */
 import type Dockerode from 'dockerode';
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../../lib/logger';
 import type { ClusterAgent, OverlayRecord } from './agent';
 import { OPT_LOOM_MODE, OPT_LOOM_OVERLAY } from '../network/options';
 

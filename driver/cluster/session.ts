@@ -12,10 +12,10 @@
  *
  * Memory is constant: one loop, one keep-alive timer, one sleep timer, one entry per watch.
  */
-import type { Logger } from '../observability/logger';
-import { Backoff, BackoffOptions } from './backoff';
-import { ClusterHealth, isClusterUnavailable } from './health';
-import type { KeyValue, RawClusterStore, Watch, WatchEvent } from './store';
+import type { Logger } from '../../lib/logger';
+import { Backoff, BackoffOptions } from '../../lib/cluster/backoff';
+import { ClusterHealth, isClusterUnavailable } from '../../lib/cluster/health';
+import type { KeyValue, RawClusterStore, Watch, WatchEvent } from '../../lib/cluster/store';
 
 /**
  * Deadline of the session's own calls (lease, listings, watch creation). Short: while etcd

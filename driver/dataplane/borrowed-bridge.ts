@@ -15,9 +15,9 @@
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { LinkInfo } from '../kernel/netlink-codec';
 import { readIfaceSysctl, writeIfaceSysctl } from '../kernel/sysctl';
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../../lib/logger';
 import type { BridgeSnapshot } from '../network/types';
-import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
+import { parseIpMaybeCidr } from '../../lib/prefix';
 
 /** Per-interface sysctls loom writes on a network's bridge (see BridgeDataPlane.ensureNetwork). */
 export const BORROWED_SYSCTLS: ReadonlyArray<readonly ['ipv4' | 'ipv6', string]> = [

@@ -9,7 +9,7 @@
  * links with the names of this loomd's records were made by an earlier loom and are marked
  * when met; an unmarked bridge met by a new network is borrowed (borrowed-bridge.ts).
  */
-import { conflict } from '../errors';
+import { conflict } from '../../lib/errors';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { LinkInfo } from '../kernel/netlink-codec';
 import { LinkOwner, ownerOf } from '../kernel/link-owner';
@@ -20,9 +20,9 @@ import { runChecked, runCommand } from '../kernel/command';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openNetnsFile } from '../kernel/netns-file';
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../../lib/logger';
 import type { BridgeSnapshot, EndpointRecord, NetworkRecord } from '../network/types';
-import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
+import { parseIpMaybeCidr } from '../../lib/prefix';
 import { StepRunner } from './steps';
 
 /** What is at a network's bridge name before the network is made. */

@@ -4,8 +4,8 @@
  * failures, which are logged), and the original error is thrown with the name
  * of the step that failed.
  */
-import { asLoomError } from '../errors';
-import type { Logger } from '../observability/logger';
+import { asLoomError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
 
 export class StepRunner {
   private readonly undo: Array<{ name: string; fn: () => Promise<unknown> }> = [];

@@ -10,7 +10,7 @@
  */
 import { Mutex } from 'async-mutex';
 import { CommandRunner, runChecked, runCommand } from '../kernel/command';
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../../lib/logger';
 import type { Firewall, FirewallNetwork } from './model';
 
 import { FirewallNames, expectedNftShape, nftDrift, renderIptablesShim, renderNftScript, shimDrift } from './render';

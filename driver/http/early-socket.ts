@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { invalid } from '../errors';
+import { invalid } from '../../lib/errors';
 
 export interface EarlySocket {
   server: http.Server;

@@ -10,10 +10,10 @@ import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import express, { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
-import { LoomError, asLoomError, invalid } from '../errors';
-import { inCall } from '../observability/etcd-wait';
-import type { Logger } from '../observability/logger';
-import type { Route } from './route';
+import { LoomError, asLoomError, invalid } from '../../lib/errors';
+import { inCall } from '../../lib/cluster/etcd-wait';
+import type { Logger } from '../../lib/logger';
+import type { Route } from '../../lib/http-route';
 import { PLUGIN_MEDIA_TYPE, listenOnUnixSocket, onePerConnection } from './early-socket';
 
 export { PLUGIN_MEDIA_TYPE };

@@ -4,7 +4,7 @@
  * reaches these tools as validated interface names and prefixes.
  */
 import { spawn } from 'node:child_process';
-import { LoomError } from '../errors';
+import { LoomError } from '../../lib/errors';
 
 export interface CommandResult {
   code: number;

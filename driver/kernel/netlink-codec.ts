@@ -4,8 +4,8 @@
  * library's "Request rejected: EEXIST" errors to loom's error kinds. Pure.
  */
 import { AttrStream, StreamData, ifla, rt } from 'netlink';
-import { ErrorKind, LoomError } from '../errors';
-import type { Family, Prefix } from '../../ipam-driver/core/prefix';
+import { ErrorKind, LoomError } from '../../lib/errors';
+import type { Family, Prefix } from '../../lib/prefix';
 
 /** What loom needs to know about a link. */
 export interface LinkInfo {

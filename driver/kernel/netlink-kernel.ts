@@ -14,10 +14,10 @@
  */
 import { Mutex } from 'async-mutex';
 import { AttrStream, FlagsNew, createRtNetlink, ifla, rt, RtNetlinkSocket } from 'netlink';
-import { LoomError } from '../errors';
+import { LoomError } from '../../lib/errors';
 import { ownerOf, tempLinkName } from './link-owner';
-import type { Family } from '../../ipam-driver/core/prefix';
-import { formatCidr, formatIp, maskOf, bitsOf, parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
+import type { Family } from '../../lib/prefix';
+import { formatCidr, formatIp, maskOf, bitsOf, parseIpMaybeCidr } from '../../lib/prefix';
 import {
   AF_BRIDGE,
   AF_INET,

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { invalid } from '../errors';
+import { invalid } from '../../lib/errors';
 
 /** Why `p` cannot be a SandboxKey, or undefined when its shape is fine (pure). */
 export function sandboxKeyProblem(p: string): string | undefined {

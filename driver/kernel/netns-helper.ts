@@ -8,7 +8,7 @@
  * Node cannot switch network namespaces itself; this small process does it with netlink.
  */
 import { NetlinkKernel } from './netlink-kernel';
-import { bitsOf, parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
+import { bitsOf, parseIpMaybeCidr } from '../../lib/prefix';
 
 export interface ReplumbRequest {
   ifname: string;

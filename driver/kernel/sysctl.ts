@@ -3,7 +3,7 @@
  * interfaces and the forwarding switches are ever written.
  */
 import { promises as fs } from 'node:fs';
-import { LoomError } from '../errors';
+import { LoomError } from '../../lib/errors';
 
 let ROOT = '/proc/sys/';
 

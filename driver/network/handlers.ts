@@ -3,9 +3,9 @@
  * Docker's wire body into domain input, calls the network service and shapes
  * the reply exactly as Docker expects it.
  */
-import { invalid } from '../errors';
+import { invalid } from '../../lib/errors';
 import { staticAnswers } from '../api/static-answers';
-import { Route, route } from '../http/route';
+import { Route, route } from '../../lib/http-route';
 import {
   AllocateNetworkRequest,
   CreateEndpointRequest,

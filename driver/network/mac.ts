@@ -8,7 +8,7 @@
  * (--mac-address) wins, and a random one is the fallback.
  */
 import { randomBytes } from 'node:crypto';
-import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
+import { parseIpMaybeCidr } from '../../lib/prefix';
 
 const hex = (b: number): string => b.toString(16).padStart(2, '0');
 

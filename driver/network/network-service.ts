@@ -5,12 +5,12 @@
  * the store is written last, so a stored record always describes something the
  * kernel holds.
  */
-import { KeyedMutex } from '../concurrency/keyed-mutex';
+import { KeyedMutex } from '../../lib/keyed-mutex';
 import type { BridgeInspection, DataPlane } from '../dataplane/bridge';
 import { StepRunner, teardownAll } from '../dataplane/steps';
-import { conflict, invalid, notFound } from '../errors';
+import { conflict, invalid, notFound } from '../../lib/errors';
 import type { Firewall, FirewallNetwork } from '../firewall/model';
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../../lib/logger';
 import { checkSandboxKey } from '../kernel/netns-file';
 import type { NetworkRepository } from '../store/network-repo';
 import { macFor, normaliseMac, randomMac } from './mac';

@@ -4,9 +4,9 @@
  * `loom.` prefix and an unknown `loom.` key is an error; other keys are kept
  * but ignored (Docker passes daemon-wide default options to every driver).
  */
-import { invalid } from '../errors';
+import { invalid } from '../../lib/errors';
 import { isValidIfname } from './naming';
-import { parseIp } from '../../ipam-driver/core/prefix';
+import { parseIp } from '../../lib/prefix';
 import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, Rates, parseRates } from './rates';
 
 export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';

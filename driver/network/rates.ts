@@ -3,7 +3,7 @@
  * 10mbit, 500kbit, 1gbit, 100mbps (bytes), ... Egress is what the container sends,
  * ingress what it receives. Pure.
  */
-import { invalid } from '../errors';
+import { invalid } from '../../lib/errors';
 
 export const OPT_EGRESS_RATE = 'loom.egress_rate';
 export const OPT_INGRESS_RATE = 'loom.ingress_rate';

@@ -3,8 +3,8 @@
  * options parsed, pools checked (gateway and aux addresses inside, no overlaps within
  * the network), and the small lookups the service needs (the gateway of an address).
  */
-import { invalid } from '../errors';
-import { contains, formatIp, formatPrefix, hostRange, overlaps, parseIpMaybeCidr, parsePrefix, unusableSubnet } from '../../ipam-driver/core/prefix';
+import { invalid } from '../../lib/errors';
+import { contains, formatIp, formatPrefix, hostRange, overlaps, parseIpMaybeCidr, parsePrefix, unusableSubnet } from '../../lib/prefix';
 import { bridgeNameFor } from './naming';
 import { parseNetworkSettings } from './options';
 import type { IpamData, NetworkRecord } from './types';

@@ -5,10 +5,10 @@
  */
 import express, { Request, Response } from 'express';
 import type { NetworkService } from '../network/network-service';
-import type { IpamService } from '../../ipam-driver/ipam-service';
+import type { IpamService } from '../../ipam-driver/index';
 import type { Reconciler } from '../reconcile/reconciler';
-import type { HealthView } from '../cluster/health';
-import type { ClaimConflict } from '../../ipam-driver/claim-conflicts';
+import type { HealthView } from '../../lib/cluster/health';
+import type { ClaimConflict } from '../../ipam-driver/index';
 
 /** This host's view of the cluster (status, doctor). */
 export interface ClusterStatus {

@@ -8,8 +8,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { ClusterAgent } from '../cluster/agent';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { NetworkService } from '../network/network-service';
-import type { IpamService } from '../../ipam-driver/ipam-service';
-import type { Logger } from './logger';
+import type { IpamService } from '../../ipam-driver/index';
+import type { Logger } from '../../lib/logger';
 
 /** Pools above this utilisation get an exhaustion warning (gauge and log line). */
 export const EXHAUSTION_WARNING = 0.9;

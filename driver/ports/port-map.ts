@@ -3,8 +3,8 @@
  * the bindings loom programs as DNAT rules. No I/O of its own: whether a host port
  * is free is asked of a `tryReserve` callback (the PortReserver in production).
  */
-import { invalid } from '../errors';
-import { parseIp } from '../../ipam-driver/core/prefix';
+import { invalid } from '../../lib/errors';
+import { parseIp } from '../../lib/prefix';
 
 export type Proto = 'tcp' | 'udp' | 'sctp';
 

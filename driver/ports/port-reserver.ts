@@ -7,8 +7,8 @@
  */
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
-import { LoomError } from '../errors';
-import type { Logger } from '../observability/logger';
+import { LoomError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
 import { ContainerAddresses, DockerPortBinding, Proto, PublishedPort, choosePorts } from './port-map';
 
 type Holder = { close(): void };

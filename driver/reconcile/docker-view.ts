@@ -4,7 +4,7 @@
  * may be waiting on loom while loom would be waiting on dockerd.
  */
 import type Dockerode from 'dockerode';
-import { formatIp, formatPrefix, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
+import { formatIp, formatPrefix, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';
 
 export interface DockerNetwork {
   id: string;

@@ -16,11 +16,11 @@
  * loom made them: they are marked).
  */
 import type { DockerView } from './docker-view';
-import { LOCAL_SPACE } from '../api/static-answers';
+import { LOCAL_SPACE } from '../../ipam-driver/index';
 import type { EndpointRecord, NetworkRecord } from '../network/types';
 import { bridgeAddresses } from '../dataplane/bridge';
 import type { LinkOwner } from '../kernel/link-owner';
-import { contains, formatIp, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
+import { contains, formatIp, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';
 
 export interface ObservedPool {
   id: string;

@@ -5,14 +5,14 @@
  * (the socket already answers) and then periodically; passes never overlap.
  */
 import { StepRunner } from '../dataplane/steps';
-import { asLoomError } from '../errors';
+import { asLoomError } from '../../lib/errors';
 import type { Firewall } from '../firewall/model';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import { isNetnsFile } from '../kernel/netns-file';
 import { ownerOf } from '../kernel/link-owner';
 import type { NetworkService } from '../network/network-service';
-import type { Logger } from '../observability/logger';
-import type { IpamService } from '../../ipam-driver/ipam-service';
+import type { Logger } from '../../lib/logger';
+import type { IpamService } from '../../ipam-driver/index';
 import type { DockerViewSource } from './docker-view';
 import { Action, Observed, plan } from './plan';
 

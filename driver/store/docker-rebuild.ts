@@ -15,15 +15,15 @@
  * overlay networks are not rebuilt (their VNI and peers live in the cluster; recreate them).
  */
 import type Dockerode from 'dockerode';
-import { LOCAL_SPACE, GLOBAL_SPACE } from '../api/static-answers';
+import { LOCAL_SPACE, GLOBAL_SPACE } from '../../ipam-driver/index';
 import { buildNetworkRecord } from '../network/records';
 import { bridgeNameFor, hostVethFor, ifbFor, peerVethFor } from '../network/naming';
 import { parseRates } from '../network/rates';
 import type { EndpointRecord, IpamData, NetworkRecord } from '../network/types';
 import type { PublishedPort } from '../ports/port-map';
-import type { AllocationKind, AllocationRecord, PoolRecord } from '../../ipam-driver/ipam-store';
-import { poolIdOf } from '../../ipam-driver/ipam-service';
-import { contains, parseIpMaybeCidr, parsePrefix } from '../../ipam-driver/core/prefix';
+import type { AllocationKind, AllocationRecord, PoolRecord } from '../../ipam-driver/index';
+import { poolIdOf } from '../../ipam-driver/index';
+import { contains, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';
 
 export interface RebuildResult {
   entries: Array<[string, unknown]>;

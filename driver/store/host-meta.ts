@@ -1,6 +1,6 @@
 /** Facts about this host that must stay stable across restarts (the ULA prefix for automatic IPv6 subnets). */
 import { randomBytes } from 'node:crypto';
-import { KvStore } from './kv';
+import { KvStore } from '../../lib/kv';
 
 export interface HostMeta {
   /** A random RFC 4193 /48, chosen once: automatic IPv6 subnets are /64s of it. */

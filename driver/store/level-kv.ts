@@ -20,10 +20,10 @@
  */
 import * as fs from 'node:fs';
 import { Level } from 'level';
-import { LoomError } from '../errors';
-import type { Logger } from '../observability/logger';
+import { LoomError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
 import { GroupCommit, GroupStats } from './group-commit';
-import { KvOp, KvStore } from './kv';
+import { KvOp, KvStore } from '../../lib/kv';
 
 export const COMMIT_KEY = 'meta/commit';
 

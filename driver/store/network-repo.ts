@@ -1,6 +1,6 @@
 /** Network and endpoint records in the key-value store (layout in schema.ts). */
 import type { BridgeSnapshot, EndpointRecord, NetworkRecord } from '../network/types';
-import { KvOp, KvStore } from './kv';
+import { KvOp, KvStore } from '../../lib/kv';
 
 const NET = 'net/';
 const EP = 'ep/';

@@ -11,10 +11,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Level } from 'level';
-import { LoomError } from '../errors';
+import { LoomError } from '../../lib/errors';
 import { removeFileDurably, writeFileDurably } from './durable-file';
 import { COMMIT_KEY, LevelKv, levelMessage } from './level-kv';
-import type { KvOp } from './kv';
+import type { KvOp } from '../../lib/kv';
 import { listSnapshots, readSnapshot } from './snapshot';
 import { COMMIT_MARK, DAMAGE_FILE, DB_DIR, RECOVERY_FILE, STATE_MARKER, StoreCounts, countKey, emptyCounts, hasStoreFiles } from './store-integrity';
 

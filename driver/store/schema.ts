@@ -10,8 +10,8 @@
  *   ipam/addr/<poolId>|<address>  -> AllocationRecord
  * docs/state.md explains each record. A store written by a newer loom is refused.
  */
-import { LoomError } from '../errors';
-import { KvStore } from './kv';
+import { LoomError } from '../../lib/errors';
+import { KvStore } from '../../lib/kv';
 
 export const SCHEMA_VERSION = 1;
 const SCHEMA_KEY = 'meta/schema';

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../../lib/logger';
 import { writeStreamDurably } from './durable-file';
 import { COMMIT_KEY, CommitMeta, LevelKv } from './level-kv';
 

@@ -21,8 +21,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LoomError } from '../errors';
-import type { Logger } from '../observability/logger';
+import { LoomError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
 import { removeFileDurably, writeFileDurably } from './durable-file';
 import { LevelKv, levelMessage, readCommitMark } from './level-kv';
 import { listSnapshots } from './snapshot';

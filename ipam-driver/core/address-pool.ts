@@ -4,9 +4,9 @@
  * used addresses and the next-fit cursor. Persistence stores the allocations
  * themselves and rebuilds this structure at start-up.
  */
-import { conflict, exhausted, invalid } from '../../driver/errors';
+import { conflict, exhausted, invalid } from '../../lib/errors';
 import { IntervalSet } from './interval-set';
-import { Prefix, contains, formatIp, formatPrefix, hostRange, lastOf } from './prefix';
+import { Prefix, contains, formatIp, formatPrefix, hostRange, lastOf } from '../../lib/prefix';
 
 export class AddressPool {
   private readonly used = new IntervalSet();

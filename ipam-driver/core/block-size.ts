@@ -11,7 +11,7 @@
  * to borrow), never larger than /26 (/116) and never smaller than 4 addresses (/30,
  * /126), and never larger than the pool itself.
  */
-import { Family, Prefix, bitsOf, contains } from './prefix';
+import { Family, Prefix, bitsOf, contains } from '../../lib/prefix';
 
 /** The fixed block length of loom versions before the length was recorded. */
 export const LEGACY_BLOCK_LEN: Record<Family, number> = { 4: 26, 6: 116 };

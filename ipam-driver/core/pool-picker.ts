@@ -3,8 +3,8 @@
  * of the configured default pools that overlaps neither a pool in use nor a
  * prefix routed on the host. Pure: inputs in, prefix out.
  */
-import { Family, Prefix, bitsOf, lastOf, overlaps, parsePrefix, subnetAt, subnetCount } from './prefix';
-import { invalid } from '../../driver/errors';
+import { Family, Prefix, bitsOf, lastOf, overlaps, parsePrefix, subnetAt, subnetCount } from '../../lib/prefix';
+import { invalid } from '../../lib/errors';
 
 /** One default pool: a base prefix carved into subnets of length `size`. */
 export interface DefaultPool {

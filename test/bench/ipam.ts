@@ -11,9 +11,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { silentLogger } from '../../driver/observability/logger';
+import { silentLogger } from '../../lib/logger';
 import { LevelKv } from '../../driver/store/level-kv';
-import { MemoryKv } from '../../driver/store/kv';
+import { MemoryKv } from '../../lib/kv';
 import { IpamService } from '../../ipam-driver/ipam-service';
 import { IpamRepository } from '../../ipam-driver/ipam-store';
 import { sleep } from '../helpers/run';

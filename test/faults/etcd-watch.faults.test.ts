@@ -13,9 +13,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EtcdStore } from '../../driver/cluster/etcd-store';
-import { ClusterHealth } from '../../driver/cluster/health';
+import { ClusterHealth } from '../../lib/cluster/health';
 import { ClusterSession } from '../../driver/cluster/session';
-import { silentLogger } from '../../driver/observability/logger';
+import { silentLogger } from '../../lib/logger';
 import { killAndWait, run, sleep, waitFor } from '../helpers/run';
 import { REPO } from '../helpers/test-host';
 

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Daemon, startDaemon } from '../../driver/daemon';
-import { silentLogger, createLogger } from '../../driver/observability/logger';
+import { silentLogger, createLogger } from '../../lib/logger';
 import { parseDefaultPool } from '../../ipam-driver/core/pool-picker';
 import { unixRequest } from './unix-http';
 

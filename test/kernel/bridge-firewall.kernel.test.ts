@@ -12,8 +12,8 @@ import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { ownerMark } from '../../driver/kernel/link-owner';
 import { runCommand } from '../../driver/kernel/command';
 import { NetworkService } from '../../driver/network/network-service';
-import { silentLogger } from '../../driver/observability/logger';
-import { MemoryKv } from '../../driver/store/kv';
+import { silentLogger } from '../../lib/logger';
+import { MemoryKv } from '../../lib/kv';
 import { NetworkRepository } from '../../driver/store/network-repo';
 
 const log = silentLogger();

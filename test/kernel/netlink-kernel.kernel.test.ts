@@ -4,7 +4,7 @@
  */
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { ownerMark } from '../../driver/kernel/link-owner';
-import { parseIpMaybeCidr } from '../../ipam-driver/core/prefix';
+import { parseIpMaybeCidr } from '../../lib/prefix';
 
 let k: NetlinkKernel;
 beforeAll(() => {

@@ -2,7 +2,7 @@
 import { errorOf } from './error-of';
 import { AddressPool } from '../../ipam-driver/core/address-pool';
 import { IntervalSet } from '../../ipam-driver/core/interval-set';
-import { formatIp, parseIp, parsePrefix } from '../../ipam-driver/core/prefix';
+import { formatIp, parseIp, parsePrefix } from '../../lib/prefix';
 
 const ip = (text: string): bigint => parseIp(text).value;
 const v4 = (value: bigint): string => formatIp(4, value);

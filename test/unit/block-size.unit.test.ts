@@ -1,6 +1,6 @@
 /** Block size of shared pools: the rule for new pools and the legacy length of older claims. */
 import { LEGACY_BLOCK_LEN, blockLenOf, blockOf, chooseBlockLen } from '../../ipam-driver/core/block-size';
-import { formatPrefix, parseIp, parsePrefix } from '../../ipam-driver/core/prefix';
+import { formatPrefix, parseIp, parsePrefix } from '../../lib/prefix';
 
 describe('chooseBlockLen: about 16 blocks per pool, between /26 (/116) and 4 addresses', () => {
   test.each([

@@ -5,7 +5,7 @@
  */
 import { ClusterAgent, RemoteEndpoint } from '../../driver/cluster/agent';
 import { MemoryCluster } from '../../driver/cluster/memory-store';
-import { silentLogger } from '../../driver/observability/logger';
+import { silentLogger } from '../../lib/logger';
 
 const log = silentLogger();
 const until = async (what: string, fn: () => boolean, ms = 2_000): Promise<void> => {

@@ -2,7 +2,7 @@
  * The reconnect backoff: exponential growth from initialMs, capped at maxMs however long
  * the outage, jitter within ±jitter of the delay, and back to the start after reset().
  */
-import { Backoff } from '../../driver/cluster/backoff';
+import { Backoff } from '../../lib/cluster/backoff';
 
 test('delays double up to the cap and stay there', () => {
   const b = new Backoff({ initialMs: 100, maxMs: 1_000, jitter: 0 });

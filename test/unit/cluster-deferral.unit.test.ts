@@ -6,12 +6,12 @@
  * budget. Also the queue itself: newest state per key wins, logic errors are dropped.
  */
 import { ClusterAgent } from '../../driver/cluster/agent';
-import { ClusterHealth } from '../../driver/cluster/health';
+import { ClusterHealth } from '../../lib/cluster/health';
 import { MemoryCluster, MemoryStore } from '../../driver/cluster/memory-store';
-import { DeferredWrites } from '../../driver/cluster/publisher';
-import { ClusterUnavailableError } from '../../driver/cluster/health';
-import { silentLogger } from '../../driver/observability/logger';
-import { MemoryKv } from '../../driver/store/kv';
+import { DeferredWrites } from '../../lib/cluster/deferred-writes';
+import { ClusterUnavailableError } from '../../lib/cluster/health';
+import { silentLogger } from '../../lib/logger';
+import { MemoryKv } from '../../lib/kv';
 import { ClaimConflicts } from '../../ipam-driver/claim-conflicts';
 import { ClusterPools } from '../../ipam-driver/cluster-pools';
 import { parseDefaultPool } from '../../ipam-driver/core/pool-picker';

@@ -4,12 +4,12 @@
  * etcd returns, watches re-created with a full resync after etcd cancels them, and a
  * hung etcd found by the keep-alive heartbeat, after which calls fail at once.
  */
-import { ClusterHealth } from '../../driver/cluster/health';
-import { GuardedStore } from '../../driver/cluster/guarded-store';
+import { ClusterHealth } from '../../lib/cluster/health';
+import { GuardedStore } from '../../lib/cluster/guarded-store';
 import { MemoryCluster } from '../../driver/cluster/memory-store';
 import { ClusterSession } from '../../driver/cluster/session';
-import type { KeyValue, WatchEvent } from '../../driver/cluster/store';
-import { silentLogger } from '../../driver/observability/logger';
+import type { KeyValue, WatchEvent } from '../../lib/cluster/store';
+import { silentLogger } from '../../lib/logger';
 
 const log = silentLogger();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -10,11 +10,11 @@
  * calls fail, its watches stop, its lease expires; `boot()` starts it again from its store.
  */
 import { MemoryCluster } from '../../driver/cluster/memory-store';
-import { ClusterStore, WatchEvent, keys } from '../../driver/cluster/store';
-import { silentLogger } from '../../driver/observability/logger';
-import { KvStore, MemoryKv } from '../../driver/store/kv';
+import { ClusterStore, WatchEvent, keys } from '../../lib/cluster/store';
+import { silentLogger } from '../../lib/logger';
+import { KvStore, MemoryKv } from '../../lib/kv';
 import { ClusterPools, ClusterTiming } from '../../ipam-driver/cluster-pools';
-import { Prefix, contains, formatIp, formatPrefix, overlaps, parseIp, parsePrefix } from '../../ipam-driver/core/prefix';
+import { Prefix, contains, formatIp, formatPrefix, overlaps, parseIp, parsePrefix } from '../../lib/prefix';
 import { IpamService, LOCAL_SPACE } from '../../ipam-driver/ipam-service';
 import { AllocationRecord, IpamRepository, PoolRecord } from '../../ipam-driver/ipam-store';
 

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Config, DEFAULTS, USAGE, parseConfig } from '../../driver/config';
-import { formatPrefix } from '../../ipam-driver/core/prefix';
+import { formatPrefix } from '../../lib/prefix';
 import { errorOf } from './error-of';
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}): Config {

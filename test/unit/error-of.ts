@@ -1,5 +1,5 @@
 /** Test helper: runs `fn`, expects it to throw a LoomError, returns it. */
-import { LoomError } from '../../driver/errors';
+import { LoomError } from '../../lib/errors';
 
 export function errorOf(fn: () => unknown): LoomError {
   try {

@@ -3,7 +3,7 @@
  * call add up, a covering wait (a budget) counts once with what it covers, and nothing is
  * counted outside a call.
  */
-import { inCall, timedEtcdWait } from '../../driver/observability/etcd-wait';
+import { inCall, timedEtcdWait } from '../../lib/cluster/etcd-wait';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -11,9 +11,9 @@ import { parseConfig, isLoopbackListener } from '../../driver/config';
 import { prepareStateDir } from '../../driver/daemon';
 import { sandboxKeyProblem } from '../../driver/kernel/netns-file';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
-import { createLogger, silentLogger } from '../../driver/observability/logger';
+import { createLogger, silentLogger } from '../../lib/logger';
 import { checkEndpointAddress } from '../../driver/network/records';
-import { hostRange, parseIp, parsePrefix, unusableSubnet } from '../../ipam-driver/core/prefix';
+import { hostRange, parseIp, parsePrefix, unusableSubnet } from '../../lib/prefix';
 
 describe('SandboxKey shapes', () => {
   test.each([

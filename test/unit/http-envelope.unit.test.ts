@@ -8,10 +8,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { conflict } from '../../driver/errors';
-import { route } from '../../driver/http/route';
+import { conflict } from '../../lib/errors';
+import { route } from '../../lib/http-route';
 import { CallObserver, MAX_BODY_BYTES, PLUGIN_MEDIA_TYPE, createPluginApp, listenUnix } from '../../driver/http/server';
-import { silentLogger } from '../../driver/observability/logger';
+import { silentLogger } from '../../lib/logger';
 import { pluginCall, unixRequest } from '../helpers/unix-http';
 
 const Echo = z.object({

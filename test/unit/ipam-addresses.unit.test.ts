@@ -1,5 +1,5 @@
 /** IpamService addresses: RequestAddress / ReleaseAddress, store contents, restart and rollback. */
-import { KvOp, MemoryKv } from '../../driver/store/kv';
+import { KvOp, MemoryKv } from '../../lib/kv';
 import { GLOBAL_SPACE } from '../../ipam-driver/ipam-service';
 import { GATEWAY, fixture, keys, poolReq, rejection } from './ipam-fixture';
 

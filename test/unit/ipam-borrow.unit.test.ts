@@ -4,7 +4,7 @@
  * left, loans given back into the owner's quarantine, owners that are gone or silent,
  * and the resync after a SIGKILL on either side of a loan.
  */
-import { keys } from '../../driver/cluster/store';
+import { keys } from '../../lib/cluster/store';
 import { QUARANTINE_MS } from '../../ipam-driver/ipam-service';
 import { ClusterSim, SimHost } from './cluster-sim';
 

@@ -14,8 +14,8 @@
  * and path: replay it with LOOM_PROPERTY_SEED and LOOM_PROPERTY_PATH.
  */
 import fc from 'fast-check';
-import { keys } from '../../driver/cluster/store';
-import { LoomError } from '../../driver/errors';
+import { keys } from '../../lib/cluster/store';
+import { LoomError } from '../../lib/errors';
 import { QUARANTINE_MS } from '../../ipam-driver/ipam-service';
 import { ClusterSim, SimHost, openGate } from './cluster-sim';
 

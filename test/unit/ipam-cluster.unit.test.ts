@@ -5,8 +5,8 @@
  * addresses of a shared pool kept in quarantine.
  */
 import { MemoryCluster } from '../../driver/cluster/memory-store';
-import { silentLogger } from '../../driver/observability/logger';
-import { MemoryKv } from '../../driver/store/kv';
+import { silentLogger } from '../../lib/logger';
+import { MemoryKv } from '../../lib/kv';
 import { ClusterPools } from '../../ipam-driver/cluster-pools';
 import { parseDefaultPool } from '../../ipam-driver/core/pool-picker';
 import { IpamService, LOCAL_SPACE, QUARANTINE_MS } from '../../ipam-driver/ipam-service';

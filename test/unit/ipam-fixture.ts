@@ -1,9 +1,9 @@
 /** Shared set-up for the IpamService unit tests: MemoryKv, silent logs, injectable host routes. */
-import { LoomError } from '../../driver/errors';
-import { silentLogger } from '../../driver/observability/logger';
-import { MemoryKv } from '../../driver/store/kv';
+import { LoomError } from '../../lib/errors';
+import { silentLogger } from '../../lib/logger';
+import { MemoryKv } from '../../lib/kv';
 import { parseDefaultPool } from '../../ipam-driver/core/pool-picker';
-import { Prefix, parsePrefix } from '../../ipam-driver/core/prefix';
+import { Prefix, parsePrefix } from '../../lib/prefix';
 import { GATEWAY_TYPE, IpamService, LOCAL_SPACE, PoolRequest } from '../../ipam-driver/ipam-service';
 import { IpamRepository } from '../../ipam-driver/ipam-store';
 

@@ -1,5 +1,5 @@
 /** KeyedMutex: serialization per key, parallelism across keys, no leaked entries. */
-import { KeyedMutex } from '../../driver/concurrency/keyed-mutex';
+import { KeyedMutex } from '../../lib/keyed-mutex';
 
 /** A promise with its resolver, to hold a critical section open. */
 function gate(): { wait: Promise<void>; open: () => void } {

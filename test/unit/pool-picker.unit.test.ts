@@ -1,7 +1,7 @@
 /** Default pools: parsing "BASE/LEN:SIZE" and picking the first free subnet. */
 import { errorOf } from './error-of';
 import { DefaultPool, parseDefaultPool, pickSubnet } from '../../ipam-driver/core/pool-picker';
-import { Prefix, formatPrefix, parsePrefix } from '../../ipam-driver/core/prefix';
+import { Prefix, formatPrefix, parsePrefix } from '../../lib/prefix';
 
 const p = (text: string): Prefix => parsePrefix(text);
 const pools = (...texts: string[]): DefaultPool[] => texts.map(parseDefaultPool);

@@ -18,7 +18,7 @@ import {
   sizeOf,
   subnetAt,
   subnetCount,
-} from '../../ipam-driver/core/prefix';
+} from '../../lib/prefix';
 
 const p = (text: string): Prefix => parsePrefix(text);
 

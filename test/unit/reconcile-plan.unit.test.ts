@@ -5,7 +5,7 @@ import type { DockerNetwork } from '../../driver/reconcile/docker-view';
 import type { EndpointRecord, NetworkRecord } from '../../driver/network/types';
 import { bridgeNameFor, hostVethFor, peerVethFor } from '../../driver/network/naming';
 import type { LinkOwner } from '../../driver/kernel/link-owner';
-import { parsePrefix } from '../../ipam-driver/core/prefix';
+import { parsePrefix } from '../../lib/prefix';
 import { GLOBAL_SPACE, LOCAL_SPACE, poolIdOf } from '../../ipam-driver/ipam-service';
 
 const AT = 1_000_000_000_000;

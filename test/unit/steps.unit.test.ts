@@ -1,7 +1,7 @@
 /** StepRunner rollback and teardownAll. */
-import { LoomError, conflict } from '../../driver/errors';
+import { LoomError, conflict } from '../../lib/errors';
 import { StepRunner, teardownAll } from '../../driver/dataplane/steps';
-import { silentLogger } from '../../driver/observability/logger';
+import { silentLogger } from '../../lib/logger';
 
 async function rejection(p: Promise<unknown>): Promise<LoomError> {
   try {

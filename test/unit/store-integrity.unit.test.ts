@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { silentLogger } from '../../driver/observability/logger';
+import { silentLogger } from '../../lib/logger';
 import { LevelKv } from '../../driver/store/level-kv';
 import { listSnapshots, readSnapshot, takeSnapshot } from '../../driver/store/snapshot';
 import { DAMAGE_FILE, STATE_MARKER, openStateStore } from '../../driver/store/store-integrity';

@@ -14,7 +14,7 @@
  * Memory: one entry per key, and keys name objects that exist on this host (its
  * endpoints, pools, overlays), so the queue is bounded by the host's own state.
  */
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../logger';
 import { Backoff } from './backoff';
 import { ClusterHealth, isClusterUnavailable } from './health';
 

@@ -4,7 +4,7 @@
  * arithmetic on `[base, base + 2^(bits-len))`, so a /8 or a /64 costs nothing.
  */
 import { Address4, Address6 } from 'ip-address';
-import { invalid } from '../../driver/errors';
+import { invalid } from './errors';
 
 export type Family = 4 | 6;
 

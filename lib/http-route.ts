@@ -3,7 +3,7 @@
  * its body, the handler, and the ids worth logging. Handlers never see express.
  */
 import type { z } from 'zod';
-import type { Logger } from '../observability/logger';
+import type { Logger } from './logger';
 
 export interface CallContext {
   /** Request id shared by every log line of this call. */

@@ -10,7 +10,7 @@
  * a few fields, listeners registered once at wiring time, one shared promise for waiters.
  */
 import { LoomError } from '../errors';
-import type { Logger } from '../observability/logger';
+import type { Logger } from '../logger';
 
 export type ClusterState = 'connecting' | 'up' | 'down';
 

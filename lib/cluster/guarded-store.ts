@@ -10,7 +10,7 @@
  * - `leased` writes use this host's current lease (session.ts); without one they fail as
  *   etcd being unavailable (the lease comes back with etcd).
  */
-import { timedEtcdWait } from '../observability/etcd-wait';
+import { timedEtcdWait } from './etcd-wait';
 import type { ClusterHealth } from './health';
 import { ClusterUnavailableError, isClusterUnavailable } from './health';
 import type { CallOpts, ClusterStore, KeyValue, RawClusterStore } from './store';
