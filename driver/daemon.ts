@@ -22,11 +22,11 @@ import { NetlinkKernel } from './kernel/netlink-kernel';
 import { ownerMark } from './kernel/link-owner';
 import { setProcSysRoot } from './kernel/sysctl';
 import { BridgeDataPlane } from './dataplane/bridge';
-import { activateRoute, networkRoutes } from './network/handlers';
+import { activateRoute, networkRoutes } from './api/network-handlers';
 import { NetworkService } from './network/network-service';
 import type { Logger } from '../lib/logger';
-import { ClusterStatus, createAdminApp } from './observability/admin';
-import type { Metrics } from './observability/metrics';
+import { ClusterStatus, createAdminApp } from './ops/admin';
+import type { Metrics } from './ops/metrics';
 import { ensureHostMeta } from './store/host-meta';
 import { newestSnapshotSeq, SnapshotScheduler } from './store/snapshot';
 import { openStateStore } from './store/store-integrity';
@@ -71,7 +71,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   const kernel = new NetlinkKernel(ownerMark(instance));
   // Heavy modules load only when used: prom-client with --metrics, dockerode on the first
   // reconcile pass, etcd3 on the first cluster call; the socket answers before any of them.
-  const metrics: Metrics | undefined = config.metrics ? new (await import('./observability/metrics')).Metrics(log.child({ svc: 'metrics' })) : undefined;
+  const metrics: Metrics | undefined = config.metrics ? new (await import('./ops/metrics')).Metrics(log.child({ svc: 'metrics' })) : undefined;
   kernel.onError = (errno) => metrics?.kernelErrors.inc({ errno });
   const docker = config.dockerSocket ? lazyDocker(config.dockerSocket) : undefined;
   const defaultPools = config.defaultPools.length

@@ -4,7 +4,7 @@
  * HTTP edge; handlers convert them to loom's domain types at once.
  */
 import { z } from 'zod';
-import { ID_PATTERN } from '../network/naming';
+import { ID_PATTERN } from '../model/naming';
 
 const id = z.string().regex(ID_PATTERN, 'must be 1-128 letters and digits');
 /** Docker option maps: values may be strings, booleans, arrays or objects; `null` is an empty map. */

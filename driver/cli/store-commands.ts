@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import Dockerode from 'dockerode';
-import { rebuildEntries } from '../store/docker-rebuild';
+import { rebuildEntries } from '../recovery/docker-rebuild';
 import { RecoveryReport, acceptStore, ensureStopped, rebuildStore, restoreSnapshot } from '../store/recovery';
 import { listSnapshots } from '../store/snapshot';
 

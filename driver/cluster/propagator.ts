@@ -7,7 +7,7 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from '../../lib/logger';
 import type { ClusterAgent, OverlayRecord } from './agent';
-import { OPT_LOOM_MODE, OPT_LOOM_OVERLAY } from '../network/options';
+import { OPT_LOOM_MODE, OPT_LOOM_OVERLAY } from '../model/options';
 
 const plain = (cidr: string | undefined): string | undefined => cidr?.split('/')[0];
 

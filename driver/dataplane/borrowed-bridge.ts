@@ -16,7 +16,7 @@ import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { LinkInfo } from '../kernel/netlink-codec';
 import { readIfaceSysctl, writeIfaceSysctl } from '../kernel/sysctl';
 import type { Logger } from '../../lib/logger';
-import type { BridgeSnapshot } from '../network/types';
+import type { BridgeSnapshot } from '../model/types';
 import { parseIpMaybeCidr } from '../../lib/prefix';
 
 /** Per-interface sysctls loom writes on a network's bridge (see BridgeDataPlane.ensureNetwork). */

@@ -21,9 +21,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openNetnsFile } from '../kernel/netns-file';
 import type { Logger } from '../../lib/logger';
-import type { BridgeSnapshot, EndpointRecord, NetworkRecord } from '../network/types';
-import { parseIpMaybeCidr } from '../../lib/prefix';
+import type { BridgeSnapshot, EndpointRecord, NetworkRecord } from '../model/types';
 import { StepRunner } from './steps';
+import { bridgeAddresses } from '../model/records';
 
 /** What is at a network's bridge name before the network is made. */
 export type BridgeInspection =
@@ -66,16 +66,6 @@ function netnsHelper(): string {
   return fs.existsSync(beside) || !fs.existsSync(built) ? beside : built;
 }
 
-/** Gateway addresses that belong on the bridge, as kernel verbs want them. */
-export function bridgeAddresses(net: NetworkRecord): Array<{ family: 4 | 6; value: bigint; len: number; cidr: string }> {
-  const out: Array<{ family: 4 | 6; value: bigint; len: number; cidr: string }> = [];
-  for (const d of [...net.ipv4, ...(net.enableIpv6 ? net.ipv6 : [])]) {
-    if (!d.gateway) continue;
-    const ip = parseIpMaybeCidr(d.gateway, 'gateway');
-    out.push({ family: ip.family, value: ip.value, len: ip.len ?? (ip.family === 4 ? 32 : 128), cidr: d.gateway });
-  }
-  return out;
-}
 
 export class BridgeDataPlane implements DataPlane {
   constructor(

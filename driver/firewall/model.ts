@@ -1,4 +1,4 @@
-import type { PublishedPort } from '../ports/port-map';
+import type { PublishedPort } from '../model/port-map';
 
 /** What the firewall needs to know about one loom network: validated names and prefixes only. */
 export interface FirewallNetwork {

@@ -13,7 +13,7 @@
  *    accepts traffic of this loomd's bridges, so the decision stays in its table.
  */
 import type { FirewallNetwork } from './model';
-import type { PublishedPort } from '../ports/port-map';
+import type { PublishedPort } from '../model/port-map';
 import { ownerMark } from '../kernel/link-owner';
 
 /** The names of one loomd's firewall objects. */

@@ -8,7 +8,11 @@
  *   redirects it (mirred) to an IFB device whose tbf root qdisc shapes it.
  */
 import { CommandRunner, runChecked, runCommand } from './command';
-import { burstBytes } from '../network/rates';
+
+/** tbf burst: 10 ms worth of traffic, at least 16 KiB (tbf needs burst >= rate/HZ). */
+export function burstBytes(bps: number): number {
+  return Math.max(Math.ceil(bps / 8 / 100), 16 * 1024);
+}
 
 export class TrafficControl {
   constructor(private readonly run: CommandRunner = runCommand) {}

@@ -13,17 +13,17 @@ import type { Firewall, FirewallNetwork } from '../firewall/model';
 import type { Logger } from '../../lib/logger';
 import { checkSandboxKey } from '../kernel/netns-file';
 import type { NetworkRepository } from '../store/network-repo';
-import { macFor, normaliseMac, randomMac } from './mac';
-import { PORTMAP_KEY, PublishedPort, parsePortMap } from '../ports/port-map';
+import { macFor, normaliseMac, randomMac } from '../model/mac';
+import { PORTMAP_KEY, PublishedPort, parsePortMap } from '../model/port-map';
 import { PortReserver } from '../ports/port-reserver';
-import { hostVethFor, ifbFor, peerVethFor } from './naming';
-import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from './rates';
-import { OPT_LOOM_OVERLAY, checkLoomKeys, parseNetworkSettings } from './options';
+import { hostVethFor, ifbFor, peerVethFor } from '../model/naming';
+import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from '../model/rates';
+import { OPT_LOOM_OVERLAY, checkLoomKeys, parseNetworkSettings } from '../model/options';
 import type { OverlayControl } from './overlay-control';
-import { CreateNetworkInput, buildNetworkRecord, checkEndpointAddress, checkIpamData, gatewayFor, overlapping, sameNetworkConfig } from './records';
+import { CreateNetworkInput, buildNetworkRecord, checkEndpointAddress, checkIpamData, gatewayFor, overlapping, sameNetworkConfig } from '../model/records';
 
-export type { CreateNetworkInput } from './records';
-import type { BridgeSnapshot, EndpointRecord, IpamData, JoinInfo, NetworkRecord } from './types';
+export type { CreateNetworkInput } from '../model/records';
+import type { BridgeSnapshot, EndpointRecord, IpamData, JoinInfo, NetworkRecord } from '../model/types';
 
 /** loom.* keys accepted as per-endpoint driver options. */
 export const LOOM_ENDPOINT_OPTION_KEYS: readonly string[] = [OPT_EGRESS_RATE, OPT_INGRESS_RATE];

@@ -3,8 +3,8 @@
  * by driver/cluster/coordinator.ts; absent on a single host). Kept as an interface so
  * the network service does not depend on etcd.
  */
-import type { EndpointRecord, IpamData, NetworkRecord, OverlayAttachment } from './types';
-import type { NetworkSettings } from './options';
+import type { EndpointRecord, IpamData, NetworkRecord, OverlayAttachment } from '../model/types';
+import type { NetworkSettings } from '../model/options';
 
 export interface OverlayControl {
   /** CreateNetwork of an overlay: registers (or joins) the overlay cluster-wide. */

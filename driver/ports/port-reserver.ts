@@ -9,7 +9,7 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { LoomError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
-import { ContainerAddresses, DockerPortBinding, Proto, PublishedPort, choosePorts } from './port-map';
+import { ContainerAddresses, DockerPortBinding, Proto, PublishedPort, choosePorts } from '../model/port-map';
 
 type Holder = { close(): void };
 

@@ -17,8 +17,8 @@
  */
 import type { DockerView } from './docker-view';
 import { LOCAL_SPACE } from '../../ipam-driver/index';
-import type { EndpointRecord, NetworkRecord } from '../network/types';
-import { bridgeAddresses } from '../dataplane/bridge';
+import type { EndpointRecord, NetworkRecord } from '../model/types';
+import { bridgeAddresses } from '../model/records';
 import type { LinkOwner } from '../kernel/link-owner';
 import { contains, formatIp, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';
 

@@ -1,5 +1,5 @@
 /** Network and endpoint records in the key-value store (layout in schema.ts). */
-import type { BridgeSnapshot, EndpointRecord, NetworkRecord } from '../network/types';
+import type { BridgeSnapshot, EndpointRecord, NetworkRecord } from '../model/types';
 import { KvOp, KvStore } from '../../lib/kv';
 
 const NET = 'net/';

@@ -33,7 +33,7 @@ import { loadTrace, TRACE_FILES, TraceTranslator } from '../helpers/trace';
 import { pluginCall, unixRequest, UnixResponse } from '../helpers/unix-http';
 import { AddressInfo, LinkInfo, NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { MAX_BODY_BYTES } from '../../driver/http/server';
-import { ID_PATTERN } from '../../driver/network/naming';
+import { ID_PATTERN } from '../../driver/model/naming';
 
 jest.setTimeout(180_000);
 

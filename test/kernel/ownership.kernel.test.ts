@@ -15,7 +15,7 @@ import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { ownerMark } from '../../driver/kernel/link-owner';
 import { runCommand } from '../../driver/kernel/command';
 import { NetworkService } from '../../driver/network/network-service';
-import type { NetworkRecord } from '../../driver/network/types';
+import type { NetworkRecord } from '../../driver/model/types';
 import { silentLogger } from '../../lib/logger';
 import { MemoryKv } from '../../lib/kv';
 import { NetworkRepository } from '../../driver/store/network-repo';

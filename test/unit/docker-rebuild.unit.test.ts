@@ -1,6 +1,6 @@
 /** rebuildEntries: loom's records from Docker's inspect data (shapes as Docker 20.10 returns them). */
 import type Dockerode from 'dockerode';
-import { rebuildEntries } from '../../driver/store/docker-rebuild';
+import { rebuildEntries } from '../../driver/recovery/docker-rebuild';
 
 const NET = 'a'.repeat(64);
 const EP = 'e'.repeat(64);

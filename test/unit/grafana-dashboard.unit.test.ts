@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Metrics, MetricsSources } from '../../driver/observability/metrics';
+import { Metrics, MetricsSources } from '../../driver/ops/metrics';
 import { silentLogger } from '../../lib/logger';
 
 const dash = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'docs', 'grafana', 'loom.json'), 'utf8'));

@@ -12,7 +12,7 @@ import { prepareStateDir } from '../../driver/daemon';
 import { sandboxKeyProblem } from '../../driver/kernel/netns-file';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { createLogger, silentLogger } from '../../lib/logger';
-import { checkEndpointAddress } from '../../driver/network/records';
+import { checkEndpointAddress } from '../../driver/model/records';
 import { hostRange, parseIp, parsePrefix, unusableSubnet } from '../../lib/prefix';
 
 describe('SandboxKey shapes', () => {

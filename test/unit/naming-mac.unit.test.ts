@@ -9,8 +9,8 @@ import {
   hostVethFor,
   isValidIfname,
   peerVethFor,
-} from '../../driver/network/naming';
-import { macFor, normaliseMac, randomMac } from '../../driver/network/mac';
+} from '../../driver/model/naming';
+import { macFor, normaliseMac, randomMac } from '../../driver/model/mac';
 
 const HEX64 = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
 const SWARM = 'qm1k5xj6m1n4o2v7h3p0r8s9t'; // 25 base-36 characters

@@ -1,6 +1,7 @@
 /** CreateNetwork option parsing: Go-style booleans, MTU bounds, bridge names, loom.* keys. */
 import { errorOf } from './error-of';
-import { burstBytes, parseRate } from '../../driver/network/rates';
+import { parseRate } from '../../driver/model/rates';
+import { burstBytes } from '../../driver/kernel/tc';
 import {
   DEFAULT_MTU,
   OPT_BRIDGE_NAME,
@@ -12,7 +13,7 @@ import {
   parseBool,
   parseMtu,
   parseNetworkSettings,
-} from '../../driver/network/options';
+} from '../../driver/model/options';
 
 
 describe('parseBool (Go strconv.ParseBool)', () => {

@@ -1,4 +1,4 @@
-import { choosePorts, EPHEMERAL, parsePortMap, Proto } from '../../driver/ports/port-map';
+import { choosePorts, EPHEMERAL, parsePortMap, Proto } from '../../driver/model/port-map';
 
 /** A reserver that refuses a given set of "proto/ip/port" keys and remembers what it granted. */
 function reserver(taken: string[] = []): { granted: string[]; fn: (p: Proto, ip: string, port: number) => Promise<boolean> } {

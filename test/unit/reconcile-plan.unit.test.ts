@@ -2,8 +2,8 @@
 import { Action, Observed, ObservedPool, PlanOptions, plan } from '../../driver/reconcile/plan';
 import { nextPassDelay } from '../../driver/reconcile/reconciler';
 import type { DockerNetwork } from '../../driver/reconcile/docker-view';
-import type { EndpointRecord, NetworkRecord } from '../../driver/network/types';
-import { bridgeNameFor, hostVethFor, peerVethFor } from '../../driver/network/naming';
+import type { EndpointRecord, NetworkRecord } from '../../driver/model/types';
+import { bridgeNameFor, hostVethFor, peerVethFor } from '../../driver/model/naming';
 import type { LinkOwner } from '../../driver/kernel/link-owner';
 import { parsePrefix } from '../../lib/prefix';
 import { GLOBAL_SPACE, LOCAL_SPACE, poolIdOf } from '../../ipam-driver/ipam-service';

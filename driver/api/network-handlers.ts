@@ -4,7 +4,7 @@
  * the reply exactly as Docker expects it.
  */
 import { invalid } from '../../lib/errors';
-import { staticAnswers } from '../api/static-answers';
+import { staticAnswers } from './static-answers';
 import { Route, route } from '../../lib/http-route';
 import {
   AllocateNetworkRequest,
@@ -16,10 +16,10 @@ import {
   JoinRequest,
   NetworkIdRequest,
   ProgramExternalConnectivityRequest,
-} from '../api/wire';
-import type { NetworkService } from './network-service';
-import { parseNetworkSettings } from './options';
-import type { IpamData } from './types';
+} from './wire';
+import type { NetworkService } from '../network/network-service';
+import { parseNetworkSettings } from '../model/options';
+import type { IpamData } from '../model/types';
 
 const GENERIC = 'com.docker.network.generic';
 const ENABLE_IPV6 = 'com.docker.network.enable_ipv6';

@@ -16,11 +16,11 @@
  */
 import type Dockerode from 'dockerode';
 import { LOCAL_SPACE, GLOBAL_SPACE } from '../../ipam-driver/index';
-import { buildNetworkRecord } from '../network/records';
-import { bridgeNameFor, hostVethFor, ifbFor, peerVethFor } from '../network/naming';
-import { parseRates } from '../network/rates';
-import type { EndpointRecord, IpamData, NetworkRecord } from '../network/types';
-import type { PublishedPort } from '../ports/port-map';
+import { buildNetworkRecord } from '../model/records';
+import { bridgeNameFor, hostVethFor, ifbFor, peerVethFor } from '../model/naming';
+import { parseRates } from '../model/rates';
+import type { EndpointRecord, IpamData, NetworkRecord } from '../model/types';
+import type { PublishedPort } from '../model/port-map';
 import type { AllocationKind, AllocationRecord, PoolRecord } from '../../ipam-driver/index';
 import { poolIdOf } from '../../ipam-driver/index';
 import { contains, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';

@@ -1,4 +1,4 @@
-import type { PublishedPort } from '../ports/port-map';
+import type { PublishedPort } from './port-map';
 import type { Rates } from './rates';
 
 /**

@@ -92,3 +92,14 @@ export function sameNetworkConfig(a: NetworkRecord, b: NetworkRecord): boolean {
   const strip = (n: NetworkRecord): unknown => ({ ...n, createdAt: undefined, adoptedBridge: undefined, borrowed: undefined, overlay: undefined });
   return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
 }
+
+/** Gateway addresses that belong on the bridge, as kernel verbs want them. */
+export function bridgeAddresses(net: NetworkRecord): Array<{ family: 4 | 6; value: bigint; len: number; cidr: string }> {
+  const out: Array<{ family: 4 | 6; value: bigint; len: number; cidr: string }> = [];
+  for (const d of [...net.ipv4, ...(net.enableIpv6 ? net.ipv6 : [])]) {
+    if (!d.gateway) continue;
+    const ip = parseIpMaybeCidr(d.gateway, 'gateway');
+    out.push({ family: ip.family, value: ip.value, len: ip.len ?? (ip.family === 4 ? 32 : 128), cidr: d.gateway });
+  }
+  return out;
+}

@@ -45,8 +45,3 @@ export function parseRates(options: Record<string, string>): Rates {
   if (options[OPT_INGRESS_RATE] !== undefined) r.ingressBps = parseRate(OPT_INGRESS_RATE, options[OPT_INGRESS_RATE]);
   return r;
 }
-
-/** tbf burst: 10 ms worth of traffic, at least 16 KiB (tbf needs burst >= rate/HZ). */
-export function burstBytes(bps: number): number {
-  return Math.max(Math.ceil(bps / 8 / 100), 16 * 1024);
-}
