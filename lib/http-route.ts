@@ -11,16 +11,17 @@ export interface CallContext {
   log: Logger;
 }
 
-export interface Route<S extends z.ZodType = z.ZodType> {
+export interface Route<S extends z.ZodType = z.ZodType, R extends object = object> {
   method: string;
   /** Absent for calls whose body is empty (Activate, GetCapabilities...). */
   schema?: S;
-  handle: (body: z.output<S>, ctx: CallContext) => Promise<object>;
+  /** Returns the reply (its type is declared beside the request schema). */
+  handle: (body: z.output<S>, ctx: CallContext) => Promise<R>;
   /** Ids to put on the call's log line. */
   ids?: (body: z.output<S>) => Record<string, string | undefined>;
 }
 
-/** Keeps the body type of each route while collecting routes of different schemas in one list. */
-export function route<S extends z.ZodType>(r: Route<S>): Route {
+/** Keeps each route's request and reply types while collecting routes of different ones in one list. */
+export function route<S extends z.ZodType, R extends object>(r: Route<S, R>): Route {
   return r as unknown as Route;
 }

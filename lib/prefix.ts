@@ -152,3 +152,15 @@ export function unusableSubnet(p: Prefix): string | undefined {
   }
   return undefined;
 }
+
+/** The address of a CIDR text as given, without its prefix length ("198.18.10.7/24" -> "198.18.10.7"). */
+export function stripLength(cidr: string): string {
+  const slash = cidr.indexOf('/');
+  return slash < 0 ? cidr : cidr.slice(0, slash);
+}
+
+/** The canonical text of an address given with or without a length ("FD00:0::5/64" -> "fd00::5"). */
+export function canonicalIp(text: string): string {
+  const ip = parseIpMaybeCidr(text);
+  return formatIp(ip.family, ip.value);
+}

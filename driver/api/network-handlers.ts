@@ -1,83 +1,59 @@
 /**
- * Thin handlers for the NetworkDriver calls, grouped by family. Each converts
- * Docker's wire body into domain input, calls the network service and shapes
- * the reply exactly as Docker expects it.
+ * Thin handlers for the NetworkDriver calls, grouped by family. Each converts Docker's wire
+ * body into domain input (convert.ts), calls a service and shapes the reply, whose type is
+ * declared beside the request schema in wire.ts.
  */
-import { invalid } from '../../lib/errors';
-import { staticAnswers } from './static-answers';
 import { Route, route } from '../../lib/http-route';
+import type { EndpointService } from '../network/endpoint-service';
+import type { NetworkService } from '../network/network-service';
+import { parseNetworkSettings } from '../model/options';
+import type { PortPublisher } from '../ports/port-publisher';
+import { ENABLE_IPV6, INTERNAL, driverOptions, flag, genericOptions, toIpamData } from './convert';
+import { staticAnswers } from './static-answers';
 import {
+  ActivateReply,
+  AllocateNetworkReply,
   AllocateNetworkRequest,
+  CreateEndpointReply,
   CreateEndpointRequest,
   CreateNetworkRequest,
   DiscoveryRequest,
+  EmptyReply,
+  EndpointOperInfoReply,
   EndpointRequest,
+  GwAllocCheckReply,
   GwAllocCheckRequest,
+  JoinReply,
   JoinRequest,
+  NetworkCapabilitiesReply,
   NetworkIdRequest,
   ProgramExternalConnectivityRequest,
 } from './wire';
-import type { NetworkService } from '../network/network-service';
-import { parseNetworkSettings } from '../model/options';
-import type { IpamData } from '../model/types';
 
-const GENERIC = 'com.docker.network.generic';
-const ENABLE_IPV6 = 'com.docker.network.enable_ipv6';
-const INTERNAL = 'com.docker.network.internal';
-
-/** Keys Docker itself puts into endpoint options; everything else is a driver-opt. */
-const DOCKER_ENDPOINT_KEY = /^com\.docker\.network\./;
-
-function toIpamData(d: { Pool: string; Gateway?: string | undefined; AuxAddresses: Record<string, string> }): IpamData {
-  return { pool: d.Pool, ...(d.Gateway ? { gateway: d.Gateway } : {}), aux: d.AuxAddresses };
+/** The services the NetworkDriver calls reach. */
+export interface NetworkDriverServices {
+  networks: NetworkService;
+  endpoints: EndpointService;
+  ports: PortPublisher;
 }
 
-function genericOptions(options: Record<string, unknown>): Record<string, string> {
-  const generic = options[GENERIC] ?? {};
-  if (typeof generic !== 'object' || generic === null || Array.isArray(generic)) {
-    throw invalid(`${GENERIC} must be an object of string options`);
-  }
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(generic)) {
-    if (typeof v !== 'string') throw invalid(`network option ${k} must be a string`);
-    out[k] = v;
-  }
-  return out;
-}
-
-function flag(options: Record<string, unknown>, key: string): boolean {
-  const v = options[key];
-  if (v === undefined || v === null) return false;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true' || v === 'false') return v === 'true';
-  throw invalid(`${key} must be a boolean`);
-}
-
-/** Per-endpoint driver options: string values whose keys are not Docker's own. */
-function driverOptions(options: Record<string, unknown>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(options)) {
-    if (DOCKER_ENDPOINT_KEY.test(k)) continue;
-    if (typeof v !== 'string') throw invalid(`driver option ${k} must be a string`);
-    out[k] = v;
-  }
-  return out;
-}
+const EMPTY: EmptyReply = {};
 
 /** `scope`: what GetCapabilities answers ("global" for Swarm, --scope). */
-export function networkRoutes(networks: NetworkService, scope: 'local' | 'global' = 'local'): Route[] {
+export function networkRoutes(s: NetworkDriverServices, scope: 'local' | 'global' = 'local'): Route[] {
+  const ids = (b: { NetworkID: string; EndpointID?: string }): Record<string, string | undefined> => ({ networkId: b.NetworkID, endpointId: b.EndpointID });
   return [
     // capabilities
     route({
       method: 'NetworkDriver.GetCapabilities',
-      handle: async () => staticAnswers(scope)['NetworkDriver.GetCapabilities'] as object,
+      handle: async (): Promise<NetworkCapabilitiesReply> => staticAnswers(scope)['NetworkDriver.GetCapabilities'],
     }),
     route({
       method: 'NetworkDriver.GwAllocCheck',
       schema: GwAllocCheckRequest,
       // loom puts the gateway on its bridge for every family, so Docker must always reserve one;
       // the options are validated here already, so a bad -o fails before any IPAM work.
-      handle: async (b) => {
+      handle: async (b): Promise<GwAllocCheckReply> => {
         parseNetworkSettings(genericOptions(b.Options));
         return { SkipIPv4: false, SkipIPv6: false };
       },
@@ -86,9 +62,9 @@ export function networkRoutes(networks: NetworkService, scope: 'local' | 'global
     route({
       method: 'NetworkDriver.CreateNetwork',
       schema: CreateNetworkRequest,
-      ids: (b) => ({ networkId: b.NetworkID }),
-      handle: async (b) => {
-        await networks.createNetwork({
+      ids,
+      handle: async (b): Promise<EmptyReply> => {
+        await s.networks.createNetwork({
           id: b.NetworkID,
           options: genericOptions(b.Options),
           enableIpv6: flag(b.Options, ENABLE_IPV6),
@@ -96,43 +72,43 @@ export function networkRoutes(networks: NetworkService, scope: 'local' | 'global
           ipv4: b.IPv4Data.map(toIpamData),
           ipv6: b.IPv6Data.map(toIpamData),
         });
-        return {};
+        return EMPTY;
       },
     }),
     route({
       method: 'NetworkDriver.DeleteNetwork',
       schema: NetworkIdRequest,
-      ids: (b) => ({ networkId: b.NetworkID }),
-      handle: async (b) => {
-        await networks.deleteNetwork(b.NetworkID);
-        return {};
+      ids,
+      handle: async (b): Promise<EmptyReply> => {
+        await s.networks.deleteNetwork(b.NetworkID);
+        return EMPTY;
       },
     }),
     route({
       method: 'NetworkDriver.AllocateNetwork',
       schema: AllocateNetworkRequest,
-      ids: (b) => ({ networkId: b.NetworkID }),
+      ids,
       // Swarm managers only, for global-scope drivers: workers receive these options in CreateNetwork.
-      handle: async (b) => ({
-        Options: await networks.allocateNetwork({ id: b.NetworkID, options: b.Options, ipv4: b.IPv4Data.map(toIpamData), ipv6: b.IPv6Data.map(toIpamData) }),
+      handle: async (b): Promise<AllocateNetworkReply> => ({
+        Options: await s.networks.allocateNetwork({ id: b.NetworkID, options: b.Options, ipv4: b.IPv4Data.map(toIpamData), ipv6: b.IPv6Data.map(toIpamData) }),
       }),
     }),
     route({
       method: 'NetworkDriver.FreeNetwork',
       schema: NetworkIdRequest,
-      ids: (b) => ({ networkId: b.NetworkID }),
-      handle: async (b) => {
-        await networks.freeNetwork(b.NetworkID);
-        return {};
+      ids,
+      handle: async (b): Promise<EmptyReply> => {
+        await s.networks.freeNetwork(b.NetworkID);
+        return EMPTY;
       },
     }),
     // endpoints
     route({
       method: 'NetworkDriver.CreateEndpoint',
       schema: CreateEndpointRequest,
-      ids: (b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }),
-      handle: async (b) => {
-        const r = await networks.createEndpoint({
+      ids,
+      handle: async (b): Promise<CreateEndpointReply> => {
+        const r = await s.endpoints.createEndpoint({
           networkId: b.NetworkID,
           id: b.EndpointID,
           address: b.Interface.Address,
@@ -147,25 +123,25 @@ export function networkRoutes(networks: NetworkService, scope: 'local' | 'global
     route({
       method: 'NetworkDriver.DeleteEndpoint',
       schema: EndpointRequest,
-      ids: (b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }),
-      handle: async (b) => {
-        await networks.deleteEndpoint(b.NetworkID, b.EndpointID);
-        return {};
+      ids,
+      handle: async (b): Promise<EmptyReply> => {
+        await s.endpoints.deleteEndpoint(b.NetworkID, b.EndpointID);
+        return EMPTY;
       },
     }),
     route({
       method: 'NetworkDriver.EndpointOperInfo',
       schema: EndpointRequest,
-      ids: (b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }),
-      handle: async () => ({ Value: {} }),
+      ids,
+      handle: async (): Promise<EndpointOperInfoReply> => ({ Value: {} }),
     }),
     // join / leave
     route({
       method: 'NetworkDriver.Join',
       schema: JoinRequest,
-      ids: (b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }),
-      handle: async (b) => {
-        const j = await networks.join(b.NetworkID, b.EndpointID, b.SandboxKey);
+      ids,
+      handle: async (b): Promise<JoinReply> => {
+        const j = await s.endpoints.join(b.NetworkID, b.EndpointID, b.SandboxKey);
         return {
           InterfaceName: { SrcName: j.srcName, DstPrefix: 'eth' },
           ...(j.gateway ? { Gateway: j.gateway } : {}),
@@ -179,47 +155,39 @@ export function networkRoutes(networks: NetworkService, scope: 'local' | 'global
     route({
       method: 'NetworkDriver.Leave',
       schema: EndpointRequest,
-      ids: (b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }),
-      handle: async (b) => {
-        await networks.leave(b.NetworkID, b.EndpointID);
-        return {};
+      ids,
+      handle: async (b): Promise<EmptyReply> => {
+        await s.endpoints.leave(b.NetworkID, b.EndpointID);
+        return EMPTY;
       },
     }),
     // external connectivity
     route({
       method: 'NetworkDriver.ProgramExternalConnectivity',
       schema: ProgramExternalConnectivityRequest,
-      ids: (b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }),
-      handle: async (b) => {
-        await networks.programExternalConnectivity(b.NetworkID, b.EndpointID, b.Options);
-        return {};
+      ids,
+      handle: async (b): Promise<EmptyReply> => {
+        await s.ports.program(b.NetworkID, b.EndpointID, b.Options);
+        return EMPTY;
       },
     }),
     route({
       method: 'NetworkDriver.RevokeExternalConnectivity',
       schema: EndpointRequest,
-      ids: (b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }),
-      handle: async (b) => {
-        await networks.revokeExternalConnectivity(b.NetworkID, b.EndpointID);
-        return {};
+      ids,
+      handle: async (b): Promise<EmptyReply> => {
+        await s.ports.revoke(b.NetworkID, b.EndpointID);
+        return EMPTY;
       },
     }),
     // discovery (swarm gossip; loom finds its peers through its own cluster store)
-    route({
-      method: 'NetworkDriver.DiscoverNew',
-      schema: DiscoveryRequest,
-      handle: async () => ({}),
-    }),
-    route({
-      method: 'NetworkDriver.DiscoverDelete',
-      schema: DiscoveryRequest,
-      handle: async () => ({}),
-    }),
+    route({ method: 'NetworkDriver.DiscoverNew', schema: DiscoveryRequest, handle: async (): Promise<EmptyReply> => EMPTY }),
+    route({ method: 'NetworkDriver.DiscoverDelete', schema: DiscoveryRequest, handle: async (): Promise<EmptyReply> => EMPTY }),
   ];
 }
 
 /** /Plugin.Activate: the subsystems loom serves (legacy plugins only). */
 export const activateRoute: Route = route({
   method: 'Plugin.Activate',
-  handle: async () => staticAnswers('local')['Plugin.Activate'] as object,
+  handle: async (): Promise<ActivateReply> => staticAnswers('local')['Plugin.Activate'],
 });

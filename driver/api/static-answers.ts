@@ -4,7 +4,7 @@
  * rest of loomd is still loading. The IPAM's own come from ipam-driver.
  */
 import { IPAM_HANDSHAKE } from '../../ipam-driver/index';
-import type { ActivateReply, NetworkCapabilitiesReply } from './wire-replies';
+import type { ActivateReply, NetworkCapabilitiesReply } from './wire';
 
 export type HandshakeAnswers = typeof IPAM_HANDSHAKE & { 'Plugin.Activate': ActivateReply; 'NetworkDriver.GetCapabilities': NetworkCapabilitiesReply };
 

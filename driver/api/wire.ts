@@ -95,3 +95,53 @@ export const DiscoveryRequest = z.object({
 
 /** /NetworkDriver.GwAllocCheck (Docker 28+, only if advertised) */
 export const GwAllocCheckRequest = z.object({ Options: anyMap });
+
+// ---- replies (what Docker reads; moby drivers/remote/api/api.go) ---------------------------
+
+/** An empty reply: the call succeeded and Docker reads nothing else. */
+export type EmptyReply = Record<string, never>;
+
+/** /Plugin.Activate */
+export interface ActivateReply {
+  Implements: string[];
+}
+
+/** /NetworkDriver.GetCapabilities */
+export interface NetworkCapabilitiesReply {
+  Scope: 'local' | 'global';
+  ConnectivityScope: 'local' | 'global';
+  /** Docker 28+: ask GwAllocCheck before CreateNetwork. */
+  GwAllocChecker: boolean;
+}
+
+/** /NetworkDriver.GwAllocCheck: whether Docker may skip reserving a gateway per family. */
+export interface GwAllocCheckReply {
+  SkipIPv4: boolean;
+  SkipIPv6: boolean;
+}
+
+/** /NetworkDriver.AllocateNetwork: the options every swarm worker receives in CreateNetwork. */
+export interface AllocateNetworkReply {
+  Options: Record<string, string>;
+}
+
+/** /NetworkDriver.CreateEndpoint: only what Docker did not set (never the addresses). */
+export interface CreateEndpointReply {
+  Interface?: { MacAddress: string };
+}
+
+/** /NetworkDriver.EndpointOperInfo */
+export interface EndpointOperInfoReply {
+  Value: Record<string, unknown>;
+}
+
+/** /NetworkDriver.Join */
+export interface JoinReply {
+  /** The interface Docker moves into the sandbox, and the prefix of its name there (eth). */
+  InterfaceName: { SrcName: string; DstPrefix: string };
+  Gateway?: string;
+  GatewayIPv6?: string;
+  StaticRoutes: Array<{ Destination: string; RouteType: number; NextHop?: string }>;
+  /** true: loom gives the container its gateway and outside connectivity itself (no docker_gwbridge). */
+  DisableGatewayService: boolean;
+}

@@ -10,6 +10,7 @@
 import { randomInt } from 'node:crypto';
 import { conflict, unavailable } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
+import { stripLength } from '../../lib/prefix';
 import { BACKGROUND_DEADLINE_MS, GuardedStore } from '../../lib/cluster/guarded-store';
 import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from '../../lib/cluster/health';
 import { DeferredWrites } from '../../lib/cluster/deferred-writes';
@@ -45,6 +46,33 @@ export interface AgentOptions {
   peerGraceS?: number;
   /** Backoff of the reconnect loop (tests shorten it). */
   backoff?: { initialMs: number; maxMs: number };
+  /** Who hears about the cluster's changes (ClusterEvents: listeners subscribe after construction). */
+  events?: AgentCallbacks;
+}
+
+/**
+ * The agent's events, handed to it at construction; whoever reacts to them (the coordinator)
+ * subscribes with `listen` when it is constructed. Listeners run in subscription order.
+ */
+export class ClusterEvents implements Required<AgentCallbacks> {
+  private readonly listeners: AgentCallbacks[] = [];
+
+  listen(l: AgentCallbacks): void {
+    this.listeners.push(l);
+  }
+
+  onRemoteEndpoint(ep: RemoteEndpoint, present: boolean): void {
+    for (const l of this.listeners) l.onRemoteEndpoint?.(ep, present);
+  }
+  onOverlay(rec: OverlayRecord | undefined, key: string): void {
+    for (const l of this.listeners) l.onOverlay?.(rec, key);
+  }
+  onReservation(subnet: string, ip: string, value: { host: string; state: string } | undefined): void {
+    for (const l of this.listeners) l.onReservation?.(subnet, ip, value);
+  }
+  onLoanRequest(key: string): void {
+    for (const l of this.listeners) l.onLoanRequest?.(key);
+  }
 }
 
 export class ClusterAgent {
@@ -64,7 +92,7 @@ export class ClusterAgent {
   private readonly owned = new Map<string, unknown>();
   private readonly background: GuardedStore;
   private sweeper: NodeJS.Timeout | undefined;
-  callbacks: AgentCallbacks = {};
+  private readonly callbacks: AgentCallbacks;
 
   constructor(
     raw: RawClusterStore,
@@ -72,6 +100,7 @@ export class ClusterAgent {
     private readonly log: Logger,
     o: AgentOptions = {},
   ) {
+    this.callbacks = o.events ?? {};
     this.health = new ClusterHealth(log);
     this.session = new ClusterSession(raw, this.health, log, {
       ttlS: o.leaseTtlS ?? 10,
@@ -182,6 +211,17 @@ export class ClusterAgent {
   }
 
   // ---- overlays ---------------------------------------------------------------------------
+
+  /** Gateway and aux addresses of an overlay (every host holds them locally; the IPAM reserves them). */
+  overlayReserved(key: string): Set<string> {
+    const rec = this.overlays.get(key);
+    const out = new Set<string>();
+    for (const s of [...(rec?.ipv4 ?? []), ...(rec?.ipv6 ?? [])]) {
+      if (s.gateway) out.add(stripLength(s.gateway));
+      for (const a of Object.values(s.aux)) out.add(stripLength(a));
+    }
+    return out;
+  }
 
   /**
    * The overlay MTU: the smallest underlay MTU of the cluster's hosts (read from etcd, not

@@ -5,53 +5,52 @@
  * hosts' address reservations, propagation of overlay networks through the Docker
  * API, and drift repair of the VXLAN entries (counted for the reconciler).
  */
-import { KeyedMutex } from '../../lib/keyed-mutex';
 import { conflict } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+import { stripLength } from '../../lib/prefix';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
-import type { NetworkService } from '../network/network-service';
 import type { NetworkSettings } from '../model/options';
-import type { OverlayControl } from '../network/overlay-control';
 import { vxlanFor } from '../model/naming';
 import type { EndpointRecord, IpamData, NetworkRecord, OverlayAttachment } from '../model/types';
-import type { Logger } from '../../lib/logger';
-import type { IpamService } from '../../ipam-driver/index';
+import type { NetworkLookup } from '../network/network-table';
+import type { OverlayControl } from '../network/overlay-control';
+import type { ClusterPools, IpamService } from '../../ipam-driver/index';
 import { LOCAL_SPACE } from '../../ipam-driver/index';
-import type { ClusterPools } from '../../ipam-driver/index';
-import type { ClusterAgent, OverlayRecord, RemoteEndpoint } from './agent';
+import type { ClusterAgent, ClusterEvents, OverlayRecord } from './agent';
+import { OverlayDrift, OverlayEntries } from './overlay-entries';
 import type { DockerPropagator } from './propagator';
-import { planOverlayEntries } from './overlay-plan';
 
-const plain = (cidr: string | undefined): string | undefined => cidr?.split('/')[0];
+export interface CoordinatorDeps {
+  agent: ClusterAgent;
+  /** The agent's events (the coordinator subscribes to them). */
+  events: ClusterEvents;
+  ipam: IpamService;
+  pools: ClusterPools;
+  kernel: NetlinkKernel;
+  /** This host's networks (looked up, and locked while their VXLAN entries change). */
+  networks: NetworkLookup;
+  propagator: DockerPropagator | undefined;
+  log: Logger;
+}
 
 export class ClusterCoordinator implements OverlayControl {
-  private readonly locks = new KeyedMutex();
-  networks!: NetworkService;
+  private readonly agent: ClusterAgent;
+  private readonly ipam: IpamService;
+  private readonly pools: ClusterPools;
+  private readonly networks: NetworkLookup;
+  private readonly propagator: DockerPropagator | undefined;
+  private readonly log: Logger;
+  readonly entries: OverlayEntries;
 
-  constructor(
-    private readonly agent: ClusterAgent,
-    private readonly ipam: IpamService,
-    private readonly pools: ClusterPools,
-    private readonly kernel: NetlinkKernel,
-    private readonly propagator: DockerPropagator | undefined,
-    private readonly log: Logger,
-  ) {
-    agent.callbacks = {
-      onRemoteEndpoint: (ep, present) => void this.onRemote(ep, present),
+  constructor(d: CoordinatorDeps) {
+    ({ agent: this.agent, ipam: this.ipam, pools: this.pools, networks: this.networks, propagator: this.propagator, log: this.log } = d);
+    this.entries = new OverlayEntries(d.agent, d.networks, d.kernel, d.log);
+    d.events.listen({
+      onRemoteEndpoint: (ep, present) => void this.entries.changed(ep, present),
       onOverlay: (rec, key) => void this.onOverlay(rec, key),
       onReservation: (subnet, ip, value) => void this.onReservation(subnet, ip, value),
       onLoanRequest: (key) => void this.ipam.lendAddress(key),
-    };
-  }
-
-  /** Gateway and aux addresses of an overlay (every host reserves them locally). */
-  overlayReserved(key: string): Set<string> {
-    const rec = this.agent.overlays.get(key);
-    const out = new Set<string>();
-    for (const s of [...(rec?.ipv4 ?? []), ...(rec?.ipv6 ?? [])]) {
-      if (s.gateway) out.add(plain(s.gateway) as string);
-      for (const a of Object.values(s.aux)) out.add(plain(a) as string);
-    }
-    return out;
+    });
   }
 
   /** After a start: announce this host's overlay memberships and endpoints again (they were leased). */
@@ -69,15 +68,7 @@ export class ClusterCoordinator implements OverlayControl {
     const key = settings.overlayKey ?? record.id;
     this.agent.health.check(`creating overlay network ${key}`);
     const before = this.agent.overlays.has(key) || (await this.agent.store.get(`/loom/v1/overlays/${key}`)) !== undefined;
-    const { mtu, underlay } = await this.agent.overlayMtu();
-    if (underlay < 1500) this.log.warn({ underlay, overlayMtu: mtu }, 'an underlay MTU below 1500: overlay networks get a smaller MTU');
-    const subnet = (d: NetworkRecord['ipv4'][number]): OverlayRecord['ipv4'][number] => ({ pool: d.pool, ...(d.gateway ? { gateway: d.gateway } : {}), aux: d.aux });
-    const rec = await this.agent.registerOverlay({
-      key,
-      origin: this.agent.hostId,
-      mtu: settings.explicitMtu ? settings.mtu : mtu,
-      ipv4: record.ipv4.map(subnet),
-      ipv6: record.ipv6.map(subnet),
+    const rec = await this.register(key, settings, record.ipv4, record.ipv6, {
       enableIpv6: record.enableIpv6,
       internal: record.internal,
       options: { ...record.options },
@@ -89,23 +80,24 @@ export class ClusterCoordinator implements OverlayControl {
   async allocateSwarm(networkId: string, settings: NetworkSettings, ipv4: IpamData[], ipv6: IpamData[], options: Record<string, string>): Promise<string> {
     const key = settings.overlayKey ?? networkId;
     this.agent.health.check(`allocating swarm overlay network ${key}`);
+    for (const d of [...ipv4, ...ipv6]) await this.pools.claimForOverlay(d.pool, key);
+    await this.register(key, settings, ipv4, ipv6, { enableIpv6: ipv6.length > 0, internal: false, options, swarmId: networkId });
+    this.log.info({ overlay: key, networkId }, 'swarm overlay allocated');
+    return key;
+  }
+
+  /** Registers (or joins) overlay `key` with the cluster-wide MTU (the smallest underlay's). */
+  private async register(
+    key: string,
+    settings: NetworkSettings,
+    ipv4: IpamData[],
+    ipv6: IpamData[],
+    rest: Pick<OverlayRecord, 'enableIpv6' | 'internal' | 'options' | 'swarmId'>,
+  ): Promise<OverlayRecord> {
     const { mtu, underlay } = await this.agent.overlayMtu();
     if (underlay < 1500) this.log.warn({ underlay, overlayMtu: mtu }, 'an underlay MTU below 1500: overlay networks get a smaller MTU');
     const subnet = (d: IpamData): OverlayRecord['ipv4'][number] => ({ pool: d.pool, ...(d.gateway ? { gateway: d.gateway } : {}), aux: d.aux });
-    for (const d of [...ipv4, ...ipv6]) await this.pools.claimForOverlay(d.pool, key);
-    await this.agent.registerOverlay({
-      key,
-      origin: this.agent.hostId,
-      mtu: settings.explicitMtu ? settings.mtu : mtu,
-      ipv4: ipv4.map(subnet),
-      ipv6: ipv6.map(subnet),
-      enableIpv6: ipv6.length > 0,
-      internal: false,
-      options,
-      swarmId: networkId,
-    });
-    this.log.info({ overlay: key, networkId }, 'swarm overlay allocated');
-    return key;
+    return this.agent.registerOverlay({ key, origin: this.agent.hostId, mtu: settings.explicitMtu ? settings.mtu : mtu, ipv4: ipv4.map(subnet), ipv6: ipv6.map(subnet), ...rest });
   }
 
   async freeSwarm(networkId: string): Promise<void> {
@@ -126,7 +118,8 @@ export class ClusterCoordinator implements OverlayControl {
       await this.pools.settle(d.pool, 'overlay', ov.key).catch((err) => this.log.warn({ err: String(err) }, 'could not record the overlay subnet'));
     }
     this.agent.setDetached(ov.key, false);
-    for (const ep of this.agent.remote.get(ov.key)?.values() ?? []) await this.onRemote(ep, true);
+    // The caller (CreateNetwork) holds the network's lock: entries are programmed without taking it.
+    await this.entries.programAll(record);
     if (ov.origin === this.agent.hostId) this.propagator?.nameLater(record.id, ov.key);
   }
 
@@ -160,7 +153,7 @@ export class ClusterCoordinator implements OverlayControl {
 
   endpointUp(record: NetworkRecord, ep: EndpointRecord): void {
     const ov = record.overlay as OverlayAttachment;
-    this.agent.publishEndpoint({ overlay: ov.key, endpointId: ep.id, mac: ep.mac, ...(ep.address ? { ip: plain(ep.address) } : {}), ...(ep.addressV6 ? { ip6: plain(ep.addressV6) } : {}) });
+    this.agent.publishEndpoint({ overlay: ov.key, endpointId: ep.id, mac: ep.mac, ...(ep.address ? { ip: stripLength(ep.address) } : {}), ...(ep.addressV6 ? { ip6: stripLength(ep.addressV6) } : {}) });
   }
 
   endpointDown(record: NetworkRecord, ep: EndpointRecord): void {
@@ -168,26 +161,6 @@ export class ClusterCoordinator implements OverlayControl {
   }
 
   // ---- reactions to the cluster ------------------------------------------------------------
-
-  private async onRemote(ep: RemoteEndpoint, present: boolean): Promise<void> {
-    const net = this.networks.byOverlay(ep.overlay);
-    if (!net?.overlay) return;
-    const dev = net.overlay.vxlan;
-    await this.locks.run(ep.overlay, async () => {
-      try {
-        if (present) {
-          await this.kernel.addFdb(dev, { mac: ep.mac, dst: ep.vtep });
-          for (const ip of [ep.ip, ep.ip6]) if (ip) await this.kernel.addNeigh(dev, { ip, mac: ep.mac });
-        } else {
-          await this.kernel.delFdb(dev, { mac: ep.mac, dst: ep.vtep });
-          for (const ip of [ep.ip, ep.ip6]) if (ip) await this.kernel.delNeigh(dev, ip);
-        }
-      } catch (err) {
-        // The reconciler repairs what could not be programmed now (device being re-created...).
-        this.log.debug({ overlay: ep.overlay, endpoint: ep.endpointId, err: String(err) }, 'could not program a remote endpoint yet');
-      }
-    });
-  }
 
   private async onOverlay(rec: OverlayRecord | undefined, key: string): Promise<void> {
     const local = this.networks.byOverlay(key);
@@ -207,44 +180,13 @@ export class ClusterCoordinator implements OverlayControl {
   // ---- drift repair (from the reconciler) --------------------------------------------------
 
   /** What repairOverlays would change now, per overlay (loomctl doctor). */
-  async overlayDrift(): Promise<Array<{ overlay: string; vxlan: string; missing: number; stale: number }>> {
-    const out: Array<{ overlay: string; vxlan: string; missing: number; stale: number }> = [];
-    for (const { record } of this.networks.list()) {
-      const ov = record.overlay;
-      if (!ov) continue;
-      const plan = planOverlayEntries([...(this.agent.remote.get(ov.key)?.values() ?? [])], await this.kernel.listFdb(ov.vxlan), await this.kernel.listNeigh(ov.vxlan));
-      const missing = plan.addFdb.length + plan.addNeigh.length;
-      const stale = plan.delFdb.length + plan.delNeigh.length;
-      if (missing || stale) out.push({ overlay: ov.key, vxlan: ov.vxlan, missing, stale });
-    }
-    return out;
+  overlayDrift(): Promise<OverlayDrift[]> {
+    return this.entries.drift();
   }
 
-  /** Makes every overlay network's VXLAN FDB and neighbour entries match etcd; returns repair counts. */
+  /** The reconciler's overlay pass: VXLAN entries, missing overlays, subnet claims; counts by kind. */
   async repairOverlays(): Promise<Record<string, number>> {
-    const counts: Record<string, number> = {};
-    const count = (k: string, n: number): void => {
-      if (n) counts[k] = (counts[k] ?? 0) + n;
-    };
-    for (const { record } of this.networks.list()) {
-      const ov = record.overlay;
-      if (!ov) continue;
-      await this.locks.run(ov.key, async () => {
-        const remote = [...(this.agent.remote.get(ov.key)?.values() ?? [])];
-        const plan = planOverlayEntries(remote, await this.kernel.listFdb(ov.vxlan), await this.kernel.listNeigh(ov.vxlan));
-        for (const e of plan.addFdb) await this.kernel.addFdb(ov.vxlan, e);
-        for (const e of plan.delFdb) await this.kernel.delFdb(ov.vxlan, e);
-        for (const e of plan.addNeigh) await this.kernel.addNeigh(ov.vxlan, e);
-        for (const e of plan.delNeigh) await this.kernel.delNeigh(ov.vxlan, e.ip);
-        count('overlay-fdb-added', plan.addFdb.length);
-        count('overlay-fdb-removed', plan.delFdb.length);
-        count('overlay-neigh-added', plan.addNeigh.length);
-        count('overlay-neigh-removed', plan.delNeigh.length);
-        if (plan.addFdb.length + plan.delFdb.length + plan.addNeigh.length + plan.delNeigh.length) {
-          this.log.warn({ overlay: ov.key, ...plan }, 'reconciler repaired VXLAN entries');
-        }
-      });
-    }
+    const counts = await this.entries.repair();
     if (this.agent.health.isDown) return counts; // what follows needs etcd
     // Overlays this host should have (created elsewhere, not opted out) and does not.
     for (const rec of this.agent.overlays.values()) await this.propagator?.ensure(rec, this.networks.byOverlay(rec.key) !== undefined);

@@ -4,7 +4,7 @@
  * allows one process, so every tool asks loomd instead of opening the store.
  */
 import express, { Request, Response } from 'express';
-import type { NetworkService } from '../network/network-service';
+import type { NetworkLookup } from '../network/network-table';
 import type { IpamService } from '../../ipam-driver/index';
 import type { Reconciler } from '../reconcile/reconciler';
 import type { HealthView } from '../../lib/cluster/health';
@@ -32,7 +32,7 @@ export interface AdminDeps {
   stateDir: string;
   /** Who this loomd is on the host: the mark on its links and the names of its firewall objects. */
   owner: { instance: string; mark: string; nftTable: string; iptablesChain: string };
-  networks: NetworkService;
+  networks: NetworkLookup;
   ipam: IpamService;
   reconciler: Reconciler;
   /** Cluster mode only. */

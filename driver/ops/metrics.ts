@@ -7,7 +7,7 @@ import express, { Request, Response } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ClusterAgent } from '../cluster/agent';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
-import type { NetworkService } from '../network/network-service';
+import type { NetworkLookup } from '../network/network-table';
 import type { IpamService } from '../../ipam-driver/index';
 import type { Logger } from '../../lib/logger';
 
@@ -15,7 +15,7 @@ import type { Logger } from '../../lib/logger';
 export const EXHAUSTION_WARNING = 0.9;
 
 export interface MetricsSources {
-  networks: NetworkService;
+  networks: NetworkLookup;
   ipam: IpamService;
   kernel: NetlinkKernel;
   agent?: ClusterAgent;

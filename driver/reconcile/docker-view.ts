@@ -48,7 +48,8 @@ const subnet = (text: string | undefined): string | undefined => {
 };
 
 /** Reads every network (with its endpoints) from dockerd; undefined when dockerd does not answer. */
-export function dockerViewSource(getDocker: () => Promise<Dockerode>, onError: (err: unknown) => void): DockerViewSource {
+/** `onError`: a view could not be read; `onRecovered`: one was read (after errors or not). */
+export function dockerViewSource(getDocker: () => Promise<Dockerode>, onError: (err: unknown) => void, onRecovered: () => void = () => undefined): DockerViewSource {
   return async () => {
     const at = Date.now();
     try {
@@ -75,6 +76,7 @@ export function dockerViewSource(getDocker: () => Promise<Dockerode>, onError: (
           endpoints,
         });
       }
+      onRecovered();
       return { at, networks, containerNames };
     } catch (err) {
       onError(err);

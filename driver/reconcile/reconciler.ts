@@ -4,13 +4,13 @@
  * object it touches, count and log every repair. It runs once right after start-up
  * (the socket already answers) and then periodically; passes never overlap.
  */
-import { StepRunner } from '../dataplane/steps';
 import { asLoomError } from '../../lib/errors';
-import type { Firewall } from '../firewall/model';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import { isNetnsFile } from '../kernel/netns-file';
 import { ownerOf } from '../kernel/link-owner';
-import type { NetworkService } from '../network/network-service';
+import type { NetworkTable } from '../network/network-table';
+import type { NetworkRepairs } from '../network/repairs';
+import type { NetworkFirewall } from '../network/network-firewall';
 import type { Logger } from '../../lib/logger';
 import type { IpamService } from '../../ipam-driver/index';
 import type { DockerViewSource } from './docker-view';
@@ -55,10 +55,12 @@ export interface PassResult {
 }
 
 export interface ReconcilerDeps {
-  networks: NetworkService;
+  /** loom's networks (read-only here; every change goes through `repairs`). */
+  networks: NetworkTable;
+  repairs: NetworkRepairs;
   ipam: IpamService;
   kernel: NetlinkKernel;
-  firewall: Firewall;
+  firewall: NetworkFirewall;
   docker: DockerViewSource | undefined;
   log: Logger;
   options: ReconcilerOptions;
@@ -72,6 +74,8 @@ export class Reconciler {
   private suspects = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private inflight: Promise<PassResult> | undefined;
+  /** loomctl gc runs in progress (timer passes wait for them). */
+  private forcing = 0;
   readonly repairs = new Map<string, number>();
   last: PassResult | undefined;
   passes = 0;
@@ -83,6 +87,10 @@ export class Reconciler {
   start(): void {
     let dockerMisses = 0;
     const tick = (): void => {
+      if (this.forcing > 0) {
+        this.timer = setTimeout(tick, this.d.options.confirmMs).unref();
+        return;
+      }
       this.runOnce()
         .catch((err) => this.d.log.error({ err: asLoomError(err).message }, 'reconcile pass failed'))
         .finally(() => {
@@ -103,12 +111,22 @@ export class Reconciler {
 
   /** One pass now (joins a pass already running). `force` skips the two-sightings rule. */
   runOnce(opts: { force?: boolean } = {}): Promise<PassResult> {
-    if (!this.inflight) {
-      this.inflight = this.pass(opts.force === true).finally(() => {
-        this.inflight = undefined;
-      });
-    }
-    return this.inflight;
+    if (opts.force) return this.ownPass(true);
+    if (!this.inflight) this.start0(false);
+    return this.inflight as Promise<PassResult>;
+  }
+
+  /** A pass of its own (a forced one must not join a pass already running unforced): after the current one. */
+  private async ownPass(force: boolean): Promise<PassResult> {
+    for (let i = 0; this.inflight && i < 100; i++) await this.inflight.catch(() => undefined);
+    if (!this.inflight) this.start0(force);
+    return this.inflight as Promise<PassResult>;
+  }
+
+  private start0(force: boolean): void {
+    this.inflight = this.pass(force).finally(() => {
+      this.inflight = undefined;
+    });
   }
 
   /**
@@ -116,9 +134,17 @@ export class Reconciler {
    * interfaces (which carry no age) are confirmed too. Returns both passes' work.
    */
   async runForced(): Promise<PassResult> {
-    const first = await this.runOnce({ force: true });
-    await new Promise((r) => setTimeout(r, this.d.options.confirmMs));
-    const second = await this.runOnce({ force: true });
+    // Timer passes wait meanwhile: what this gc finds, it repairs and reports itself.
+    this.forcing++;
+    let first: PassResult;
+    let second: PassResult;
+    try {
+      first = await this.runOnce({ force: true });
+      await new Promise((r) => setTimeout(r, this.d.options.confirmMs));
+      second = await this.runOnce({ force: true });
+    } finally {
+      this.forcing--;
+    }
     const extra = { ...first.extra };
     for (const [k, n] of Object.entries(second.extra)) extra[k] = (extra[k] ?? 0) + n;
     return {
@@ -165,7 +191,7 @@ export class Reconciler {
       pools: this.d.ipam.listPools(),
       links: links.map((l) => ({ name: l.name, kind: l.kind, up: l.up, owner: ownerOf(l.alias, this.d.kernel.mark ?? '') })),
       bridgeAddresses,
-      firewallDrift: await this.d.firewall.check(this.d.networks.firewallView()),
+      firewallDrift: await this.d.firewall.check(),
       docker,
       // Only asked for endpoints whose veth is gone (the planner's replumb rule): no file check per endpoint and pass.
       liveSandboxes: new Set(endpoints.filter((e) => !linkNames.has(e.hostIf) && e.sandboxKey && isNetnsFile(e.sandboxKey)).map((e) => e.id)),
@@ -225,17 +251,12 @@ export class Reconciler {
   }
 
   private async apply(a: Action, observedAt: number, cutoff: number): Promise<boolean> {
-    const { networks, ipam, kernel, log } = this.d;
+    const { networks, repairs, ipam, kernel } = this.d;
     switch (a.kind) {
       case 'restore-network':
-        return networks.withNetworkLock(a.networkId, async () => {
-          const record = networks.get(a.networkId);
-          if (!record) return false;
-          await networks.restoreNetwork(record, new StepRunner(`reconcile network ${a.networkId.slice(0, 12)}`, log));
-          return true;
-        });
+        return repairs.restoreNetwork(a.networkId);
       case 'sync-firewall':
-        await networks.syncFirewall();
+        await repairs.syncFirewall();
         return true;
       case 'delete-orphan-link':
         // Re-checked at deletion time: a record may own it by now, and only a link with this loomd's mark goes.
@@ -249,15 +270,15 @@ export class Reconciler {
         return true;
       }
       case 'remove-stale-endpoint':
-        return networks.removeStaleEndpoint(a.networkId, a.endpointId, observedAt);
+        return repairs.removeStaleEndpoint(a.networkId, a.endpointId, observedAt);
       case 'remove-stale-network':
-        return networks.removeStaleNetwork(a.networkId, observedAt);
+        return repairs.removeStaleNetwork(a.networkId, observedAt);
       case 'release-orphan-address':
         return ipam.releaseOrphanAddress(a.poolId, a.address, cutoff);
       case 'release-orphan-pool':
         return ipam.releaseOrphanPool(a.poolId, cutoff);
       case 'replumb-endpoint':
-        return networks.replumbEndpoint(a.networkId, a.endpointId);
+        return repairs.replumbEndpoint(a.networkId, a.endpointId);
       case 'restore-allocation':
         return ipam.restoreAllocation(a.poolId, a.address, a.allocKind);
     }

@@ -11,10 +11,8 @@ import type { Firewall } from '../../driver/firewall/model';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { ownerMark } from '../../driver/kernel/link-owner';
 import { runCommand } from '../../driver/kernel/command';
-import { NetworkService } from '../../driver/network/network-service';
+import { testNetworks } from '../helpers/network-stack';
 import { silentLogger } from '../../lib/logger';
-import { MemoryKv } from '../../lib/kv';
-import { NetworkRepository } from '../../driver/store/network-repo';
 
 const log = silentLogger();
 const FW = firewallNames('kt0000000002');
@@ -56,7 +54,7 @@ async function nft(args: string[]): Promise<{ code: number; stdout: string }> {
 }
 
 test('a network is a bridge with its gateway, firewall rules and shim; removal leaves nothing', async () => {
-  const svc = new NetworkService(new NetworkRepository(new MemoryKv()), new BridgeDataPlane(kernel, log), new NftFirewall(log, FW), log);
+  const svc = testNetworks(new BridgeDataPlane(kernel, log), new NftFirewall(log, FW), log);
   await svc.createNetwork(netInput(NET_A, '198.18.10.0/24', '198.18.10.1/24'));
   await svc.createNetwork(netInput(NET_B, '198.18.11.0/24', '198.18.11.1/24', { 'com.docker.network.bridge.enable_icc': 'false' }, true));
   const br = await kernel.findLink(`lm-${'a'.repeat(12)}`);
@@ -89,7 +87,7 @@ test('a network is a bridge with its gateway, firewall rules and shim; removal l
 
 test('a failing step rolls back everything done before it', async () => {
   const failing: Firewall = { sync: async () => Promise.reject(new Error('injected firewall failure')), check: async () => [] };
-  const svc = new NetworkService(new NetworkRepository(new MemoryKv()), new BridgeDataPlane(kernel, log), failing, log);
+  const svc = testNetworks(new BridgeDataPlane(kernel, log), failing, log);
   await expect(svc.createNetwork(netInput(NET_A, '198.18.10.0/24', '198.18.10.1/24'))).rejects.toThrow(/install firewall rules: injected firewall failure/);
   expect(await loomLinks()).toEqual([]);
   expect(svc.list()).toEqual([]);
@@ -97,7 +95,7 @@ test('a failing step rolls back everything done before it', async () => {
 
 test('an existing bridge named by com.docker.network.bridge.name is adopted and kept on removal', async () => {
   await runCommand('ip', ['link', 'add', 'kt-user0', 'type', 'bridge']); // someone else's: no loom mark
-  const svc = new NetworkService(new NetworkRepository(new MemoryKv()), new BridgeDataPlane(kernel, log), new NftFirewall(log, FW), log);
+  const svc = testNetworks(new BridgeDataPlane(kernel, log), new NftFirewall(log, FW), log);
   await svc.createNetwork(netInput(NET_A, '198.18.12.0/24', '198.18.12.1/24', { 'com.docker.network.bridge.name': 'kt-user0' }));
   expect(svc.get(NET_A)?.adoptedBridge).toBe(true);
   await svc.deleteNetwork(NET_A);
@@ -109,7 +107,7 @@ test('an existing bridge named by com.docker.network.bridge.name is adopted and 
 
 test('the data plane re-creates what a reboot wiped and adopts what is right', async () => {
   const dp = new BridgeDataPlane(kernel, log);
-  const svc = new NetworkService(new NetworkRepository(new MemoryKv()), dp, new NftFirewall(log, FW), log);
+  const svc = testNetworks(dp, new NftFirewall(log, FW), log);
   await svc.createNetwork(netInput(NET_A, '198.18.13.0/24', '198.18.13.1/24'));
   const record = svc.get(NET_A)!;
   await kernel.deleteLink(record.bridge); // "reboot"

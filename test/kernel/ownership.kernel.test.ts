@@ -14,7 +14,7 @@ import type { Firewall } from '../../driver/firewall/model';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { ownerMark } from '../../driver/kernel/link-owner';
 import { runCommand } from '../../driver/kernel/command';
-import { NetworkService } from '../../driver/network/network-service';
+import { TestNetworks, testNetworks } from '../helpers/network-stack';
 import type { NetworkRecord } from '../../driver/model/types';
 import { silentLogger } from '../../lib/logger';
 import { MemoryKv } from '../../lib/kv';
@@ -47,8 +47,8 @@ const input = (netId: string, pool: string, gw: string, options: Record<string, 
   ipv4: [{ pool, gateway: gw, aux: {} }],
   ipv6: [],
 });
-const service = (kv = new MemoryKv(), firewall: Firewall = new NftFirewall(log, FW)): NetworkService =>
-  new NetworkService(new NetworkRepository(kv), new BridgeDataPlane(kernel, log), firewall, log);
+const service = (kv = new MemoryKv(), firewall: Firewall = new NftFirewall(log, FW)): TestNetworks =>
+  testNetworks(new BridgeDataPlane(kernel, log), firewall, log, kv);
 
 /** Everything loom may change on a bridge, as the kernel reports it. */
 async function bridgeState(name: string): Promise<Record<string, unknown>> {

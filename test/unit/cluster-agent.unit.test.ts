@@ -3,7 +3,7 @@
  * smallest underlay, VNI allocation and joining, endpoint publication seen by other
  * hosts, and a dead host's endpoints disappearing when its lease expires.
  */
-import { ClusterAgent, RemoteEndpoint } from '../../driver/cluster/agent';
+import { AgentCallbacks, ClusterAgent, RemoteEndpoint } from '../../driver/cluster/agent';
 import { MemoryCluster } from '../../driver/cluster/memory-store';
 import { silentLogger } from '../../lib/logger';
 
@@ -16,8 +16,8 @@ const until = async (what: string, fn: () => boolean, ms = 2_000): Promise<void>
   }
 };
 
-function agent(c: MemoryCluster, hostId: string, underlayMtu = 1500, peerGraceS = 1): ClusterAgent {
-  return new ClusterAgent(c.view(), { hostId, vtep: `198.18.0.${hostId.slice(-1)}`, underlayMtu, version: 'test' }, log, { leaseTtlS: 4, peerGraceS, backoff: { initialMs: 20, maxMs: 200 } });
+function agent(c: MemoryCluster, hostId: string, underlayMtu = 1500, peerGraceS = 1, events?: AgentCallbacks): ClusterAgent {
+  return new ClusterAgent(c.view(), { hostId, vtep: `198.18.0.${hostId.slice(-1)}`, underlayMtu, version: 'test' }, log, { leaseTtlS: 4, peerGraceS, backoff: { initialMs: 20, maxMs: 200 }, ...(events ? { events } : {}) });
 }
 
 const proposal = (key: string, pool = '198.18.200.0/24') => ({
@@ -58,9 +58,8 @@ test('registering an overlay allocates a VNI once; joining checks the subnets', 
 
 test("endpoints published by one host reach the others, and vanish after the host's lease (and the peer grace)", async () => {
   const c = new MemoryCluster();
-  const [a, b] = [agent(c, 'h1'), agent(c, 'h2')];
   const seen: Array<[string, boolean]> = [];
-  b.callbacks = { onRemoteEndpoint: (ep: RemoteEndpoint, present: boolean) => seen.push([ep.endpointId, present]) };
+  const [a, b] = [agent(c, 'h1'), agent(c, 'h2', 1500, 1, { onRemoteEndpoint: (ep: RemoteEndpoint, present: boolean) => seen.push([ep.endpointId, present]) })];
   await a.start();
   await b.start();
   await until('watches', () => c.data.size >= 2);
@@ -94,9 +93,8 @@ test('while the store is down, publications wait and are written when it returns
 
 test("a host whose lease etcd dropped publishes again; the others never remove its endpoints meanwhile", async () => {
   const c = new MemoryCluster();
-  const [a, b] = [agent(c, 'h1'), agent(c, 'h2', 1500, 60)];
   const removed: string[] = [];
-  b.callbacks = { onRemoteEndpoint: (ep: RemoteEndpoint, present: boolean) => void (present ? undefined : removed.push(ep.endpointId)) };
+  const [a, b] = [agent(c, 'h1'), agent(c, 'h2', 1500, 60, { onRemoteEndpoint: (ep: RemoteEndpoint, present: boolean) => void (present ? undefined : removed.push(ep.endpointId)) })];
   await a.start();
   await b.start();
   a.publishEndpoint({ overlay: 'blue', endpointId: 'e1', mac: '02:00:00:00:00:01', ip: '198.18.200.5' });

@@ -8,7 +8,9 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import type { RtNetlinkSocket } from 'netlink';
 import { parseConfig, isLoopbackListener } from '../../driver/config';
-import { prepareStateDir } from '../../driver/daemon';
+import { prepareStateDir } from '../../driver/startup/state';
+import { ensureHostMeta } from '../../driver/store/host-meta';
+import { MemoryKv } from '../../lib/kv';
 import { sandboxKeyProblem } from '../../driver/kernel/netns-file';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { createLogger, silentLogger } from '../../lib/logger';
@@ -149,4 +151,20 @@ describe('addresses a container may not hold, subnets a network may not use', ()
     expect(checkEndpointAddress('198.18.1.7/24', pools, 4)).toBe('198.18.1.7/24');
     expect(() => checkEndpointAddress('fd00:1::/64', [{ pool: 'fd00:1::/64', aux: {} }], 6)).toThrow(/anycast/);
   });
+});
+
+test('a rebuilt store keeps this loomd\'s identity (identity.json beside the store)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-identity-'));
+  try {
+    const file = path.join(dir, 'identity.json');
+    const first = await ensureHostMeta(new MemoryKv(), file);
+    expect(JSON.parse(fs.readFileSync(file, 'utf8')).hostId).toBe(first.hostId);
+    const rebuilt = new MemoryKv(); // a store without meta/host
+    expect(await ensureHostMeta(rebuilt, file)).toMatchObject({ hostId: first.hostId, ula: first.ula });
+    expect(await rebuilt.get('meta/host')).toMatchObject({ hostId: first.hostId });
+    // Without the file, a new identity (a new state directory).
+    expect((await ensureHostMeta(new MemoryKv())).hostId).not.toBe(first.hostId);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

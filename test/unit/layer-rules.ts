@@ -16,7 +16,7 @@ export const LAYERS: ReadonlyArray<{ name: string; rank: number; paths: string[]
   { name: 'reconcile', rank: 8, paths: ['driver/reconcile/'] },
   { name: 'edge', rank: 9, paths: ['driver/api/', 'driver/http/'] },
   { name: 'ops', rank: 10, paths: ['driver/ops/', 'driver/recovery/'] },
-  { name: 'entry', rank: 11, paths: ['driver/cli/', 'driver/main.ts', 'driver/daemon.ts', 'driver/config.ts', 'driver/node-flags.ts', 'driver/version.ts'] },
+  { name: 'entry', rank: 11, paths: ['driver/cli/', 'driver/startup/', 'driver/main.ts', 'driver/daemon.ts', 'driver/config.ts', 'driver/node-flags.ts', 'driver/version.ts'] },
 ];
 
 /** The layer of a repository path (the longest matching prefix), or undefined. */

@@ -1,0 +1,50 @@
+/**
+ * The network side of loomd, built in one place (the daemon and the kernel tier's tests):
+ * the table every part shares, the request-facing services, port publication and the
+ * reconciler's repairs, each given what it needs at construction.
+ */
+import type { Logger } from '../../lib/logger';
+import type { DataPlane } from '../dataplane/bridge';
+import type { Firewall } from '../firewall/model';
+import { PortPublisher } from '../ports/port-publisher';
+import { PortReserver } from '../ports/port-reserver';
+import type { NetworkRepository } from '../store/network-repo';
+import { EndpointService } from './endpoint-service';
+import { NetworkFirewall } from './network-firewall';
+import { NetworkService } from './network-service';
+import { NetworkTable } from './network-table';
+import type { OverlayControl } from './overlay-control';
+import { NetworkRepairs } from './repairs';
+
+export interface NetworkStack {
+  table: NetworkTable;
+  firewall: NetworkFirewall;
+  networks: NetworkService;
+  endpoints: EndpointService;
+  ports: PortPublisher;
+  repairs: NetworkRepairs;
+}
+
+export interface NetworkStackParts {
+  repo: NetworkRepository;
+  dataplane: DataPlane;
+  firewall: Firewall;
+  log: Logger;
+  /**
+   * Cluster mode: builds the overlay control over the table (the coordinator looks networks
+   * up in it), before the services that call it are built.
+   */
+  overlay?: (table: NetworkTable) => OverlayControl;
+}
+
+export function createNetworkStack(p: NetworkStackParts): NetworkStack {
+  const table = new NetworkTable(p.repo, p.log);
+  const firewall = new NetworkFirewall(table, p.firewall);
+  const reserver = new PortReserver(p.log.child({ svc: 'ports' }));
+  const deps = { table, dataplane: p.dataplane, firewall, ports: reserver, overlay: p.overlay?.(table), log: p.log };
+  const networks = new NetworkService(deps);
+  const endpoints = new EndpointService(deps);
+  const ports = new PortPublisher(table, reserver, firewall, p.log.child({ svc: 'ports' }));
+  const repairs = new NetworkRepairs(table, p.dataplane, firewall, networks, endpoints, p.log.child({ svc: 'reconcile' }));
+  return { table, firewall, networks, endpoints, ports, repairs };
+}

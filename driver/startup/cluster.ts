@@ -1,0 +1,78 @@
+/**
+ * Cluster mode (--etcd) at start-up: this host's VTEP and underlay MTU, the etcd store,
+ * the agent with its events, the cluster side of the IPAM, and the views of the cluster
+ * that loomctl shows (status, peers).
+ */
+import type { Config } from '../config';
+import { LoomError } from '../../lib/errors';
+import type { Logger } from '../../lib/logger';
+import { stripLength } from '../../lib/prefix';
+import { createClaimConflicts, createClusterPools } from '../../ipam-driver/index';
+import type { ClaimConflicts, ClusterPools } from '../../ipam-driver/index';
+import { ClusterAgent, ClusterEvents } from '../cluster/agent';
+import { loadEtcdTls } from '../cluster/etcd-tls';
+import { LazyEtcdStore } from '../cluster/lazy-store';
+import type { NetlinkKernel } from '../kernel/netlink-kernel';
+import type { ClusterStatus } from '../ops/admin';
+import { VERSION } from '../version';
+
+export interface ClusterMember {
+  agent: ClusterAgent;
+  /** The agent's events (the coordinator subscribes when it is built). */
+  events: ClusterEvents;
+  pools: ClusterPools;
+  conflicts: ClaimConflicts;
+}
+
+/** Joins (asynchronously: the agent retries in the background) the cluster named by `config.etcd`. */
+export async function joinCluster(config: Config, hostId: string, kernel: NetlinkKernel, log: Logger): Promise<ClusterMember> {
+  // Bad TLS settings stop loomd here, with the flag and file named, not at every call later.
+  const credentials = loadEtcdTls(config.etcd);
+  const addresses = await kernel.listAddresses();
+  const links = await kernel.listLinks();
+  let vtep = config.advertiseAddress;
+  if (!vtep) {
+    const def = (await kernel.listRoutes()).find((r) => r.prefix.family === 4 && r.prefix.len === 0);
+    const found = addresses.find((a) => a.family === 4 && a.index === def?.index)?.cidr;
+    if (!found) throw new LoomError('invalid', 'cluster mode needs this host\'s VXLAN address: pass --advertise-address (no IPv4 default route found)');
+    vtep = stripLength(found);
+  }
+  const holder = addresses.find((a) => stripLength(a.cidr) === vtep);
+  if (!holder) throw new LoomError('invalid', `--advertise-address ${vtep} is not an address of this host`);
+  const underlayMtu = links.find((l) => l.index === holder.index)?.mtu ?? 1500;
+  const store = new LazyEtcdStore({ endpoints: config.etcd.endpoints, ...(credentials ? { credentials } : {}) }, log.child({ svc: 'etcd' }));
+  const events = new ClusterEvents();
+  const agent = new ClusterAgent(store, { hostId, vtep, underlayMtu, version: VERSION }, log.child({ svc: 'cluster' }), { leaseTtlS: config.leaseTtlS, peerGraceS: config.peerGraceS, events });
+  log.info({ hostId, vtep, underlayMtu, etcd: config.etcd.endpoints, tls: credentials !== undefined }, 'cluster mode');
+  const ipamLog = log.child({ svc: 'cluster-ipam' });
+  const conflicts = createClaimConflicts(ipamLog);
+  const pools = createClusterPools(agent.store, hostId, ipamLog, { writes: agent.writes, knownClaims: () => [...agent.claims.values()], conflicts, health: agent.health });
+  return { agent, events, pools, conflicts };
+}
+
+/** The cluster part of `loomctl status` and `doctor`: etcd's state as this host sees it. */
+export function clusterStatus(c: ClusterMember): ClusterStatus {
+  const { agent } = c;
+  return {
+    hostId: agent.hostId,
+    vtep: agent.me.vtep,
+    healthy: !agent.health.isDown,
+    etcd: agent.health.view(),
+    reconnecting: agent.session.reconnecting,
+    session: agent.session.stats,
+    backlog: agent.backlog,
+    hosts: agent.hosts.size,
+    claimConflicts: c.conflicts.list(),
+  };
+}
+
+/** `loomctl peers`: the cluster's hosts and overlays as this host sees them. */
+export function peersView(c: ClusterMember): unknown {
+  const { agent } = c;
+  return {
+    cluster: true,
+    self: agent.hostId,
+    hosts: [...agent.hosts.values()].map((h) => ({ ...h, leaseAgeSeconds: Math.round((Date.now() - Date.parse(h.startedAt)) / 1000) })),
+    overlays: [...agent.overlays.values()].map((o) => ({ key: o.key, vni: o.vni, name: o.name, origin: o.origin, mtu: o.mtu, remoteEndpoints: agent.remote.get(o.key)?.size ?? 0 })),
+  };
+}
