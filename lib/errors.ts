@@ -26,20 +26,10 @@ export const notFound = (msg: string): LoomError => new LoomError('not-found', m
 export const conflict = (msg: string): LoomError => new LoomError('conflict', msg);
 export const exhausted = (msg: string): LoomError => new LoomError('exhausted', msg);
 export const unavailable = (msg: string): LoomError => new LoomError('unavailable', msg);
-export const internal = (msg: string): LoomError => new LoomError('internal', msg);
 
 /** Converts anything thrown into a LoomError, keeping LoomErrors as they are. */
 export function asLoomError(err: unknown): LoomError {
   if (err instanceof LoomError) return err;
   if (err instanceof Error) return new LoomError('internal', err.message);
   return new LoomError('internal', String(err));
-}
-
-/** Wraps a failure of `fn` with a context prefix ("create bridge lm-1a2b: ..."). */
-export async function withContext<T>(context: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw asLoomError(err).withContext(context);
-  }
 }

@@ -9,6 +9,7 @@
 import * as http from 'node:http';
 import { parseArgs } from 'node:util';
 import Dockerode from 'dockerode';
+import { stripLength } from '../../lib/prefix';
 
 const USAGE = `Usage: loomctl [--admin-socket PATH] [--json] COMMAND
 
@@ -155,7 +156,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
                 n.bridge,
                 n.overlay ? `overlay ${n.overlay.key} vni ${n.overlay.vni}` : 'bridge',
                 ipam.map((d) => d.pool).join(','),
-                ipam.map((d) => (d.gateway ?? '-').split('/')[0]).join(','),
+                ipam.map((d) => stripLength(d.gateway ?? '-')).join(','),
                 String(n.mtu),
                 String(n.endpoints.length),
                 [n.internal && 'internal', !n.icc && 'no-icc', !n.masquerade && 'no-nat'].filter(Boolean).join(',') || '-',

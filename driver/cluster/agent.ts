@@ -7,23 +7,22 @@
  * with backoff; health.ts says whether etcd answers. Consumers learn about changes
  * through the `on*` callbacks.
  */
-import { randomInt } from 'node:crypto';
-import { conflict, unavailable } from '../../lib/errors';
+import { unavailable } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { stripLength } from '../../lib/prefix';
 import { BACKGROUND_DEADLINE_MS, GuardedStore } from '../../lib/cluster/guarded-store';
-import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from '../../lib/cluster/health';
+import { ClusterHealth, isClusterUnavailable } from '../../lib/cluster/health';
 import { DeferredWrites } from '../../lib/cluster/deferred-writes';
 import { RemoteEndpoints } from './remote-endpoints';
+import { deleteOverlayKeys, registerOverlay } from './overlay-records';
 import { ClusterSession } from './session';
 import { KeyValue, RawClusterStore, WatchEvent, keys } from '../../lib/cluster/store';
 import type { ClaimRecord, HostRecord, OverlayRecord, RemoteEndpoint } from './records';
+import type { AgentCallbacks } from './events';
 
 export type { ClaimRecord, HostRecord, OverlayRecord, OverlaySubnet, RemoteEndpoint } from './records';
 
 export const VXLAN_OVERHEAD = 50;
-const VNI_MIN = 4096;
-const VNI_MAX = 16_000_000;
 
 export interface AgentIdentity {
   hostId: string;
@@ -32,13 +31,8 @@ export interface AgentIdentity {
   version: string;
 }
 
-export interface AgentCallbacks {
-  onRemoteEndpoint?(ep: RemoteEndpoint, present: boolean): void;
-  onOverlay?(rec: OverlayRecord | undefined, key: string): void;
-  onReservation?(subnet: string, ip: string, value: { host: string; state: string } | undefined): void;
-  /** A borrow request appeared (or is still there after a resync): `key` under /loom/v1/loans/. */
-  onLoanRequest?(key: string): void;
-}
+export type { AgentCallbacks } from './events';
+export { ClusterEvents } from './events';
 
 export interface AgentOptions {
   leaseTtlS?: number;
@@ -48,31 +42,6 @@ export interface AgentOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Who hears about the cluster's changes (ClusterEvents: listeners subscribe after construction). */
   events?: AgentCallbacks;
-}
-
-/**
- * The agent's events, handed to it at construction; whoever reacts to them (the coordinator)
- * subscribes with `listen` when it is constructed. Listeners run in subscription order.
- */
-export class ClusterEvents implements Required<AgentCallbacks> {
-  private readonly listeners: AgentCallbacks[] = [];
-
-  listen(l: AgentCallbacks): void {
-    this.listeners.push(l);
-  }
-
-  onRemoteEndpoint(ep: RemoteEndpoint, present: boolean): void {
-    for (const l of this.listeners) l.onRemoteEndpoint?.(ep, present);
-  }
-  onOverlay(rec: OverlayRecord | undefined, key: string): void {
-    for (const l of this.listeners) l.onOverlay?.(rec, key);
-  }
-  onReservation(subnet: string, ip: string, value: { host: string; state: string } | undefined): void {
-    for (const l of this.listeners) l.onReservation?.(subnet, ip, value);
-  }
-  onLoanRequest(key: string): void {
-    for (const l of this.listeners) l.onLoanRequest?.(key);
-  }
 }
 
 export class ClusterAgent {
@@ -244,31 +213,10 @@ export class ClusterAgent {
    * checks that the subnets match; a different overlay with the same key is a conflict.
    */
   async registerOverlay(proposal: Omit<OverlayRecord, 'vni' | 'createdAt'>): Promise<OverlayRecord> {
-    try {
-      this.health.check(`overlay ${proposal.key}`);
-      // Its deletion, queued while etcd was away, must not run after this registration.
-      if (!(await this.writes.flushed(overlayWrite(proposal.key), 2_000))) throw unavailable(`overlay ${proposal.key} is still being deleted in the cluster store; try again`);
-      const existing = await this.store.get<OverlayRecord>(keys.overlay(proposal.key));
-      if (existing) {
-        const a = existing.value.ipv4.map((s) => s.pool).join(',');
-        const b = proposal.ipv4.map((s) => s.pool).join(',');
-        if (a !== b) throw conflict(`overlay ${proposal.key} exists with subnets ${a}; this network has ${b}`);
-        return existing.value;
-      }
-      for (let attempt = 0; attempt < 32; attempt++) {
-        const vni = randomInt(VNI_MIN, VNI_MAX);
-        if (!(await this.store.create(keys.vni(vni), { overlay: proposal.key }))) continue;
-        const rec: OverlayRecord = { ...proposal, vni, createdAt: new Date().toISOString() };
-        if (await this.store.create(keys.overlay(proposal.key), rec)) return rec;
-        await this.store.delete(keys.vni(vni));
-        return this.registerOverlay(proposal);
-      }
-      throw unavailable('could not allocate a VNI');
-    } catch (err) {
-      if (isClusterUnavailable(err)) throw new ClusterUnavailableError(`overlay ${proposal.key} needs the cluster store (etcd), which is unreachable: ${err.message}`);
-      if (err instanceof Error && 'kind' in err) throw err;
-      throw unavailable(`overlay networks need the cluster store, which is unreachable: ${(err as Error).message}`);
-    }
+    this.health.check(`overlay ${proposal.key}`);
+    // Its deletion, queued while etcd was away, must not run after this registration.
+    if (!(await this.writes.flushed(overlayWrite(proposal.key), 2_000))) throw unavailable(`overlay ${proposal.key} is still being deleted in the cluster store; try again`);
+    return registerOverlay(this.store, proposal);
   }
 
   /** Records the Docker network name of an overlay (on its origin). */
@@ -283,21 +231,7 @@ export class ClusterAgent {
    * blocks, reservations. Queued: DeleteNetwork never waits for etcd.
    */
   deleteOverlay(rec: OverlayRecord): void {
-    this.writes.set(overlayWrite(rec.key), `delete overlay ${rec.key}`, () => this.deleteOverlayNow(rec));
-  }
-
-  private async deleteOverlayNow(rec: OverlayRecord): Promise<void> {
-    const store = this.background;
-    for (const s of [...rec.ipv4, ...rec.ipv6]) {
-      for (const kv of await store.list(keys.blocksOf(s.pool))) await store.delete(kv.key);
-      for (const kv of await store.list(keys.reservationsOf(s.pool))) await store.delete(kv.key);
-      for (const kv of await store.list(keys.loanRequestsOf(s.pool))) await store.delete(kv.key);
-      await store.delete(keys.pool(s.pool));
-    }
-    for (const kv of await store.list(`/loom/v1/detached/${rec.key}/`)) await store.delete(kv.key);
-    await store.delete(keys.vni(rec.vni));
-    await store.delete(keys.overlay(rec.key));
-    this.log.info({ overlay: rec.key }, 'overlay deleted in the cluster store');
+    this.writes.set(overlayWrite(rec.key), `delete overlay ${rec.key}`, () => deleteOverlayKeys(this.background, rec, this.log));
   }
 
   /** True when this host removed its instance of the overlay by hand (do not re-create it). */

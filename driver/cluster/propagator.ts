@@ -6,10 +6,10 @@
  */
 import type Dockerode from 'dockerode';
 import type { Logger } from '../../lib/logger';
+import { stripLength } from '../../lib/prefix';
 import type { ClusterAgent, OverlayRecord } from './agent';
 import { OPT_LOOM_MODE, OPT_LOOM_OVERLAY } from '../model/options';
 
-const plain = (cidr: string | undefined): string | undefined => cidr?.split('/')[0];
 
 export class DockerPropagator {
   private readonly busy = new Set<string>();
@@ -56,8 +56,8 @@ export class DockerPropagator {
       const config = (subnets: OverlayRecord['ipv4']): Array<Record<string, unknown>> =>
         subnets.map((s) => ({
           Subnet: s.pool,
-          ...(s.gateway ? { Gateway: plain(s.gateway) } : {}),
-          ...(Object.keys(s.aux).length ? { AuxiliaryAddresses: Object.fromEntries(Object.entries(s.aux).map(([k, v]) => [k, plain(v)])) } : {}),
+          ...(s.gateway ? { Gateway: stripLength(s.gateway) } : {}),
+          ...(Object.keys(s.aux).length ? { AuxiliaryAddresses: Object.fromEntries(Object.entries(s.aux).map(([k, v]) => [k, stripLength(v)])) } : {}),
         }));
       await docker.createNetwork({
         Name: rec.name,

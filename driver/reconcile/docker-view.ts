@@ -4,7 +4,7 @@
  * may be waiting on loom while loom would be waiting on dockerd.
  */
 import type Dockerode from 'dockerode';
-import { formatIp, formatPrefix, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';
+import { canonicalIp, formatPrefix, parsePrefix } from '../../lib/prefix';
 
 export interface DockerNetwork {
   id: string;
@@ -29,11 +29,10 @@ export interface DockerView {
 export type DockerViewSource = () => Promise<DockerView | undefined>;
 
 /** Docker echoes the user's spelling ("FD00:0::5/64"); loom stores canonical forms. */
-const plain = (cidr: string | undefined): string | undefined => {
+const canonical = (cidr: string | undefined): string | undefined => {
   if (!cidr) return undefined;
   try {
-    const ip = parseIpMaybeCidr(cidr);
-    return formatIp(ip.family, ip.value);
+    return canonicalIp(cidr);
   } catch {
     return undefined;
   }
@@ -64,7 +63,7 @@ export function dockerViewSource(getDocker: () => Promise<Dockerode>, onError: (
         for (const c of Object.values(n.Containers ?? {})) {
           if (!c.EndpointID) continue;
           if (c.Name) containerNames.set(c.EndpointID, c.Name);
-          endpoints.set(c.EndpointID, [plain(c.IPv4Address), plain(c.IPv6Address)].filter((x): x is string => Boolean(x)));
+          endpoints.set(c.EndpointID, [canonical(c.IPv4Address), canonical(c.IPv6Address)].filter((x): x is string => Boolean(x)));
         }
         networks.set(n.Id, {
           id: n.Id,
@@ -72,7 +71,7 @@ export function dockerViewSource(getDocker: () => Promise<Dockerode>, onError: (
           driver: n.Driver,
           ipamDriver: n.IPAM?.Driver ?? '',
           subnets: cfg.map((c) => subnet(c.Subnet)).filter((s): s is string => Boolean(s)),
-          reserved: cfg.flatMap((c) => [plain(c.Gateway), ...Object.values((c as { AuxiliaryAddresses?: Record<string, string> }).AuxiliaryAddresses ?? {}).map(plain)]).filter((x): x is string => Boolean(x)),
+          reserved: cfg.flatMap((c) => [canonical(c.Gateway), ...Object.values((c as { AuxiliaryAddresses?: Record<string, string> }).AuxiliaryAddresses ?? {}).map(canonical)]).filter((x): x is string => Boolean(x)),
           endpoints,
         });
       }

@@ -20,7 +20,7 @@ import { LOCAL_SPACE } from '../../ipam-driver/index';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
 import { bridgeAddresses } from '../model/records';
 import type { LinkOwner } from '../kernel/link-owner';
-import { contains, formatIp, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';
+import { canonicalIp, contains, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';
 
 export interface ObservedPool {
   id: string;
@@ -83,10 +83,6 @@ export interface Plan {
   suspects: Map<string, number>;
 }
 
-const plainIp = (text: string): string => {
-  const ip = parseIpMaybeCidr(text);
-  return formatIp(ip.family, ip.value);
-};
 
 export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts: PlanOptions): Plan {
   const actions: Action[] = [];
@@ -153,14 +149,14 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   for (const n of obs.networks) {
     if (staleNetworks.has(n.id)) continue;
     for (const d of [...n.ipv4, ...n.ipv6]) {
-      if (d.gateway) needed.push({ address: plainIp(d.gateway), why: `gateway of network ${n.id.slice(0, 12)}`, allocKind: 'gateway' });
-      for (const [name, aux] of Object.entries(d.aux)) needed.push({ address: plainIp(aux), why: `aux address ${name} of network ${n.id.slice(0, 12)}`, allocKind: 'explicit' });
+      if (d.gateway) needed.push({ address: canonicalIp(d.gateway), why: `gateway of network ${n.id.slice(0, 12)}`, allocKind: 'gateway' });
+      for (const [name, aux] of Object.entries(d.aux)) needed.push({ address: canonicalIp(aux), why: `aux address ${name} of network ${n.id.slice(0, 12)}`, allocKind: 'explicit' });
     }
   }
   for (const e of obs.endpoints) {
     if (staleNetworks.has(e.networkId) || !links.has(e.hostIf)) continue;
     if (dockerKnows(e) === false) continue;
-    for (const a of [e.address, e.addressV6]) if (a) needed.push({ address: plainIp(a), why: `endpoint ${e.id.slice(0, 12)}`, allocKind: 'dynamic' });
+    for (const a of [e.address, e.addressV6]) if (a) needed.push({ address: canonicalIp(a), why: `endpoint ${e.id.slice(0, 12)}`, allocKind: 'dynamic' });
   }
   for (const { address, why, allocKind } of needed) {
     const ip = parseIpMaybeCidr(address);
@@ -192,19 +188,19 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     const accounted = new Set<string>();
     for (const n of obs.networks) {
       for (const d of [...n.ipv4, ...n.ipv6]) {
-        if (d.gateway) accounted.add(plainIp(d.gateway));
-        for (const aux of Object.values(d.aux)) accounted.add(plainIp(aux));
+        if (d.gateway) accounted.add(canonicalIp(d.gateway));
+        for (const aux of Object.values(d.aux)) accounted.add(canonicalIp(aux));
       }
     }
     for (const e of obs.endpoints) {
       if (removedEndpoints.has(e.id)) continue;
-      for (const a of [e.address, e.addressV6]) if (a) accounted.add(plainIp(a));
+      for (const a of [e.address, e.addressV6]) if (a) accounted.add(canonicalIp(a));
     }
     /** address -> endpoint id, for the endpoints removed in this pass. */
     const releasedWithEndpoint = new Map(
       obs.endpoints
         .filter((e) => removedEndpoints.has(e.id))
-        .flatMap((e) => [e.address, e.addressV6].filter((a): a is string => Boolean(a)).map((a): [string, string] => [plainIp(a), e.id])),
+        .flatMap((e) => [e.address, e.addressV6].filter((a): a is string => Boolean(a)).map((a): [string, string] => [canonicalIp(a), e.id])),
     );
     for (const dn of dockerNets.values()) {
       dn.subnets.forEach((s) => usedSubnets.add(s));

@@ -6,7 +6,6 @@
  */
 import { asLoomError } from '../../lib/errors';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
-import { isNetnsFile } from '../kernel/netns-file';
 import { ownerOf } from '../kernel/link-owner';
 import type { NetworkTable } from '../network/network-table';
 import type { NetworkRepairs } from '../network/repairs';
@@ -15,6 +14,7 @@ import type { Logger } from '../../lib/logger';
 import type { IpamService } from '../../ipam-driver/index';
 import type { DockerViewSource } from './docker-view';
 import { Action, Observed, plan } from './plan';
+import { observe } from './observe';
 
 export interface ReconcilerOptions {
   intervalMs: number;
@@ -171,31 +171,8 @@ export class Reconciler {
     return { observed, actions, unknownToLoom };
   }
 
-  private async observe(): Promise<Observed> {
-    const at = Date.now();
-    const docker = this.d.docker ? await withTimeout(this.d.docker(), this.d.options.dockerTimeoutMs) : undefined;
-    const list = this.d.networks.list();
-    const endpoints = list.flatMap((n) => n.endpoints);
-    const links = await this.d.kernel.listLinks();
-    const linkNames = new Set(links.map((l) => l.name));
-    const byIndex = new Map(links.map((l) => [l.index, l.name]));
-    const bridgeAddresses = new Map<string, string[]>();
-    for (const a of await this.d.kernel.listAddresses()) {
-      const name = byIndex.get(a.index);
-      if (name) bridgeAddresses.set(name, [...(bridgeAddresses.get(name) ?? []), a.cidr]);
-    }
-    return {
-      at,
-      networks: list.map((n) => n.record),
-      endpoints,
-      pools: this.d.ipam.listPools(),
-      links: links.map((l) => ({ name: l.name, kind: l.kind, up: l.up, owner: ownerOf(l.alias, this.d.kernel.mark ?? '') })),
-      bridgeAddresses,
-      firewallDrift: await this.d.firewall.check(),
-      docker,
-      // Only asked for endpoints whose veth is gone (the planner's replumb rule): no file check per endpoint and pass.
-      liveSandboxes: new Set(endpoints.filter((e) => !linkNames.has(e.hostIf) && e.sandboxKey && isNetnsFile(e.sandboxKey)).map((e) => e.id)),
-    };
+  private observe(): Promise<Observed> {
+    return observe(this.d);
   }
 
   private async pass(force: boolean): Promise<PassResult> {
@@ -283,21 +260,4 @@ export class Reconciler {
         return ipam.restoreAllocation(a.poolId, a.address, a.allocKind);
     }
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(undefined), ms);
-    t.unref();
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      () => {
-        clearTimeout(t);
-        resolve(undefined);
-      },
-    );
-  });
 }

@@ -23,7 +23,7 @@ import type { EndpointRecord, IpamData, NetworkRecord } from '../model/types';
 import type { PublishedPort } from '../model/port-map';
 import type { AllocationKind, AllocationRecord, PoolRecord } from '../../ipam-driver/index';
 import { poolIdOf } from '../../ipam-driver/index';
-import { contains, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';
+import { stripLength, contains, parseIpMaybeCidr, parsePrefix } from '../../lib/prefix';
 
 export interface RebuildResult {
   entries: Array<[string, unknown]>;
@@ -38,7 +38,7 @@ export interface RebuildResult {
 type Net = Dockerode.NetworkInspectInfo & { Created?: string; EnableIPv6?: boolean; Internal?: boolean };
 type Ctr = Dockerode.ContainerInspectInfo;
 
-const cidr = (ip: string, pool: string): string => `${ip.split('/')[0]}/${pool.split('/')[1]}`;
+const cidr = (ip: string, pool: string): string => `${stripLength(ip)}/${pool.split('/')[1]}`;
 
 /**
  * Docker's IPAM config names a gateway only when the user gave one (--gateway): otherwise it is
@@ -55,7 +55,8 @@ function gatewayOf(n: Net, subnet: string, containers: Map<string, Ctr>, bridgeA
       if (gw) return gw;
     }
   }
-  return bridgeAddresses.find(inSubnet)?.split('/')[0];
+  const found = bridgeAddresses.find(inSubnet);
+  return found === undefined ? undefined : stripLength(found);
 }
 
 /** Store entries (schema v1 keys, see schema.ts) for `networks` of `driver`. */
@@ -111,8 +112,8 @@ export function rebuildEntries(networks: Net[], containers: Map<string, Ctr>, dr
         const id = poolIdOf(space, pool, sub);
         pools.push({ id, addressSpace: space, pool: p.c.Subnet as string, ...(p.c.IPRange ? { subPool: p.c.IPRange } : {}), v6: p.v6, options: (n.IPAM?.Options ?? {}) as Record<string, string>, refs: 1, auto: false, cursor: '-1', createdAt: record.createdAt });
         const m = new Map<string, AllocationKind>();
-        if (p.c.Gateway) m.set(p.c.Gateway.split('/')[0] as string, 'gateway');
-        for (const a of Object.values(p.data.aux)) m.set(a.split('/')[0] as string, 'explicit');
+        if (p.c.Gateway) m.set(stripLength(p.c.Gateway), 'gateway');
+        for (const a of Object.values(p.data.aux)) m.set(stripLength(a), 'explicit');
         allocs.set(id, m);
       }
     }
@@ -150,7 +151,7 @@ export function rebuildEntries(networks: Net[], containers: Map<string, Ctr>, dr
       const requested = (settings as { IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } } | undefined)?.IPAMConfig;
       for (const [a, asked] of [[address, requested?.IPv4Address], [addressV6, requested?.IPv6Address]] as Array<[string | undefined, string | undefined]>) {
         const p = a ? poolOf(a) : undefined;
-        if (a && p) allocs.get(p.id)?.set(a.split('/')[0] as string, asked ? 'explicit' : 'dynamic');
+        if (a && p) allocs.get(p.id)?.set(stripLength(a), asked ? 'explicit' : 'dynamic');
       }
     }
     for (const p of pools) {
@@ -176,14 +177,14 @@ function publishedPorts(ctr: Ctr | undefined, net: NetworkRecord, address: strin
   // (then a container on one network is the only unambiguous case).
   const nets = Object.values(ctr?.NetworkSettings.Networks ?? {});
   const gw = (ctr?.NetworkSettings as { Gateway?: string } | undefined)?.Gateway || (nets.length === 1 ? nets[0]?.Gateway : undefined);
-  if (!ctr || !address || !gw || !net.ipv4.some((d) => d.gateway?.split('/')[0] === gw)) return [];
+  if (!ctr || !address || !gw || !net.ipv4.some((d) => d.gateway !== undefined && stripLength(d.gateway) === gw)) return [];
   const out: PublishedPort[] = [];
   for (const [key, bindings] of Object.entries(ctr.NetworkSettings.Ports ?? {})) {
     const [port, proto] = key.split('/');
     for (const b of bindings ?? []) {
       if (!b.HostPort) continue;
       const hostIp = b.HostIp || '0.0.0.0';
-      out.push({ proto: (proto ?? 'tcp') as PublishedPort['proto'], family: hostIp.includes(':') ? 6 : 4, hostIp, hostPort: Number(b.HostPort), containerIp: address.split('/')[0] as string, containerPort: Number(port) });
+      out.push({ proto: (proto ?? 'tcp') as PublishedPort['proto'], family: hostIp.includes(':') ? 6 : 4, hostIp, hostPort: Number(b.HostPort), containerIp: stripLength(address), containerPort: Number(port) });
     }
   }
   return out.filter((p) => p.family === 4);
