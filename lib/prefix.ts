@@ -66,27 +66,6 @@ export function parseIpMaybeCidr(text: string, what = 'address'): Ip & { len: nu
   return { family: raw.family, value: raw.value, len: raw.len };
 }
 
-/**
- * The text before any "/len": "198.18.10.7/24" -> "198.18.10.7". Only the length goes; the
- * address keeps its spelling (use canonicalIp to compare with what loom stores).
- */
-export function stripLength(text: string): string;
-export function stripLength(text: string | undefined): string | undefined;
-export function stripLength(text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  const slash = text.indexOf('/');
-  return slash < 0 ? text : text.slice(0, slash);
-}
-
-/**
- * The canonical text of an address given with or without a prefix length: "FD00:0::5/64" ->
- * "fd00::5", as loom stores it. Throws `invalid` on anything that is not an address.
- */
-export function canonicalIp(text: string, what = 'address'): string {
-  const ip = parseIpMaybeCidr(text, what);
-  return formatIp(ip.family, ip.value);
-}
-
 export function maskOf(family: Family, len: number): bigint {
   const bits = BigInt(bitsOf(family));
   const all = (1n << bits) - 1n;
@@ -172,4 +151,16 @@ export function unusableSubnet(p: Prefix): string | undefined {
     if (overlaps(r, p)) return `${formatPrefix(p)} overlaps ${text} (${what})`;
   }
   return undefined;
+}
+
+/** The address of a CIDR text as given, without its prefix length ("198.18.10.7/24" -> "198.18.10.7"). */
+export function stripLength(cidr: string): string {
+  const slash = cidr.indexOf('/');
+  return slash < 0 ? cidr : cidr.slice(0, slash);
+}
+
+/** The canonical text of an address given with or without a length ("FD00:0::5/64" -> "fd00::5"). */
+export function canonicalIp(text: string): string {
+  const ip = parseIpMaybeCidr(text);
+  return formatIp(ip.family, ip.value);
 }
