@@ -23,12 +23,12 @@
  * transaction grants X to at most one borrower and only while the borrower still waits (a
  * withdrawn request can no longer be granted). Failures leave, at worst, X held on both
  * sides' books without use (an etcd error with unknown outcome, a SIGKILL between steps):
- * the IPAM resync (shared-pools.ts) gives such addresses back, never the other way round.
+ * the IPAM resync (shared-resync.ts) gives such addresses back, never the other way round.
  */
 import { exhausted, unavailable } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import { ClusterStore, KeyValue, keys } from '../lib/cluster/store';
-import type { ClusterTiming, Reservation } from './cluster-pools';
+import { ClusterTiming, Reservation, lastSegment } from './cluster-records';
 import { Prefix, formatPrefix } from '../lib/prefix';
 
 /** `loans/<subnet>/<owner>/<id>`: `host` asks `owner` for one address. */
@@ -62,8 +62,6 @@ export type GrantOutcome =
   | { kind: 'taken'; host: string }
   /** this host itself reserved the address (a static address in flight) */
   | { kind: 'mine' };
-
-const lastSegment = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
 
 export class AddressLoans {
   private turn = 0;

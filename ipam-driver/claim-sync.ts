@@ -13,7 +13,7 @@ import { ClusterHealth, ClusterUnavailableError, isClusterUnavailable } from '..
 import type { DeferredWrites } from '../lib/cluster/deferred-writes';
 import { ClusterStore, keys } from '../lib/cluster/store';
 import type { ClaimConflicts } from './claim-conflicts';
-import type { PoolClaim } from './cluster-pools';
+import type { PoolClaim } from './cluster-records';
 
 /** What keeps cluster IPAM serving while etcd is unreachable (absent in unit tests of the plain logic). */
 export interface ClusterDeferral {

@@ -24,70 +24,27 @@
  * reservations) is queued; what needs another host's agreement (joining an overlay's
  * subnet, a new block, a static address in a shared pool) fails at once naming etcd.
  */
-import { conflict, unavailable } from '../lib/errors';
+import { conflict } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import { isClusterUnavailable } from '../lib/cluster/health';
 import { ClusterStore, KeyValue, keys } from '../lib/cluster/store';
+import { Prefix, contains, formatPrefix, parseIp, parsePrefix, subnetAt, subnetCount } from '../lib/prefix';
+import { chooseBlockLen } from './core/block-size';
+import { AddressLoans } from './address-loans';
 import { ClaimSync, ClusterDeferral, claimedBy, clusterGuard, writeKey } from './claim-sync';
+import { ClusterReservations } from './cluster-reservations';
+import { BlockClaim, ClusterTiming, DEFAULT_TIMING, PoolClaim, Reservation, blockKey, lastSegment, subnetOfKey } from './cluster-records';
 
 export type { ClusterDeferral };
-import { blockOf, chooseBlockLen } from './core/block-size';
-import { Prefix, contains, formatIp, formatPrefix, parseIp, parsePrefix, subnetAt, subnetCount } from '../lib/prefix';
-import { AddressLoans } from './address-loans';
-
-export interface PoolClaim {
-  subnet: string;
-  kind: 'pending' | 'local' | 'overlay';
-  host: string;
-  overlay?: string;
-  /** Block length of the pool when it is shared (absent in claims of older versions: legacy /26, /116). */
-  blockLen?: number;
-  at: string;
-}
-
-export interface BlockClaim {
-  host: string;
-  at: string;
-}
-
-/** `reservations/<subnet>/<ip>`: `host` holds `ip` (or asks for it: state requested). */
-export interface Reservation {
-  host: string;
-  state: 'granted' | 'requested' | 'denied';
-  at: string;
-  /** A loan: the owner of the block lent a free address (quarantined there when given back). */
-  borrowed?: boolean;
-  /** A loan: the id of the borrow request it answers (the borrower finds its address by it). */
-  request?: string;
-}
-
-/** Deadlines and waits of the cluster IPAM; injectable so unit tests run on a simulated clock. */
-export interface ClusterTiming {
-  /** How long a static reservation inside another host's block waits for that host. */
-  grantTimeoutMs: number;
-  /** How long a borrow request waits for one owner before the next one is asked. */
-  loanOwnerTimeoutMs: number;
-  /** Overall deadline of one borrow (every owner asked). */
-  loanBudgetMs: number;
-  sleep(ms: number): Promise<void>;
-  now(): number;
-}
-
-export const DEFAULT_TIMING: ClusterTiming = {
-  grantTimeoutMs: 5_000,
-  loanOwnerTimeoutMs: 2_000,
-  loanBudgetMs: 8_000,
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms).unref()),
-  now: () => Date.now(),
-};
-
-const blockKey = (b: Prefix): string => formatIp(b.family, b.base);
-const lastSegment = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
 
 export class ClusterPools {
-  readonly timing: ClusterTiming;
   /** Borrowing single addresses from other hosts' blocks. */
   readonly loans: AddressLoans;
+
+  /** Publication of claims, queued writes, the claim audit (claim-sync.ts). */
+  private readonly sync: ClaimSync;
+  /** Static addresses reserved cluster-wide (cluster-reservations.ts). */
+  private readonly resv: ClusterReservations;
 
   constructor(
     private readonly store: ClusterStore,
@@ -96,20 +53,10 @@ export class ClusterPools {
     timing: Partial<ClusterTiming> = {},
     private readonly deferral?: ClusterDeferral,
   ) {
-    this.timing = { ...DEFAULT_TIMING, ...timing };
-    this.loans = new AddressLoans(store, hostId, log, this.timing);
+    const waits: ClusterTiming = { ...DEFAULT_TIMING, ...timing };
+    this.loans = new AddressLoans(store, hostId, log, waits);
     this.sync = new ClaimSync(store, hostId, log, deferral);
-  }
-
-  /** Publication of claims, queued writes, the claim audit (claim-sync.ts). */
-  private readonly sync: ClaimSync;
-
-  private guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return clusterGuard(what, fn);
-  }
-
-  private soon(key: string, label: string, write: () => Promise<void>): Promise<void> {
-    return this.sync.soon(key, label, write);
+    this.resv = new ClusterReservations(store, hostId, waits, this.sync, deferral);
   }
 
   /** Reconcile pass: this host's local subnets claimed as its own in etcd (claim-sync.ts). */
@@ -117,10 +64,9 @@ export class ClusterPools {
     return this.sync.audit(local);
   }
 
-
   /** Subnets claimed anywhere in the cluster (for choosing automatic subnets); the last known ones while etcd is unreachable. */
   async claimed(): Promise<Prefix[]> {
-    const now = this.guard('list cluster pools', async () => (await this.store.list<PoolClaim>(keys.pools)).map((kv) => parsePrefix(kv.value.subnet)));
+    const now = clusterGuard('list cluster pools', async () => (await this.store.list<PoolClaim>(keys.pools)).map((kv) => parsePrefix(kv.value.subnet)));
     if (!this.deferral) return now;
     try {
       return await this.sync.withinBudget(now, 'list cluster pools');
@@ -148,7 +94,7 @@ export class ClusterPools {
   }
 
   private async claimNow(subnet: string): Promise<{ shared?: string; blockLen?: number }> {
-    return this.guard(`claim subnet ${subnet}`, async () => {
+    return clusterGuard(`claim subnet ${subnet}`, async () => {
       const blockLen = chooseBlockLen(parsePrefix(subnet));
       for (let i = 0; i < 3; i++) {
         const mine: PoolClaim = { subnet, kind: 'pending', host: this.hostId, blockLen, at: new Date().toISOString() };
@@ -174,12 +120,12 @@ export class ClusterPools {
 
   /** After CreateNetwork: the pool is this host's (bridge network) or an overlay's (shared). */
   async settle(subnet: string, kind: 'local' | 'overlay', overlay?: string): Promise<void> {
-    await this.soon(writeKey.pool(subnet), `record subnet ${subnet}`, () => this.sync.publish(subnet, kind, overlay));
+    await this.sync.soon(writeKey.pool(subnet), `record subnet ${subnet}`, () => this.sync.publish(subnet, kind, overlay));
   }
 
   /** Swarm AllocateNetwork: claims `subnet` for overlay `key` directly (idempotent). */
   async claimForOverlay(subnet: string, key: string): Promise<void> {
-    await this.guard(`claim subnet ${subnet}`, async () => {
+    await clusterGuard(`claim subnet ${subnet}`, async () => {
       const mine: PoolClaim = { subnet, kind: 'overlay', host: this.hostId, overlay: key, blockLen: chooseBlockLen(parsePrefix(subnet)), at: new Date().toISOString() };
       if (await this.store.create(keys.pool(subnet), mine)) return;
       const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
@@ -192,8 +138,8 @@ export class ClusterPools {
   async release(subnet: string): Promise<void> {
     const before = Date.now();
     this.deferral?.conflicts.clear(subnet);
-    await this.soon(writeKey.pool(subnet), `release subnet ${subnet}`, () =>
-      this.guard(`release subnet ${subnet}`, async () => {
+    await this.sync.soon(writeKey.pool(subnet), `release subnet ${subnet}`, () =>
+      clusterGuard(`release subnet ${subnet}`, async () => {
         const cur = await this.store.get<PoolClaim>(keys.pool(subnet));
         const c = cur?.value;
         if (cur && c && c.host === this.hostId && c.kind !== 'overlay' && claimedBy(c.at, before)) await this.store.cas(keys.pool(subnet), cur.revision, undefined);
@@ -207,7 +153,7 @@ export class ClusterPools {
    * reserved atomically while the block was unclaimed, or lent by a former owner), or undefined.
    */
   async claimBlock(pool: Prefix, len: number, usable: (b: Prefix) => boolean): Promise<{ block: Prefix; foreign: Array<{ ip: string; host: string }> } | undefined> {
-    return this.guard(`claim a block of ${formatPrefix(pool)}`, async () => {
+    return clusterGuard(`claim a block of ${formatPrefix(pool)}`, async () => {
       const taken = new Set((await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))).map((kv) => lastSegment(kv.key)));
       const count = subnetCount(pool, len);
       for (let i = 0n; i < count && i < 65_536n; i++) {
@@ -228,26 +174,23 @@ export class ClusterPools {
 
   /** The bases of the blocks of `pool` claimed by this host in etcd (resync). */
   async ownBlocks(pool: Prefix): Promise<string[]> {
-    return this.guard(`list blocks of ${formatPrefix(pool)}`, async () =>
+    return clusterGuard(`list blocks of ${formatPrefix(pool)}`, async () =>
       (await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))).filter((kv) => kv.value.host === this.hostId).map((kv) => lastSegment(kv.key)),
     );
   }
 
   /** This host's blocks in every subnet (resync), as subnet and entry. */
   async ownBlocksEverywhere(): Promise<Array<{ subnet: string; kv: KeyValue<BlockClaim> }>> {
-    return this.guard('list blocks', async () =>
+    return clusterGuard('list blocks', async () =>
       (await this.store.list<BlockClaim>(keys.blocks))
         .filter((kv) => kv.value.host === this.hostId)
-        .map((kv) => {
-          const rest = kv.key.slice(keys.blocks.length);
-          return { subnet: rest.slice(0, rest.lastIndexOf('/')).replace('_', '/'), kv };
-        }),
+        .map((kv) => ({ subnet: subnetOfKey(keys.blocks, kv.key), kv })),
     );
   }
 
   /** Deletes a block claim still at its revision (resync of a pool this host no longer has). */
   async dropBlock(kv: KeyValue<BlockClaim>): Promise<boolean> {
-    return this.guard('release a block', () => this.store.cas(kv.key, kv.revision, undefined));
+    return clusterGuard('release a block', () => this.store.cas(kv.key, kv.revision, undefined));
   }
 
   /**
@@ -258,8 +201,8 @@ export class ClusterPools {
   async releaseBlocks(pool: Prefix): Promise<void> {
     const before = Date.now();
     const subnet = formatPrefix(pool);
-    await this.soon(writeKey.blocks(subnet), `release blocks of ${subnet}`, () =>
-      this.guard('release blocks', async () => {
+    await this.sync.soon(writeKey.blocks(subnet), `release blocks of ${subnet}`, () =>
+      clusterGuard('release blocks', async () => {
         for (const kv of await this.store.list<BlockClaim>(keys.blocksOf(subnet))) {
           if (kv.value.host === this.hostId && claimedBy(kv.value.at, before)) await this.store.cas(kv.key, kv.revision, undefined);
         }
@@ -267,92 +210,35 @@ export class ClusterPools {
     );
   }
 
-  /**
-   * Reserves `ip` of `pool` cluster-wide for this host. Unclaimed block: atomically with
-   * the block still unclaimed. Own block: directly. Another host's block: that host grants
-   * or denies (it may have handed the address out); no answer within the timeout is an error.
-   */
-  async reserve(pool: Prefix, blockLen: number, ip: string): Promise<void> {
-    this.deferral?.writes.cancel(writeKey.reservation(formatPrefix(pool), ip)); // a queued release of it: superseded
-    await this.guard(`reserve ${ip}`, async () => {
-      const subnet = formatPrefix(pool);
-      const rkey = keys.reservation(subnet, ip);
-      const bkey = keys.block(subnet, blockKey(blockOf(pool, blockLen, parseIp(ip).value)));
-      const at = new Date().toISOString();
-      const existing = await this.store.get<Reservation>(rkey);
-      if (existing) {
-        if (existing.value.host === this.hostId && existing.value.state === 'granted') return;
-        throw conflict(`address ${ip} is already reserved by host ${existing.value.host}`);
-      }
-      const block = await this.store.get<BlockClaim>(bkey);
-      if (!block || block.value.host === this.hostId) {
-        const ok = await this.store.commit([{ key: bkey, revision: block?.revision ?? '0' }, { key: rkey, revision: '0' }], [{ key: rkey, value: { host: this.hostId, state: 'granted', at } }]);
-        if (!ok) return this.reserve(pool, blockLen, ip);
-        return;
-      }
-      if (!(await this.store.create(rkey, { host: this.hostId, state: 'requested', at }))) throw conflict(`address ${ip} is already reserved`);
-      const deadline = this.timing.now() + this.timing.grantTimeoutMs;
-      while (this.timing.now() < deadline) {
-        const cur: KeyValue<Reservation> | undefined = await this.store.get<Reservation>(rkey);
-        if (cur?.value.state === 'granted') return;
-        if (!cur || cur.value.state === 'denied') {
-          if (cur) await this.store.cas(rkey, cur.revision, undefined);
-          throw conflict(`address ${ip} is already in use on host ${block.value.host}`);
-        }
-        await this.timing.sleep(50);
-      }
-      const cur = await this.store.get<Reservation>(rkey);
-      if (cur?.value.state === 'granted') return;
-      if (cur) await this.store.cas(rkey, cur.revision, undefined);
-      throw unavailable(`host ${block.value.host}, which allocates ${ip}'s part of ${subnet}, did not confirm the reservation; try again or pick another address`);
-    });
+  // ---- reservations: ClusterPools is the IPAM's one client of the cluster store; the work is in cluster-reservations.ts
+
+  /** Reserves `ip` of `pool` cluster-wide for this host (the block's owner may have to grant it). */
+  reserve(pool: Prefix, blockLen: number, ip: string): Promise<void> {
+    return this.resv.reserve(pool, blockLen, ip);
   }
 
-  async unreserve(pool: Prefix, ip: string): Promise<void> {
-    const before = Date.now();
-    const subnet = formatPrefix(pool);
-    await this.soon(writeKey.reservation(subnet, ip), `release reservation ${ip}`, () =>
-      this.guard(`release reservation ${ip}`, async () => {
-        const rkey = keys.reservation(subnet, ip);
-        const cur = await this.store.get<Reservation>(rkey);
-        if (cur?.value.host === this.hostId && claimedBy(cur.value.at, before)) await this.store.cas(rkey, cur.revision, undefined);
-      }),
-    );
+  /** Gives back this host's reservation of `ip` (queued while etcd is unreachable). */
+  unreserve(pool: Prefix, ip: string): Promise<void> {
+    return this.resv.unreserve(pool, ip);
   }
 
-  /**
-   * Answers another host's request for an address inside one of this host's blocks.
-   * False when the request is gone (withdrawn, timed out): nothing was granted.
-   */
-  async answer(pool: Prefix, ip: string, grant: boolean): Promise<boolean> {
-    const rkey = keys.reservation(formatPrefix(pool), ip);
-    const cur = await this.store.get<Reservation>(rkey);
-    if (!cur || cur.value.state !== 'requested') return false;
-    return this.store.cas(rkey, cur.revision, { ...cur.value, state: grant ? 'granted' : 'denied' });
+  /** Grants or denies another host's request for `ip`; false when the request is gone. */
+  answer(pool: Prefix, ip: string, grant: boolean): Promise<boolean> {
+    return this.resv.answer(pool, ip, grant);
   }
 
   /** Every reservation of `pool` (resync), keyed by address. */
-  async reservations(pool: Prefix): Promise<Map<string, KeyValue<Reservation>>> {
-    return this.guard(`list reservations of ${formatPrefix(pool)}`, async () => {
-      const all = await this.store.list<Reservation>(keys.reservationsOf(formatPrefix(pool)));
-      return new Map(all.map((kv) => [lastSegment(kv.key), kv]));
-    });
+  reservations(pool: Prefix): Promise<Map<string, KeyValue<Reservation>>> {
+    return this.resv.ofPool(pool);
   }
 
-  /** This host's reservations in every subnet (resync), as subnet, address and entry. */
-  async ownReservations(): Promise<Array<{ subnet: string; ip: string; kv: KeyValue<Reservation> }>> {
-    return this.guard('list reservations', async () =>
-      (await this.store.list<Reservation>(keys.reservations))
-        .filter((kv) => kv.value.host === this.hostId)
-        .map((kv) => {
-          const rest = kv.key.slice(keys.reservations.length);
-          return { subnet: rest.slice(0, rest.lastIndexOf('/')).replace('_', '/'), ip: lastSegment(kv.key), kv };
-        }),
-    );
+  /** This host's reservations in every subnet (resync). */
+  ownReservations(): Promise<Array<{ subnet: string; ip: string; kv: KeyValue<Reservation> }>> {
+    return this.resv.own();
   }
 
-  /** Deletes a reservation still at `revision` (resync of an orphan); false when it changed. */
-  async dropReservation(kv: KeyValue<Reservation>): Promise<boolean> {
-    return this.guard('release a reservation', () => this.store.cas(kv.key, kv.revision, undefined));
+  /** Deletes a reservation still at its revision (resync of an orphan); false when it changed. */
+  dropReservation(kv: KeyValue<Reservation>): Promise<boolean> {
+    return this.resv.drop(kv);
   }
 }

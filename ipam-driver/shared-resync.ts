@@ -21,12 +21,14 @@
  */
 import type { KeyValue } from '../lib/cluster/store';
 import type { Logger } from '../lib/logger';
-import { parseLoanKey } from './address-loans';
-import type { Reservation } from './cluster-pools';
-import { blockLenOf } from './core/block-size';
 import { contains, formatPrefix, parseIpMaybeCidr } from '../lib/prefix';
-import type { LivePool } from './ipam-service';
-import type { PoolTable, SharedConfig, SharedPools } from './shared-pools';
+import { parseLoanKey } from './address-loans';
+import { AddressBook, LivePool, POOLS_LOCK, poolLock } from './address-book';
+import type { BlockOwner } from './block-owner';
+import type { Reservation } from './cluster-records';
+import { blockLenOf } from './core/block-size';
+import { holdForeign, quarantine } from './shared-holds';
+import type { SharedConfig, SharedPools } from './shared-pools';
 
 export const ORPHAN_GRACE_MS = 20_000;
 
@@ -37,9 +39,11 @@ export class SharedResync {
   private suspects = new Map<string, [string, number]>();
 
   constructor(
-    private readonly t: PoolTable,
+    private readonly book: AddressBook,
     private readonly cfg: SharedConfig,
+    /** Asks in flight (never orphans). */
     private readonly shared: SharedPools,
+    private readonly owner: BlockOwner,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
@@ -57,8 +61,8 @@ export class SharedResync {
     const counts: Record<string, number> = {};
     const count = (k: string): void => void (counts[k] = (counts[k] ?? 0) + 1);
     try {
-      for (const live of this.t.shared()) await this.t.locks.run(`pool:${live.record.id}`, () => this.pool(live, orphan, count));
-      await this.t.locks.run('pools', () => this.poolless(orphan, count));
+      for (const live of this.book.shared()) await this.book.locks.run(poolLock(live.record.id), () => this.pool(live, orphan, count));
+      await this.book.locks.run(POOLS_LOCK, () => this.poolless(orphan, count));
       await this.requests(orphan, count);
     } catch (err) {
       this.log.debug({ err: String(err) }, 'IPAM resync incomplete (cluster store unreachable?); next pass');
@@ -73,14 +77,14 @@ export class SharedResync {
     const me = pools.hostId;
     const resv = await pools.reservations(live.alloc.pool);
     await this.adoptBlocks(live, resv, count);
-    const held = this.t.held(live.record.id);
+    const held = this.book.held(live.record.id);
     for (const rec of [...held.values()]) {
       if (rec.kind !== 'foreign') continue;
       const r = resv.get(rec.address);
       if (r && r.value.host !== me) continue;
       if (orphan(`foreign:${live.record.id}|${rec.address}`, 'no-reservation')) {
-        if (rec.lent) await this.shared.quarantine(live, rec);
-        else await this.t.free(live, rec.address);
+        if (rec.lent) await quarantine(this.book, live, rec);
+        else await this.book.free(live, rec.address);
         this.log.warn({ pool: live.record.pool, address: rec.address, holder: rec.peer }, 'IPAM resync: gave back an address no other host reserves');
         count('ipam-foreign-released');
       }
@@ -99,7 +103,7 @@ export class SharedResync {
       const v = parseIpMaybeCidr(ip).value;
       if (r.value.state !== 'granted' || !live.alloc.inBlocks(v) || rec?.kind === 'foreign') continue;
       if (!live.alloc.isUsed(v)) {
-        await this.shared.hold(live, ip, r.value.host, r.value.borrowed === true);
+        await holdForeign(this.book, live, ip, r.value.host, r.value.borrowed === true);
         count('ipam-foreign-held');
       } else {
         this.log.error({ pool: live.record.pool, address: ip, holder: r.value.host, here: rec?.kind }, 'IPAM resync: another host holds an address this host uses');
@@ -118,11 +122,11 @@ export class SharedResync {
     for (const [ip, r] of resv) {
       const v = parseIpMaybeCidr(ip).value;
       if (r.value.host !== this.cfg.pools.hostId && r.value.state === 'granted' && lost.some((b) => contains(b, { family: b.family, value: v })) && !alloc.isUsed(v)) {
-        await this.shared.hold(live, ip, r.value.host, r.value.borrowed === true);
+        await holdForeign(this.book, live, ip, r.value.host, r.value.borrowed === true);
       }
     }
     const blocks = [...(alloc.blocks ?? []), ...lost];
-    await this.t.savePool(live, { ...live.record, blocks: blocks.map(formatPrefix) });
+    await this.book.savePool(live, { ...live.record, blocks: blocks.map(formatPrefix) });
     alloc.blocks = blocks;
     this.log.warn({ pool: live.record.pool, blocks: lost.map(formatPrefix) }, 'IPAM resync: adopted blocks this host had claimed but not recorded');
     for (const _ of lost) count('ipam-block-adopted');
@@ -133,10 +137,10 @@ export class SharedResync {
    * gone, and etcd did not answer when it went). Under the 'pools' lock: no pool appears meanwhile.
    */
   private async poolless(orphan: Orphan, count: (k: string) => void): Promise<void> {
-    const subnets = new Set(this.t.shared().map((p) => p.record.pool));
+    const subnets = new Set(this.book.shared().map((p) => p.record.pool));
     for (const o of await this.cfg.pools.ownReservations()) {
       if (subnets.has(o.subnet) || this.shared.isInflight(`${o.subnet}|${o.ip}`)) continue;
-      if (orphan(`resv:${o.kv.key}`, o.kv.revision) && (await this.cfg.pools.dropReservation(o.kv as KeyValue<Reservation>))) count('ipam-reservation-released');
+      if (orphan(`resv:${o.kv.key}`, o.kv.revision) && (await this.cfg.pools.dropReservation(o.kv))) count('ipam-reservation-released');
     }
     for (const b of await this.cfg.pools.ownBlocksEverywhere()) {
       if (subnets.has(b.subnet)) continue;
@@ -156,6 +160,6 @@ export class SharedResync {
       if (!id || this.shared.isInflight(`#${id}`)) continue;
       if (orphan(`loan:${req.key}`, req.revision) && (await loans.withdraw(req))) count('ipam-loan-request-withdrawn');
     }
-    for (const req of toMe) await this.shared.lend(req.key);
+    for (const req of toMe) await this.owner.lend(req.key);
   }
 }

@@ -1,8 +1,16 @@
 /**
- * Wire schemas of Docker's remote IpamDriver API, exactly as Docker sends them
- * (PascalCase). Failures are reported in `Error` (not `Err`); the envelope sends both.
+ * Docker's remote IpamDriver API both ways, exactly as on the wire (PascalCase): a zod
+ * schema per request, a type per reply (as libnetwork's ipams/remote/api/api.go types
+ * them). Failures are reported in `Error` (not `Err`); the envelope adds both, so no reply
+ * type carries them.
  */
 import { z } from 'zod';
+
+/**
+ * Replies of the argument-less calls (GetCapabilities, GetDefaultAddressSpaces): they live
+ * with their answers in address-spaces.ts, which the bootstrap loads before zod.
+ */
+export type { DefaultAddressSpacesReply, IpamCapabilitiesReply } from '../address-spaces';
 
 const id = z.string().min(1).max(256);
 /** Option maps arrive as `null` from some Docker versions; values are strings. */
@@ -25,8 +33,21 @@ export const RequestPoolRequest = z.object({
   V6: z.boolean().default(false),
 });
 
+/** /IpamDriver.RequestPool reply. */
+export interface RequestPoolReply {
+  /** The pool's id, passed back in every later call on the pool. */
+  PoolID: string;
+  /** The subnet (CIDR) granted. */
+  Pool: string;
+  /** Pool data for Docker; loom sends none (no gateway: Docker asks RequestAddress for it). */
+  Data: Record<string, string>;
+}
+
 /** /IpamDriver.ReleasePool */
 export const ReleasePoolRequest = z.object({ PoolID: id });
+
+/** /IpamDriver.ReleasePool reply: empty. */
+export type ReleasePoolReply = Record<string, never>;
 
 /** /IpamDriver.RequestAddress */
 export const RequestAddressRequest = z.object({
@@ -37,5 +58,16 @@ export const RequestAddressRequest = z.object({
   Options: stringMap,
 });
 
+/** /IpamDriver.RequestAddress reply. */
+export interface RequestAddressReply {
+  /** The address with the pool's prefix length ("198.18.0.7/24"). */
+  Address: string;
+  /** Address data for Docker; loom sends none. */
+  Data: Record<string, string>;
+}
+
 /** /IpamDriver.ReleaseAddress */
 export const ReleaseAddressRequest = z.object({ PoolID: id, Address: z.string().min(1).max(64) });
+
+/** /IpamDriver.ReleaseAddress reply: empty. */
+export type ReleaseAddressReply = Record<string, never>;

@@ -67,12 +67,12 @@ export class AddressPool {
     }
   }
 
-  /** The [lo, hi] spans next-fit may use, in address order: the range, cut down to this host's blocks. */
-  private segments(): Array<[bigint, bigint]> {
+  /** The [lo, hi] spans next-fit may use, in address order: the range, cut down to `blocks` (default: this host's). */
+  private segments(blocks = this.blocks): Array<[bigint, bigint]> {
     const lo = this.rangeLo;
     const hi = this.rangeHi;
-    if (!this.blocks) return lo <= hi ? [[lo, hi]] : [];
-    return this.blocks
+    if (!blocks) return lo <= hi ? [[lo, hi]] : [];
+    return blocks
       .map((b): [bigint, bigint] => [b.base > lo ? b.base : lo, lastOf(b) < hi ? lastOf(b) : hi])
       .filter(([a, z]) => a <= z)
       .sort((x, y) => (x[0] < y[0] ? -1 : 1));
@@ -104,7 +104,16 @@ export class AddressPool {
 
   /** Free addresses left where next-fit looks (this host's blocks, when the pool is shared). */
   freeInSegments(): bigint {
-    return this.segments().reduce((n, [a, z]) => n + (z - a + 1n) - this.used.countIn(a, z), 0n);
+    return this.freeAmong(this.segments());
+  }
+
+  /** Free addresses next-fit could use in `block` if it were this host's (a block about to be claimed). */
+  freeIn(block: Prefix): bigint {
+    return this.freeAmong(this.segments([block]));
+  }
+
+  private freeAmong(segments: Array<[bigint, bigint]>): bigint {
+    return segments.reduce((n, [a, z]) => n + (z - a + 1n) - this.used.countIn(a, z), 0n);
   }
 
   /** Lowest free host address of the whole pool (the conventional gateway choice). */
@@ -124,6 +133,7 @@ export class AddressPool {
     return { used: this.used.size, capacity: this.lastHost - this.firstHost + 1n };
   }
 
+  /** Every used address, in order (tests, diagnostics). */
   usedAddresses(): IterableIterator<bigint> {
     return this.used.values();
   }

@@ -15,7 +15,8 @@ import { MemoryKv } from '../../lib/kv';
 import { ClaimConflicts } from '../../ipam-driver/claim-conflicts';
 import { ClusterPools } from '../../ipam-driver/cluster-pools';
 import { parseDefaultPool } from '../../ipam-driver/core/pool-picker';
-import { IpamService, LOCAL_SPACE } from '../../ipam-driver/ipam-service';
+import { LOCAL_SPACE } from '../../ipam-driver/address-spaces';
+import { IpamService } from '../../ipam-driver/ipam-service';
 import { IpamRepository } from '../../ipam-driver/ipam-store';
 
 const log = silentLogger();

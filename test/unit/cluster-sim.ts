@@ -13,9 +13,11 @@ import { MemoryCluster } from '../../driver/cluster/memory-store';
 import { ClusterStore, WatchEvent, keys } from '../../lib/cluster/store';
 import { silentLogger } from '../../lib/logger';
 import { KvStore, MemoryKv } from '../../lib/kv';
-import { ClusterPools, ClusterTiming } from '../../ipam-driver/cluster-pools';
+import { ClusterPools } from '../../ipam-driver/cluster-pools';
+import type { ClusterTiming } from '../../ipam-driver/cluster-records';
 import { Prefix, contains, formatIp, formatPrefix, overlaps, parseIp, parsePrefix } from '../../lib/prefix';
-import { IpamService, LOCAL_SPACE } from '../../ipam-driver/ipam-service';
+import { LOCAL_SPACE } from '../../ipam-driver/address-spaces';
+import { IpamService } from '../../ipam-driver/ipam-service';
 import { AllocationRecord, IpamRepository, PoolRecord } from '../../ipam-driver/ipam-store';
 
 const log = silentLogger();

@@ -1,6 +1,6 @@
 /** IpamService addresses: RequestAddress / ReleaseAddress, store contents, restart and rollback. */
 import { KvOp, MemoryKv } from '../../lib/kv';
-import { GLOBAL_SPACE } from '../../ipam-driver/ipam-service';
+import { GLOBAL_SPACE } from '../../ipam-driver/address-spaces';
 import { GATEWAY, fixture, keys, poolReq, rejection } from './ipam-fixture';
 
 const POOL = 'LoomLocal/198.18.10.0/24';

@@ -5,7 +5,7 @@
  * and the resync after a SIGKILL on either side of a loan.
  */
 import { keys } from '../../lib/cluster/store';
-import { QUARANTINE_MS } from '../../ipam-driver/ipam-service';
+import { QUARANTINE_MS } from '../../ipam-driver/shared-holds';
 import { ClusterSim, SimHost } from './cluster-sim';
 
 const blockKeys = (sim: ClusterSim, subnet: string): string[] => sim.keysUnder(keys.blocksOf(subnet)).map((k) => k.slice(k.lastIndexOf('/') + 1));

@@ -16,7 +16,7 @@
 import fc from 'fast-check';
 import { keys } from '../../lib/cluster/store';
 import { LoomError } from '../../lib/errors';
-import { QUARANTINE_MS } from '../../ipam-driver/ipam-service';
+import { QUARANTINE_MS } from '../../ipam-driver/shared-holds';
 import { ClusterSim, SimHost, openGate } from './cluster-sim';
 
 const SUBNET = '198.18.90.0/27'; // 8 blocks of 4; 29 usable addresses besides the gateway

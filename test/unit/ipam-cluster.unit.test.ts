@@ -9,7 +9,9 @@ import { silentLogger } from '../../lib/logger';
 import { MemoryKv } from '../../lib/kv';
 import { ClusterPools } from '../../ipam-driver/cluster-pools';
 import { parseDefaultPool } from '../../ipam-driver/core/pool-picker';
-import { IpamService, LOCAL_SPACE, QUARANTINE_MS } from '../../ipam-driver/ipam-service';
+import { LOCAL_SPACE } from '../../ipam-driver/address-spaces';
+import { IpamService } from '../../ipam-driver/ipam-service';
+import { QUARANTINE_MS } from '../../ipam-driver/shared-holds';
 import { IpamRepository } from '../../ipam-driver/ipam-store';
 
 const log = silentLogger();

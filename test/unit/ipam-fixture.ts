@@ -4,7 +4,8 @@ import { silentLogger } from '../../lib/logger';
 import { MemoryKv } from '../../lib/kv';
 import { parseDefaultPool } from '../../ipam-driver/core/pool-picker';
 import { Prefix, parsePrefix } from '../../lib/prefix';
-import { GATEWAY_TYPE, IpamService, LOCAL_SPACE, PoolRequest } from '../../ipam-driver/ipam-service';
+import { GATEWAY_TYPE, LOCAL_SPACE } from '../../ipam-driver/address-spaces';
+import { IpamService, PoolRequest } from '../../ipam-driver/ipam-service';
 import { IpamRepository } from '../../ipam-driver/ipam-store';
 
 export interface Fixture {

@@ -1,6 +1,6 @@
 /** IpamService pools: RequestPool / ReleasePool over a MemoryKv store. */
 import { staticAnswers } from '../../driver/api/static-answers';
-import { GLOBAL_SPACE, LOCAL_SPACE } from '../../ipam-driver/ipam-service';
+import { GLOBAL_SPACE, LOCAL_SPACE } from '../../ipam-driver/address-spaces';
 import { fixture, keys, poolReq, rejection } from './ipam-fixture';
 
 describe('RequestPool with an explicit subnet', () => {

@@ -6,7 +6,7 @@ import type { EndpointRecord, NetworkRecord } from '../../driver/model/types';
 import { bridgeNameFor, hostVethFor, peerVethFor } from '../../driver/model/naming';
 import type { LinkOwner } from '../../driver/kernel/link-owner';
 import { parsePrefix } from '../../lib/prefix';
-import { GLOBAL_SPACE, LOCAL_SPACE, poolIdOf } from '../../ipam-driver/ipam-service';
+import { GLOBAL_SPACE, LOCAL_SPACE, poolIdOf } from '../../ipam-driver/index';
 
 const AT = 1_000_000_000_000;
 const OPTS: PlanOptions = { graceMs: 10_000, confirmMs: 5_000 };
