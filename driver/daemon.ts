@@ -20,7 +20,7 @@ import { firewallNames } from './firewall/render';
 import { createPluginApp, listenUnix } from './http/server';
 import { NetlinkKernel } from './kernel/netlink-kernel';
 import { ownerMark } from './kernel/link-owner';
-import { setProcSysRoot } from './kernel/sysctl';
+import { Sysctl } from './kernel/sysctl';
 import { BridgeDataPlane } from './dataplane/bridge';
 import { activateRoute, networkRoutes } from './api/network-handlers';
 import { NetworkService } from './network/network-service';
@@ -51,7 +51,6 @@ export interface Daemon {
 /** Starts loomd; `early` is the plugin socket the bootstrap (main.ts) already opened. */
 export async function startDaemon(config: Config, log: Logger, early?: EarlySocket): Promise<Daemon> {
   const started = Date.now();
-  setProcSysRoot(config.procSys);
   for (const w of config.warnings) log.warn(w);
   prepareStateDir(config.stateDir, log);
   // Refuses a damaged store or one that lost acknowledged writes (store-integrity.ts).
@@ -93,7 +92,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   const firewall = new NftFirewall(log.child({ svc: 'firewall' }), firewallNames(instance));
   const networks = new NetworkService(
     new NetworkRepository(kv),
-    new BridgeDataPlane(kernel, log.child({ svc: 'bridge' })),
+    new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys) }),
     firewall,
     log.child({ svc: 'network' }),
   );
