@@ -63,3 +63,24 @@ export function expectedForm(script: string): NftNormalForm | undefined {
   }
   return form;
 }
+
+/** A token that is an address, a prefix, a port or a number (it holds a digit or a colon). */
+const VALUE_TOKEN = /^(?=.*[\d:])\[?[0-9a-f:.]+(\/\d+)?\]?(:\d+)?$/i;
+
+/**
+ * The shapes of a normal form's chains and rules: what is left with names, addresses,
+ * numbers and set contents taken out. A handful per loomd whatever its networks; used to
+ * list the table after an apply only when a shape appears that this nft has not shown yet.
+ */
+export function ruleShapes(form: NftNormalForm): string[] {
+  const shapes = new Set<string>();
+  for (const [name, chain] of form.chains) {
+    const c = name.replace(/^net-\S+-(in|out)$/, 'net-#-$1');
+    shapes.add(`${c} | ${chain.header}`);
+    for (const rule of chain.rules) {
+      const tokens = rule.replace(/\{[^{}]*\}/g, '{#}').replace(/net-\S+-(in|out)\b/g, 'net-#-$1').split(' ');
+      shapes.add(`${c} | ${tokens.map((t) => (t.startsWith('"') || VALUE_TOKEN.test(t) ? '#' : t)).join(' ')}`);
+    }
+  }
+  return [...shapes].sort();
+}

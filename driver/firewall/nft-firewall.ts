@@ -11,10 +11,11 @@
  * The drift check (drift.ts) compares rules, not counts: the table as `nft -j` lists it,
  * normalised (nft-normal.ts), against the normal form of the script the renderer produces
  * for the same networks (nft-expected.ts); the shim's rule text against the rendered one.
- * Right after each apply the table is listed once and compared the same way: if this nft
- * spells something differently from what loom expects (another nft version), a warning says
- * so and that listing serves as the expected form for that script, so the check never
- * reports drift that a sync cannot repair.
+ * After an apply that holds a rule shape this nft has not listed yet (ruleShapes: a handful
+ * per loomd, so the extra `nft -j list` is rare), the table is listed and compared the same
+ * way: if this nft spells something differently from what loom expects (another nft
+ * version), a warning says so, that listing serves as the expected form for that script, and
+ * every later apply is listed too: the check never reports drift that a sync cannot repair.
  */
 import { Mutex } from 'async-mutex';
 import { CommandRunner, runChecked, runCommand } from '../kernel/command';
@@ -23,7 +24,7 @@ import type { Firewall, FirewallNetwork } from './model';
 
 import { FirewallNames, renderIptablesShim, renderNftScript } from './render';
 import { nftDrift, shimDrift } from './drift';
-import { expectedForm } from './nft-expected';
+import { expectedForm, ruleShapes } from './nft-expected';
 import { NftNormalForm, parseListing } from './nft-normal';
 import { LEGACY_IPT_CHAIN, LEGACY_NFT_TABLE, legacyShimIsOurs, legacyTableIsOurs } from './legacy';
 
@@ -45,6 +46,9 @@ export class NftFirewall implements Firewall {
   private legacyPossible = true;
   /** Set when nft listed the last applied script differently from its expected form: that listing, for that script. */
   private listedAfterApply: { script: string; form: NftNormalForm | undefined } | undefined;
+  /** Rule shapes nft has listed exactly as expected; `spellingDiffers`: it once did not. */
+  private readonly verifiedShapes = new Set<string>();
+  private spellingDiffers = false;
 
   constructor(
     private readonly log: Logger,
@@ -100,10 +104,16 @@ export class NftFirewall implements Firewall {
     this.listedAfterApply = undefined;
     const expected = expectedForm(script);
     if (!expected) return;
+    const shapes = ruleShapes(expected);
+    if (!this.spellingDiffers && shapes.every((s) => this.verifiedShapes.has(s))) return;
     try {
       const listed = await this.listTable();
       const differences = nftDrift(expected, listed, this.names);
-      if (differences.length === 0) return;
+      if (differences.length === 0) {
+        for (const s of shapes) this.verifiedShapes.add(s);
+        return;
+      }
+      this.spellingDiffers = true;
       this.listedAfterApply = { script, form: listed };
       this.log.warn({ differences }, 'nft lists the table loom just applied differently from what loom expects (another nft version?): the drift check compares with this listing until the next apply');
     } catch (err) {

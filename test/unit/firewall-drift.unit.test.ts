@@ -7,9 +7,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { nftDrift, shimDrift } from '../../driver/firewall/drift';
-import { canonicalRule, expectedForm } from '../../driver/firewall/nft-expected';
-import { normaliseListing, parseListing, ruleText } from '../../driver/firewall/nft-normal';
-import { firewallNames } from '../../driver/firewall/render';
+import type { FirewallNetwork } from '../../driver/firewall/model';
+import { NftFirewall } from '../../driver/firewall/nft-firewall';
+import { canonicalRule, expectedForm, ruleShapes } from '../../driver/firewall/nft-expected';
+import { NftNormalForm, normaliseListing, parseListing, ruleText } from '../../driver/firewall/nft-normal';
+import { firewallNames, renderNftScript } from '../../driver/firewall/render';
+import type { CommandRunner } from '../../driver/kernel/command';
+import { silentLogger } from '../../lib/logger';
+import { capturingLogger } from './step-recorder';
 
 const GOLDEN = path.join(__dirname, 'golden');
 const NAMES = firewallNames('0123456789ab');
@@ -174,5 +179,55 @@ describe('the iptables shim: rule text', () => {
     expect(shimDrift('iptables', rendered, undefined, true, NAMES)).toEqual([`iptables chain ${CHAIN} is missing`]);
     expect(shimDrift('iptables', undefined, listed, false, NAMES)).toEqual([`iptables chain ${CHAIN} exists without loom networks`]);
     expect(shimDrift('iptables', undefined, undefined, false, NAMES)).toEqual([]);
+  });
+});
+
+describe('the guard after an apply (NftFirewall with a scripted nft)', () => {
+  const ID_A = 'A1B2C3D4E5F60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90';
+  const single: FirewallNetwork[] = [{ id: ID_A, bridge: 'lm-a1b2c3d4e5f6', subnets4: ['172.16.0.0/16'], subnets6: [], internal: false, icc: true, masquerade: true, published: [] }];
+  /** An nft whose listing is `listed()`; no iptables; no older loom. */
+  const scripted = (listed: () => Listing): { run: CommandRunner; lists: () => number } => {
+    let lists = 0;
+    const run: CommandRunner = async (cmd, args) => {
+      if (cmd === 'nft' && args[0] === '-f') return { code: 0, stdout: '', stderr: '' };
+      if (cmd === 'nft' && args.join(' ') === `-j list table inet ${T}`) {
+        lists++;
+        return { code: 0, stdout: JSON.stringify(listed()), stderr: '' };
+      }
+      return { code: 1, stdout: '', stderr: 'no such object' };
+    };
+    return { run, lists: () => lists };
+  };
+
+  test('shapes leave out names, addresses and set contents: more networks of one flavour add none', () => {
+    const shapes = (nets: FirewallNetwork[]): string[] => ruleShapes(expectedForm(renderNftScript(nets, NAMES)) as NftNormalForm);
+    const other = { ...single[0] as FirewallNetwork, id: 'f'.repeat(64), bridge: 'lm-ffffffffffff', subnets4: ['198.18.3.0/24'] };
+    expect(shapes([...single, other])).toEqual(shapes(single));
+    expect(shapes([{ ...other, subnets6: ['fd5c:3::/64'] }])).not.toEqual(shapes(single));
+  });
+
+  test('nft listing as expected: listed once per new shape, then applies are not listed again', async () => {
+    const nft = scripted(() => listing('single.nft'));
+    const fw = new NftFirewall(silentLogger(), NAMES, nft.run);
+    await fw.sync(single);
+    await fw.sync(single);
+    expect(nft.lists()).toBe(1);
+    expect(await fw.check(single)).toEqual([]);
+  });
+
+  test('an nft that spells a rule its own way: a warning, that listing is the reference, every apply is listed', async () => {
+    const respelled = (): Listing => {
+      const l = listing('single.nft');
+      (rules(l, 'input')[0] as { expr: unknown[] }).expr.splice(2, 1); // as if this nft left out `ct direction original`
+      return l;
+    };
+    const nft = scripted(respelled);
+    const { log, lines } = capturingLogger();
+    const fw = new NftFirewall(log, NAMES, nft.run);
+    await fw.sync(single);
+    expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([expect.stringMatching(/differently from what loom expects/)]);
+    expect(await fw.check(single)).toEqual([]);
+    await fw.sync(single);
+    expect(nft.lists()).toBe(3); // two applies listed, one check
   });
 });
