@@ -4,6 +4,7 @@
  * back as it was, and the whole table creates a pair (isolated, shaped), converges an
  * existing one without re-making it, and rolls back completely when a step fails.
  */
+import * as fs from 'node:fs';
 import { BridgeDataPlane } from '../../driver/dataplane/bridge';
 import * as S from '../../driver/dataplane/endpoint-steps';
 import type { EndpointContext } from '../../driver/dataplane/endpoint-steps';
@@ -187,6 +188,11 @@ describe('an existing pair', () => {
 });
 
 describe('the whole table', () => {
+  test('every step of the table has a test of its own in this file (named by its id)', () => {
+    const titles = [...fs.readFileSync(__filename, 'utf8').matchAll(/^\s*test\('([^']*)'/gm)].map((m) => m[1] as string);
+    for (const s of S.ENDPOINT_STEPS) expect(titles.filter((t) => new RegExp(`(^|[ ,])${s.id}([ ,:]|$)`).test(t))).not.toEqual([]);
+  });
+
   test('lists every step once, in order; only the creations have inverses', () => {
     expect(S.ENDPOINT_STEPS.map((s) => s.id)).toEqual(['create-veth', 'mark-host-end', 'attach-host-end', 'isolate-port', 'limit-ingress', 'create-ifb', 'limit-egress', 'host-end-up']);
     expect(S.ENDPOINT_STEPS.filter((s) => s.reversible).map((s) => s.id)).toEqual(['create-veth', 'create-ifb']);

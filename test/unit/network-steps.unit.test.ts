@@ -5,6 +5,7 @@
  * converges without redoing, and rolls back completely when a step fails. The real kernel:
  * test/kernel/bridge-firewall.kernel.test.ts and ownership.kernel.test.ts.
  */
+import * as fs from 'node:fs';
 import { BridgeDataPlane } from '../../driver/dataplane/bridge';
 import * as S from '../../driver/dataplane/network-steps';
 import type { NetworkContext } from '../../driver/dataplane/network-steps';
@@ -254,6 +255,11 @@ describe('observeNetwork refuses before anything changes', () => {
 });
 
 describe('the whole table', () => {
+  test('every step of the table has a test of its own in this file (named by its id)', () => {
+    const titles = [...fs.readFileSync(__filename, 'utf8').matchAll(/^\s*test\('([^']*)'/gm)].map((m) => m[1] as string);
+    for (const s of S.NETWORK_STEPS) expect(titles.filter((t) => new RegExp(`(^|[ ,])${s.id}([ ,:]|$)`).test(t))).not.toEqual([]);
+  });
+
   const dp = (k: FakeKernel): BridgeDataPlane => new BridgeDataPlane(k, log, { sysctl: k.sysctl, tc: k.tc });
 
   test('lists every step once, with a distinct id, in the order of the doc', () => {
