@@ -71,7 +71,7 @@ export interface StepSpec<C, I = undefined> {
   id: string;
   /** The items it runs for, one named step each (a network's gateway addresses); default: once. */
   each?: (c: C) => readonly I[];
-  /** Whether it applies, asked when the table reaches it: it sees what earlier steps did. */
+  /** Whether it applies, asked when the table reaches it: it sees what earlier steps did. If it throws, the step fails. */
   when: (c: C, item: I) => boolean | Promise<boolean>;
   /** Its name in logs and in the error of a failed create. */
   name: (c: C, item: I) => string;
@@ -95,7 +95,15 @@ export function defineStep<C, I = undefined>(spec: StepSpec<C, I>): SetupStep<C>
     async apply(c: C, steps: StepRunner): Promise<void> {
       const items = spec.each ? spec.each(c) : [undefined as I];
       for (const item of items) {
-        if (!(await spec.when(c, item))) continue;
+        let applies: boolean;
+        try {
+          applies = await spec.when(c, item);
+        } catch (err) {
+          // A condition that cannot be read (a kernel read failing) fails its step: rolled back like one.
+          await steps.step(spec.name(c, item), () => Promise.reject(err));
+          return;
+        }
+        if (!applies) continue;
         await steps.step(spec.name(c, item), async () => {
           await spec.run(c, item);
           const undo = spec.undo;
