@@ -20,7 +20,7 @@ import { firewallNames } from './firewall/render';
 import { createPluginApp, listenUnix } from './http/server';
 import { ownerMark } from './kernel/link-owner';
 import { NetlinkKernel } from './kernel/netlink-kernel';
-import { setProcSysRoot } from './kernel/sysctl';
+import { Sysctl } from './kernel/sysctl';
 import { createNetworkStack } from './network/stack';
 import { createAdminApp } from './ops/admin';
 import type { Metrics } from './ops/metrics';
@@ -39,7 +39,6 @@ export interface Daemon {
 /** Starts loomd; `early` is the plugin socket the bootstrap (main.ts) already opened. */
 export async function startDaemon(config: Config, log: Logger, early?: EarlySocket): Promise<Daemon> {
   const started = Date.now();
-  setProcSysRoot(config.procSys);
   for (const w of config.warnings) log.warn(w);
   const { kv, host, snapshots } = await openState(config.stateDir, log);
   // This loomd's identity on the host (stored with its state): every link it makes carries the mark.
@@ -65,7 +64,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   );
 
   // Networks: one table, the services over it, the cluster's side of overlays.
-  const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }));
+  const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys) });
   let built: ClusterCoordinator | undefined;
   const { table, firewall, networks, endpoints, ports, repairs } = createNetworkStack({
     repo: new NetworkRepository(kv),

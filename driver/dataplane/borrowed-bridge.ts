@@ -12,14 +12,15 @@
  * Hazard: what the kernel drops with IPv6 and cannot be read back from the bridge (routes
  * through it, address flags and lifetimes) is not restored; docs/operations.md says so.
  */
-import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { LinkInfo } from '../kernel/netlink-codec';
-import { readIfaceSysctl, writeIfaceSysctl } from '../kernel/sysctl';
 import type { Logger } from '../../lib/logger';
 import type { BridgeSnapshot } from '../model/types';
 import { parseIpMaybeCidr } from '../../lib/prefix';
+import type { DataPlaneKernel, DataPlaneSysctl } from './kernel-verbs';
 
-/** Per-interface sysctls loom writes on a network's bridge (see BridgeDataPlane.ensureNetwork). */
+type Kernel = Pick<DataPlaneKernel, 'findLink' | 'listAddresses' | 'addAddress' | 'delAddress' | 'setMtu' | 'setUp' | 'setDown'>;
+
+/** Per-interface sysctls loom writes on a network's bridge (the steps bridge-ipv6, ipv6-forwarding and route-localnet of network-steps.ts). */
 export const BORROWED_SYSCTLS: ReadonlyArray<readonly ['ipv4' | 'ipv6', string]> = [
   ['ipv6', 'disable_ipv6'],
   ['ipv6', 'accept_ra'],
@@ -29,15 +30,15 @@ export const BORROWED_SYSCTLS: ReadonlyArray<readonly ['ipv4' | 'ipv6', string]>
 
 const linkLocal6 = (cidr: string): boolean => /^fe[89ab][0-9a-f]:/i.test(cidr);
 
-async function addressesOf(kernel: NetlinkKernel, index: number): Promise<string[]> {
+async function addressesOf(kernel: Kernel, index: number): Promise<string[]> {
   return (await kernel.listAddresses()).filter((a) => a.index === index && !linkLocal6(a.cidr)).map((a) => a.cidr).sort();
 }
 
 /** The bridge as it is now (before loom touches it). */
-export async function snapshotBridge(kernel: NetlinkKernel, link: LinkInfo): Promise<BridgeSnapshot> {
+export async function snapshotBridge(kernel: Kernel, sysctl: DataPlaneSysctl, link: LinkInfo): Promise<BridgeSnapshot> {
   const sysctls: Record<string, string> = {};
   for (const [family, leaf] of BORROWED_SYSCTLS) {
-    const value = await readIfaceSysctl(family, link.name, leaf);
+    const value = await sysctl.readIface(family, link.name, leaf);
     if (value !== undefined) sysctls[`${family}.${leaf}`] = value;
   }
   return { mtu: link.mtu, up: link.up, sysctls, addresses: await addressesOf(kernel, link.index), takenAt: new Date().toISOString() };
@@ -48,7 +49,7 @@ export async function snapshotBridge(kernel: NetlinkKernel, link: LinkInfo): Pro
  * addresses it held, MTU and up/down as they were. Continues past failures and throws one
  * error naming them all. `loomAddresses`: the gateway addresses (CIDR) loom put on it.
  */
-export async function giveBackBridge(kernel: NetlinkKernel, bridge: string, before: BridgeSnapshot, loomAddresses: string[], log: Logger): Promise<void> {
+export async function giveBackBridge(kernel: Kernel, sysctl: DataPlaneSysctl, bridge: string, before: BridgeSnapshot, loomAddresses: string[], log: Logger): Promise<void> {
   const link = await kernel.findLink(bridge);
   if (!link) {
     log.info({ bridge }, 'borrowed bridge is gone: nothing to give back');
@@ -78,7 +79,7 @@ export async function giveBackBridge(kernel: NetlinkKernel, bridge: string, befo
   for (const key of keys) {
     const [family, leaf] = key.split('.') as ['ipv4' | 'ipv6', string];
     const want = before.sysctls[key] as string;
-    if ((await readIfaceSysctl(family, bridge, leaf)) !== want) await attempt(`${key}=${want}`, () => writeIfaceSysctl(family, bridge, leaf, want));
+    if ((await sysctl.readIface(family, bridge, leaf)) !== want) await attempt(`${key}=${want}`, () => sysctl.writeIface(family, bridge, leaf, want));
   }
   const now = await addressesOf(kernel, link.index);
   for (const cidr of before.addresses) {

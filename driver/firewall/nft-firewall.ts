@@ -7,13 +7,25 @@
  * Only objects named after this loomd (FirewallNames) are written or removed, plus the
  * shared objects of an older loom when they hold nothing but this loomd's networks
  * (legacy.ts): those go in the first sync, the table in the same nft transaction.
+ *
+ * The drift check (drift.ts) compares rules, not counts: the table as `nft -j` lists it,
+ * normalised (nft-normal.ts), against the normal form of the script the renderer produces
+ * for the same networks (nft-expected.ts); the shim's rule text against the rendered one.
+ * After an apply that holds a rule shape this nft has not listed yet (ruleShapes: a handful
+ * per loomd, so the extra `nft -j list` is rare), the table is listed and compared the same
+ * way: if this nft spells something differently from what loom expects (another nft
+ * version), a warning says so, that listing serves as the expected form for that script, and
+ * every later apply is listed too: the check never reports drift that a sync cannot repair.
  */
 import { Mutex } from 'async-mutex';
 import { CommandRunner, runChecked, runCommand } from '../kernel/command';
 import type { Logger } from '../../lib/logger';
 import type { Firewall, FirewallNetwork } from './model';
 
-import { FirewallNames, expectedNftShape, nftDrift, renderIptablesShim, renderNftScript, shimDrift } from './render';
+import { FirewallNames, renderIptablesShim, renderNftScript } from './render';
+import { nftDrift, shimDrift } from './drift';
+import { expectedForm, ruleShapes } from './nft-expected';
+import { NftNormalForm, parseListing } from './nft-normal';
 import { LEGACY_IPT_CHAIN, LEGACY_NFT_TABLE, legacyShimIsOurs, legacyTableIsOurs } from './legacy';
 
 type Tool = 'iptables' | 'ip6tables';
@@ -32,6 +44,11 @@ export class NftFirewall implements Firewall {
    * ones cannot be this loomd's (its store is its own), so they are never looked for again.
    */
   private legacyPossible = true;
+  /** Set when nft listed the last applied script differently from its expected form: that listing, for that script. */
+  private listedAfterApply: { script: string; form: NftNormalForm | undefined } | undefined;
+  /** Rule shapes nft has listed exactly as expected; `spellingDiffers`: it once did not. */
+  private readonly verifiedShapes = new Set<string>();
+  private spellingDiffers = false;
 
   constructor(
     private readonly log: Logger,
@@ -42,9 +59,11 @@ export class NftFirewall implements Firewall {
   async sync(networks: FirewallNetwork[]): Promise<void> {
     await this.mutex.runExclusive(async () => {
       const legacy = this.legacyPossible ? await this.findLegacy(networks) : { table: false, shims: [] };
-      const script = renderNftScript(networks, this.names) + (legacy.table ? `delete table inet ${LEGACY_NFT_TABLE}\n` : '');
+      const rendered = renderNftScript(networks, this.names);
+      const script = rendered + (legacy.table ? `delete table inet ${LEGACY_NFT_TABLE}\n` : '');
       this.log.debug({ script }, 'applying nft table');
       await runChecked(this.run, 'nft', ['-f', '-'], script);
+      await this.verifyApplied(rendered);
       for (const tool of ['iptables', 'ip6tables'] as const) await this.syncShim(tool, networks);
       for (const tool of legacy.shims) await this.removeChain(tool, LEGACY_IPT_CHAIN);
       if (legacy.table || legacy.shims.length) this.log.info({ table: legacy.table, shims: legacy.shims }, 'removed the firewall objects an older loom made for this loomd\'s networks');
@@ -55,13 +74,15 @@ export class NftFirewall implements Firewall {
   /** Where the kernel's firewall differs from what these networks need (empty: in sync). */
   async check(networks: FirewallNetwork[]): Promise<string[]> {
     return this.mutex.runExclusive(async () => {
-      const listing = await this.run('nft', ['-j', 'list', 'table', 'inet', this.names.table]);
-      const drift = nftDrift(expectedNftShape(networks, this.names), listing.code === 0 ? JSON.parse(listing.stdout) : undefined, this.names);
+      const script = renderNftScript(networks, this.names);
+      const expected = this.listedAfterApply?.script === script ? this.listedAfterApply.form : expectedForm(script);
+      const drift = nftDrift(expected, await this.listTable(), this.names);
+      const shim = networks.length ? renderIptablesShim(networks, this.names) : undefined;
       for (const tool of ['iptables', 'ip6tables'] as const) {
         if (!(await this.hasTool(tool))) continue;
         const chain = await this.run(tool, ['-w', '-S', this.names.chain]);
         const jump = await this.run(tool, ['-w', '-C', 'FORWARD', '-j', this.names.chain]);
-        drift.push(...shimDrift(tool, networks, chain.code === 0 ? chain.stdout : undefined, jump.code === 0, this.names));
+        drift.push(...shimDrift(tool, shim, chain.code === 0 ? chain.stdout : undefined, jump.code === 0, this.names));
       }
       if (this.legacyPossible) {
         const legacy = await this.findLegacy(networks);
@@ -70,6 +91,35 @@ export class NftFirewall implements Firewall {
       }
       return drift;
     });
+  }
+
+  /** This loomd's table as `nft -j` lists it, normalised; undefined when there is none. */
+  private async listTable(): Promise<NftNormalForm | undefined> {
+    const listing = await this.run('nft', ['-j', 'list', 'table', 'inet', this.names.table]);
+    return listing.code === 0 ? parseListing(listing.stdout) : undefined;
+  }
+
+  /** Compares the table just applied from `script` with the script's expected form (see the header). */
+  private async verifyApplied(script: string): Promise<void> {
+    this.listedAfterApply = undefined;
+    const expected = expectedForm(script);
+    if (!expected) return;
+    const shapes = ruleShapes(expected);
+    if (!this.spellingDiffers && shapes.every((s) => this.verifiedShapes.has(s))) return;
+    try {
+      const listed = await this.listTable();
+      const differences = nftDrift(expected, listed, this.names);
+      if (differences.length === 0) {
+        for (const s of shapes) this.verifiedShapes.add(s);
+        return;
+      }
+      this.spellingDiffers = true;
+      this.listedAfterApply = { script, form: listed };
+      this.log.warn({ differences }, 'nft lists the table loom just applied differently from what loom expects (another nft version?): the drift check compares with this listing until the next apply');
+    } catch (err) {
+      // The table is applied; only the check's reference is unknown (it falls back to the expected form).
+      this.log.warn({ err: String(err) }, 'could not list the nft table just applied');
+    }
   }
 
   private async findLegacy(networks: FirewallNetwork[]): Promise<Legacy> {

@@ -2,14 +2,14 @@
  * Owner marks: how one loomd tells its own kernel objects from everyone else's, whatever
  * their names. Every link loom creates carries `loom:<instance>` in IFLA_IFALIAS (`ip -d
  * link` shows it as `alias loom:...`); `<instance>` is the loomd's instance id, chosen once
- * and kept in its store. Names are deterministic (network/naming.ts) but prove nothing:
+ * and kept in its store. Names are deterministic (model/naming.ts) but prove nothing:
  * another loomd, an older loom or an operator may use the same names.
  *
- * Invariant kept by NetlinkKernel: a link is created under a temporary name and receives its
- * final name and its mark in one kernel request, so a link with one of loom's names either
- * carries its creator's mark or was not made by this version of loom. A loomd killed between
- * the two requests leaves only a link with a temporary name (`tempLinkName`), which the next
- * attempt at the same create removes.
+ * Invariant kept by NetlinkKernel (link-create.ts): a link is created under a temporary name
+ * and receives its final name and its mark in one kernel request, so a link with one of
+ * loom's names either carries its creator's mark or was not made by this version of loom. A
+ * loomd killed between the two requests leaves only a link with a temporary name
+ * (`tempLinkName`), which the next attempt at the same create removes.
  */
 import { createHash } from 'node:crypto';
 

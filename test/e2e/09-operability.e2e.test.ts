@@ -1,8 +1,8 @@
 /**
  * Operability: the Prometheus metrics match what was done, and when things are
- * broken by hand (a running container's veth deleted, a firewall rule deleted, an
- * address released behind Docker's back) `loomctl doctor` names each problem,
- * `loomctl gc` repairs them, and a second doctor is clean.
+ * broken by hand (a running container's veth deleted, a firewall rule deleted or changed
+ * keeping every count, an address released behind Docker's back) `loomctl doctor` names
+ * each problem, `loomctl gc` repairs them, and a second doctor is clean.
  */
 import * as path from 'node:path';
 import { TestHost, REPO } from '../helpers/test-host';
@@ -95,6 +95,31 @@ test('doctor names what was broken by hand, gc repairs it, a second doctor is cl
   expect(await settle(host)).toEqual([]);
   const text = (await unixRequest(metricsSock(), 'GET', '/metrics')).body;
   expect(metric(text, 'loom_reconciler_repairs_total', { kind: 'replumb-endpoint' })).toBe(1);
+});
+
+test('rules changed by hand with every count kept: doctor names each rule, gc repairs them', async () => {
+  expect((await loomctl(['doctor'])).code).toBe(0);
+  const { nftTable, iptablesChain } = await host.loomOwner();
+  // nft: the network's masquerade narrowed to half its subnet (postrouting keeps its one rule).
+  const rules = await host.execOk(['nft', '-a', 'list', 'chain', 'inet', nftTable, 'postrouting']);
+  const [, bridge, handle] = /ip saddr 198\.18\.120\.0\/24 oifname != "(\S+)" masquerade # handle (\d+)/.exec(rules) as unknown as [string, string, string];
+  await host.execOk(['nft', 'replace', 'rule', 'inet', nftTable, 'postrouting', 'handle', handle, 'ip', 'saddr', '198.18.120.0/25', 'oifname', '!=', bridge, 'masquerade']);
+  // iptables: the shim's first rule accepts another interface (the chain keeps its two rules).
+  const shim = (await host.execOk(['iptables', '-w', '-S', iptablesChain])).split('\n').filter((l) => l.startsWith('-A'));
+  await host.execOk(['iptables', '-w', '-R', iptablesChain, '1', '-i', 'eth9', '-j', 'ACCEPT']);
+  expect((await host.execOk(['iptables', '-w', '-S', iptablesChain])).split('\n').filter((l) => l.startsWith('-A'))).toHaveLength(shim.length);
+
+  const doctor = await loomctl(['doctor']);
+  expect(doctor.code).toBe(1);
+  expect(doctor.out).toMatch(new RegExp(`sync-firewall: .*chain postrouting rule 1 is 'ip saddr 198\\.18\\.120\\.0/25 oifname != "${bridge}" masquerade', expected 'ip saddr 198\\.18\\.120\\.0/24 oifname != "${bridge}" masquerade'`));
+  expect(doctor.out).toMatch(new RegExp(`iptables chain ${iptablesChain} rule 1 is '-A ${iptablesChain} -i eth9 -j ACCEPT', expected '-A ${iptablesChain} -i ${bridge} `));
+  const gc = await loomctl(['gc']);
+  expect(gc.code).toBe(0);
+  expect(gc.out).toMatch(/repaired sync-firewall/);
+  const again = await loomctl(['doctor']);
+  expect(again.out).toMatch(/no problems found/);
+  expect(await host.execOk(['nft', 'list', 'chain', 'inet', nftTable, 'postrouting'])).toContain(`ip saddr 198.18.120.0/24 oifname != "${bridge}" masquerade`);
+  expect(await host.ping('o1', await host.cliOk(['inspect', '-f', '{{.NetworkSettings.Networks.ops.IPAddress}}', 'o2']))).toBe(true);
 });
 
 test('status, networks, endpoints, ipam and peers print tables and JSON', async () => {

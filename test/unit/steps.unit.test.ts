@@ -1,6 +1,6 @@
-/** StepRunner rollback and teardownAll. */
+/** StepRunner rollback, teardownAll, and the setup tables built on them. */
 import { LoomError, conflict } from '../../lib/errors';
-import { StepRunner, teardownAll } from '../../driver/dataplane/steps';
+import { SetupStep, StepRunner, defineStep, runTable, teardownAll } from '../../driver/dataplane/steps';
 import { silentLogger } from '../../lib/logger';
 
 async function rejection(p: Promise<unknown>): Promise<LoomError> {
@@ -128,5 +128,42 @@ describe('teardownAll', () => {
 
   test('no actions is fine', async () => {
     await expect(teardownAll('nothing', [])).resolves.toBeUndefined();
+  });
+});
+
+describe('setup tables (defineStep, runTable)', () => {
+  interface Ctx {
+    log: string[];
+    items: string[];
+  }
+  const table = [
+    defineStep<Ctx>({ id: 'a', when: () => true, name: () => 'make a', run: async (c) => c.log.push('do a'), undo: async (c) => c.log.push('undo a') }),
+    defineStep<Ctx>({ id: 'skipped', when: () => false, name: () => 'never', run: async (c) => c.log.push('never') }),
+    defineStep<Ctx, string>({ id: 'each', each: (c) => c.items, when: (_c, i) => i !== 'y', name: (_c, i) => `item ${i}`, run: async (c, i) => c.log.push(`do ${i}`), undo: async (c, i) => c.log.push(`undo ${i}`) }),
+  ];
+
+  test('steps run in order when their condition holds, one named step per item', async () => {
+    const c: Ctx = { log: [], items: ['x', 'y', 'z'] };
+    const names: string[] = [];
+    const runner = new (class extends StepRunner {
+      override step(name: string, fn: () => Promise<(() => Promise<unknown>) | void>): Promise<void> {
+        names.push(name);
+        return super.step(name, fn);
+      }
+    })('t', silentLogger());
+    await runTable(table, c, runner);
+    expect(names).toEqual(['make a', 'item x', 'item z']);
+    expect(c.log).toEqual(['do a', 'do x', 'do z']);
+    await runner.rollback();
+    expect(c.log.slice(3)).toEqual(['undo z', 'undo x', 'undo a']);
+    expect(table.map((s) => s.reversible)).toEqual([true, false, true]);
+  });
+
+  test('a condition that throws fails its step: what ran before is rolled back, the error names the step', async () => {
+    const c: Ctx = { log: [], items: [] };
+    const failing = defineStep<Ctx>({ id: 'f', when: () => Promise.reject(new Error('netlink timeout')), name: () => 'check f', run: async () => undefined });
+    const err = await rejection(runTable([table[0] as SetupStep<Ctx>, failing], c, new StepRunner('t', silentLogger())));
+    expect(err.message).toBe('t: check f: netlink timeout');
+    expect(c.log).toEqual(['do a', 'undo a']);
   });
 });
