@@ -4,12 +4,12 @@
  * with another configuration. Each case expects an error, or a no-op where Docker's protocol
  * makes the call idempotent.
  */
-import { FuzzCase, jsonCase } from './cases';
+import { FuzzCase, jsonCase, mkCase } from './cases';
 import {
   BAD_BOOLS, BAD_BRIDGE_SYNTAX, BAD_BRIDGE_TAKEN, BAD_BRIDGES, BAD_CIDR_V4, BAD_CIDR_V6, BAD_EP_ADDRESSES, BAD_FLAGS, BAD_GATEWAYS, BAD_HOST_BINDINGS,
   BAD_IDS, BAD_LOOM_KEYS, BAD_MACS, BAD_MODES, BAD_MTUS, BAD_POOL_ADDRESSES, BAD_PORTMAPS, HOSTILE, UNKNOWN_EP_IDS, UNKNOWN_NET_IDS, UNKNOWN_POOL_IDS,
 } from './hostile-values';
-import type { Expect } from './routes';
+import { ALL_ROUTES, Expect, UNKNOWN } from './routes';
 import {
   Body, clone, EP, GENERIC, ipamEntry, NET, OPT_BRIDGE, OPT_HOST_BINDING, OPT_ICC, OPT_MASQ, OPT_MTU, PORTMAP, RELEASED_POOL, SANDBOX, SEED_BODIES, SEED_POOL,
 } from './seed';
@@ -155,5 +155,9 @@ export function catalogue(): FuzzCase[] {
   add('NetworkDriver.CreateNetwork', { ...clone(SEED_BODIES.network), Options: { [GENERIC]: { [OPT_MTU]: '9000' } } }, 'error', 'catalogue: seeded network, other MTU');
   add('NetworkDriver.CreateEndpoint', { ...clone(SEED_BODIES.endpoint), Interface: { Address: '198.18.50.3/24' } }, 'error', 'catalogue: seeded endpoint, other address');
   add('IpamDriver.RequestPool', clone(SEED_BODIES.pool), 'error', 'catalogue: seeded pool again');
+  // Served paths in another case or with a trailing slash are not served: Docker's paths are exact.
+  for (const m of ALL_ROUTES) {
+    for (const p of [`/${m.toLowerCase()}`, `/${m.toUpperCase()}`, `/${m}/`]) out.push(mkCase(UNKNOWN, '', 'notfound', 'catalogue: not the exact path', 'POST', p));
+  }
   return out;
 }

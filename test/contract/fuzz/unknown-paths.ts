@@ -7,9 +7,9 @@ import { anyRoute, malformedJson, sized, sizeAround } from './garbage';
 import { ALL_ROUTES, UNKNOWN } from './routes';
 import { recorded } from './seed';
 
-const KNOWN_PATHS = new Set(ALL_ROUTES.map((m) => `/${m}`.toLowerCase()));
-/** A served path, or one of its case variants, or either with a trailing slash (left out of the unknown paths). */
-const servesPath = (p: string): boolean => KNOWN_PATHS.has(p.split('?')[0]!.toLowerCase().replace(/\/$/, ''));
+const SERVED_PATHS = new Set(ALL_ROUTES.map((m) => `/${m}`));
+/** Docker's paths are exact: loom routes case-sensitively and without a trailing slash (driver/http/server.ts). */
+const servesPath = (p: string): boolean => SERVED_PATHS.has(p.split('?')[0] as string);
 const unknownPath = fc
   .oneof(
     fc.constantFrom(
