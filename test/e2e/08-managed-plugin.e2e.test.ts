@@ -13,22 +13,20 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { OUTSIDE_IP, REPO, TestHost } from '../helpers/test-host';
+import { OUTSIDE_IP, TestHost } from '../helpers/test-host';
 import { settle } from '../helpers/invariants';
-import { run, runOk, waitFor } from '../helpers/run';
+import { buildPlugin, configurePlugin, MANAGED_PLUGIN_HOST, PLUGIN_NAME as NAME, PluginBuild, removePlugin } from '../helpers/managed-plugin';
+import { runOk, waitFor } from '../helpers/run';
 import { unixRequest } from '../helpers/unix-http';
 import { LOOMD_NODE_FLAGS } from '../../driver/node-flags';
 
 jest.setTimeout(600_000);
 
-const NAME = 'loom:latest';
 const ENTRYPOINT = ['/usr/local/bin/node', ...LOOMD_NODE_FLAGS, '/opt/loom/dist/driver/main.js'].join(' ');
 const SUBNET = '198.18.60.0/24';
 
 let host: TestHost;
-let pluginDir: string;
-let stateDir: string;
-let buildLog = '';
+let build: PluginBuild;
 /** Durations of the slow steps, printed once at the end (run time is worth watching here). */
 const timings: string[] = [];
 async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -41,24 +39,9 @@ async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
 }
 
 beforeAll(async () => {
-  host = await TestHost.create({ driverName: NAME });
-  stateDir = path.join(host.dir, 'plugin-state');
-  fs.mkdirSync(stateDir, { recursive: true });
   // The plugin's admin socket lives in its state mount: that is where loomState() (invariants) reads.
-  Object.defineProperty(host, 'adminSocket', { value: path.join(stateDir, 'admin.sock') });
-  pluginDir = path.join(host.dir, 'plugin-build');
-  const r = await timed('plugin:build', () => run('npm', ['--prefix', REPO, 'run', 'plugin:build'], {
-    timeoutMs: 540_000,
-    env: {
-      ...host.engine.env,
-      DOCKER_HOST: `unix://${host.dockerSock}`,
-      DOCKER: host.engine.client,
-      LOOM_BASE_CACHE: '/tmp/loom-e2e',
-      LOOM_PLUGIN_DIR: pluginDir,
-    },
-  }));
-  buildLog = r.stdout + r.stderr;
-  if (r.code !== 0) throw new Error(`npm run plugin:build exited ${r.code}:\n${buildLog}`);
+  host = await TestHost.create(MANAGED_PLUGIN_HOST);
+  build = await timed('plugin:build', () => buildPlugin(host, { create: true }));
 });
 
 afterAll(async () => {
@@ -68,8 +51,7 @@ afterAll(async () => {
     await host.removeContainers();
     const nets = (await host.cli(['network', 'ls', '-q', '--filter', `driver=${NAME}`])).stdout.split('\n').filter(Boolean);
     if (nets.length) await host.cli(['network', 'rm', ...nets]);
-    await host.cli(['plugin', 'disable', '-f', NAME]);
-    await host.cli(['plugin', 'rm', '-f', NAME]);
+    await removePlugin(host);
   } finally {
     await host.destroy();
   }
@@ -128,26 +110,16 @@ async function enable(): Promise<void> {
   expect(await host.cliOk(['plugin', 'inspect', '-f', '{{.Enabled}}', NAME])).toBe('true');
 }
 
-/** The settings every run of this file gives the plugin: its state on the test host, this host's Docker API. */
-async function configure(extra: string[] = []): Promise<void> {
-  await host.cliOk([
-    'plugin', 'set', NAME,
-    `state.source=${stateDir}`,
-    `docker.source=${host.dockerSock}`,
-    'LOOM_LOG_LEVEL=debug',
-    'LOOM_RECONCILE_INTERVAL=2',
-    'LOOM_DEFAULT_POOLS=198.18.128.0/17:24,fd5c:10a::/48:64',
-    ...extra,
-  ]);
-}
+/** The settings every run of this file gives the plugin (besides its state on the test host and this host's Docker API). */
+const configure = (extra: string[] = []): Promise<void> => configurePlugin(host, ['LOOM_DEFAULT_POOLS=198.18.128.0/17:24,fd5c:10a::/48:64', ...extra]);
 
 const waitRunning = (names: string[]): Promise<void> => host.waitRunning(names, 90_000);
 
 test('npm run plugin:build creates the plugin from a rootfs with only what loomd needs at run time', async () => {
-  const size = /rootfs (\S+),/.exec(buildLog)?.[1];
+  const size = /rootfs (\S+),/.exec(build.log)?.[1];
   console.log(`plugin:build on Docker ${host.engine.id}: rootfs ${size}`);
   expect(size).toBeDefined();
-  const rootfs = path.join(pluginDir, 'rootfs');
+  const rootfs = path.join(build.dir, 'rootfs');
   const has = (p: string): boolean => fs.existsSync(path.join(rootfs, p));
   for (const p of ['usr/local/bin/node', 'usr/sbin/nft', 'usr/sbin/iptables', 'usr/sbin/ip6tables-restore', 'usr/sbin/tc', 'run/docker/plugins', 'opt/loom/dist/driver/main.js', 'opt/loom/package.json']) {
     expect([p, has(p)]).toEqual([p, true]);
@@ -239,7 +211,7 @@ test('upgrade (disable -f, rm -f, create the newer build, enable on the same sta
 
   // The "newer build": the same plugin directory with another version in loom's package.json.
   const v2 = path.join(host.dir, 'plugin-build-v2');
-  await runOk('cp', ['-al', pluginDir, v2]);
+  await runOk('cp', ['-al', build.dir, v2]);
   const pkgPath = path.join(v2, 'rootfs/opt/loom/package.json');
   const pkg = JSON.parse(fs.readFileSync(pkgPath, 'utf8'));
   pkg.version = `${oldVersion}-upgrade`;

@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { killAndWait, pidAlive, run, runOk, waitFor } from './run';
 import { ownerStamp } from './owner';
-import { ROOT, TestHost } from './test-host';
+import { ROOT, TestHost, TestHostOptions } from './test-host';
+import { clusterOwnerFile } from './host/reaper';
 
 export interface EtcdMember {
   name: string;
@@ -29,17 +30,23 @@ export class TestCluster {
     readonly underlayNs: string,
   ) {}
 
-  /** Marks the underlay namespace as this test process's (see TestHost.sweepAbandoned). */
+  /** Marks the underlay namespace as this test process's (see host/reaper.ts). */
   get ownerFile(): string {
-    return path.join(ROOT, `cluster-${this.underlayNs}.owner`);
+    return clusterOwnerFile(this.underlayNs);
   }
 
   get endpoints(): string {
     return this.etcd.map((m) => `http://${m.ip}:2379`).join(',');
   }
 
-  /** `legacyLoomd: false` leaves loomd out (tests that install loom as a managed plugin). */
-  static async create(n: number, opts: { underlayMtu?: number[]; loomEnv?: Record<string, string>; legacyLoomd?: boolean; driverName?: string } = {}): Promise<TestCluster> {
+  /**
+   * `legacyLoomd: false` leaves loomd out (tests that install loom as a managed plugin, whose
+   * hosts get `host`: MANAGED_PLUGIN_HOST).
+   */
+  static async create(
+    n: number,
+    opts: { underlayMtu?: number[]; loomEnv?: Record<string, string>; legacyLoomd?: boolean; host?: Pick<TestHostOptions, 'driverName' | 'adminSocket'> } = {},
+  ): Promise<TestCluster> {
     const id = randomBytes(2).toString('hex');
     const c = new TestCluster(id, `loomt-u${id}`);
     try {
@@ -54,7 +61,7 @@ export class TestCluster {
         c.hosts.push(
           await TestHost.create({
             underlay: { netns: c.underlayNs, bridge: 'ubr', cidr: `198.18.0.${i}/24`, mtu: opts.underlayMtu?.[i - 1] ?? 1500 },
-            ...(opts.driverName ? { driverName: opts.driverName } : {}),
+            ...opts.host,
           }),
         );
       }

@@ -91,3 +91,13 @@ export async function killAndWait(pid: number, signal: NodeJS.Signals = 'SIGTERM
     while (pidAlive(pid) && Date.now() < hard) await sleep(50);
   }
 }
+
+/** Waits (bounded) until none of `pids` is alive (a zombie counts as gone); false on timeout. */
+export async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (pids.some(pidAlive)) {
+    if (Date.now() > deadline) return false;
+    await sleep(20);
+  }
+  return true;
+}

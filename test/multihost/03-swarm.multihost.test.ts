@@ -4,44 +4,28 @@
  * a service with 3 replicas (dnsrr: service VIPs cannot work on this kernel): the
  * tasks on all three nodes reach each other.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { TestCluster } from '../helpers/cluster';
-import { run, waitFor } from '../helpers/run';
-import { REPO, TestHost } from '../helpers/test-host';
+import { buildPlugin, configurePlugin, MANAGED_PLUGIN_HOST, PLUGIN_NAME as NAME, removePlugin } from '../helpers/managed-plugin';
+import { waitFor } from '../helpers/run';
+import type { TestHost } from '../helpers/test-host';
 
 jest.setTimeout(900_000);
 
-const NAME = 'loom:latest';
 let c: TestCluster;
 let hosts: TestHost[];
 
 beforeAll(async () => {
-  c = await TestCluster.create(3, { legacyLoomd: false, driverName: NAME });
+  c = await TestCluster.create(3, { legacyLoomd: false, host: MANAGED_PLUGIN_HOST });
   hosts = c.hosts;
-  const A = hosts[0] as TestHost;
   // Build the plugin directory once (offline), then create the plugin on every host.
-  const pluginDir = path.join(A.dir, 'plugin-build');
-  const r = await run('npm', ['--prefix', REPO, 'run', 'plugin:build'], {
-    timeoutMs: 540_000,
-    env: { ...A.engine.env, DOCKER_HOST: `unix://${A.dockerSock}`, DOCKER: A.engine.client, LOOM_BASE_CACHE: '/tmp/loom-e2e', LOOM_PLUGIN_DIR: pluginDir, LOOM_PLUGIN_CREATE: '0' },
-  });
-  if (r.code !== 0) throw new Error(`plugin:build failed: ${r.stdout}${r.stderr}`);
+  const build = await buildPlugin(hosts[0] as TestHost, { create: false });
   for (const [i, h] of hosts.entries()) {
-    const state = path.join(h.dir, 'plugin-state');
-    fs.mkdirSync(state, { recursive: true });
-    Object.defineProperty(h, 'adminSocket', { value: path.join(state, 'admin.sock') });
-    await h.cliOk(['plugin', 'create', NAME, pluginDir], { timeoutMs: 300_000 });
-    await h.cliOk([
-      'plugin', 'set', NAME,
-      `state.source=${state}`,
-      `docker.source=${h.dockerSock}`,
+    await h.cliOk(['plugin', 'create', NAME, build.dir], { timeoutMs: 300_000 });
+    await configurePlugin(h, [
       'LOOM_SCOPE=global',
       `LOOM_ETCD_ENDPOINTS=${c.endpoints}`,
       `LOOM_ADVERTISE_ADDRESS=198.18.0.${i + 1}`,
       'LOOM_DEFAULT_POOLS=198.18.128.0/17:24',
-      'LOOM_RECONCILE_INTERVAL=2',
-      'LOOM_LOG_LEVEL=debug',
     ]);
     await h.cliOk(['plugin', 'enable', NAME], { timeoutMs: 120_000 });
   }
@@ -61,8 +45,7 @@ afterAll(async () => {
   for (const h of [...c.hosts].reverse()) await h.cli(['swarm', 'leave', '--force'], { timeoutMs: 60_000 });
   for (const h of c.hosts) {
     await h.removeContainers();
-    await h.cli(['plugin', 'disable', '-f', NAME], { timeoutMs: 60_000 });
-    await h.cli(['plugin', 'rm', '-f', NAME], { timeoutMs: 60_000 });
+    await removePlugin(h);
   }
   await c.destroy();
 });

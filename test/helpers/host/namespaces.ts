@@ -1,0 +1,101 @@
+/**
+ * A test host's namespaces: a network namespace with FORWARD policy DROP (like a real host),
+ * an uplink to an "outside" namespace, and a persistent mount namespace with its own sysfs,
+ * /run/docker/plugins, /etc/docker and /run/containerd (dockerd cannot run under
+ * `ip netns exec`, and a plugin must listen in its dockerd's mount namespace).
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { run, runOk } from '../run';
+import { ownerStamp } from '../owner';
+import { enterHost, HostLayout, MNT_DIR, OUTSIDE_IP, ROOT, UPLINK_IP } from './layout';
+
+/** Multi-host tests: a veth "underlay0" into a shared underlay namespace's bridge. */
+export interface UnderlayLink {
+  netns: string;
+  bridge: string;
+  cidr: string;
+  mtu?: number;
+}
+
+/** Makes the host's directories (stamped with this process as owner) and its namespaces. */
+export async function createNamespaces(l: HostLayout): Promise<void> {
+  fs.mkdirSync(l.pluginDir, { recursive: true, mode: 0o755 });
+  fs.mkdirSync(path.join(l.dir, 'cg'), { recursive: true });
+  fs.chmodSync(ROOT, 0o700);
+  fs.writeFileSync(l.ownerFile, ownerStamp());
+  fs.mkdirSync(MNT_DIR, { recursive: true });
+  if ((await run('mountpoint', ['-q', MNT_DIR])).code !== 0) {
+    await runOk('mount', ['--bind', MNT_DIR, MNT_DIR]);
+    await runOk('mount', ['--make-private', MNT_DIR]);
+  }
+  fs.writeFileSync(l.mntFile, '');
+  fs.mkdirSync('/run/docker/plugins', { recursive: true });
+  fs.mkdirSync('/etc/docker', { recursive: true });
+  fs.mkdirSync('/run/containerd', { recursive: true });
+  await runOk('ip', ['netns', 'add', l.netns]);
+  await runOk('ip', ['netns', 'add', l.outNetns]);
+  const n = ['-n', l.netns];
+  const o = ['-n', l.outNetns];
+  await runOk('ip', [...n, 'link', 'set', 'lo', 'up']);
+  await runOk('ip', [...o, 'link', 'set', 'lo', 'up']);
+  await runOk('ip', [...n, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'wan0', 'netns', l.outNetns]);
+  await runOk('ip', [...n, 'addr', 'add', `${UPLINK_IP}/24`, 'dev', 'uplink0']);
+  await runOk('ip', [...o, 'addr', 'add', `${OUTSIDE_IP}/24`, 'dev', 'wan0']);
+  await runOk('ip', [...n, 'link', 'set', 'uplink0', 'up']);
+  await runOk('ip', [...o, 'link', 'set', 'wan0', 'up']);
+  await runOk('ip', [...n, 'route', 'add', 'default', 'via', OUTSIDE_IP]);
+  // A real host: FORWARD policy DROP (Debian with Docker installed has it), forwarding off until someone needs it.
+  await runOk('nsenter', [`--net=/run/netns/${l.netns}`, 'iptables', '-w', '-P', 'FORWARD', 'DROP']);
+  await runOk('nsenter', [`--net=/run/netns/${l.netns}`, 'ip6tables', '-w', '-P', 'FORWARD', 'DROP']);
+  const cg = path.join(l.dir, 'cg');
+  const script = [
+    'set -e',
+    `mount --rbind /sys/fs/cgroup ${cg}`,
+    'mount -t sysfs sysfs /sys',
+    `mount --move ${cg} /sys/fs/cgroup`,
+    `mount --bind ${l.pluginDir} /run/docker/plugins`,
+    'mount -t tmpfs tmpfs /etc/docker',
+    // containerd keeps shim sockets under /run/containerd/s whatever its root: one per host.
+    'mount -t tmpfs tmpfs /run/containerd',
+  ].join('\n');
+  await runOk('nsenter', [`--net=/run/netns/${l.netns}`, 'unshare', `--mount=${l.mntFile}`, '--propagation', 'private', 'sh', '-c', script]);
+}
+
+export async function attachUnderlay(l: HostLayout, u: UnderlayLink): Promise<void> {
+  const peer = `u${l.name}`;
+  await runOk('ip', ['-n', l.netns, 'link', 'add', 'underlay0', 'type', 'veth', 'peer', 'name', peer, 'netns', u.netns]);
+  const mtu = String(u.mtu ?? 1500);
+  await runOk('ip', ['-n', l.netns, 'link', 'set', 'underlay0', 'mtu', mtu, 'up']);
+  await runOk('ip', ['-n', l.netns, 'addr', 'add', u.cidr, 'dev', 'underlay0']);
+  await runOk('ip', ['-n', u.netns, 'link', 'set', peer, 'mtu', mtu, 'master', u.bridge, 'up']);
+}
+
+/** Starts a long-running process inside the host's namespaces, detached, output appended to `logFile`; returns its own PID. */
+export function spawnInHost(l: HostLayout, cmd: string[], logFile: string, env?: NodeJS.ProcessEnv): number {
+  const out = fs.openSync(logFile, 'a');
+  const child = spawn('nsenter', [...enterHost(l), ...cmd], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: env ?? process.env,
+  });
+  fs.closeSync(out);
+  child.unref();
+  if (!child.pid) throw new Error(`could not start ${cmd[0]}`);
+  return child.pid;
+}
+
+/**
+ * Removes the mount namespace handle (and the handle directory's mount once no host uses it)
+ * and both network namespaces. Each step runs whatever the others did; failures go to `attempt`.
+ */
+export async function removeNamespaces(l: HostLayout, attempt: (what: string, fn: () => Promise<unknown>) => Promise<void>): Promise<void> {
+  await attempt('unmount namespace', () => run('umount', ['-l', l.mntFile]));
+  await attempt('remove namespace file', async () => fs.rmSync(l.mntFile, { force: true }));
+  await attempt('release namespace directory', async () => {
+    if (fs.readdirSync(MNT_DIR).length === 0) await run('umount', [MNT_DIR]);
+  });
+  await attempt('delete netns', () => run('ip', ['netns', 'del', l.netns]));
+  await attempt('delete outside netns', () => run('ip', ['netns', 'del', l.outNetns]));
+}
