@@ -61,7 +61,7 @@ export async function crossHostBenchmarks(ctx: BenchContext): Promise<void> {
   try {
     await Promise.all([A.importTools(), B.importTools()]);
     const drv = A.driver;
-    const ipOf = async (h: TestHost, c: string, net: string): Promise<string> => h.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, c]);
+    const ipOf = (h: TestHost, c: string, net: string): Promise<string> => h.containerIp(c, net);
 
     ctx.phase('cross-host: loom overlay');
     // ---- loom overlay ----------------------------------------------------------------------------

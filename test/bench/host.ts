@@ -245,7 +245,7 @@ async function sameHost(ctx: BenchContext, host: TestHost): Promise<void> {
       await host.cliOk(['run', '-d', '--init', '--name', `bench-${p}-srv`, '--network', net, 'local/tools', 'iperf3', '-s']);
       await host.cliOk(['run', '-d', '--init', '--name', `bench-${p}-cli`, '--network', net, 'local/tools', 'sleep', '3600']);
     }
-    const ipOf = (c: string, net: string): Promise<string> => host.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, c]);
+    const ipOf = (c: string, net: string): Promise<string> => host.containerIp(c, net);
     const loomSrv = await ipOf('bench-l-srv', LOOM_NET);
     const bridgeSrv = await ipOf('bench-b-srv', BRIDGE_NET);
     // A bare veth pair between two namespaces we create (MTU 1500 like both networks).

@@ -18,8 +18,8 @@ afterAll(async () => {
   await host?.destroy();
 });
 
-async function containerIp(name: string, network: string): Promise<string> {
-  return host.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, name]);
+function containerIp(name: string, network: string): Promise<string> {
+  return host.containerIp(name, network);
 }
 
 async function run(name: string, network: string, extra: string[] = []): Promise<void> {

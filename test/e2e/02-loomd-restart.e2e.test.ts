@@ -16,8 +16,7 @@ afterAll(async () => {
   await host?.destroy();
 });
 
-const ipOf = (name: string, net: string): Promise<string> =>
-  host.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name]);
+const ipOf = (name: string, net: string): Promise<string> => host.containerIp(name, net);
 
 test('containers keep connectivity across a loomd crash, and new containers join afterwards', async () => {
   await host.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '--subnet', '198.18.20.0/24', 'r1']);

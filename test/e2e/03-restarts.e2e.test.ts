@@ -23,7 +23,7 @@ afterAll(async () => {
   await host?.destroy();
 });
 
-const ipOf = (name: string): Promise<string> => host.cliOk(['inspect', '-f', '{{.NetworkSettings.Networks.rs.IPAddress}}', name]);
+const ipOf = (name: string): Promise<string> => host.containerIp(name, 'rs');
 
 async function expectConnected(): Promise<void> {
   const running = (await host.cliOk(['ps', '--format', '{{.Names}}'])).split('\n').filter(Boolean).sort();

@@ -25,8 +25,7 @@ afterAll(async () => {
   await host?.destroy();
 });
 
-const ipOf = (c: string, net: string, v6 = false): Promise<string> =>
-  host.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").${v6 ? 'GlobalIPv6Address' : 'IPAddress'}}}`, c]);
+const ipOf = (c: string, net: string, v6 = false): Promise<string> => host.containerIp(c, net, v6 ? 6 : 4);
 
 /**
  * HTTP GET from the host namespace, the outside namespace (raw request through busybox nc:

@@ -21,7 +21,7 @@ afterAll(async () => {
   await host?.destroy();
 });
 
-const ipOf = (c: string, net: string): Promise<string> => host.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, c]);
+const ipOf = (c: string, net: string): Promise<string> => host.containerIp(c, net);
 
 /** Mbit/s received by the server in a 5 s TCP test from `client` to `server` (reverse: server sends). */
 async function iperf(client: string, server: string, net: string, reverse = false): Promise<number> {

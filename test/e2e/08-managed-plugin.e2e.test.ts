@@ -58,7 +58,7 @@ afterAll(async () => {
 });
 
 const pluginId = (): Promise<string> => host.cliOk(['plugin', 'inspect', '-f', '{{.Id}}', NAME]);
-const ipOf = (c: string, net = 'm1'): Promise<string> => host.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, c]);
+const ipOf = (c: string, net = 'm1'): Promise<string> => host.containerIp(c, net);
 const admin = async (p: string): Promise<any> => (await unixRequest(host.adminSocket, 'GET', p)).json; // eslint-disable-line @typescript-eslint/no-explicit-any
 /** The plugin's socket as dockerd sees it (TestHost binds host.pluginDir over /run/docker/plugins). */
 const pluginSocket = (id: string): string => path.join(host.pluginDir, id, 'loom.sock');

@@ -64,7 +64,7 @@ test('a borrowed bridge is given back exactly after docker network rm', async ()
 
   await host.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '--subnet', '198.18.62.0/24', '-o', `com.docker.network.bridge.name=${BR}`, '-o', 'com.docker.network.driver.mtu=1500', 'borrowed']);
   for (const c of ['bb1', 'bb2']) await host.cliOk(['run', '-d', '--init', '--name', c, '--network', 'borrowed', 'local/busybox', 'sleep', '3600']);
-  const ip2 = await host.cliOk(['inspect', '-f', '{{.NetworkSettings.Networks.borrowed.IPAddress}}', 'bb2']);
+  const ip2 = await host.containerIp('bb2', 'borrowed');
   expect(await host.ping('bb1', ip2)).toBe(true);
   expect(await host.ping('bb1', '198.18.62.1')).toBe(true);
   const during = await bridgeState(BR);

@@ -69,7 +69,7 @@ test('a full disk fails the calls that write with a clear error, keeps nothing o
   const after = await request();
   expect(after.ok).toBe(true);
   await host.cliOk(['run', '-d', '--init', '--name', 'df-c', '--network', 'df1', 'local/busybox', 'sleep', '3600']);
-  const c = await host.cliOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "df1").IPAddress}}', 'df-c']);
+  const c = await host.containerIp('df-c', 'df1');
   expect(await host.ping('df-a', c)).toBe(true);
 });
 
@@ -85,6 +85,6 @@ test('a start on a full disk is refused without calling it damage; after space r
   await free();
   await host.startLoomd();
   expect(await allocated()).toEqual([...acked].sort());
-  const c = await host.cliOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "df1").IPAddress}}', 'df-c']);
+  const c = await host.containerIp('df-c', 'df1');
   expect(await host.ping('df-a', c)).toBe(true);
 });

@@ -120,7 +120,7 @@ test('every address answered was synced to the store\'s log before its answer; c
     const synced = events.slice(write[1] + 1, answer).some((e) => e.kind === 'sync' && e.fd === write[0].fd);
     return synced ? undefined : `${addr}: answered before its log write was synced`;
   };
-  const fromDocker = await Promise.all(['du-a', 'du-b'].map((c) => host.cliOk(['inspect', '-f', '{{(index .NetworkSettings.Networks "du1").IPAddress}}', c])));
+  const fromDocker = await Promise.all(['du-a', 'du-b'].map((c) => host.containerIp(c, 'du1')));
   const state = await host.loomState();
   const directAddrs = state.pools.filter((p) => pools.includes(p.id)).flatMap((p) => (p.allocations as Array<{ address: string }>).map((a) => a.address));
   expect(directAddrs).toHaveLength(48);

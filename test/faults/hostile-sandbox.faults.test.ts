@@ -56,7 +56,7 @@ test('a FIFO named as a container namespace never freezes loomd or dockerd', asy
     // Docker keeps working on this host: a new network, a container on it, the old containers.
     expect(await timed(['network', 'create', '-d', h.driver, '--ipam-driver', h.driver, '--subnet', '198.18.61.0/24', 'n2'])).toBeLessThan(5_000);
     expect(await timed(['run', '--rm', '--network', 'n2', 'local/busybox', 'true'])).toBeLessThan(15_000);
-    const c2 = await h.cliOk(['inspect', '-f', '{{.NetworkSettings.Networks.n1.IPAddress}}', 'c2']);
+    const c2 = await h.containerIp('c2', 'n1');
     expect(await h.ping('c1', c2)).toBe(true);
     expect(h.loomdLog()).not.toMatch(/re-plumbed an endpoint/);
     await waitFor('the stale endpoint to be dropped by the reconciler', async () => !(await h.loomState()).networks.some((n) => n.endpoints.some((e: { id: string }) => e.id === epId)), 30_000, 500);

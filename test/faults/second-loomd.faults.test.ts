@@ -68,7 +68,7 @@ const loomctl = async (view: LoomdView, args: string[]): Promise<{ code: number;
   const r = await run(process.execPath, [LOOMCTL, '--admin-socket', view.adminSocket, ...args], { timeoutMs: 120_000, env: { ...process.env, DOCKER_HOST: `unix://${host.dockerSock}` } });
   return { code: r.code, out: r.stdout + r.stderr };
 };
-const ipOf = (container: string, net: string): Promise<string> => host.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, container]);
+const ipOf = (container: string, net: string): Promise<string> => host.containerIp(container, net);
 
 /** Name -> ifindex of every link carrying `mark`, and of the foreign links. */
 async function linkIndexes(mark: string): Promise<Map<string, number>> {

@@ -28,7 +28,7 @@ afterAll(async () => {
   await host?.destroy();
 });
 
-const ipOf = (name: string, net: string): Promise<string> => host.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name]);
+const ipOf = (name: string, net: string): Promise<string> => host.containerIp(name, net);
 
 async function expectConsistent(): Promise<void> {
   expect(await invariantViolations(host)).toEqual([]);

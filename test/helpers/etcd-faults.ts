@@ -57,7 +57,7 @@ export async function overlayCluster(): Promise<Outage> {
     for (const [i, h] of hosts.entries()) {
       const name = CONTAINERS[i] as string;
       await h.cliOk(['run', '-d', '--init', '--name', name, '--network', OVERLAY, 'local/busybox', 'sleep', '86400']);
-      overlayIps.set(name, await h.cliOk(['inspect', '-f', `{{.NetworkSettings.Networks.${OVERLAY}.IPAddress}}`, name]));
+      overlayIps.set(name, await h.containerIp(name, OVERLAY));
     }
     const o = { c, hosts, overlayIps };
     for (const [i, h] of hosts.entries()) {
@@ -179,7 +179,7 @@ export function loomCallDurations(h: TestHost, from: number, to: number): LoomCa
 export async function newContainerReachable(o: Outage, returnedAt: number, name: string): Promise<number> {
   const [A, , C] = o.hosts;
   await C.cliOk(['run', '-d', '--init', '--name', name, '--network', OVERLAY, 'local/busybox', 'sleep', '86400']);
-  const ip = await C.cliOk(['inspect', '-f', `{{.NetworkSettings.Networks.${OVERLAY}.IPAddress}}`, name]);
+  const ip = await C.containerIp(name, OVERLAY);
   const limit = returnedAt + CONVERGE_LIMIT_MS + 10_000; // wait a little longer, so a miss is measured, not guessed
   await waitFor(`${name} (${ip}) reachable from A`, async () => A.ping('ra', ip, 1), Math.max(1_000, limit - Date.now()), 100);
   return Date.now() - returnedAt;

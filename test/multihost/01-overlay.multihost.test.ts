@@ -21,8 +21,7 @@ afterAll(async () => {
   await c?.destroy();
 });
 
-const ipOf = (h: TestHost, ctr: string, net: string): Promise<string> =>
-  h.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, ctr]);
+const ipOf = (h: TestHost, ctr: string, net: string): Promise<string> => h.containerIp(ctr, net);
 
 test('an overlay created on A appears on B and C, and containers on all three reach each other', async () => {
   await A.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '-o', 'loom.mode=overlay', '--subnet', '198.18.200.0/24', 'blue']);

@@ -30,7 +30,7 @@ afterAll(async () => {
   await c?.destroy();
 });
 
-const ipOf = (h: TestHost, ctr: string): Promise<string> => h.cliOk(['inspect', '-f', '{{.NetworkSettings.Networks.red.IPAddress}}', ctr]);
+const ipOf = (h: TestHost, ctr: string): Promise<string> => h.containerIp(ctr, 'red');
 
 test('the overlay MTU follows the smallest underlay (1450 - 50), with a warning', async () => {
   expect(Number(await A.cliOk(['exec', 'ra', 'cat', '/sys/class/net/eth0/mtu']))).toBe(1400);
