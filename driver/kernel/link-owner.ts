@@ -9,7 +9,10 @@
  * and receives its final name and its mark in one kernel request, so a link with one of
  * loom's names either carries its creator's mark or was not made by this version of loom. A
  * loomd killed between the two requests leaves only a link with a temporary name
- * (`tempLinkName`), which the next attempt at the same create removes.
+ * (`tempLinkName`). The next attempt at the same create removes it; when there is none (Docker
+ * gave up on that container), the reconciler does: a temporary name carries a check derived
+ * from the creator's mark (`isOwnTempName`), so one loomd recognises its own unfinished links
+ * without an alias and never takes another loomd's for its own.
  */
 import { createHash } from 'node:crypto';
 
@@ -39,5 +42,24 @@ export function ownerOf(alias: string | undefined, mark: string): LinkOwner {
  * create finds the leftover of an attempt that was killed half-way.
  */
 export function tempLinkName(mark: string, finalName: string): string {
-  return 'lt' + createHash('sha256').update(`${mark}/${finalName}`).digest('hex').slice(0, 13);
+  const stem = hex(`${mark}/${finalName}`, 7);
+  return `lt${stem}${tempCheck(mark, stem)}`;
+}
+
+/**
+ * Whether `name` is a temporary name this loomd (mark `mark`) would create: its last six hex
+ * digits are the check of its stem under this mark (another instance's temporary names pass
+ * with a chance of one in 16.7 million).
+ */
+export function isOwnTempName(mark: string, name: string): boolean {
+  const m = /^lt([0-9a-f]{7})([0-9a-f]{6})$/.exec(name);
+  return m !== null && tempCheck(mark, m[1] as string) === m[2];
+}
+
+function tempCheck(mark: string, stem: string): string {
+  return hex(`${mark}#${stem}`, 6);
+}
+
+function hex(text: string, digits: number): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, digits);
 }

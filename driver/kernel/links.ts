@@ -6,7 +6,7 @@
 import { ifla, rt } from 'netlink';
 import { LoomError } from '../../lib/errors';
 import { formatIp } from '../../lib/prefix';
-import { ownerOf } from './link-owner';
+import { isOwnTempName, ownerOf } from './link-owner';
 import type { NetlinkChannel } from './netlink-channel';
 import { LinkInfo, bytesToBig, kernelError, serialise, toLinkInfo } from './netlink-codec';
 
@@ -66,7 +66,8 @@ export class LinkVerbs {
   /**
    * Deletes link `name` only if it is this loomd's: it carries this loomd's mark, or no loom
    * mark at all when `unmarkedToo` (a link an earlier loom made, named in this loomd's
-   * records). The check and the deletion address the same object (by index). Returns
+   * records), or it is an unfinished link under one of this loomd's temporary names. The
+   * check and the deletion address the same object (by index). Returns
    * 'deleted', 'absent', or 'not-ours' (left alone).
    */
   async deleteOwnedLink(name: string, opts: { unmarkedToo?: boolean } = {}): Promise<'deleted' | 'absent' | 'not-ours'> {
@@ -74,7 +75,9 @@ export class LinkVerbs {
     const link = await this.findLink(name);
     if (!link) return 'absent';
     const owner = ownerOf(link.alias, mark);
-    if (owner === 'foreign' || (owner === 'none' && !opts.unmarkedToo)) return 'not-ours';
+    // A link still under one of this loomd's temporary names is its own, unfinished (link-create.ts).
+    const unfinished = owner === 'none' && isOwnTempName(mark, name);
+    if (owner === 'foreign' || (owner === 'none' && !opts.unmarkedToo && !unfinished)) return 'not-ours';
     try {
       await this.ch.serial((s) => s.delLink({ index: link.index }));
       return 'deleted';

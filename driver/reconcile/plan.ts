@@ -35,6 +35,8 @@ export interface ObservedLink {
   up: boolean;
   /** Whose mark it carries, seen from this loomd. */
   owner: LinkOwner;
+  /** No mark, and one of this loomd's temporary names: a create killed half-way (link-owner.ts). */
+  unfinished?: boolean;
 }
 
 export interface Observed {
@@ -176,6 +178,10 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   for (const l of obs.links) {
     if (l.owner === 'self' && !recorded.has(l.name) && !borrowed.has(l.name) && confirmed(`link:${l.name}`, false)) {
       actions.push({ kind: 'delete-orphan-link', name: l.name, reason: `it carries this loomd's mark but no ${l.kind === 'bridge' || l.kind === 'vxlan' ? 'network' : 'endpoint'} owns it` });
+    }
+    // Seen on two passes: a create in progress renames its link within milliseconds.
+    if (l.unfinished && confirmed(`link:${l.name}`, false)) {
+      actions.push({ kind: 'delete-orphan-link', name: l.name, reason: 'it is under one of this loomd\'s temporary names: a create that was killed before it named and marked the link' });
     }
     if (l.owner === 'none' && recorded.has(l.name) && recorded.get(l.name) === l.kind) {
       actions.push({ kind: 'mark-link', name: l.name, reason: 'it is named in this loomd\'s records but carries no owner mark (made by an earlier loom)' });

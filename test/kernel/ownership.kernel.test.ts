@@ -12,7 +12,7 @@ import { NftFirewall } from '../../driver/firewall/nft-firewall';
 import { firewallNames } from '../../driver/firewall/render';
 import type { Firewall } from '../../driver/firewall/model';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
-import { ownerMark } from '../../driver/kernel/link-owner';
+import { ownerMark, tempLinkName } from '../../driver/kernel/link-owner';
 import { runCommand } from '../../driver/kernel/command';
 import { TestNetworks, testNetworks } from '../helpers/network-stack';
 import type { NetworkRecord } from '../../driver/model/types';
@@ -202,14 +202,29 @@ test('the reconciler, doctor and gc of a real loomd touch only links with its ow
     await ip(['link', 'set', 'lvfedcba987654', 'alias', 'loom:0ther0000003']);
     await ip(['link', 'add', 'lm-feedfeedfeed', 'type', 'bridge']);
     await ip(['link', 'set', 'lm-feedfeedfeed', 'alias', status.owner.mark]);
+    // What a loomd killed inside a create leaves: a link under a temporary name, no mark (its
+    // own, and another loomd's that must stay).
+    const unfinished = tempLinkName(status.owner.mark, 'lm-abcabcabcabc');
+    const othersUnfinished = tempLinkName('loom:0ther0000003', 'lm-abcabcabcabc');
+    await ip(['link', 'add', unfinished, 'type', 'bridge']);
+    await ip(['link', 'add', othersUnfinished, 'type', 'bridge']);
     const doctor = (await unixRequest(d.adminSocket, 'GET', '/v1/doctor')).json;
-    expect(doctor.actions).toEqual([{ kind: 'delete-orphan-link', name: 'lm-feedfeedfeed', reason: expect.stringMatching(/this loomd's mark/) }]);
+    expect(doctor.actions).toEqual(expect.arrayContaining([
+      { kind: 'delete-orphan-link', name: 'lm-feedfeedfeed', reason: expect.stringMatching(/this loomd's mark/) },
+      { kind: 'delete-orphan-link', name: unfinished, reason: expect.stringMatching(/temporary name/) },
+    ]));
+    expect(doctor.actions).toHaveLength(2);
     const gc = (await unixRequest(d.adminSocket, 'POST', '/v1/reconcile?force=1', undefined, 60_000)).json;
-    expect(gc.applied).toEqual([expect.objectContaining({ kind: 'delete-orphan-link', name: 'lm-feedfeedfeed' })]);
+    expect(gc.applied).toEqual(expect.arrayContaining([
+      expect.objectContaining({ kind: 'delete-orphan-link', name: 'lm-feedfeedfeed' }),
+      expect.objectContaining({ kind: 'delete-orphan-link', name: unfinished }),
+    ]));
+    expect(gc.applied).toHaveLength(2);
     expect(gc.errors).toEqual([]);
     const left = (await kernel.listLinks()).map((l) => l.name);
-    expect(left).toEqual(expect.arrayContaining(['lv0123456789ab', 'lc0123456789ab', 'lm-0123456789ab', 'lvfedcba987654', 'lcfedcba987654']));
+    expect(left).toEqual(expect.arrayContaining(['lv0123456789ab', 'lc0123456789ab', 'lm-0123456789ab', 'lvfedcba987654', 'lcfedcba987654', othersUnfinished]));
     expect(left).not.toContain('lm-feedfeedfeed');
+    expect(left).not.toContain(unfinished);
     expect((await unixRequest(d.adminSocket, 'GET', '/v1/doctor')).json.actions).toEqual([]);
   } finally {
     await d.stop();

@@ -1,5 +1,5 @@
 /** Owner marks and temporary link names (pure). */
-import { INSTANCE_PATTERN, ownerMark, ownerOf, tempLinkName } from '../../driver/kernel/link-owner';
+import { INSTANCE_PATTERN, isOwnTempName, ownerMark, ownerOf, tempLinkName } from '../../driver/kernel/link-owner';
 
 const ME = ownerMark('3fa2b4c5d6e7');
 
@@ -24,4 +24,18 @@ test('temporary names: valid interface names, derived from the mark and the fina
   expect(tempLinkName(ME, 'lm-0123456789ab')).toBe(t);
   expect(tempLinkName(ownerMark('0123456789ab'), 'lm-0123456789ab')).not.toBe(t);
   expect(tempLinkName(ME, 'lv0123456789ab')).not.toBe(t);
+});
+
+test('a loomd recognises its own temporary names, not another instance\'s nor final names', () => {
+  const other = ownerMark('0123456789ab');
+  for (const final of ['lm-0123456789ab', 'lv0123456789ab', 'lc0123456789ab', 'lx0123456789ab']) {
+    expect(isOwnTempName(ME, tempLinkName(ME, final))).toBe(true);
+    expect(isOwnTempName(other, tempLinkName(ME, final))).toBe(false);
+    expect(isOwnTempName(ME, final)).toBe(false);
+  }
+  // The check is not the stem's: flipping one digit of either part fails it.
+  const t = tempLinkName(ME, 'lm-0123456789ab');
+  const flip = (s: string, i: number): string => s.slice(0, i) + (s[i] === '0' ? '1' : '0') + s.slice(i + 1);
+  expect(isOwnTempName(ME, flip(t, 3))).toBe(false);
+  expect(isOwnTempName(ME, flip(t, 14))).toBe(false);
 });

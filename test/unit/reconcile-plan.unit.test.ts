@@ -140,6 +140,15 @@ describe('plan: links by owner mark', () => {
     expect(p3.actions).toEqual([{ kind: 'delete-orphan-link', name, reason: expect.any(String) }]);
   });
 
+  test('an unfinished link (no mark, this loomd\'s temporary name) is deleted after two sightings; an unmarked stranger never', () => {
+    const base = observed();
+    const o = { ...base, links: [...base.links, { name: 'lt0123456abcdef', kind: 'veth', up: false, owner: 'none' as const, unfinished: true }, { name: 'lt0123456fedcba', kind: 'veth', up: false, owner: 'none' as const }] };
+    const p1 = plan(o, new Map(), OPTS);
+    expect(p1.actions).toEqual([]);
+    const p2 = plan({ ...o, at: AT + OPTS.confirmMs }, p1.suspects, OPTS);
+    expect(p2.actions).toEqual([{ kind: 'delete-orphan-link', name: 'lt0123456abcdef', reason: expect.stringMatching(/temporary name/) }]);
+  });
+
   test('force=true still needs two sightings for links (they carry no age: a call may be in flight)', () => {
     const p = plan(withLink('lv0123456789ab', 'veth'), new Map(), { ...OPTS, force: true });
     expect(p.actions).toEqual([]);
