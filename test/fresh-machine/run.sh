@@ -101,6 +101,15 @@ ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/bin/npx"
 cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
 printf '127.0.0.1\tlocalhost loom-fresh\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$rootfs/etc/hosts"
 echo loom-fresh >"$rootfs/etc/hostname"
+# This machine reaches the npm registry through a TLS-intercepting egress proxy whose CA the host
+# trusts through NODE_EXTRA_CA_CERTS; any machine on this network needs the same: the rootfs gets
+# that CA bundle and that variable, nothing else of the host's configuration.
+env_prefix=""
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+  mkdir -p "$rootfs/etc/loom-fresh"
+  cp "$NODE_EXTRA_CA_CERTS" "$rootfs/etc/loom-fresh/network-ca.crt"
+  env_prefix="export NODE_EXTRA_CA_CERTS=/etc/loom-fresh/network-ca.crt; "
+fi
 
 # A clean clone at HEAD: committed work only, no node_modules, no build output.
 head=$(git -C "$repo" rev-parse HEAD)
@@ -118,7 +127,7 @@ out=$work/quickstart.log
 set +e
 timeout --kill-after=20 "$budget" \
   unshare --mount --pid --uts --ipc --fork --kill-child --propagation private -- \
-  bash "$here/enter.sh" "$rootfs" 'cd /src && npm ci --no-audit --no-fund && npm run quickstart' \
+  bash "$here/enter.sh" "$rootfs" "${env_prefix}cd /src && npm ci --no-audit --no-fund && npm run quickstart" \
   > >(tee "$out") 2>&1 &
 inner_pid=$!
 wait "$inner_pid"
