@@ -2,7 +2,7 @@
 # The fresh-machine test (`npm run test:fresh`, issue 17): the README's first command on a fresh
 # Debian 12 that has Node 20 and nothing else (no docker.io, iptables, nftables, iproute2...).
 #
-#   1. a minimal bookworm rootfs (debootstrap minbase from the host's configured mirror, shaped like
+#   1. a minimal bookworm rootfs (mmdebstrap minbase from the host's configured mirror, shaped like
 #      the debian:bookworm image; cached as $LOOM_FRESH_CACHE/bookworm-<hash>.tar, kept);
 #   2. plus the host's Node 20: /usr/bin/node and npm's package, nothing else;
 #   3. plus a clean `git clone` of this repository at HEAD in /src (not the working tree);
@@ -24,7 +24,7 @@ log() { echo "fresh-machine: $*" >&2; }
 source "$here/rootfs.sh"
 
 [ "$(id -u)" = 0 ] || { log "run as root (it builds a root filesystem and namespaces)"; exit 1; }
-for tool in unshare pivot_root git tar timeout; do
+for tool in unshare pivot_root setpriv git tar timeout; do
   command -v "$tool" >/dev/null || { log "$tool is missing"; exit 1; }
 done
 
@@ -61,6 +61,7 @@ cleanup() {
   trap - EXIT INT TERM
   if [ -n "$inner_pid" ] && kill -0 "$inner_pid" 2>/dev/null; then
     # timeout -> unshare --kill-child: SIGKILL to PID 1 of the container ends every process in it.
+    # (inner_pid is setpriv, which exec'd timeout: the same process.)
     kill -TERM "$inner_pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$inner_pid" 2>/dev/null || break; sleep 0.2; done
   fi
@@ -78,6 +79,7 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$work_base"
 sweep_abandoned
+sweep_builds "$cache"
 start=$SECONDS
 mirror=$(host_mirror) || { log "no bookworm mirror in the host's apt sources"; exit 1; }
 tarball=$(cached_rootfs "$mirror" "$cache")
@@ -125,8 +127,10 @@ done
 log "running 'npm ci && npm run quickstart' in the fresh rootfs (budget ${budget}s)"
 out=$work/quickstart.log
 set +e
-timeout --kill-after=20 "$budget" \
-  unshare --mount --pid --uts --ipc --fork --kill-child --propagation private -- \
+# pdeathsig at each hop: if this script dies (even by SIGKILL), timeout and unshare die with it,
+# and unshare's --kill-child takes the container's PID 1, hence its whole PID namespace, along.
+setpriv --pdeathsig KILL -- timeout --kill-after=20 "$budget" \
+  setpriv --pdeathsig KILL -- unshare --mount --pid --uts --ipc --fork --kill-child --propagation private -- \
   bash "$here/enter.sh" "$rootfs" "${env_prefix}cd /src && npm ci --no-audit --no-fund && npm run quickstart" \
   > >(tee "$out") 2>&1 &
 inner_pid=$!
