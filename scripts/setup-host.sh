@@ -20,7 +20,7 @@ case "$profile" in
 esac
 
 # command:package pairs
-pairs=(nft:nftables ip:iproute2 tc:iproute2 nsenter:util-linux unshare:util-linux mountpoint:util-linux)
+pairs=(nft:nftables ip:iproute2 tc:iproute2 nsenter:util-linux unshare:util-linux mountpoint:util-linux taskset:util-linux)
 engine_answers() { command -v docker >/dev/null 2>&1 && timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 if [ "$profile" = test ] || ! engine_answers; then
   # A private engine in a throwaway namespace: dockerd, iptables (its FORWARD policy), busybox.
