@@ -50,8 +50,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   say "installing ${need[*]} (apt-get; profile $profile)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
+  # A fresh machine (or container image) has empty package lists: always update first.
+  if ! timeout 600 apt-get update -qq; then
+    say "apt-get update failed: check this machine's apt sources and that it reaches their mirror"
+    exit 1
+  fi
+  if ! timeout 1200 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
     say "apt-get could not install ${need[*]}; see the messages above"
     exit 1
   fi
