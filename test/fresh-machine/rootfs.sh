@@ -35,24 +35,29 @@ host_apt_conf() {
   apt-config dump | grep -E '^Acquire::(Check-Valid-Until|Check-Date) ' || true
 }
 
-# Prints the path of the cached rootfs tarball, building it first when it is missing.
-# The name carries a hash of everything that shapes it (mirror, apt settings, this file).
+# Bump when cached_rootfs builds a different rootfs (the cached tarballs are then rebuilt).
+ROOTFS_RECIPE="mmdebstrap minbase bookworm, policy-rc.d: 1"
+
+# Sets rootfs_tar to the cached rootfs tarball, building it first when it is missing. Not called in
+# a command substitution: the build is tied to this script's own process (--pdeathsig).
+# The name carries a hash of what shapes it: the mirror, the apt settings and ROOTFS_RECIPE.
 #
 # Built with mmdebstrap, not debootstrap: the same minbase Debian from the same mirror, but it
 # installs through apt (parallel downloads, dpkg's unsafe-io) and writes the tarball directly:
 # 95 s cold here against 240 s for debootstrap + tar, and a CI machine always starts cold.
 cached_rootfs() {
   local mirror=$1 cache=$2 key tar tmp opt
-  key=$(printf '%s\n' "$mirror" minbase "$(host_apt_conf)" "$(cat "${BASH_SOURCE[0]}")" | sha256sum | cut -c1-12)
+  key=$(printf '%s\n' "$ROOTFS_RECIPE" "$mirror" "$(host_apt_conf)" | sha256sum | cut -c1-12)
   tar="$cache/bookworm-$key.tar"
   if [ -s "$tar" ]; then
     log "reusing the cached rootfs $tar"
-    echo "$tar"
+    rootfs_tar=$tar
     return 0
   fi
   command -v mmdebstrap >/dev/null || {
     log "installing mmdebstrap (apt-get)"
-    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends mmdebstrap >&2
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends mmdebstrap >&2 ||
+      { log "could not install mmdebstrap"; return 1; }
   }
   mkdir -p "$cache"
   tmp=$(mktemp -d "$cache/build.XXXXXX")
@@ -79,7 +84,7 @@ cached_rootfs() {
   tar -C "$tmp/extra" --numeric-owner --owner=0 --group=0 -rf "$tmp/rootfs.tar" ./usr/sbin/policy-rc.d
   mv "$tmp/rootfs.tar" "$tar"
   rm -rf --one-file-system "$tmp"
-  echo "$tar"
+  rootfs_tar=$tar
 }
 
 # Build directories of runs that were killed while building (their owner PID is gone).

@@ -82,14 +82,15 @@ sweep_abandoned
 sweep_builds "$cache"
 start=$SECONDS
 mirror=$(host_mirror) || { log "no bookworm mirror in the host's apt sources"; exit 1; }
-tarball=$(cached_rootfs "$mirror" "$cache")
+rootfs_tar=""
+cached_rootfs "$mirror" "$cache"
 t_rootfs=$((SECONDS - start))
 
 work="$work_base/run-$$"
 mkdir -p "$work/rootfs"
 echo $$ >"$work/owner"
 rootfs=$work/rootfs
-timeout 300 tar -C "$rootfs" --numeric-owner -xf "$tarball"
+timeout 300 tar -C "$rootfs" --numeric-owner -xf "$rootfs_tar"
 
 # Node 20 only: the host's node binary and npm's package (where `npm root -g` says it is).
 npm_dir=$(npm root -g)/npm
