@@ -65,10 +65,11 @@ cached_rootfs() {
   local aptopts=()
   while IFS= read -r opt; do [ -n "$opt" ] && aptopts+=("--aptopt=$opt"); done < <(host_apt_conf)
   log "mmdebstrap --variant=minbase bookworm from $mirror (cached as $tar)"
-  # In root mode it mounts /proc, /sys and /dev inside the target while it works: a private mount
-  # namespace keeps every such mount from outliving it, and --pdeathsig ends it with this script.
+  # In root mode it mounts /proc, /sys and /dev inside the target while it works, and forks apt and
+  # dpkg: private mount and PID namespaces keep every such mount and process from outliving it, and
+  # --pdeathsig at each hop (then --kill-child) ends it all with this script, even on SIGKILL.
   if ! setpriv --pdeathsig KILL -- timeout --kill-after=30 600 \
-      setpriv --pdeathsig KILL -- unshare --mount --propagation private -- \
+      setpriv --pdeathsig KILL -- unshare --mount --pid --fork --kill-child --mount-proc --propagation private -- \
       mmdebstrap --quiet --mode=root --variant=minbase "${aptopts[@]}" \
       bookworm "$tmp/rootfs.tar" "$mirror" >"$tmp/mmdebstrap.log" 2>&1; then
     tail -n 30 "$tmp/mmdebstrap.log" >&2
