@@ -85,6 +85,8 @@ cached_rootfs() {
   tar -C "$tmp/extra" --numeric-owner --owner=0 --group=0 -rf "$tmp/rootfs.tar" ./usr/sbin/policy-rc.d
   mv "$tmp/rootfs.tar" "$tar"
   rm -rf --one-file-system "$tmp"
+  # Tarballs of other recipes or mirrors are not used any more.
+  find "$cache" -maxdepth 1 -name 'bookworm-*.tar' ! -path "$tar" -delete
   rootfs_tar=$tar
 }
 
