@@ -132,11 +132,15 @@ set +e
 # and unshare's --kill-child takes the container's PID 1, hence its whole PID namespace, along.
 setpriv --pdeathsig KILL -- timeout --kill-after=20 "$budget" \
   setpriv --pdeathsig KILL -- unshare --mount --pid --uts --ipc --fork --kill-child --propagation private -- \
-  bash "$here/enter.sh" "$rootfs" "${env_prefix}cd /src && npm ci --no-audit --no-fund && npm run quickstart" \
-  > >(tee "$out") 2>&1 &
+  bash "$here/enter.sh" "$rootfs" "${env_prefix}cd /src && npm ci && npm run quickstart" \
+  >"$out" 2>&1 &
 inner_pid=$!
+# The output as it comes; tail ends by itself once the container is gone and $out is read to the end.
+tail -n +1 -f --pid="$inner_pid" "$out" &
+tail_pid=$!
 wait "$inner_pid"
 rc=$?
+wait "$tail_pid"
 set -e
 inner_pid=""
 t_total=$((SECONDS - start))
