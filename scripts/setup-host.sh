@@ -20,7 +20,7 @@ case "$profile" in
 esac
 
 # command:package pairs
-pairs=(nft:nftables ip:iproute2 tc:iproute2 nsenter:util-linux unshare:util-linux mountpoint:util-linux)
+pairs=(nft:nftables ip:iproute2 tc:iproute2 nsenter:util-linux unshare:util-linux mountpoint:util-linux taskset:util-linux)
 engine_answers() { command -v docker >/dev/null 2>&1 && timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 if [ "$profile" = test ] || ! engine_answers; then
   # A private engine in a throwaway namespace: dockerd, iptables (its FORWARD policy), busybox.
@@ -50,8 +50,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   say "installing ${need[*]} (apt-get; profile $profile)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
+  # A fresh machine (or container image) has empty package lists: always update first.
+  if ! timeout 600 apt-get update -qq; then
+    say "apt-get update failed: check this machine's apt sources and that it reaches their mirror"
+    exit 1
+  fi
+  if ! timeout 1200 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
     say "apt-get could not install ${need[*]}; see the messages above"
     exit 1
   fi

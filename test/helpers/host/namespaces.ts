@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { run, runOk } from '../run';
 import { ownerStamp } from '../owner';
@@ -60,7 +61,31 @@ export async function createNamespaces(l: HostLayout): Promise<void> {
     // containerd keeps shim sockets under /run/containerd/s whatever its root: one per host.
     'mount -t tmpfs tmpfs /run/containerd',
   ].join('\n');
-  await runOk('nsenter', [`--net=/run/netns/${l.netns}`, 'unshare', `--mount=${l.mntFile}`, '--propagation', 'private', 'sh', '-c', script]);
+  await persistMountNamespace(l, script);
+}
+
+const BIND_REFUSED = /unshare: mount \S+\/ns\/mnt on \S+ failed: Invalid argument/;
+
+/**
+ * `unshare --mount=FILE` running `script` in the new mount namespace, which stays alive bound on FILE.
+ *
+ * Hazard (kernel 6.18, seen inside containers, e.g. the fresh-machine test): the kernel refuses to
+ * bind a mount namespace's file (EINVAL, "mount /proc/N/ns/mnt on FILE failed: Invalid argument")
+ * unless the namespace's id is greater than the binding process's own namespace's id, and ids come
+ * from per-CPU batches: a namespace made on another CPU than the caller's own one can get a smaller
+ * id. The initial namespace (ours on a plain host) has the smallest id, so only nested callers hit
+ * it, then for every attempt on the unlucky CPU. A failed bind leaves nothing behind (unshare stops
+ * before the script), so the call is retried pinned to each CPU in turn: on the CPU that made the
+ * caller's namespace, ids only grow.
+ */
+async function persistMountNamespace(l: HostLayout, script: string): Promise<void> {
+  const cmd = ['nsenter', `--net=/run/netns/${l.netns}`, 'unshare', `--mount=${l.mntFile}`, '--propagation', 'private', 'sh', '-c', script];
+  let r = await run(cmd[0] as string, cmd.slice(1));
+  const cpus = os.cpus().length;
+  for (let cpu = 0; r.code !== 0 && BIND_REFUSED.test(r.stderr) && cpu < cpus; cpu++) {
+    r = await run('taskset', ['-c', String(cpu), ...cmd]);
+  }
+  if (r.code !== 0) throw new Error(`${cmd.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
 }
 
 export async function attachUnderlay(l: HostLayout, u: UnderlayLink): Promise<void> {
