@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Runs inside a container's network namespace (started by loomd as
- * `nsenter --net=<netns> node dns-socket-helper.js <address>`, see netns-sockets.ts): binds a
+ * `nsenter --net=<netns> node dns-socket-helper.js <address>`, see dns-sockets.ts): binds a
  * UDP socket and a TCP listener on `<address>` (Docker's resolver address, 127.0.0.11) with
  * ports the kernel picks, hands both to loomd over the IPC channel (Node's handle passing,
  * SCM_RIGHTS underneath) and exits once loomd says it holds them. The sockets stay in that

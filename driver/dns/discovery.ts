@@ -1,0 +1,189 @@
+/**
+ * Service discovery on loom overlays (docs/overlay.md, "Service discovery"). For each container
+ * joined to a loom OVERLAY network on this host, in the background (work-queue.ts, never
+ * inside a plugin call):
+ * - its names are learned from Docker (learn.ts) and stored/published with the endpoint;
+ * - a resolver is attached in its namespace (kernel/dns-sockets.ts + resolver.ts) that answers
+ *   the names of its overlays (name-table.ts) and relays everything else to Docker's resolver.
+ * Containers on bridge networks only are never touched. A container on several overlays gets
+ * the names of all of them. On a graceful stop every steering table is removed (Docker's
+ * resolver then answers directly); at start the attachments are made again.
+ */
+import type Dockerode from 'dockerode';
+import type { Logger } from '../../lib/logger';
+import type { RemoteEndpoint } from '../cluster/records';
+import { installResolverRule, openResolverSockets, removeResolverRule } from '../kernel/dns-sockets';
+import { isNetnsFile } from '../kernel/netns-file';
+import type { EndpointRecord, NetworkRecord } from '../model/types';
+import type { EndpointListener } from '../network/endpoint-events';
+import type { NetworkLookup } from '../network/network-table';
+import { decide } from './answer';
+import { learnNames } from './learn';
+import { NamedEndpoint, NameTable } from './name-table';
+import { ContainerResolver, QueryResult } from './resolver';
+import { DEFAULT_QUEUE, GiveUp, QueueOptions, WorkQueue } from './work-queue';
+
+/** What discovery reads of the cluster: the agent's watched copy of etcd (it outlives an outage). */
+export interface ClusterView {
+  hostId: string;
+  remote: Map<string, Map<string, RemoteEndpoint>>;
+  hostRegistered(host: string): boolean;
+  retiring(ep: RemoteEndpoint): boolean;
+}
+
+/** The kernel side, replaceable in tests. */
+export interface ResolverKernel {
+  open: typeof openResolverSockets;
+  install: typeof installResolverRule;
+  remove: typeof removeResolverRule;
+}
+
+export interface DiscoveryDeps {
+  networks: NetworkLookup;
+  cluster: ClusterView;
+  docker: () => Promise<Dockerode>;
+  setNames(networkId: string, endpointId: string, sandboxKey: string, names: string[]): Promise<boolean>;
+  log: Logger;
+  onQuery?: (result: QueryResult) => void;
+  kernel?: ResolverKernel;
+  queue?: QueueOptions;
+}
+
+interface Attachment {
+  /** Overlay keys of the container's loom overlay networks on this host. */
+  overlays: Map<string, string>;
+  resolver?: ContainerResolver;
+}
+
+export class ServiceDiscovery implements EndpointListener {
+  readonly names: NameTable;
+  private readonly queue: WorkQueue;
+  private readonly sandboxes = new Map<string, Attachment>();
+  private readonly kernel: ResolverKernel;
+
+  constructor(private readonly d: DiscoveryDeps) {
+    this.names = new NameTable(() => this.namedEndpoints());
+    this.queue = new WorkQueue(d.log, d.queue ?? DEFAULT_QUEUE);
+    this.kernel = d.kernel ?? { open: openResolverSockets, install: installResolverRule, remove: removeResolverRule };
+  }
+
+  /** Sandboxes with a resolver attached now (status, tests). */
+  get attached(): string[] {
+    return [...this.sandboxes].filter(([, a]) => a.resolver).map(([k]) => k);
+  }
+
+  // ---- endpoint events (inside plugin calls: note and queue only) ------------------------
+
+  joined(net: NetworkRecord, ep: EndpointRecord, sandboxKey: string): void {
+    if (!net.overlay) return;
+    const a = this.sandboxes.get(sandboxKey) ?? { overlays: new Map<string, string>() };
+    a.overlays.set(net.id, net.overlay.key);
+    this.sandboxes.set(sandboxKey, a);
+    this.names.changed();
+    if (!ep.dnsNames?.length) this.queue.push(`names:${ep.id}`, `learn names of ${ep.id.slice(0, 12)}`, () => this.learn(net.id, ep.id, sandboxKey));
+    this.queue.push(`attach:${sandboxKey}`, `attach resolver to ${sandboxKey}`, () => this.sync(sandboxKey));
+  }
+
+  left(net: NetworkRecord, _ep: EndpointRecord, sandboxKey: string): void {
+    if (!net.overlay) return;
+    this.sandboxes.get(sandboxKey)?.overlays.delete(net.id);
+    this.names.changed();
+    this.queue.push(`attach:${sandboxKey}`, `detach resolver from ${sandboxKey}`, () => this.sync(sandboxKey));
+  }
+
+  /** The cluster's endpoints changed (a remote name may have come or gone). */
+  remoteChanged(): void {
+    this.names.changed();
+  }
+
+  // ---- start and stop ---------------------------------------------------------------------
+
+  /** Attaches again to every joined overlay endpoint's container (background; a crash left stale rules: replaced). */
+  restore(): void {
+    for (const { record, endpoints } of this.d.networks.list()) {
+      for (const ep of endpoints) if (ep.sandboxKey) this.joined(record, ep, ep.sandboxKey);
+    }
+  }
+
+  /** Graceful stop: waiting work dropped, every steering table removed, sockets closed. */
+  async stop(): Promise<void> {
+    this.queue.stop();
+    await this.queue.idle();
+    for (const [key, a] of this.sandboxes) {
+      if (a.resolver) await this.detach(key, a);
+    }
+  }
+
+  // ---- the jobs ---------------------------------------------------------------------------
+
+  private async learn(networkId: string, endpointId: string, sandboxKey: string): Promise<void> {
+    if (!isNetnsFile(sandboxKey)) throw new GiveUp(`sandbox ${sandboxKey} is gone`);
+    const names = await learnNames(await this.d.docker(), networkId, endpointId);
+    if (await this.d.setNames(networkId, endpointId, sandboxKey, names)) {
+      this.names.changed();
+      this.d.log.info({ networkId, endpointId, names }, 'learned the names of an overlay endpoint');
+    }
+  }
+
+  /** Makes the sandbox's attachment match its overlays: attached while it has one, detached when none. */
+  private async sync(sandboxKey: string): Promise<void> {
+    const a = this.sandboxes.get(sandboxKey);
+    if (!a) return;
+    if (a.overlays.size === 0) {
+      this.sandboxes.delete(sandboxKey);
+      if (a.resolver) await this.detach(sandboxKey, a);
+      return;
+    }
+    if (a.resolver) return;
+    if (!isNetnsFile(sandboxKey)) throw new GiveUp(`sandbox ${sandboxKey} is gone`);
+    const t0 = Date.now();
+    const s = await this.kernel.open(sandboxKey);
+    const resolver = new ContainerResolver(s.udp, s.tcp, (m) => decide(m, (name) => this.names.lookup(a.overlays.values(), name)), (r, dec) => {
+      this.d.onQuery?.(r);
+      if (dec?.kind === 'answer') this.d.log.debug({ sandboxKey, name: dec.name, type: dec.type, addresses: dec.addresses }, 'dns answer');
+    });
+    try {
+      await this.kernel.install(sandboxKey, s.udpPort, s.tcpPort);
+    } catch (err) {
+      resolver.close();
+      throw err;
+    }
+    a.resolver = resolver;
+    this.d.log.info({ sandboxKey, udpPort: s.udpPort, tcpPort: s.tcpPort, ms: Date.now() - t0 }, 'resolver attached');
+  }
+
+  private async detach(sandboxKey: string, a: Attachment): Promise<void> {
+    a.resolver?.close();
+    a.resolver = undefined;
+    try {
+      if (isNetnsFile(sandboxKey)) await this.kernel.remove(sandboxKey);
+      this.d.log.info({ sandboxKey }, 'resolver detached');
+    } catch (err) {
+      this.d.log.warn({ sandboxKey, err: String(err) }, 'could not remove the resolver rule (the container may be gone)');
+    }
+  }
+
+  // ---- the names --------------------------------------------------------------------------
+
+  private *namedEndpoints(): Iterable<NamedEndpoint> {
+    const { cluster } = this.d;
+    for (const { record, endpoints } of this.d.networks.list()) {
+      if (!record.overlay) continue;
+      for (const ep of endpoints) {
+        if (!ep.sandboxKey || !ep.dnsNames?.length) continue;
+        yield { overlay: record.overlay.key, names: ep.dnsNames, host: cluster.hostId, local: true, ...addressesOf(ep) };
+      }
+    }
+    for (const [overlay, eps] of cluster.remote) {
+      for (const ep of eps.values()) {
+        if (!Array.isArray(ep.names) || !cluster.hostRegistered(ep.host) || cluster.retiring(ep)) continue;
+        yield { overlay, names: ep.names, host: ep.host, local: false, ...(ep.ip ? { ip: ep.ip } : {}), ...(ep.ip6 ? { ip6: ep.ip6 } : {}) };
+      }
+    }
+  }
+}
+
+function addressesOf(ep: EndpointRecord): { ip?: string; ip6?: string } {
+  const strip = (a: string): string => a.replace(/\/\d+$/, '');
+  return { ...(ep.address ? { ip: strip(ep.address) } : {}), ...(ep.addressV6 ? { ip6: strip(ep.addressV6) } : {}) };
+}
