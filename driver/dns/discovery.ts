@@ -9,6 +9,7 @@
  * the names of all of them. On a graceful stop every steering table is removed (Docker's
  * resolver then answers directly); at start the attachments are made again.
  */
+import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
 import type { Logger } from '../../lib/logger';
 import type { RemoteEndpoint } from '../cluster/records';
@@ -49,9 +50,14 @@ export interface DiscoveryDeps {
   queue?: QueueOptions;
 }
 
+/** A sandbox whose namespace file has not appeared this long after its join is taken as gone. */
+const SANDBOX_APPEAR_MS = 30_000;
+
 interface Attachment {
   /** Overlay keys of the container's loom overlay networks on this host. */
   overlays: Map<string, string>;
+  /** When the sandbox was first seen joined (its namespace file appears when the container starts). */
+  since: number;
   resolver?: ContainerResolver;
 }
 
@@ -76,7 +82,7 @@ export class ServiceDiscovery implements EndpointListener {
 
   joined(net: NetworkRecord, ep: EndpointRecord, sandboxKey: string): void {
     if (!net.overlay) return;
-    const a = this.sandboxes.get(sandboxKey) ?? { overlays: new Map<string, string>() };
+    const a = this.sandboxes.get(sandboxKey) ?? { overlays: new Map<string, string>(), since: Date.now() };
     a.overlays.set(net.id, net.overlay.key);
     this.sandboxes.set(sandboxKey, a);
     this.names.changed();
@@ -117,7 +123,7 @@ export class ServiceDiscovery implements EndpointListener {
   // ---- the jobs ---------------------------------------------------------------------------
 
   private async learn(networkId: string, endpointId: string, sandboxKey: string): Promise<void> {
-    if (!isNetnsFile(sandboxKey)) throw new GiveUp(`sandbox ${sandboxKey} is gone`);
+    if (!this.sandboxes.get(sandboxKey)?.overlays.has(networkId)) return; // left meanwhile
     const names = await learnNames(await this.d.docker(), networkId, endpointId);
     if (await this.d.setNames(networkId, endpointId, sandboxKey, names)) {
       this.names.changed();
@@ -135,7 +141,11 @@ export class ServiceDiscovery implements EndpointListener {
       return;
     }
     if (a.resolver) return;
-    if (!isNetnsFile(sandboxKey)) throw new GiveUp(`sandbox ${sandboxKey} is gone`);
+    // At Join the namespace is not there yet: Docker binds it on the SandboxKey when the container starts (SetKey).
+    if (!isNetnsFile(sandboxKey)) {
+      if (!fs.existsSync(sandboxKey) && Date.now() - a.since > SANDBOX_APPEAR_MS) throw new GiveUp(`sandbox ${sandboxKey} is gone`);
+      throw new Error(`sandbox ${sandboxKey} is not a network namespace yet`);
+    }
     const t0 = Date.now();
     const s = await this.kernel.open(sandboxKey);
     const resolver = new ContainerResolver(s.udp, s.tcp, (m) => decide(m, (name) => this.names.lookup(a.overlays.values(), name)), (r, dec) => {

@@ -14,7 +14,7 @@ export interface QueueOptions {
   maxMs: number;
 }
 
-export const DEFAULT_QUEUE: QueueOptions = { concurrency: 2, attempts: 8, baseMs: 250, maxMs: 5_000 };
+export const DEFAULT_QUEUE: QueueOptions = { concurrency: 2, attempts: 10, baseMs: 100, maxMs: 5_000 };
 
 /** A job that must not be retried (the container is gone, the input is bad). */
 export class GiveUp extends Error {}
