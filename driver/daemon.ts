@@ -162,6 +162,15 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
           networks: table,
           ipam,
           reconciler,
+          ...(discovery && cluster
+            ? {
+                names: (network?: string) =>
+                  discovery.names
+                    .list()
+                    .map((r) => ({ ...r, network: cluster.agent.overlays.get(r.overlay)?.name ?? r.overlay }))
+                    .filter((r) => network === undefined || r.overlay === network || r.network === network),
+              }
+            : {}),
           ...(cluster && coordinator ? { overlayDrift: () => coordinator.overlayDrift(), cluster: () => clusterStatus(cluster), peers: () => peersView(cluster) } : {}),
         }),
         config.adminSocket,

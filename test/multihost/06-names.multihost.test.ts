@@ -7,8 +7,10 @@
  */
 import { TestCluster } from '../helpers/cluster';
 import { OUTSIDE_NAME_IP, OutsideDns, startOutsideDns } from '../helpers/outside-dns';
-import { waitFor } from '../helpers/run';
-import { OUTSIDE_IP, TestHost } from '../helpers/test-host';
+import * as path from 'node:path';
+import { runOk, waitFor } from '../helpers/run';
+import { OUTSIDE_IP, REPO, TestHost } from '../helpers/test-host';
+import { unixRequest } from '../helpers/unix-http';
 
 jest.setTimeout(600_000);
 
@@ -68,6 +70,14 @@ test('names across hosts: a name within 10 s, an alias with both addresses, ping
   expect(webbMs).toBeLessThan(10_000);
   expect(await A.ping('ared', 'webc', 5)).toBe(true);
 
+  // loomctl names: what A serves on red, with address and host.
+  const bHost = (await B.loomOwner()).instance;
+  const listed = JSON.parse(await runOk(process.execPath, [path.join(REPO, 'dist', 'driver', 'cli', 'loomctl.js'), '--admin-socket', A.adminSocket, '--json', 'names', 'red'])) as Array<Record<string, unknown>>;
+  expect(listed).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'webb', network: 'red', v4: [webb], hosts: [bHost], local: false })]));
+  expect(listed.find((r) => r.name === 'api')).toMatchObject({ v4: [webb, webc].sort(), local: false });
+  expect(listed.find((r) => r.name === 'ared')).toMatchObject({ local: true });
+  expect(listed.some((r) => r.name === 'ablue')).toBe(false);
+
   // Isolation: blue knows nothing of red (the query goes to the outside server, which says NXDOMAIN).
   expect(await resolve(A, 'ablue', 'webb')).toEqual([]);
   expect(await resolve(A, 'ablue', 'api')).toEqual([]);
@@ -108,4 +118,27 @@ test('a graceful loomd stop removes the steering tables (Docker answers directly
   const webc = await ipOf(C, 'webc', 'red');
   await waitFor('webc resolves on A again', async () => (await resolve(A, 'ared', 'webc')).join() === webc, 30_000, 200);
   console.log(`re-attached and resolving ${Date.now() - t0} ms after loomd start (engine ${A.engine.id})`);
+});
+
+test('etcd unreachable: names keep resolving from the watched copy, and converge when it returns', async () => {
+  const webc = await ipOf(C, 'webc', 'red');
+  const healthy = async (h: TestHost): Promise<boolean> => (await unixRequest(h.adminSocket, 'GET', '/v1/status')).json.cluster.healthy === true;
+  c.pauseEtcd();
+  try {
+    await waitFor('A sees etcd down', async () => !(await healthy(A)), 30_000, 250);
+    expect(await resolve(A, 'ared', 'webc')).toEqual([webc]);
+    expect(await resolve(A, 'ared', 'api')).toEqual([webc]);
+  } finally {
+    c.resumeEtcd();
+  }
+  await c.waitEtcdHealthy();
+  await waitFor('A sees etcd again', () => healthy(A), 60_000, 250);
+  await waitFor('webc resolves after etcd returned', async () => (await resolve(A, 'ared', 'webc')).join() === webc, 30_000, 250);
+});
+
+test('a dead host\'s names go once its lease has expired', async () => {
+  await C.stopLoomd('SIGKILL');
+  const t0 = Date.now();
+  await waitFor('webc stops resolving on A', async () => (await resolve(A, 'ared', 'webc')).length === 0, 30_000, 250);
+  console.log(`webc gone on A ${Date.now() - t0} ms after C's loomd was killed (lease TTL 4 s, engine ${A.engine.id})`);
 });
