@@ -130,7 +130,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       : undefined,
     log: reconcileLog,
     // Overlay VXLAN entries, and shared pools' loans and reservations against etcd.
-    ...(coordinator ? { extraRepairs: async () => ({ ...(await coordinator.repairOverlays()), ...(await ipam.resyncShared()) }) } : {}),
+    ...(coordinator ? { extraRepairs: async () => ({ ...(await coordinator.repairOverlays()), ...(await ipam.resyncShared()), ...(await discovery?.repair()) }) } : {}),
     options: {
       ...DEFAULT_RECONCILE,
       intervalMs: config.reconcileIntervalS * 1000,

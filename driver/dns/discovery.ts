@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
 import type { Logger } from '../../lib/logger';
 import type { RemoteEndpoint } from '../cluster/records';
-import { installResolverRule, openResolverSockets, removeResolverRule } from '../kernel/dns-sockets';
+import { hasResolverRule, installResolverRule, openResolverSockets, removeResolverRule } from '../kernel/dns-sockets';
 import { isNetnsFile } from '../kernel/netns-file';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
 import type { EndpointListener } from '../network/endpoint-events';
@@ -37,6 +37,7 @@ export interface ResolverKernel {
   open: typeof openResolverSockets;
   install: typeof installResolverRule;
   remove: typeof removeResolverRule;
+  check: typeof hasResolverRule;
 }
 
 export interface DiscoveryDeps {
@@ -59,6 +60,7 @@ interface Attachment {
   /** When the sandbox was first seen joined (its namespace file appears when the container starts). */
   since: number;
   resolver?: ContainerResolver;
+  ports?: { udp: number; tcp: number };
 }
 
 export class ServiceDiscovery implements EndpointListener {
@@ -70,7 +72,7 @@ export class ServiceDiscovery implements EndpointListener {
   constructor(private readonly d: DiscoveryDeps) {
     this.names = new NameTable(() => this.namedEndpoints());
     this.queue = new WorkQueue(d.log, d.queue ?? DEFAULT_QUEUE);
-    this.kernel = d.kernel ?? { open: openResolverSockets, install: installResolverRule, remove: removeResolverRule };
+    this.kernel = d.kernel ?? { open: openResolverSockets, install: installResolverRule, remove: removeResolverRule, check: hasResolverRule };
   }
 
   /** Sandboxes with a resolver attached now (status, tests). */
@@ -109,6 +111,35 @@ export class ServiceDiscovery implements EndpointListener {
     for (const { record, endpoints } of this.d.networks.list()) {
       for (const ep of endpoints) if (ep.sandboxKey) this.joined(record, ep, ep.sandboxKey);
     }
+  }
+
+  /**
+   * The reconciler's pass: joined overlay endpoints whose container runs but has no resolver
+   * (an attach gave up) or no names are queued again; a steering table that is missing or
+   * points elsewhere is installed again. One nft listing per attached container.
+   */
+  async repair(): Promise<Record<string, number>> {
+    const n = { 'dns-attach': 0, 'dns-names': 0, 'dns-rule': 0 };
+    for (const { record, endpoints } of this.d.networks.list()) {
+      if (!record.overlay) continue;
+      for (const ep of endpoints) {
+        const key = ep.sandboxKey;
+        if (!key || !isNetnsFile(key) || this.queue.has(`attach:${key}`) || this.queue.has(`names:${ep.id}`)) continue;
+        const a = this.sandboxes.get(key);
+        if (!a?.resolver || !a.overlays.has(record.id) || !ep.dnsNames?.length) {
+          n[a?.resolver && a.overlays.has(record.id) ? 'dns-names' : 'dns-attach']++;
+          this.joined(record, ep, key);
+        }
+      }
+    }
+    for (const [key, a] of this.sandboxes) {
+      if (!a.resolver || !a.ports || this.queue.has(`attach:${key}`) || !isNetnsFile(key)) continue;
+      const { udp, tcp } = a.ports;
+      if (await this.kernel.check(key, udp, tcp)) continue;
+      n['dns-rule']++;
+      this.queue.push(`attach:${key}`, `re-install the resolver rule in ${key}`, () => this.kernel.install(key, udp, tcp));
+    }
+    return Object.fromEntries(Object.entries(n).filter(([, v]) => v > 0));
   }
 
   /** Graceful stop: waiting work dropped, every steering table removed, sockets closed. */
@@ -159,6 +190,7 @@ export class ServiceDiscovery implements EndpointListener {
       throw err;
     }
     a.resolver = resolver;
+    a.ports = { udp: s.udpPort, tcp: s.tcpPort };
     this.d.log.info({ sandboxKey, udpPort: s.udpPort, tcpPort: s.tcpPort, ms: Date.now() - t0 }, 'resolver attached');
   }
 

@@ -30,6 +30,7 @@ export class WorkQueue {
   private readonly waiting = new Map<string, Job>();
   private readonly running = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly retrying = new Set<string>();
   private idleWaiters: Array<() => void> = [];
   private stopped = false;
 
@@ -42,6 +43,11 @@ export class WorkQueue {
     if (this.stopped) return;
     this.waiting.set(key, { key, what, run, attempt: 0 });
     this.pump();
+  }
+
+  /** A job for `key` waits, runs or waits for a retry. */
+  has(key: string): boolean {
+    return this.waiting.has(key) || this.running.has(key) || this.retrying.has(key);
   }
 
   get size(): number {
@@ -60,6 +66,7 @@ export class WorkQueue {
     this.waiting.clear();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.retrying.clear();
     this.settle();
   }
 
@@ -89,8 +96,10 @@ export class WorkQueue {
 
   private retry(job: Job): void {
     const delay = Math.min(this.o.maxMs, this.o.baseMs * 2 ** job.attempt);
+    this.retrying.add(job.key);
     const t = setTimeout(() => {
       this.timers.delete(t);
+      this.retrying.delete(job.key);
       // A newer job for the key replaces the retry.
       if (!this.waiting.has(job.key) && !this.stopped) this.waiting.set(job.key, { ...job, attempt: job.attempt + 1 });
       this.pump();

@@ -102,3 +102,11 @@ export function removeResolverRule(sandboxKey: string): Promise<void> {
     await runChecked(runCommand, 'nsenter', [`--net=${ref}`, '--', 'nft', '-f', '-'], `table ip ${RESOLVER_TABLE}\ndelete table ip ${RESOLVER_TABLE}\n`);
   });
 }
+
+/** True when the container's namespace holds the steering table pointing at these ports (drift check). */
+export function hasResolverRule(sandboxKey: string, udpPort: number, tcpPort: number): Promise<boolean> {
+  return inNetns(sandboxKey, async (ref) => {
+    const r = await runCommand('nsenter', [`--net=${ref}`, '--', 'nft', 'list', 'table', 'ip', RESOLVER_TABLE]);
+    return r.code === 0 && r.stdout.includes(`dnat to ${DOCKER_RESOLVER}:${udpPort}`) && r.stdout.includes(`dnat to ${DOCKER_RESOLVER}:${tcpPort}`);
+  });
+}

@@ -109,6 +109,16 @@ test('a container on a loom bridge network is untouched: no steering table, Dock
   expect(await hasLoomDnsTable(A, 'ared')).toBe(true);
 });
 
+test('drift: a steering table removed by hand is put back by the reconciler', async () => {
+  const key = await A.cliOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', 'ared']);
+  await A.execOk(['nsenter', `--net=${key}`, 'nft', 'delete', 'table', 'ip', 'loom_dns']);
+  expect(await hasLoomDnsTable(A, 'ared')).toBe(false);
+  await unixRequest(A.adminSocket, 'POST', '/v1/reconcile', undefined, 120_000);
+  await waitFor('the steering table back in ared', () => hasLoomDnsTable(A, 'ared'), 20_000, 200);
+  expect((await unixRequest(A.adminSocket, 'GET', '/v1/reconcile')).json.repairs['dns-rule']).toBeGreaterThanOrEqual(1);
+  expect(await resolve(A, 'ared', 'webc')).toEqual([await ipOf(C, 'webc', 'red')]);
+});
+
 test('a graceful loomd stop removes the steering tables (Docker answers directly); a restart attaches again', async () => {
   await A.stopLoomd('SIGTERM');
   expect(await hasLoomDnsTable(A, 'ared')).toBe(false);
