@@ -9,12 +9,10 @@
  * the names of all of them. On a graceful stop every steering table is removed (Docker's
  * resolver then answers directly); at start the attachments are made again.
  */
-import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
 import type { Logger } from '../../lib/logger';
 import type { RemoteEndpoint } from '../cluster/records';
-import { hasResolverRule, installResolverRule, openResolverSockets, removeResolverRule } from '../kernel/dns-sockets';
-import { isNetnsFile } from '../kernel/netns-file';
+import { hasResolverRule, installResolverRule, openResolverSockets, removeResolverRule, sandboxState } from '../kernel/dns-sockets';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
 import type { EndpointListener } from '../network/endpoint-events';
 import type { NetworkLookup } from '../network/network-table';
@@ -38,6 +36,7 @@ export interface ResolverKernel {
   install: typeof installResolverRule;
   remove: typeof removeResolverRule;
   check: typeof hasResolverRule;
+  state: typeof sandboxState;
 }
 
 export interface DiscoveryDeps {
@@ -72,12 +71,17 @@ export class ServiceDiscovery implements EndpointListener {
   constructor(private readonly d: DiscoveryDeps) {
     this.names = new NameTable(() => this.namedEndpoints());
     this.queue = new WorkQueue(d.log, d.queue ?? DEFAULT_QUEUE);
-    this.kernel = d.kernel ?? { open: openResolverSockets, install: installResolverRule, remove: removeResolverRule, check: hasResolverRule };
+    this.kernel = d.kernel ?? { open: openResolverSockets, install: installResolverRule, remove: removeResolverRule, check: hasResolverRule, state: sandboxState };
   }
 
   /** Sandboxes with a resolver attached now (status, tests). */
   get attached(): string[] {
     return [...this.sandboxes].filter(([, a]) => a.resolver).map(([k]) => k);
+  }
+
+  /** Resolves once no background work waits or runs (tests). */
+  idle(): Promise<void> {
+    return this.queue.idle();
   }
 
   // ---- endpoint events (inside plugin calls: note and queue only) ------------------------
@@ -124,7 +128,7 @@ export class ServiceDiscovery implements EndpointListener {
       if (!record.overlay) continue;
       for (const ep of endpoints) {
         const key = ep.sandboxKey;
-        if (!key || !isNetnsFile(key) || this.queue.has(`attach:${key}`) || this.queue.has(`names:${ep.id}`)) continue;
+        if (!key || this.kernel.state(key) !== 'ready' || this.queue.has(`attach:${key}`) || this.queue.has(`names:${ep.id}`)) continue;
         const a = this.sandboxes.get(key);
         if (!a?.resolver || !a.overlays.has(record.id) || !ep.dnsNames?.length) {
           n[a?.resolver && a.overlays.has(record.id) ? 'dns-names' : 'dns-attach']++;
@@ -133,7 +137,7 @@ export class ServiceDiscovery implements EndpointListener {
       }
     }
     for (const [key, a] of this.sandboxes) {
-      if (!a.resolver || !a.ports || this.queue.has(`attach:${key}`) || !isNetnsFile(key)) continue;
+      if (!a.resolver || !a.ports || this.queue.has(`attach:${key}`) || this.kernel.state(key) !== 'ready') continue;
       const { udp, tcp } = a.ports;
       if (await this.kernel.check(key, udp, tcp)) continue;
       n['dns-rule']++;
@@ -173,8 +177,9 @@ export class ServiceDiscovery implements EndpointListener {
     }
     if (a.resolver) return;
     // At Join the namespace is not there yet: Docker binds it on the SandboxKey when the container starts (SetKey).
-    if (!isNetnsFile(sandboxKey)) {
-      if (!fs.existsSync(sandboxKey) && Date.now() - a.since > SANDBOX_APPEAR_MS) throw new GiveUp(`sandbox ${sandboxKey} is gone`);
+    const state = this.kernel.state(sandboxKey);
+    if (state !== 'ready') {
+      if (state === 'missing' && Date.now() - a.since > SANDBOX_APPEAR_MS) throw new GiveUp(`sandbox ${sandboxKey} is gone`);
       throw new Error(`sandbox ${sandboxKey} is not a network namespace yet`);
     }
     const t0 = Date.now();
@@ -198,7 +203,7 @@ export class ServiceDiscovery implements EndpointListener {
     a.resolver?.close();
     a.resolver = undefined;
     try {
-      if (isNetnsFile(sandboxKey)) await this.kernel.remove(sandboxKey);
+      if (this.kernel.state(sandboxKey) === 'ready') await this.kernel.remove(sandboxKey);
       this.d.log.info({ sandboxKey }, 'resolver detached');
     } catch (err) {
       this.d.log.warn({ sandboxKey, err: String(err) }, 'could not remove the resolver rule (the container may be gone)');

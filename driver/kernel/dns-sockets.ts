@@ -19,7 +19,7 @@ import type * as net from 'node:net';
 import * as path from 'node:path';
 import { unavailable } from '../../lib/errors';
 import { runChecked, runCommand } from './command';
-import { openNetnsFile } from './netns-file';
+import { isNetnsFile, openNetnsFile } from './netns-file';
 
 export const DOCKER_RESOLVER = '127.0.0.11';
 export const RESOLVER_TABLE = 'loom_dns';
@@ -109,4 +109,13 @@ export function hasResolverRule(sandboxKey: string, udpPort: number, tcpPort: nu
     const r = await runCommand('nsenter', [`--net=${ref}`, '--', 'nft', 'list', 'table', 'ip', RESOLVER_TABLE]);
     return r.code === 0 && r.stdout.includes(`dnat to ${DOCKER_RESOLVER}:${udpPort}`) && r.stdout.includes(`dnat to ${DOCKER_RESOLVER}:${tcpPort}`);
   });
+}
+
+/**
+ * Whether a SandboxKey holds a network namespace yet: at Join the file may be missing or
+ * empty, Docker binds the namespace on it when the container starts (SetKey).
+ */
+export function sandboxState(sandboxKey: string): 'ready' | 'pending' | 'missing' {
+  if (isNetnsFile(sandboxKey)) return 'ready';
+  return fs.existsSync(sandboxKey) ? 'pending' : 'missing';
 }
