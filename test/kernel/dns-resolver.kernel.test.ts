@@ -1,6 +1,6 @@
 /**
  * The per-container resolver against real sockets (run inside `unshare --net`, like every
- * contract test): a stand-in for Docker's resolver on 127.0.0.11:53, the resolver's own UDP
+ * kernel test): a stand-in for Docker's resolver on 127.0.0.11:53, the resolver's own UDP
  * socket and TCP listener on 127.0.0.11 with kernel-chosen ports, as loomd holds them inside
  * a container's namespace. Remote names are answered by loom; everything else is relayed to
  * "Docker" byte for byte (only the id swapped and restored), over UDP and TCP.
