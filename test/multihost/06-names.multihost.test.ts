@@ -20,7 +20,7 @@ let B: TestHost;
 let C: TestHost;
 const outside: OutsideDns[] = [];
 beforeAll(async () => {
-  c = await TestCluster.create(3, { host: { resolvConf: `nameserver ${OUTSIDE_IP}\n` }, loomEnv: { LOOM_LOG_LEVEL: 'debug' } });
+  c = await TestCluster.create(3, { host: { resolvConf: `nameserver ${OUTSIDE_IP}\n` }, loomEnv: { LOOM_LOG_LEVEL: 'debug', LOOM_METRICS: '127.0.0.1:9323' } });
   [A, B, C] = c.hosts as [TestHost, TestHost, TestHost];
   for (const h of c.hosts) outside.push(await startOutsideDns(h));
 });
@@ -99,6 +99,12 @@ test('names across hosts: a name within 10 s, an alias with both addresses, ping
   expect(localLat.answers).toBe(localLat.n);
   expect(remoteLat.p95).toBeLessThan(50); // the issue's goal is 5 ms (logged above); this machine is shared and loaded
 
+  // Metrics: answered by loom and relayed to Docker (loomd's metrics listen on 127.0.0.1 in A's namespace).
+  const metrics = await A.execOk(['curl', '-sf', 'http://127.0.0.1:9323/metrics']);
+  const count = (result: string): number => Number(new RegExp(`^loom_dns_queries_total\\{result="${result}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+  expect(count('answered')).toBeGreaterThanOrEqual(remoteLat.n);
+  expect(count('relayed')).toBeGreaterThanOrEqual(externalLat.n + localLat.n);
+
   // loomctl names: what A serves on red, with address and host.
   const bHost = (await B.loomOwner()).instance;
   const listed = JSON.parse(await runOk(process.execPath, [path.join(REPO, 'dist', 'driver', 'cli', 'loomctl.js'), '--admin-socket', A.adminSocket, '--json', 'names', 'red'])) as Array<Record<string, unknown>>;
@@ -153,7 +159,7 @@ test('a graceful loomd stop removes the steering tables (Docker answers directly
   expect(await hasLoomDnsTable(A, 'ared')).toBe(false);
   expect(await resolve(A, 'ared', 'www.outside.test')).toEqual([OUTSIDE_NAME_IP]);
   const t0 = Date.now();
-  await A.startLoomd({ LOOM_ETCD_ENDPOINTS: c.endpoints, LOOM_ADVERTISE_ADDRESS: '198.18.0.1', LOOM_LEASE_TTL: '4', LOOM_PEER_GRACE: '5', LOOM_LOG_LEVEL: 'debug' });
+  await A.startLoomd({ LOOM_ETCD_ENDPOINTS: c.endpoints, LOOM_ADVERTISE_ADDRESS: '198.18.0.1', LOOM_LEASE_TTL: '4', LOOM_PEER_GRACE: '5', LOOM_LOG_LEVEL: 'debug', LOOM_METRICS: '127.0.0.1:9323' });
   const webc = await ipOf(C, 'webc', 'red');
   await waitFor('webc resolves on A again', async () => (await resolve(A, 'ared', 'webc')).join() === webc, 30_000, 200);
   console.log(`re-attached and resolving ${Date.now() - t0} ms after loomd start (engine ${A.engine.id})`);
