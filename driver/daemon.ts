@@ -21,6 +21,8 @@ import { createPluginApp, listenUnix } from './http/server';
 import { ownerMark } from './kernel/link-owner';
 import { NetlinkKernel } from './kernel/netlink-kernel';
 import { Sysctl } from './kernel/sysctl';
+import { ServiceDiscovery } from './dns/discovery';
+import { EndpointEvents } from './network/endpoint-events';
 import { createNetworkStack } from './network/stack';
 import { createAdminApp } from './ops/admin';
 import type { Metrics } from './ops/metrics';
@@ -66,11 +68,13 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   // Networks: one table, the services over it, the cluster's side of overlays.
   const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys) });
   let built: ClusterCoordinator | undefined;
+  const endpointEvents = new EndpointEvents();
   const { table, firewall, networks, endpoints, ports, repairs } = createNetworkStack({
     repo: new NetworkRepository(kv),
     dataplane,
     firewall: new NftFirewall(log.child({ svc: 'firewall' }), firewallNames(instance)),
     log: log.child({ svc: 'network' }),
+    events: endpointEvents,
     ...(cluster
       ? {
           overlay: (lookup) =>
@@ -86,6 +90,27 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       : {}),
   });
   const coordinator = built as ClusterCoordinator | undefined;
+  // Service discovery on overlays (cluster mode with the Docker API): names learned and resolvers attached in the background.
+  const discovery =
+    cluster && docker
+      ? new ServiceDiscovery({
+          networks: table,
+          cluster: {
+            hostId: cluster.agent.hostId,
+            remote: cluster.agent.remote,
+            hostRegistered: (h) => cluster.agent.hosts.has(h),
+            retiring: (ep) => cluster.agent.endpoints.isRetiring(ep),
+          },
+          docker,
+          setNames: (n, e, s, names) => endpoints.setNames(n, e, s, names),
+          log: log.child({ svc: 'dns' }),
+          ...(metrics ? { onQuery: (result: string) => metrics.dnsQueries.inc({ result }) } : {}),
+        })
+      : undefined;
+  if (discovery) {
+    endpointEvents.listen(discovery);
+    cluster?.events.listen({ onRemoteEndpoint: () => discovery.remoteChanged() });
+  }
 
   const reconcileLog = log.child({ svc: 'reconcile' });
   let dockerErrorLogged = false;
@@ -105,7 +130,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       : undefined,
     log: reconcileLog,
     // Overlay VXLAN entries, and shared pools' loans and reservations against etcd.
-    ...(coordinator ? { extraRepairs: async () => ({ ...(await coordinator.repairOverlays()), ...(await ipam.resyncShared()) }) } : {}),
+    ...(coordinator ? { extraRepairs: async () => ({ ...(await coordinator.repairOverlays()), ...(await ipam.resyncShared()), ...(await discovery?.repair()) }) } : {}),
     options: {
       ...DEFAULT_RECONCILE,
       intervalMs: config.reconcileIntervalS * 1000,
@@ -137,6 +162,15 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
           networks: table,
           ipam,
           reconciler,
+          ...(discovery && cluster
+            ? {
+                names: (network?: string) =>
+                  discovery.names
+                    .list()
+                    .map((r) => ({ ...r, network: cluster.agent.overlays.get(r.overlay)?.name ?? r.overlay }))
+                    .filter((r) => network === undefined || r.overlay === network || r.network === network),
+              }
+            : {}),
           ...(cluster && coordinator ? { overlayDrift: () => coordinator.overlayDrift(), cluster: () => clusterStatus(cluster), peers: () => peersView(cluster) } : {}),
         }),
         config.adminSocket,
@@ -170,13 +204,18 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   // Slow work after the socket is up: re-create what a reboot wiped.
   const restoring = restoreDataPlane(table, repairs, ports, log)
     .catch((err) => log.error({ err: String(err) }, 'data plane restore failed'))
-    .then(() => reconciler.start());
+    .then(() => {
+      discovery?.restore();
+      reconciler.start();
+    });
 
   return {
     async stop(): Promise<void> {
       // Finish the calls in flight (bounded), refuse new ones, keep the data plane as it is.
       await closeServers([server, admin, metricsServer]);
       await restoring;
+      // Docker's resolver answers the containers directly while loomd is away.
+      await discovery?.stop();
       await reconciler.stop();
       await cluster?.agent.stop();
       kernel.close();

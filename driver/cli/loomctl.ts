@@ -19,6 +19,7 @@ Commands:
   endpoints   endpoints: network, container, addresses, MAC, interfaces
   ipam        pools: utilisation and free addresses
   peers       the cluster's hosts and overlays (cluster mode)
+  names [NETWORK]  the DNS names loom serves on overlays: address and host
   doctor      cross-checks Docker, loom's store and the kernel (and etcd): every
               disagreement with the command that repairs it; exit 1 when any
   gc          runs the reconciler now and repairs what doctor reports
@@ -211,6 +212,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
               table(['OVERLAY', 'VNI', 'NAME', 'ORIGIN', 'MTU', 'REMOTE-ENDPOINTS'], (p.overlays as Any[]).map((o) => [o.key, String(o.vni), o.name ?? '-', o.origin, String(o.mtu), String(o.remoteEndpoints)]))
             : 'not in a cluster (loomd runs without --etcd)\n',
         );
+        return 0;
+      }
+      case 'names': {
+        const net = parsed.positionals[1];
+        const n = (await get(`/v1/names${net ? `?network=${encodeURIComponent(net)}` : ''}`)) as Any[];
+        emit(n, () => table(['NAME', 'NETWORK', 'ADDRESSES', 'HOSTS', 'ANSWERED-BY'], n.map((r) => [r.name, r.network ?? r.overlay, [...r.v4, ...r.v6].join(',') || '-', (r.hosts as string[]).join(','), r.local ? 'docker (local)' : 'loom'])));
         return 0;
       }
       case 'doctor': {

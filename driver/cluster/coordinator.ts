@@ -153,7 +153,14 @@ export class ClusterCoordinator implements OverlayControl {
 
   endpointUp(record: NetworkRecord, ep: EndpointRecord): void {
     const ov = record.overlay as OverlayAttachment;
-    this.agent.publishEndpoint({ overlay: ov.key, endpointId: ep.id, mac: ep.mac, ...(ep.address ? { ip: stripLength(ep.address) } : {}), ...(ep.addressV6 ? { ip6: stripLength(ep.addressV6) } : {}) });
+    this.agent.publishEndpoint({
+      overlay: ov.key,
+      endpointId: ep.id,
+      mac: ep.mac,
+      ...(ep.address ? { ip: stripLength(ep.address) } : {}),
+      ...(ep.addressV6 ? { ip6: stripLength(ep.addressV6) } : {}),
+      ...(ep.dnsNames?.length ? { names: ep.dnsNames } : {}),
+    });
   }
 
   endpointDown(record: NetworkRecord, ep: EndpointRecord): void {

@@ -43,6 +43,8 @@ export interface RemoteEndpoint {
   ip?: string;
   ip6?: string;
   vtep: string;
+  /** DNS names of the container on the overlay (lowercase; absent until its host learned them from Docker). */
+  names?: string[];
 }
 
 /** A subnet claim as last seen in etcd (the IPAM's PoolClaim, kept here by the watch). */

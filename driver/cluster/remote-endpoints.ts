@@ -51,6 +51,11 @@ export class RemoteEndpoints {
     return this.byOverlay.get(overlay)?.get(`${host}/${endpointId}`);
   }
 
+  /** True while the endpoint's key is gone from etcd and it is only kept by the rule above (names are not answered for it). */
+  isRetiring(ep: Pick<RemoteEndpoint, 'overlay' | 'host' | 'endpointId'>): boolean {
+    return this.retiring.has(idOf(ep));
+  }
+
   /** Endpoints kept although their host's lease is gone (status, metrics). */
   get retained(): number {
     return [...this.retiring.values()].filter((r) => r.hostLeft).length;

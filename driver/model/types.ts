@@ -94,6 +94,12 @@ export interface EndpointRecord {
   ifb?: string;
   /** Host ports forwarded to this endpoint (ProgramExternalConnectivity). */
   ports?: PublishedPort[];
+  /**
+   * Overlay endpoints while joined: the names Docker resolves the container by on this network
+   * (container name, --network-alias aliases, short id, hostname), lowercased; learned from the
+   * Docker API after Join (driver/dns/), published with the endpoint in etcd, cleared on Leave.
+   */
+  dnsNames?: string[];
   createdAt: string;
 }
 

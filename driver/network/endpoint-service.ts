@@ -16,6 +16,7 @@ import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from '../model/rates';
 import { checkEndpointAddress, gatewayFor } from '../model/records';
 import type { EndpointRecord, JoinInfo, NetworkRecord } from '../model/types';
 import type { PortReserver } from '../ports/port-reserver';
+import type { EndpointEvents } from './endpoint-events';
 import type { NetworkFirewall } from './network-firewall';
 import type { NetworkState, NetworkTable } from './network-table';
 import type { OverlayControl } from './overlay-control';
@@ -41,6 +42,8 @@ export interface EndpointServiceDeps {
   log: Logger;
   /** Cluster mode only: publishes overlay endpoints. */
   overlay?: OverlayControl | undefined;
+  /** Who hears about joins and leaves (service discovery). */
+  events?: EndpointEvents | undefined;
 }
 
 export class EndpointService {
@@ -155,11 +158,15 @@ export class EndpointService {
       checkSandboxKey(sandboxKey);
       const net = state.record;
       await this.d.dataplane.ensureEndpoint(net, ep, new StepRunner(`join endpoint ${endpointId.slice(0, 12)}`, log));
+      let joined = ep;
       if (ep.sandboxKey !== sandboxKey) {
-        const updated = { ...ep, sandboxKey };
-        await table.repo.putEndpoint(updated);
-        state.endpoints.set(ep.id, updated);
+        // Names belong to a sandbox: a join into another one learns them again.
+        const { dnsNames: _names, ...rest } = ep;
+        joined = { ...rest, sandboxKey };
+        await table.repo.putEndpoint(joined);
+        state.endpoints.set(ep.id, joined);
       }
+      if (sandboxKey) this.d.events?.joined(net, joined, sandboxKey);
       const info: JoinInfo = { srcName: ep.peerIf };
       if (!net.internal) {
         const gw4 = gatewayFor(ep.address, net.ipv4);
@@ -180,9 +187,34 @@ export class EndpointService {
         log.info({ networkId, endpointId }, 'Leave of an unknown endpoint: nothing to do');
         return;
       }
-      const { sandboxKey: _gone, ...rest } = ep;
+      const { sandboxKey: _gone, dnsNames, ...rest } = ep;
       await table.repo.putEndpoint(rest);
       state.endpoints.set(endpointId, rest);
+      // Its names go from the cluster with the container (the endpoint itself stays until DeleteEndpoint).
+      if (dnsNames?.length && state.record.overlay) this.d.overlay?.endpointUp(state.record, rest);
+      if (ep.sandboxKey) this.d.events?.left(state.record, ep, ep.sandboxKey);
+    });
+  }
+
+  /**
+   * Records the DNS names Docker gives a joined overlay endpoint and publishes them (service
+   * discovery, after Join, never inside a plugin call). False when the endpoint is gone or
+   * joined to another sandbox meanwhile (the names are then not its own).
+   */
+  async setNames(networkId: string, endpointId: string, sandboxKey: string, names: string[]): Promise<boolean> {
+    const { table } = this.d;
+    return table.withNetworkLock(networkId, async () => {
+      const state = table.state(networkId);
+      const ep = state?.endpoints.get(endpointId);
+      if (!state || !ep || ep.sandboxKey !== sandboxKey) return false;
+      if (sameNames(ep.dnsNames, names)) return true;
+      const updated = { ...ep, dnsNames: names };
+      await table.repo.putEndpoint(updated);
+      state.endpoints.set(endpointId, updated);
+      if (state.record.overlay) this.d.overlay?.endpointUp(state.record, updated);
+      return true;
     });
   }
 }
+
+const sameNames = (a: string[] | undefined, b: string[]): boolean => a !== undefined && a.length === b.length && a.every((n, i) => n === b[i]);

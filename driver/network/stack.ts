@@ -9,6 +9,7 @@ import type { Firewall } from '../firewall/model';
 import { PortPublisher } from '../ports/port-publisher';
 import { PortReserver } from '../ports/port-reserver';
 import type { NetworkRepository } from '../store/network-repo';
+import type { EndpointEvents } from './endpoint-events';
 import { EndpointService } from './endpoint-service';
 import { NetworkFirewall } from './network-firewall';
 import { NetworkService } from './network-service';
@@ -35,6 +36,8 @@ export interface NetworkStackParts {
    * up in it), before the services that call it are built.
    */
   overlay?: (table: NetworkTable) => OverlayControl;
+  /** Joins and leaves, for whoever listens (service discovery). */
+  events?: EndpointEvents;
 }
 
 export function createNetworkStack(p: NetworkStackParts): NetworkStack {
@@ -43,7 +46,7 @@ export function createNetworkStack(p: NetworkStackParts): NetworkStack {
   const reserver = new PortReserver(p.log.child({ svc: 'ports' }));
   const deps = { table, dataplane: p.dataplane, firewall, ports: reserver, overlay: p.overlay?.(table), log: p.log };
   const networks = new NetworkService(deps);
-  const endpoints = new EndpointService(deps);
+  const endpoints = new EndpointService({ ...deps, events: p.events });
   const ports = new PortPublisher(table, reserver, firewall, p.log.child({ svc: 'ports' }));
   const repairs = new NetworkRepairs(table, p.dataplane, firewall, networks, endpoints, p.log.child({ svc: 'reconcile' }));
   return { table, firewall, networks, endpoints, ports, repairs };

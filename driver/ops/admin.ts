@@ -39,6 +39,8 @@ export interface AdminDeps {
   overlayDrift?: () => Promise<Array<{ overlay: string; vxlan: string; missing: number; stale: number }>>;
   cluster?: () => ClusterStatus;
   peers?: () => unknown;
+  /** Service discovery: the names loom serves, optionally of one network (overlay key or Docker name). */
+  names?: (network?: string) => unknown;
 }
 
 /** JSON with bigint values written as decimal strings. */
@@ -90,6 +92,10 @@ export function createAdminApp(deps: AdminDeps): express.Express {
       overlays,
       unknownToLoom,
     });
+  });
+  app.get('/v1/names', (req: Request, res: Response) => {
+    const network = typeof req.query.network === 'string' && req.query.network ? req.query.network : undefined;
+    sendJson(res, deps.names ? deps.names(network) : []);
   });
   app.get('/v1/peers', (_req: Request, res: Response) => {
     sendJson(res, deps.peers ? deps.peers() : { cluster: false });

@@ -31,6 +31,7 @@ export class Metrics {
   readonly callSeconds: Histogram<'method' | 'outcome'>;
   readonly repairs: Counter<'kind'>;
   readonly kernelErrors: Counter<'errno'>;
+  readonly dnsQueries: Counter<'result'>;
   private readonly warned = new Set<string>();
 
   constructor(private readonly log: Logger) {
@@ -46,6 +47,7 @@ export class Metrics {
     });
     this.repairs = new Counter({ name: 'loom_reconciler_repairs_total', help: 'Drift repaired by the reconciler, by kind', labelNames: ['kind'], registers: [r] });
     this.kernelErrors = new Counter({ name: 'loom_kernel_errors_total', help: 'Netlink requests the kernel refused, by errno', labelNames: ['errno'], registers: [r] });
+    this.dnsQueries = new Counter({ name: 'loom_dns_queries_total', help: 'DNS queries of containers on loom overlays: answered by loom, relayed to Docker, refused, failed', labelNames: ['result'], registers: [r] });
   }
 
   /** Registers the gauges computed at scrape time. */

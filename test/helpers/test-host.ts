@@ -42,6 +42,12 @@ export interface TestHostOptions {
   engine?: Engine;
   /** Multi-host tests: a veth "underlay0" into a shared underlay namespace's bridge. */
   underlay?: UnderlayLink;
+  /**
+   * The host's /etc/resolv.conf (bind-mounted in its mount namespace before dockerd starts), e.g.
+   * "nameserver 198.18.254.1\n" for a DNS server the test runs in the outside namespace
+   * (outside-dns.ts). Tests that send DNS must set it: never the machine's own resolver.
+   */
+  resolvConf?: string;
 }
 
 export class TestHost {
@@ -94,6 +100,7 @@ export class TestHost {
     try {
       await createNamespaces(host.layout);
       if (opts.underlay) await attachUnderlay(host.layout, opts.underlay);
+      if (opts.resolvConf !== undefined) await host.setResolvConf(opts.resolvConf);
       await host.startDockerd();
       await host.cliOk(['import', '-c', 'CMD ["/bin/sh"]', await busyboxTar(), 'local/busybox']);
     } catch (err) {
@@ -109,6 +116,13 @@ export class TestHost {
   }
 
   // ---- commands in the host ----------------------------------------------------------------
+
+  /** Bind-mounts a file with `text` over /etc/resolv.conf inside the host's mount namespace (gone with it). */
+  async setResolvConf(text: string): Promise<void> {
+    const file = path.join(this.dir, 'resolv.conf');
+    fs.writeFileSync(file, text);
+    await this.execOk(['mount', '--bind', file, '/etc/resolv.conf']);
+  }
 
   /** Runs a command inside the host's network and mount namespaces. */
   exec(cmd: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {

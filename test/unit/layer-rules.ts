@@ -13,6 +13,7 @@ export const LAYERS: ReadonlyArray<{ name: string; rank: number; paths: string[]
   { name: 'store', rank: 5, paths: ['driver/store/'] },
   { name: 'services', rank: 6, paths: ['driver/network/', 'driver/ports/'] },
   { name: 'cluster', rank: 7, paths: ['driver/cluster/'] },
+  { name: 'discovery', rank: 8, paths: ['driver/dns/'] },
   { name: 'reconcile', rank: 8, paths: ['driver/reconcile/'] },
   { name: 'edge', rank: 9, paths: ['driver/api/', 'driver/http/'] },
   { name: 'ops', rank: 10, paths: ['driver/ops/', 'driver/recovery/'] },

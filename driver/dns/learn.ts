@@ -1,0 +1,51 @@
+/**
+ * Learning a joined endpoint's DNS names from the Docker API (after Join, from the work
+ * queue: never inside a plugin call, where dockerd may be waiting on loom). The names are the
+ * ones Docker's embedded resolver answers for the container on that network: its name, its
+ * --network-alias aliases on the network (compose service names arrive as aliases), Docker 25+'s
+ * DNSNames, and its short id (Docker adds it as an alias). A --hostname differing from those is
+ * not resolvable through Docker either, so it is not added.
+ */
+import type Dockerode from 'dockerode';
+import { GiveUp } from './work-queue';
+import { normaliseName } from './name-table';
+
+/** The parts of `docker inspect` that names come from. */
+export interface InspectedContainer {
+  Id: string;
+  Name: string;
+  NetworkSettings?: { Networks?: Record<string, { EndpointID?: string; Aliases?: string[] | null; DNSNames?: string[] | null } | undefined> };
+}
+
+/** The container's names on the network whose endpoint is `endpointId` (pure), lowercased, unique, sorted. */
+export function namesOf(c: InspectedContainer, endpointId: string): string[] | undefined {
+  const net = Object.values(c.NetworkSettings?.Networks ?? {}).find((n) => n?.EndpointID === endpointId);
+  if (!net) return undefined;
+  const raw = [c.Name.replace(/^\//, ''), ...(net.Aliases ?? []), ...(net.DNSNames ?? []), c.Id.slice(0, 12)];
+  const out = new Set<string>();
+  for (const r of raw) {
+    const n = normaliseName(r);
+    if (n) out.add(n);
+  }
+  return [...out].sort();
+}
+
+/**
+ * Asks Docker for the names of the container joined through `endpointId` on `networkId`.
+ * Throws (to be retried) while Docker does not show the endpoint yet (Join is still in
+ * progress); GiveUp when the network is unknown to Docker.
+ */
+export async function learnNames(docker: Dockerode, networkId: string, endpointId: string): Promise<string[]> {
+  let containers: Record<string, { EndpointID?: string }>;
+  try {
+    containers = ((await docker.getNetwork(networkId).inspect()) as { Containers?: Record<string, { EndpointID?: string }> }).Containers ?? {};
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) throw new GiveUp(`network ${networkId} is not Docker's`);
+    throw err;
+  }
+  const id = Object.entries(containers).find(([, c]) => c.EndpointID === endpointId)?.[0];
+  if (!id) throw new Error(`Docker does not show endpoint ${endpointId.slice(0, 12)} on network ${networkId.slice(0, 12)} yet`);
+  const names = namesOf((await docker.getContainer(id).inspect()) as unknown as InspectedContainer, endpointId);
+  if (!names) throw new Error(`container ${id.slice(0, 12)} does not show endpoint ${endpointId.slice(0, 12)} yet`);
+  return names;
+}
