@@ -76,7 +76,7 @@ test(`containers churn on ${NETS.length} networks while loomd is SIGKILLed at le
           live.add(name);
         } else {
           stats.startFailed++;
-          if (failures.length < 6) failures.push(`${((Date.now() - started) / 1000).toFixed(1)} s: ${r.stderr.trim().split('\n').pop()}`);
+          if (failures.length < 6) failures.push(`${((Date.now() - started) / 1000).toFixed(1)} s: ${r.stderr.split('\n').find((l) => /error/i.test(l)) ?? r.stderr.trim()}`);
           await host.cli(['rm', '-f', name], { timeoutMs: 90_000 });
         }
       } else {
@@ -119,8 +119,11 @@ test(`containers churn on ${NETS.length} networks while loomd is SIGKILLed at le
   );
   expect(kills).toBeGreaterThanOrEqual(20);
   expect(stats.started).toBeGreaterThanOrEqual(MIN_STARTS);
-  // Starts fail only when a SIGKILL lands inside one of their calls (Docker does not retry every call).
-  expect(stats.startFailed).toBeLessThanOrEqual(Math.max(5, stats.started * 0.2));
+  // Starts fail only when a SIGKILL lands inside one of their calls: dockerd retries a call cut
+  // by the kill with an empty body (its request buffer drained), which loomd must refuse. How
+  // many calls are in flight at a kill grows with the machine's load (CI: 0-9 failed starts for
+  // 22 kills; a loaded machine up to 16), so the bound is one failed start per kill on average.
+  expect(stats.startFailed).toBeLessThanOrEqual(kills);
   expect(violations).toEqual([]);
   expect(unreachable).toEqual([]);
   expect(await invariantViolations(host)).toEqual([]);
