@@ -24,6 +24,7 @@ import { OUTSIDE_NAME_IP, OutsideDns, startOutsideDns } from '../helpers/outside
 import { killAndWait, waitFor } from '../helpers/run';
 import { OUTSIDE_IP, REPO, TestHost } from '../helpers/test-host';
 import { BenchContext, LOOMD_DEFAULTS } from './context';
+import type { EngineInfo } from './host';
 import { fmt, median, percentile, ratio, rotation } from './stats';
 
 const OV = 'bench-names';
@@ -126,7 +127,7 @@ class Client {
   }
 }
 
-export async function namesBenchmarks(ctx: BenchContext): Promise<void> {
+export async function namesBenchmarks(ctx: BenchContext, engines: EngineInfo[]): Promise<void> {
   const r = ctx.report;
   const n = ctx.config.dnsQueries;
   r.begin('names', '8. Service discovery: name resolution latency from a container on a loom overlay (remote, local, external names; Docker\'s resolver without loom as a baseline)');
@@ -142,6 +143,9 @@ export async function namesBenchmarks(ctx: BenchContext): Promise<void> {
   });
   try {
     outside = await startOutsideDns(A);
+    if (!engines.some((e) => e.engine === A.engine.id)) {
+      engines.push({ engine: A.engine.id, server: await A.cliOk(['version', '-f', '{{.Server.Version}}']), client: await A.cliOk(['version', '-f', '{{.Client.Version}}']) });
+    }
     const drv = A.driver;
     await A.cliOk(['network', 'create', '-d', drv, '--ipam-driver', drv, '-o', 'loom.mode=overlay', '--subnet', OV_SUBNET, OV]);
     for (const h of [B, C]) await waitFor(`${OV} on another host`, async () => (await h.cli(['network', 'inspect', OV])).code === 0, 30_000, 200);

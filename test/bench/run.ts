@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     'cross-host': () => crossHostBenchmarks(ctx),
     ipam: () => ipamBenchmarks(ctx),
     scale: () => scaleBenchmarks(ctx),
-    names: () => namesBenchmarks(ctx),
+    names: () => namesBenchmarks(ctx, engines),
   };
   console.log(`loom benchmarks: sections ${[...config.only].join(', ')}; engine ${engine.id}; budget ${config.maxMinutes} min`);
   const sectionTimes: Record<string, number> = {};
