@@ -18,7 +18,7 @@ const int = (name: string, def: number, min = 1, max = 1_000_000): number => {
 /** loomd as a user runs it: default log level and reconcile interval (the harness defaults are test settings). */
 export const LOOMD_DEFAULTS = { LOOM_LOG_LEVEL: 'info', LOOM_RECONCILE_INTERVAL: '30', LOOM_RECONCILE_GRACE: '10' };
 
-export const SECTIONS = ['host', 'cross-host', 'ipam', 'scale'] as const;
+export const SECTIONS = ['host', 'cross-host', 'ipam', 'scale', 'names'] as const;
 export type SectionId = (typeof SECTIONS)[number];
 
 export interface BenchConfig {
@@ -31,6 +31,7 @@ export interface BenchConfig {
   iperfSeconds: number;
   pingCount: number;
   reachRuns: number;
+  dnsQueries: number;
   ipamPrefix: number;
   scaleEndpoints: number;
   scaleNetworks: number;
@@ -53,6 +54,7 @@ export function configFromEnv(): BenchConfig {
     iperfSeconds: int('BENCH_IPERF_SECONDS', 5, 1, 60),
     pingCount: int('BENCH_PING_COUNT', 20, 2, 1000),
     reachRuns: int('BENCH_REACH_RUNS', 50, 1, 1000),
+    dnsQueries: int('BENCH_DNS_QUERIES', 500, 10, 5000),
     ipamPrefix: int('BENCH_IPAM_PREFIX', 16, 16, 24),
     scaleEndpoints: int('BENCH_SCALE_ENDPOINTS', 1000, 10, 4000),
     scaleNetworks: int('BENCH_SCALE_NETWORKS', 100, 1, 250),

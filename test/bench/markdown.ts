@@ -46,6 +46,7 @@ export function renderMarkdown(o: RunData): string {
   out.push('npm run test:prepare      # Debian 12: docker.io 20.10, iptables, nftables, busybox-static, iperf3, socat, etcd');
   out.push('npm run bench             # compiles loomd and the benchmark (tsconfig.bench.json -> dist-bench/), runs, writes this file');
   out.push('LOOM_TEST_ENGINE=28.5 npm run bench   # the same against Docker 28.5 (after bash test/setup-docker28.sh)');
+  out.push('npm run bench -- names  # one section only (here 8, service discovery); writes no docs unless BENCH_OUT is set');
   out.push('```');
   out.push('');
   out.push('Runs as root (it creates network namespaces, private Docker engines and loomd processes, and removes all of them at the end, also on failure or Ctrl-C). ' +
@@ -62,9 +63,10 @@ export function renderMarkdown(o: RunData): string {
       ['BENCH_IPERF_REPS / BENCH_IPERF_SECONDS', '5 / 5', `${c.iperfReps} / ${c.iperfSeconds}`, 'iperf3 runs per path / seconds per run (plus 1 s omitted)'],
       ['BENCH_PING_COUNT', '20', String(c.pingCount), 'pings per path and run'],
       ['BENCH_REACH_RUNS', '50', String(c.reachRuns), 'container starts for the cross-host reachability delay'],
+      ['BENCH_DNS_QUERIES', '500', String(c.dnsQueries ?? ''), 'DNS queries per kind of name (remote, local, external, Docker without loom) in section 8'],
       ['BENCH_IPAM_PREFIX', '16', String(c.ipamPrefix), 'prefix length of the pool filled through the API'],
       ['BENCH_SCALE_ENDPOINTS / BENCH_SCALE_NETWORKS / BENCH_RESTARTS', '1000 / 100 / 5', `${c.scaleEndpoints} / ${c.scaleNetworks} / ${c.restarts}`, 'scale test size, restarts measured'],
-      ['BENCH_ONLY', '(all)', [...c.only].join(','), 'comma-separated sections: host, cross-host, ipam, scale (a partial run writes no docs unless BENCH_OUT is set)'],
+      ['BENCH_ONLY', '(all)', [...c.only].join(','), 'comma-separated sections: host, cross-host, ipam, scale, names (or as arguments: `npm run bench -- names`; a partial run writes no docs unless BENCH_OUT is set)'],
       ['BENCH_OUT', 'docs/benchmarks.md', '', 'where to write this report'],
       ['BENCH_RENDER', '', '', 'render this report again from a saved run (dist-bench/last-run.json) without measuring'],
       ['BENCH_MAX_MINUTES', '30', String(c.maxMinutes), 'hard time budget; loops stop with an error past it'],

@@ -16,6 +16,7 @@ import { EngineInfo, hostBenchmarks } from './host';
 import { crossHostBenchmarks } from './cross-host';
 import { ipamBenchmarks } from './ipam';
 import { scaleBenchmarks } from './scale';
+import { namesBenchmarks } from './names';
 import { RunData, renderMarkdown } from './markdown';
 
 let nproc = 0;
@@ -46,6 +47,12 @@ function renderOnly(file: string): void {
 
 async function main(): Promise<void> {
   if (process.env.BENCH_RENDER) return renderOnly(process.env.BENCH_RENDER);
+  // `npm run bench -- names cross-host`: the same as BENCH_ONLY=names,cross-host.
+  const args = process.argv.slice(2).filter(Boolean);
+  if (args.length) {
+    if (process.env.BENCH_ONLY) throw new Error('give the sections either as arguments or in BENCH_ONLY, not both');
+    process.env.BENCH_ONLY = args.join(',');
+  }
   const config = configFromEnv();
   const ctx = new BenchContext(config);
   let interrupted = false;
@@ -61,7 +68,7 @@ async function main(): Promise<void> {
     .filter(([k]) => k.startsWith('BENCH_') || k === 'LOOM_TEST_ENGINE' || k === 'LOOM_DIST')
     .map(([k, v]) => `${k}=${v}`)
     .sort();
-  const command = [...overrides, 'npm run bench'].join(' ');
+  const command = [...overrides.filter((o) => !args.length || !o.startsWith('BENCH_ONLY=')), 'npm run bench', ...(args.length ? ['--', ...args] : [])].join(' ');
   // loomd as compiled together with this benchmark (tsconfig.bench.json -> dist-bench/): the code checked out now.
   process.env.LOOM_DIST ??= path.resolve(__dirname, '..', '..');
   const dist = process.env.LOOM_DIST;
@@ -106,6 +113,7 @@ async function main(): Promise<void> {
     'cross-host': () => crossHostBenchmarks(ctx),
     ipam: () => ipamBenchmarks(ctx),
     scale: () => scaleBenchmarks(ctx),
+    names: () => namesBenchmarks(ctx, engines),
   };
   console.log(`loom benchmarks: sections ${[...config.only].join(', ')}; engine ${engine.id}; budget ${config.maxMinutes} min`);
   const sectionTimes: Record<string, number> = {};
