@@ -21,6 +21,8 @@ const DOCKER_POOL = '198.18.96.0/20';
 const GW_SUBNET = '198.18.120.0/24';
 const GW2_SUBNET = '198.18.121.0/24';
 const PLAIN_SUBNET = '198.18.122.0/24';
+const GW6_SUBNETS = ['198.18.123.0/24', 'fd5c:12::/64'];
+const WEB6_PORT = 18082;
 const WEB_PORT = 18080;
 const PLAIN_PORT = 18081;
 
@@ -155,6 +157,21 @@ describe('loom.gateway=docker', () => {
     expect(await host.ping('other', webGwIp as string, 2)).toBe(false); // docker_gwbridge has ICC off
     // Its published port is for everyone, as with Docker's own drivers.
     expect(await httpGet({ container: 'other' }, `http://${UPLINK_IP}:${WEB_PORT}/`)).toBe('gw-web-ok\n');
+  });
+
+  test('dual stack: IPv6 between the network\'s containers, no IPv6 default route (docker_gwbridge is IPv4-only), docker_gwbridge still attached', async () => {
+    await host.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '--ipv6', '--subnet', GW6_SUBNETS[0], '--subnet', GW6_SUBNETS[1], '-o', 'loom.gateway=docker', 'gw6']);
+    await webServer('web6', 'gw6', 'gw6-ok', ['-p', `${WEB6_PORT}:80`]);
+    await sleeper('peer6', 'gw6');
+    const web6 = await host.containerIp('web6', 'gw6', 6);
+    expect(web6).toMatch(/^fd5c:12::/);
+    expect(await host.ping('peer6', web6)).toBe(true);
+    expect((await host.inContainer('web6', ['ip', '-6', 'route'])).stdout).not.toMatch(/^default/m);
+    expect((await host.inContainer('web6', ['ip', 'route'])).stdout).toMatch(/^default via 198\.18\.\d+\.1 dev eth1/m);
+    expect(await shownPort('web6')).toBe(WEB6_PORT);
+    expect(await waitFor('the published port', () => httpGet('host', `http://${UPLINK_IP}:${WEB6_PORT}/`), 15_000, 300)).toBe('gw6-ok\n');
+    await host.cliOk(['rm', '-f', 'web6', 'peer6']);
+    await host.cliOk(['network', 'rm', 'gw6']);
   });
 
   test('a bandwidth limit applies to the loom interface', async () => {
