@@ -4,14 +4,16 @@
  * and the published ports, so `docker port` and `docker ps` show `-p` and `-P` mappings and they
  * answer on the host. Without the option nothing changes (loom's own NAT and DNAT, which Docker
  * cannot show). Also: bad values and --internal refused, isolation between loom networks over
- * docker_gwbridge, bandwidth limits on the loom interface, loomd killed and restarted (the
- * reconciler adds no NAT), clean removal.
+ * docker_gwbridge, dual stack, bandwidth limits on the loom interface, loomd killed and
+ * restarted (the reconciler adds no NAT), dockerd restarted (a restart-policy container comes
+ * back with its port), clean removal.
  *
  * dockerd gets a default address pool inside 198.18.0.0/15 so that docker0 and docker_gwbridge
  * stay in the test range.
  */
 import { OUTSIDE_IP, TestHost, UPLINK_IP } from '../helpers/test-host';
 import { unixRequest } from '../helpers/unix-http';
+import { settle } from '../helpers/invariants';
 import { run, waitFor } from '../helpers/run';
 
 jest.setTimeout(600_000);
@@ -23,6 +25,7 @@ const GW2_SUBNET = '198.18.121.0/24';
 const PLAIN_SUBNET = '198.18.122.0/24';
 const GW6_SUBNETS = ['198.18.123.0/24', 'fd5c:12::/64'];
 const WEB6_PORT = 18082;
+const KEEP_PORT = 18083;
 const WEB_PORT = 18080;
 const PLAIN_PORT = 18081;
 
@@ -197,6 +200,23 @@ describe('loom.gateway=docker', () => {
     expect(await shownPort('web')).toBe(WEB_PORT);
     expect(await httpGet('host', `http://${UPLINK_IP}:${WEB_PORT}/`)).toBe('gw-web-ok\n');
     expect(await host.ping('peer', webIp)).toBe(true);
+  });
+});
+
+describe('dockerd restarted', () => {
+  test('a restart-policy container comes back on docker_gwbridge, its port shown and answering; Docker, loom and the kernel agree', async () => {
+    await webServer('keep', 'gw', 'gw-keep-ok', ['--restart', 'always', '-p', `${KEEP_PORT}:80`]);
+    expect(await shownPort('keep')).toBe(KEEP_PORT);
+    await host.stopDockerd('SIGTERM');
+    await host.startDockerd();
+    await host.waitRunning(['keep'], 60_000);
+    expect(await waitFor('the port shown again', () => shownPort('keep'), 30_000, 300)).toBe(KEEP_PORT);
+    expect(await waitFor('the port answering', () => httpGet('host', `http://${UPLINK_IP}:${KEEP_PORT}/`), 20_000, 300)).toBe('gw-keep-ok\n');
+    expect((await host.inContainer('keep', ['ip', 'route'])).stdout).toMatch(/^default via 198\.18\.\d+\.1 dev eth1/m);
+    expect(await settle(host)).toEqual([]);
+    const table = await loomTable();
+    expect(table).not.toContain('dnat');
+    expect(table).not.toContain('masquerade');
   });
 });
 
