@@ -118,6 +118,9 @@ describe('loom.gateway=docker', () => {
     const autoPort = await shownPort('auto');
     expect(autoPort).toBeGreaterThan(1024);
     expect(await host.cliOk(['ps', '--filter', 'name=^auto$', '--format', '{{.Ports}}'])).toContain(`0.0.0.0:${autoPort}->80/tcp`);
+    // What testcontainers-style libraries (and docker compose port) read: the API's NetworkSettings.Ports.
+    const ports = (await host.docker.getContainer('auto').inspect()).NetworkSettings.Ports as Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
+    expect(ports['80/tcp']).toContainEqual({ HostIp: '0.0.0.0', HostPort: String(autoPort) });
 
     // They answer from the host namespace (its own address and loopback) and from outside.
     expect(await waitFor('the published port', () => httpGet('host', `http://${UPLINK_IP}:${WEB_PORT}/`), 15_000, 300)).toBe('gw-web-ok\n');
