@@ -54,7 +54,7 @@ export function networkRoutes(s: NetworkDriverServices, scope: 'local' | 'global
       // loom puts the gateway on its bridge for every family, so Docker must always reserve one;
       // the options are validated here already, so a bad -o fails before any IPAM work.
       handle: async (b): Promise<GwAllocCheckReply> => {
-        parseNetworkSettings(genericOptions(b.Options));
+        parseNetworkSettings(genericOptions(b.Options), { internal: flag(b.Options, INTERNAL) });
         return { SkipIPv4: false, SkipIPv6: false };
       },
     }),
@@ -147,8 +147,10 @@ export function networkRoutes(s: NetworkDriverServices, scope: 'local' | 'global
           ...(j.gateway ? { Gateway: j.gateway } : {}),
           ...(j.gatewayV6 ? { GatewayIPv6: j.gatewayV6 } : {}),
           StaticRoutes: [],
-          // loom provides the gateway and outside connectivity itself: never docker_gwbridge.
-          DisableGatewayService: true,
+          // loom provides the gateway and outside connectivity itself (never docker_gwbridge),
+          // unless the network leaves them to Docker (loom.gateway=docker): with no gateway and
+          // this false, Docker attaches the container to docker_gwbridge and publishes its ports there.
+          DisableGatewayService: !j.dockerGateway,
         };
       },
     }),

@@ -142,6 +142,9 @@ export interface JoinReply {
   Gateway?: string;
   GatewayIPv6?: string;
   StaticRoutes: Array<{ Destination: string; RouteType: number; NextHop?: string }>;
-  /** true: loom gives the container its gateway and outside connectivity itself (no docker_gwbridge). */
+  /**
+   * true: loom gives the container its gateway and outside connectivity itself (no docker_gwbridge).
+   * false only with no Gateway/GatewayIPv6 (loom.gateway=docker): Docker then attaches docker_gwbridge.
+   */
   DisableGatewayService: boolean;
 }

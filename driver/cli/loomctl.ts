@@ -160,7 +160,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
                 ipam.map((d) => stripLength(d.gateway ?? '-')).join(','),
                 String(n.mtu),
                 String(n.endpoints.length),
-                [n.internal && 'internal', !n.icc && 'no-icc', !n.masquerade && 'no-nat'].filter(Boolean).join(',') || '-',
+                [n.internal && 'internal', n.gatewayService === 'docker' && 'docker-gateway', !n.icc && 'no-icc', !n.masquerade && 'no-nat'].filter(Boolean).join(',') || '-',
               ];
             }),
           ),

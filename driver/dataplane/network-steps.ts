@@ -11,7 +11,7 @@
 import { conflict } from '../../lib/errors';
 import type { LinkOwner } from '../kernel/link-owner';
 import type { LinkInfo } from '../kernel/netlink-codec';
-import { bridgeAddresses } from '../model/records';
+import { bridgeAddresses, routesOutside } from '../model/records';
 import type { NetworkRecord } from '../model/types';
 import type { EnsureOptions } from './data-plane';
 import { DataPlaneDeps, ownerOfLink } from './kernel-verbs';
@@ -179,7 +179,7 @@ export const isolateVxlan: Step = defineStep({
  */
 export const ipv6Forwarding: Step = defineStep({
   id: 'ipv6-forwarding',
-  when: (c) => c.net.enableIpv6 && !c.net.internal,
+  when: (c) => c.net.enableIpv6 && routesOutside(c.net),
   name: (c) => `IPv6 forwarding on ${c.net.bridge}`,
   run: async (c) => {
     const bridge = c.net.bridge;
@@ -195,7 +195,7 @@ export const ipv6Forwarding: Step = defineStep({
 /** Host-wide and left on: other routed networks may need it (never undone, never given back). */
 export const ipv4Forwarding: Step = defineStep({
   id: 'ipv4-forwarding',
-  when: (c) => !c.net.internal,
+  when: (c) => routesOutside(c.net),
   name: () => 'enable IPv4 forwarding',
   run: async (c) => {
     if ((await c.sysctl.read('net.ipv4.ip_forward')) === '1') return;
@@ -207,7 +207,7 @@ export const ipv4Forwarding: Step = defineStep({
 /** Published ports on 127.0.0.1 are DNATed out of this bridge; the firewall's input chain drops the reverse. */
 export const routeLocalnet: Step = defineStep({
   id: 'route-localnet',
-  when: (c) => !c.net.internal,
+  when: (c) => routesOutside(c.net),
   name: (c) => `route_localnet on ${c.net.bridge}`,
   run: (c) => c.sysctl.writeIface('ipv4', c.net.bridge, 'route_localnet', '1'),
 });

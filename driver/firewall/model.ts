@@ -6,6 +6,10 @@ export interface FirewallNetwork {
   bridge: string;
   subnets4: string[];
   subnets6: string[];
+  /**
+   * Nothing is forwarded beyond the bridge, no NAT: --internal networks, and networks whose
+   * containers reach the outside through Docker's docker_gwbridge instead (loom.gateway=docker).
+   */
   internal: boolean;
   icc: boolean;
   masquerade: boolean;

@@ -17,9 +17,18 @@ export const OPT_HOST_BINDING = 'com.docker.network.bridge.host_binding_ipv4';
 export const OPT_LOOM_MODE = 'loom.mode';
 /** Cluster-wide name of an overlay; networks created with the same one on several hosts are one overlay. */
 export const OPT_LOOM_OVERLAY = 'loom.overlay';
+/**
+ * Who gives the network's containers their default route, outside connectivity and published
+ * ports: `loom` (loom's gateway, NAT and DNAT; the default) or `docker` (Docker's own
+ * docker_gwbridge, as for Docker's overlay driver; then `docker port` and `docker ps` show the ports).
+ */
+export const OPT_LOOM_GATEWAY = 'loom.gateway';
 
 /** loom.* keys this version understands on networks. */
-export const LOOM_OPTION_KEYS: readonly string[] = [OPT_LOOM_MODE, OPT_LOOM_OVERLAY, OPT_EGRESS_RATE, OPT_INGRESS_RATE];
+export const LOOM_OPTION_KEYS: readonly string[] = [OPT_LOOM_MODE, OPT_LOOM_OVERLAY, OPT_LOOM_GATEWAY, OPT_EGRESS_RATE, OPT_INGRESS_RATE];
+
+/** Values of loom.gateway. */
+export type GatewayService = 'loom' | 'docker';
 
 export const MTU_MIN = 68;
 export const MTU_MAX = 65535;
@@ -38,6 +47,14 @@ export interface NetworkSettings {
   overlayKey?: string;
   /** true when com.docker.network.driver.mtu was given. */
   explicitMtu: boolean;
+  /** loom.gateway (default loom). */
+  gateway: GatewayService;
+}
+
+/** What CreateNetwork says beside the -o map, where options depend on it. */
+export interface NetworkContext {
+  /** --internal */
+  internal?: boolean;
 }
 
 /** Go's strconv.ParseBool, which Docker's bridge driver uses for its options. */
@@ -63,9 +80,9 @@ export function checkLoomKeys(options: Record<string, string>, known: readonly s
   }
 }
 
-export function parseNetworkSettings(options: Record<string, string>): NetworkSettings {
+export function parseNetworkSettings(options: Record<string, string>, context: NetworkContext = {}): NetworkSettings {
   checkLoomKeys(options, LOOM_OPTION_KEYS, 'network');
-  const settings: NetworkSettings = { mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: parseRates(options), mode: 'bridge', explicitMtu: false };
+  const settings: NetworkSettings = { mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: parseRates(options), mode: 'bridge', explicitMtu: false, gateway: 'loom' };
   const name = options[OPT_BRIDGE_NAME];
   if (name !== undefined) {
     if (!isValidIfname(name)) {
@@ -101,5 +118,24 @@ export function parseNetworkSettings(options: Record<string, string>): NetworkSe
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(key)) throw invalid(`option ${OPT_LOOM_OVERLAY}: ${JSON.stringify(key)} must be 1-64 of A-Z a-z 0-9 _ . -`);
     settings.overlayKey = key;
   }
+  settings.gateway = parseGateway(options, context);
   return settings;
+}
+
+function parseGateway(options: Record<string, string>, context: NetworkContext): GatewayService {
+  const value = options[OPT_LOOM_GATEWAY];
+  if (value === undefined || value === 'loom') return 'loom';
+  if (value !== 'docker') {
+    throw invalid(`option ${OPT_LOOM_GATEWAY}: ${JSON.stringify(value)} is not supported (loom: loom's own gateway, NAT and published ports; docker: Docker's docker_gwbridge)`);
+  }
+  if (context.internal) {
+    throw invalid(`option ${OPT_LOOM_GATEWAY}=docker cannot be used with --internal: an internal network has no gateway of any kind (drop one of the two)`);
+  }
+  if (options[OPT_HOST_BINDING] !== undefined) {
+    throw invalid(`option ${OPT_HOST_BINDING} has no effect with ${OPT_LOOM_GATEWAY}=docker: Docker's docker_gwbridge publishes the ports (use -p IP:HOST:CTR, or dockerd's --ip)`);
+  }
+  if (options[OPT_MASQUERADE] !== undefined && !parseBool(OPT_MASQUERADE, options[OPT_MASQUERADE])) {
+    throw invalid(`option ${OPT_MASQUERADE}=false has no effect with ${OPT_LOOM_GATEWAY}=docker: Docker's docker_gwbridge masquerades what leaves through it`);
+  }
+  return 'docker';
 }

@@ -7,7 +7,7 @@ import { invalid } from '../../lib/errors';
 import { contains, formatIp, formatPrefix, hostRange, overlaps, parseIpMaybeCidr, parsePrefix, unusableSubnet } from '../../lib/prefix';
 import { bridgeNameFor } from './naming';
 import { parseNetworkSettings } from './options';
-import type { IpamData, NetworkRecord } from './types';
+import type { EndpointRecord, IpamData, NetworkRecord } from './types';
 
 export interface CreateNetworkInput {
   id: string;
@@ -20,7 +20,7 @@ export interface CreateNetworkInput {
 }
 
 export function buildNetworkRecord(input: CreateNetworkInput): NetworkRecord {
-  const settings = parseNetworkSettings(input.options);
+  const settings = parseNetworkSettings(input.options, { internal: input.internal });
   const ipv4 = input.ipv4.map((d) => checkIpamData(d, 4));
   const ipv6 = input.ipv6.map((d) => checkIpamData(d, 6));
   const pools = [...ipv4, ...ipv6];
@@ -38,6 +38,7 @@ export function buildNetworkRecord(input: CreateNetworkInput): NetworkRecord {
     masquerade: settings.masquerade,
     ...(settings.hostBinding !== '0.0.0.0' ? { hostBinding: settings.hostBinding } : {}),
     ...(Object.keys(settings.rates).length ? { rates: settings.rates } : {}),
+    ...(settings.gateway === 'docker' ? { gatewayService: 'docker' as const } : {}),
     enableIpv6: input.enableIpv6,
     ipv4,
     ipv6,
@@ -82,6 +83,23 @@ export function gatewayFor(address: string | undefined, pools: IpamData[]): stri
   if (!chosen?.gateway) return undefined;
   const gw = parseIpMaybeCidr(chosen.gateway);
   return formatIp(gw.family, gw.value);
+}
+
+/**
+ * True when loom itself connects the network's containers to the outside (its gateway as their
+ * default route, NAT, published ports, forwarding beyond the bridge). False for --internal
+ * networks, and for networks that leave all of that to Docker's docker_gwbridge (loom.gateway=docker).
+ */
+export function routesOutside(net: Pick<NetworkRecord, 'internal' | 'gatewayService'>): boolean {
+  return !net.internal && net.gatewayService !== 'docker';
+}
+
+/** The gateways Join gives an endpoint (plain IPs): none unless loom routes the network outside. */
+export function joinGateways(net: NetworkRecord, ep: Pick<EndpointRecord, 'address' | 'addressV6'>): { v4?: string; v6?: string } {
+  if (!routesOutside(net)) return {};
+  const v4 = gatewayFor(ep.address, net.ipv4);
+  const v6 = net.enableIpv6 ? gatewayFor(ep.addressV6, net.ipv6) : undefined;
+  return { ...(v4 ? { v4 } : {}), ...(v6 ? { v6 } : {}) };
 }
 
 export function overlapping(a: string, b: string): boolean {

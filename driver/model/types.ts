@@ -37,6 +37,13 @@ export interface NetworkRecord {
   overlay?: OverlayAttachment;
   /** Default bandwidth limits of the network's endpoints (-o loom.egress_rate / loom.ingress_rate). */
   rates?: Rates;
+  /**
+   * `docker` (-o loom.gateway=docker): Docker's docker_gwbridge gives the containers their default
+   * route, outside connectivity and published ports; loom's network carries only the traffic
+   * between its containers (no gateway in Join, no NAT, no DNAT, nothing forwarded beyond the
+   * bridge). Absent: loom does all of that itself.
+   */
+  gatewayService?: 'docker';
   enableIpv6: boolean;
   ipv4: IpamData[];
   ipv6: IpamData[];
@@ -108,4 +115,6 @@ export interface JoinInfo {
   srcName: string;
   gateway?: string;
   gatewayV6?: string;
+  /** true: Docker gives the container its default route and ports through docker_gwbridge (loom.gateway=docker). */
+  dockerGateway: boolean;
 }

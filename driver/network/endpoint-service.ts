@@ -13,7 +13,7 @@ import { macFor, normaliseMac, randomMac } from '../model/mac';
 import { hostVethFor, ifbFor, peerVethFor } from '../model/naming';
 import { checkLoomKeys } from '../model/options';
 import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from '../model/rates';
-import { checkEndpointAddress, gatewayFor } from '../model/records';
+import { checkEndpointAddress, joinGateways } from '../model/records';
 import type { EndpointRecord, JoinInfo, NetworkRecord } from '../model/types';
 import type { PortReserver } from '../ports/port-reserver';
 import type { EndpointEvents } from './endpoint-events';
@@ -167,13 +167,12 @@ export class EndpointService {
         state.endpoints.set(ep.id, joined);
       }
       if (sandboxKey) this.d.events?.joined(net, joined, sandboxKey);
-      const info: JoinInfo = { srcName: ep.peerIf };
-      if (!net.internal) {
-        const gw4 = gatewayFor(ep.address, net.ipv4);
-        if (gw4) info.gateway = gw4;
-        const gw6 = net.enableIpv6 ? gatewayFor(ep.addressV6, net.ipv6) : undefined;
-        if (gw6) info.gatewayV6 = gw6;
-      }
+      // loom.gateway=docker: no gateway of either family (Docker 28 keeps docker_gwbridge away
+      // from a container that has an IPv6 one), so Docker attaches docker_gwbridge.
+      const gw = joinGateways(net, ep);
+      const info: JoinInfo = { srcName: ep.peerIf, dockerGateway: net.gatewayService === 'docker' };
+      if (gw.v4) info.gateway = gw.v4;
+      if (gw.v6) info.gatewayV6 = gw.v6;
       return info;
     });
   }

@@ -9,7 +9,7 @@ import { KeyedMutex } from '../../lib/keyed-mutex';
 import { conflict, notFound } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { FirewallNetwork } from '../firewall/model';
-import { overlapping } from '../model/records';
+import { overlapping, routesOutside } from '../model/records';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
 import type { NetworkRepository } from '../store/network-repo';
 
@@ -156,10 +156,11 @@ export class NetworkTable implements NetworkLookup {
       bridge: n.bridge,
       subnets4: n.ipv4.map((d) => d.pool),
       subnets6: n.enableIpv6 ? n.ipv6.map((d) => d.pool) : [],
-      internal: n.internal,
+      // Nothing leaves the bridge of a network loom does not route outside (--internal, loom.gateway=docker).
+      internal: !routesOutside(n),
       icc: n.icc,
       masquerade: n.masquerade,
-      published: [...endpoints.values()].flatMap((e) => e.ports ?? []),
+      published: routesOutside(n) ? [...endpoints.values()].flatMap((e) => e.ports ?? []) : [],
     }));
   }
 }

@@ -6,7 +6,7 @@
 import type { DataPlane } from '../dataplane/bridge';
 import { StepRunner } from '../dataplane/steps';
 import type { Logger } from '../../lib/logger';
-import { gatewayFor } from '../model/records';
+import { joinGateways } from '../model/records';
 import type { NetworkRecord } from '../model/types';
 import type { EndpointService } from './endpoint-service';
 import type { NetworkFirewall } from './network-firewall';
@@ -64,7 +64,7 @@ export class NetworkRepairs {
       const ep = state?.endpoints.get(endpointId);
       if (!state || !ep?.sandboxKey) return false;
       const net = state.record;
-      const gw = !net.internal ? { v4: gatewayFor(ep.address, net.ipv4), v6: net.enableIpv6 ? gatewayFor(ep.addressV6, net.ipv6) : undefined } : {};
+      const gw = joinGateways(net, ep);
       await this.dataplane.replumbEndpoint(net, ep, { gateway4: gw.v4, gateway6: gw.v6 });
       return true;
     });

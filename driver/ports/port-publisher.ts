@@ -7,6 +7,7 @@
 import type { Logger } from '../../lib/logger';
 import { stripLength } from '../../lib/prefix';
 import { PORTMAP_KEY, PublishedPort, parsePortMap } from '../model/port-map';
+import { routesOutside } from '../model/records';
 import type { EndpointRecord } from '../model/types';
 import type { NetworkFirewall } from '../network/network-firewall';
 import type { NetworkTable } from '../network/network-table';
@@ -34,7 +35,9 @@ export class PortPublisher {
       const { state, ep } = this.table.require(networkId, endpointId);
       const net = state.record;
       const bindings = parsePortMap(options[PORTMAP_KEY]);
-      if (net.internal || (bindings.length === 0 && !ep.ports?.length)) return [];
+      // Internal networks publish nothing; loom.gateway=docker networks leave it to docker_gwbridge
+      // (Docker never makes their endpoints a gateway, so it does not ask; if it did, nothing to do).
+      if (!routesOutside(net) || (bindings.length === 0 && !ep.ports?.length)) return [];
       const previous = ep.ports ?? [];
       const container = { v4: ep.address && stripLength(ep.address), v6: ep.addressV6 && stripLength(ep.addressV6) };
       const chosen = await this.ports.replace(previous, bindings, container, net.hostBinding ?? '0.0.0.0');

@@ -16,7 +16,7 @@
  */
 import type Dockerode from 'dockerode';
 import { LOCAL_SPACE, GLOBAL_SPACE } from '../../ipam-driver/index';
-import { buildNetworkRecord } from '../model/records';
+import { buildNetworkRecord, routesOutside } from '../model/records';
 import { bridgeNameFor, hostVethFor, ifbFor, peerVethFor } from '../model/naming';
 import { parseRates } from '../model/rates';
 import type { EndpointRecord, IpamData, NetworkRecord } from '../model/types';
@@ -177,6 +177,8 @@ function publishedPorts(ctr: Ctr | undefined, net: NetworkRecord, address: strin
   // (then a container on one network is the only unambiguous case).
   const nets = Object.values(ctr?.NetworkSettings.Networks ?? {});
   const gw = (ctr?.NetworkSettings as { Gateway?: string } | undefined)?.Gateway || (nets.length === 1 ? nets[0]?.Gateway : undefined);
+  // loom.gateway=docker: the ports Docker shows are docker_gwbridge's, never loom's.
+  if (!routesOutside(net)) return [];
   if (!ctr || !address || !gw || !net.ipv4.some((d) => d.gateway !== undefined && stripLength(d.gateway) === gw)) return [];
   const out: PublishedPort[] = [];
   for (const [key, bindings] of Object.entries(ctr.NetworkSettings.Ports ?? {})) {

@@ -45,7 +45,7 @@ export class TestCluster {
    */
   static async create(
     n: number,
-    opts: { underlayMtu?: number[]; loomEnv?: Record<string, string>; legacyLoomd?: boolean; host?: Pick<TestHostOptions, 'driverName' | 'adminSocket' | 'resolvConf'> } = {},
+    opts: { underlayMtu?: number[]; loomEnv?: Record<string, string>; legacyLoomd?: boolean; host?: Pick<TestHostOptions, 'driverName' | 'adminSocket' | 'resolvConf' | 'dockerdArgs'> } = {},
   ): Promise<TestCluster> {
     const id = randomBytes(2).toString('hex');
     const c = new TestCluster(id, `loomt-u${id}`);

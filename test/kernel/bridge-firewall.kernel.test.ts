@@ -73,7 +73,7 @@ test('a network is a bridge with its gateway, firewall rules and shim; removal l
   const ep = await svc.createEndpoint({ networkId: NET_A, id: 'e'.repeat(64), address: '198.18.10.7/24', addressV6: '', mac: '', options: {} });
   expect(ep.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
   const join = await svc.join(NET_A, 'e'.repeat(64), '/var/run/docker/netns/x');
-  expect(join).toEqual({ srcName: `lc${'e'.repeat(12)}`, gateway: '198.18.10.1' });
+  expect(join).toEqual({ srcName: `lc${'e'.repeat(12)}`, gateway: '198.18.10.1', dockerGateway: false });
   expect(await svc.join(NET_B, 'e'.repeat(64), '/x').catch((e) => e.kind)).toBe('not-found');
 
   await svc.deleteEndpoint(NET_A, 'e'.repeat(64));

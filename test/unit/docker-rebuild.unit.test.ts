@@ -83,3 +83,11 @@ test('other drivers are ignored, overlays reported as not rebuilt, a named bridg
   expect(r.skipped).toEqual([expect.stringMatching(/network ov .*an overlay/)]);
   expect(byKey(r.entries)[`net/${'d'.repeat(64)}`]).toMatchObject({ bridge: 'br-mine', adoptedBridge: true });
 });
+
+test('loom.gateway=docker: the record keeps it, and the ports Docker shows (docker_gwbridge\'s) never become loom\'s', () => {
+  const r = rebuildEntries([network({ Options: { 'loom.gateway': 'docker' } }) as never], container(), 'loom');
+  const e = byKey(r.entries);
+  expect(e[`net/${NET}`]).toMatchObject({ gatewayService: 'docker', internal: false });
+  expect(e[`ep/${NET}/${EP}`]).toMatchObject({ address: '198.18.30.7/24' });
+  expect(e[`ep/${NET}/${EP}`].ports).toBeUndefined();
+});

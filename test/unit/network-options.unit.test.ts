@@ -5,7 +5,9 @@ import { burstBytes } from '../../driver/kernel/tc';
 import {
   DEFAULT_MTU,
   OPT_BRIDGE_NAME,
+  OPT_HOST_BINDING,
   OPT_ICC,
+  OPT_LOOM_GATEWAY,
   OPT_LOOM_MODE,
   OPT_MASQUERADE,
   OPT_MTU,
@@ -75,7 +77,7 @@ describe('parseNetworkSettings', () => {
   });
 
   test('defaults', () => {
-    expect(parseNetworkSettings({})).toEqual({ mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge', explicitMtu: false });
+    expect(parseNetworkSettings({})).toEqual({ mtu: DEFAULT_MTU, icc: true, masquerade: true, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge', explicitMtu: false, gateway: 'loom' });
   });
 
   test("Docker's bridge keys are honoured; unrelated keys are ignored", () => {
@@ -88,7 +90,7 @@ describe('parseNetworkSettings', () => {
         [OPT_LOOM_MODE]: 'bridge',
         'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0',
       }),
-    ).toEqual({ bridgeName: 'corp0', mtu: 9000, icc: false, masquerade: false, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge', explicitMtu: true });
+    ).toEqual({ bridgeName: 'corp0', mtu: 9000, icc: false, masquerade: false, hostBinding: '0.0.0.0', rates: {}, mode: 'bridge', explicitMtu: true, gateway: 'loom' });
   });
 
   test('an unknown loom.* option is an error', () => {
@@ -123,6 +125,48 @@ describe('parseNetworkSettings', () => {
     expect(errorOf(() => parseNetworkSettings({ [OPT_MASQUERADE]: 'no' })).message).toMatch(
       /^option com\.docker\.network\.bridge\.enable_ip_masquerade:/,
     );
+  });
+});
+
+describe('loom.gateway', () => {
+  test('loom (the default) or docker, on bridges and overlays', () => {
+    expect(parseNetworkSettings({}).gateway).toBe('loom');
+    expect(parseNetworkSettings({ [OPT_LOOM_GATEWAY]: 'loom' }).gateway).toBe('loom');
+    expect(parseNetworkSettings({ [OPT_LOOM_GATEWAY]: 'docker' }).gateway).toBe('docker');
+    expect(parseNetworkSettings({ [OPT_LOOM_GATEWAY]: 'docker', [OPT_LOOM_MODE]: 'overlay' })).toMatchObject({ gateway: 'docker', mode: 'overlay' });
+    // Compatible settings: ICC, MTU, bandwidth limits, masquerade left on.
+    expect(parseNetworkSettings({ [OPT_LOOM_GATEWAY]: 'docker', [OPT_ICC]: 'false', [OPT_MTU]: '1400', [OPT_MASQUERADE]: 'true', 'loom.egress_rate': '10mbit' })).toMatchObject({
+      gateway: 'docker', icc: false, mtu: 1400, rates: { egressBps: 10e6 },
+    });
+  });
+
+  test.each(['Docker', 'DOCKER', '', 'bridge', 'gwbridge', 'none', 'true', ' docker'])('loom.gateway=%j is refused, naming both values', (v) => {
+    const err = errorOf(() => parseNetworkSettings({ [OPT_LOOM_GATEWAY]: v }));
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toBe(
+      `option loom.gateway: ${JSON.stringify(v)} is not supported (loom: loom's own gateway, NAT and published ports; docker: Docker's docker_gwbridge)`,
+    );
+  });
+
+  test('docker on an --internal network is refused (an internal network has no gateway); loom is fine there', () => {
+    const err = errorOf(() => parseNetworkSettings({ [OPT_LOOM_GATEWAY]: 'docker' }, { internal: true }));
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toMatch(/^option loom\.gateway=docker cannot be used with --internal/);
+    expect(parseNetworkSettings({ [OPT_LOOM_GATEWAY]: 'loom' }, { internal: true }).gateway).toBe('loom');
+    expect(parseNetworkSettings({}, { internal: true }).gateway).toBe('loom');
+  });
+
+  test('options that only loom\'s own NAT and ports honour are refused with docker, not ignored', () => {
+    expect(errorOf(() => parseNetworkSettings({ [OPT_LOOM_GATEWAY]: 'docker', [OPT_HOST_BINDING]: '198.18.0.7' })).message).toMatch(
+      /^option com\.docker\.network\.bridge\.host_binding_ipv4 has no effect with loom\.gateway=docker/,
+    );
+    expect(errorOf(() => parseNetworkSettings({ [OPT_LOOM_GATEWAY]: 'docker', [OPT_MASQUERADE]: 'false' })).message).toMatch(
+      /^option com\.docker\.network\.bridge\.enable_ip_masquerade=false has no effect with loom\.gateway=docker/,
+    );
+  });
+
+  test('is a known loom.* key (the unknown-key message lists it)', () => {
+    expect(errorOf(() => parseNetworkSettings({ 'loom.gw': 'docker' })).message).toMatch(/loom understands: .*loom\.gateway/);
   });
 });
 
