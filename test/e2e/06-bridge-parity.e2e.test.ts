@@ -8,6 +8,7 @@
  * automatic ULA subnets, connect/disconnect with --ip, MACs and driver-opts.
  */
 import { OUTSIDE_IP, TestHost, UPLINK_IP } from '../helpers/test-host';
+import { httpGet } from '../helpers/http-get';
 import { settle } from '../helpers/invariants';
 import { run, sleep, waitFor } from '../helpers/run';
 
@@ -27,23 +28,6 @@ afterAll(async () => {
 
 const ipOf = (c: string, net: string, v6 = false): Promise<string> => host.containerIp(c, net, v6 ? 6 : 4);
 
-/**
- * HTTP GET from the host namespace, the outside namespace (raw request through busybox nc:
- * the host's static busybox wget crashes outside a container) or from a container (wget).
- */
-async function httpGet(from: 'host' | 'outside' | { container: string }, url: string): Promise<string | undefined> {
-  if (typeof from === 'object') {
-    // (busybox wget -T crashes in this build; `timeout` bounds it instead)
-    const r = await host.inContainer(from.container, ['timeout', '5', 'wget', '-q', '-O', '-', url], 10_000);
-    return r.code === 0 ? r.stdout : undefined;
-  }
-  const { hostname, port } = new URL(url);
-  const nc = ['busybox', 'nc', '-w', '3', hostname, port];
-  const input = 'GET / HTTP/1.0\r\n\r\n';
-  const r = from === 'host' ? await host.exec(nc, { timeoutMs: 10_000, input }) : await run('nsenter', [`--net=/run/netns/${host.outNetns}`, ...nc], { timeoutMs: 10_000, input });
-  const body = r.stdout.split('\r\n\r\n')[1];
-  return r.code === 0 && r.stdout.startsWith('HTTP/1.') && body !== undefined ? body : undefined;
-}
 
 async function scenario(tag: string, driver: string[]): Promise<void> {
   const n = (s: string): string => `${tag}-${s}`;
@@ -59,16 +43,16 @@ async function scenario(tag: string, driver: string[]): Promise<void> {
   ]);
   await host.cliOk(['run', '-d', '--init', '--name', n('cli'), '--network', n('web'), 'local/busybox', 'sleep', '3600']);
   const ok = `${tag}-ok\n`;
-  expect(await waitFor('the published port', () => httpGet('outside', `http://${UPLINK_IP}:${port}/`), 15_000, 300)).toBe(ok);
-  expect(await httpGet('host', `http://${UPLINK_IP}:${port}/`)).toBe(ok);
-  expect(await httpGet('host', `http://127.0.0.1:${port + 1}/`)).toBe(ok);
-  expect(await httpGet('outside', `http://${UPLINK_IP}:${port + 1}/`)).toBeUndefined();
-  expect(await httpGet({ container: n('cli') }, `http://${UPLINK_IP}:${port}/`)).toBe(ok); // hairpin
+  expect(await waitFor('the published port', () => httpGet(host, 'outside', `http://${UPLINK_IP}:${port}/`), 15_000, 300)).toBe(ok);
+  expect(await httpGet(host, 'host', `http://${UPLINK_IP}:${port}/`)).toBe(ok);
+  expect(await httpGet(host, 'host', `http://127.0.0.1:${port + 1}/`)).toBe(ok);
+  expect(await httpGet(host, 'outside', `http://${UPLINK_IP}:${port + 1}/`)).toBeUndefined();
+  expect(await httpGet(host, { container: n('cli') }, `http://${UPLINK_IP}:${port}/`)).toBe(ok); // hairpin
   await run('nsenter', [`--net=/run/netns/${host.outNetns}`, 'socat', '-u', 'STDIN', `UDP-SENDTO:${UPLINK_IP}:${port + 2}`], { timeoutMs: 10_000, input: `udp-${tag}\n` });
   await waitFor('the UDP datagram', async () => (await host.cli(['logs', n('srv')])).stdout.includes(`udp-${tag}`), 10_000, 300);
   await host.cliOk(['rm', '-f', n('srv')]);
   await sleep(300);
-  expect(await httpGet('outside', `http://${UPLINK_IP}:${port}/`)).toBeUndefined();
+  expect(await httpGet(host, 'outside', `http://${UPLINK_IP}:${port}/`)).toBeUndefined();
 
   // ICC off: neighbours are blocked, the gateway and the outside are not.
   await host.cliOk(['network', 'create', ...driver, '--subnet', subnet(1), '-o', 'com.docker.network.bridge.enable_icc=false', n('noicc')]);

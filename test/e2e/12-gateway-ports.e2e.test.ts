@@ -12,9 +12,10 @@
  * stay in the test range.
  */
 import { OUTSIDE_IP, TestHost, UPLINK_IP } from '../helpers/test-host';
+import { httpGet } from '../helpers/http-get';
 import { unixRequest } from '../helpers/unix-http';
 import { settle } from '../helpers/invariants';
-import { run, waitFor } from '../helpers/run';
+import { waitFor } from '../helpers/run';
 
 jest.setTimeout(600_000);
 
@@ -38,19 +39,6 @@ afterAll(async () => {
   await host?.destroy();
 });
 
-/** HTTP GET from the host namespace or the outside namespace (raw request through busybox nc), or from a container (wget). */
-async function httpGet(from: 'host' | 'outside' | { container: string }, url: string): Promise<string | undefined> {
-  if (typeof from === 'object') {
-    const r = await host.inContainer(from.container, ['timeout', '5', 'wget', '-q', '-O', '-', url], 10_000);
-    return r.code === 0 ? r.stdout : undefined;
-  }
-  const { hostname, port } = new URL(url);
-  const nc = ['busybox', 'nc', '-w', '3', hostname, port];
-  const input = 'GET / HTTP/1.0\r\n\r\n';
-  const r = from === 'host' ? await host.exec(nc, { timeoutMs: 10_000, input }) : await run('nsenter', [`--net=/run/netns/${host.outNetns}`, ...nc], { timeoutMs: 10_000, input });
-  const body = r.stdout.split('\r\n\r\n')[1];
-  return r.code === 0 && r.stdout.startsWith('HTTP/1.') && body !== undefined ? body : undefined;
-}
 
 const loomNet = (name: string, subnet: string, opts: string[] = []): Promise<string> =>
   host.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '--subnet', subnet, ...opts, name]);
@@ -123,11 +111,11 @@ describe('loom.gateway=docker', () => {
     expect(ports['80/tcp']).toContainEqual({ HostIp: '0.0.0.0', HostPort: String(autoPort) });
 
     // They answer from the host namespace (its own address and loopback) and from outside.
-    expect(await waitFor('the published port', () => httpGet('host', `http://${UPLINK_IP}:${WEB_PORT}/`), 15_000, 300)).toBe('gw-web-ok\n');
-    expect(await httpGet('host', `http://127.0.0.1:${WEB_PORT}/`)).toBe('gw-web-ok\n');
-    expect(await httpGet('outside', `http://${UPLINK_IP}:${WEB_PORT}/`)).toBe('gw-web-ok\n');
-    expect(await waitFor('the -P port', () => httpGet('host', `http://${UPLINK_IP}:${autoPort}/`), 15_000, 300)).toBe('gw-auto-ok\n');
-    expect(await httpGet('host', `http://127.0.0.1:${autoPort}/`)).toBe('gw-auto-ok\n');
+    expect(await waitFor('the published port', () => httpGet(host, 'host', `http://${UPLINK_IP}:${WEB_PORT}/`), 15_000, 300)).toBe('gw-web-ok\n');
+    expect(await httpGet(host, 'host', `http://127.0.0.1:${WEB_PORT}/`)).toBe('gw-web-ok\n');
+    expect(await httpGet(host, 'outside', `http://${UPLINK_IP}:${WEB_PORT}/`)).toBe('gw-web-ok\n');
+    expect(await waitFor('the -P port', () => httpGet(host, 'host', `http://${UPLINK_IP}:${autoPort}/`), 15_000, 300)).toBe('gw-auto-ok\n');
+    expect(await httpGet(host, 'host', `http://127.0.0.1:${autoPort}/`)).toBe('gw-auto-ok\n');
 
     // loomd publishes nothing itself: no ports held, no DNAT, no NAT for the network.
     const n = await loomNetwork('gw');
@@ -149,7 +137,7 @@ describe('loom.gateway=docker', () => {
 
   test('containers on the loom network still reach each other (and the outside, through docker_gwbridge)', async () => {
     expect(await host.ping('peer', webIp)).toBe(true);
-    expect(await httpGet({ container: 'peer' }, `http://${webIp}/`)).toBe('gw-web-ok\n');
+    expect(await httpGet(host, { container: 'peer' }, `http://${webIp}/`)).toBe('gw-web-ok\n');
     expect(await host.ping('web', await host.containerIp('peer', 'gw'))).toBe(true);
     expect(await host.ping('peer', OUTSIDE_IP)).toBe(true);
   });
@@ -162,7 +150,7 @@ describe('loom.gateway=docker', () => {
     expect(webGwIp).toMatch(/^198\.18\./);
     expect(await host.ping('other', webGwIp as string, 2)).toBe(false); // docker_gwbridge has ICC off
     // Its published port is for everyone, as with Docker's own drivers.
-    expect(await httpGet({ container: 'other' }, `http://${UPLINK_IP}:${WEB_PORT}/`)).toBe('gw-web-ok\n');
+    expect(await httpGet(host, { container: 'other' }, `http://${UPLINK_IP}:${WEB_PORT}/`)).toBe('gw-web-ok\n');
   });
 
   test('dual stack: IPv6 between the network\'s containers, no IPv6 default route (docker_gwbridge is IPv4-only), docker_gwbridge still attached', async () => {
@@ -175,7 +163,7 @@ describe('loom.gateway=docker', () => {
     expect((await host.inContainer('web6', ['ip', '-6', 'route'])).stdout).not.toMatch(/^default/m);
     expect((await host.inContainer('web6', ['ip', 'route'])).stdout).toMatch(/^default via 198\.18\.\d+\.1 dev eth1/m);
     expect(await shownPort('web6')).toBe(WEB6_PORT);
-    expect(await waitFor('the published port', () => httpGet('host', `http://${UPLINK_IP}:${WEB6_PORT}/`), 15_000, 300)).toBe('gw6-ok\n');
+    expect(await waitFor('the published port', () => httpGet(host, 'host', `http://${UPLINK_IP}:${WEB6_PORT}/`), 15_000, 300)).toBe('gw6-ok\n');
     await host.cliOk(['rm', '-f', 'web6', 'peer6']);
     await host.cliOk(['network', 'rm', 'gw6']);
   });
@@ -201,7 +189,7 @@ describe('loom.gateway=docker', () => {
     expect(table).not.toContain('dnat');
     expect(table).not.toContain('masquerade');
     expect(await shownPort('web')).toBe(WEB_PORT);
-    expect(await httpGet('host', `http://${UPLINK_IP}:${WEB_PORT}/`)).toBe('gw-web-ok\n');
+    expect(await httpGet(host, 'host', `http://${UPLINK_IP}:${WEB_PORT}/`)).toBe('gw-web-ok\n');
     expect(await host.ping('peer', webIp)).toBe(true);
   });
 });
@@ -214,7 +202,7 @@ describe('dockerd restarted', () => {
     await host.startDockerd();
     await host.waitRunning(['keep'], 60_000);
     expect(await waitFor('the port shown again', () => shownPort('keep'), 30_000, 300)).toBe(KEEP_PORT);
-    expect(await waitFor('the port answering', () => httpGet('host', `http://${UPLINK_IP}:${KEEP_PORT}/`), 20_000, 300)).toBe('gw-keep-ok\n');
+    expect(await waitFor('the port answering', () => httpGet(host, 'host', `http://${UPLINK_IP}:${KEEP_PORT}/`), 20_000, 300)).toBe('gw-keep-ok\n');
     expect((await host.inContainer('keep', ['ip', 'route'])).stdout).toMatch(/^default via 198\.18\.\d+\.1 dev eth1/m);
     expect(await settle(host)).toEqual([]);
     const table = await loomTable();
@@ -227,8 +215,8 @@ describe('without the option, nothing changes', () => {
   test('loom\'s own gateway, NAT and DNAT; Docker shows no port (a remote driver cannot report one)', async () => {
     await loomNet('plain', PLAIN_SUBNET);
     await webServer('pweb', 'plain', 'plain-ok', ['-p', `${PLAIN_PORT}:80`]);
-    expect(await waitFor('the published port', () => httpGet('host', `http://${UPLINK_IP}:${PLAIN_PORT}/`), 15_000, 300)).toBe('plain-ok\n');
-    expect(await httpGet('outside', `http://${UPLINK_IP}:${PLAIN_PORT}/`)).toBe('plain-ok\n');
+    expect(await waitFor('the published port', () => httpGet(host, 'host', `http://${UPLINK_IP}:${PLAIN_PORT}/`), 15_000, 300)).toBe('plain-ok\n');
+    expect(await httpGet(host, 'outside', `http://${UPLINK_IP}:${PLAIN_PORT}/`)).toBe('plain-ok\n');
     expect(await shownPort('pweb')).toBeUndefined();
     const routes = (await host.inContainer('pweb', ['ip', 'route'])).stdout;
     expect(routes).toMatch(/^default via 198\.18\.122\.1 dev eth0/m);

@@ -9,6 +9,7 @@
 import { TestCluster } from '../helpers/cluster';
 import { waitFor } from '../helpers/run';
 import type { TestHost } from '../helpers/test-host';
+import { httpGet } from '../helpers/http-get';
 
 jest.setTimeout(600_000);
 
@@ -24,17 +25,6 @@ afterAll(async () => {
   await c?.destroy();
 });
 
-/** HTTP GET through busybox nc from a host's namespace, or wget from a container. */
-async function httpGet(h: TestHost, from: 'host' | { container: string }, url: string): Promise<string | undefined> {
-  if (typeof from === 'object') {
-    const r = await h.inContainer(from.container, ['timeout', '5', 'wget', '-q', '-O', '-', url], 10_000);
-    return r.code === 0 ? r.stdout : undefined;
-  }
-  const { hostname, port } = new URL(url);
-  const r = await h.exec(['busybox', 'nc', '-w', '3', hostname, port], { timeoutMs: 10_000, input: 'GET / HTTP/1.0\r\n\r\n' });
-  const body = r.stdout.split('\r\n\r\n')[1];
-  return r.code === 0 && r.stdout.startsWith('HTTP/1.') && body !== undefined ? body : undefined;
-}
 
 test('an overlay with loom.gateway=docker: peers across hosts over the overlay, ports through each host\'s docker_gwbridge, shown by docker port', async () => {
   await A.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '-o', 'loom.mode=overlay', '-o', 'loom.gateway=docker', '--subnet', '198.18.210.0/24', 'green']);
