@@ -56,6 +56,11 @@ export function isOwnTempName(mark: string, name: string): boolean {
   return m !== null && tempCheck(mark, m[1] as string) === m[2];
 }
 
+/** A link a create of this loomd left half-made: no owner mark, one of this loomd's temporary names. */
+export function isUnfinishedLink(link: { name: string; alias?: string }, mark: string): boolean {
+  return ownerOf(link.alias, mark) === 'none' && isOwnTempName(mark, link.name);
+}
+
 function tempCheck(mark: string, stem: string): string {
   return hex(`${mark}#${stem}`, 6);
 }

@@ -6,7 +6,7 @@
 import { ifla, rt } from 'netlink';
 import { LoomError } from '../../lib/errors';
 import { formatIp } from '../../lib/prefix';
-import { isOwnTempName, ownerOf } from './link-owner';
+import { isUnfinishedLink, ownerOf } from './link-owner';
 import type { NetlinkChannel } from './netlink-channel';
 import { LinkInfo, bytesToBig, kernelError, serialise, toLinkInfo } from './netlink-codec';
 
@@ -76,8 +76,7 @@ export class LinkVerbs {
     if (!link) return 'absent';
     const owner = ownerOf(link.alias, mark);
     // A link still under one of this loomd's temporary names is its own, unfinished (link-create.ts).
-    const unfinished = owner === 'none' && isOwnTempName(mark, name);
-    if (owner === 'foreign' || (owner === 'none' && !opts.unmarkedToo && !unfinished)) return 'not-ours';
+    if (owner === 'foreign' || (owner === 'none' && !opts.unmarkedToo && !isUnfinishedLink(link, mark))) return 'not-ours';
     try {
       await this.ch.serial((s) => s.delLink({ index: link.index }));
       return 'deleted';

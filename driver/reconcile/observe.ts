@@ -4,7 +4,7 @@
  * addresses, firewall drift) and the sandboxes of endpoints whose veth is gone.
  */
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
-import { isOwnTempName, ownerOf } from '../kernel/link-owner';
+import { isUnfinishedLink, ownerOf } from '../kernel/link-owner';
 import { isNetnsFile } from '../kernel/netns-file';
 import type { NetworkFirewall } from '../network/network-firewall';
 import type { NetworkTable } from '../network/network-table';
@@ -39,10 +39,7 @@ export async function observe(d: ObserveSources): Promise<Observed> {
     networks: list.map((n) => n.record),
     endpoints,
     pools: d.ipam.listPools(),
-    links: links.map((l) => {
-      const owner = ownerOf(l.alias, d.kernel.mark ?? '');
-      return { name: l.name, kind: l.kind, up: l.up, owner, unfinished: owner === 'none' && d.kernel.mark !== undefined && isOwnTempName(d.kernel.mark, l.name) };
-    }),
+    links: links.map((l) => ({ name: l.name, kind: l.kind, up: l.up, owner: ownerOf(l.alias, d.kernel.mark ?? ''), unfinished: d.kernel.mark !== undefined && isUnfinishedLink(l, d.kernel.mark) })),
     bridgeAddresses,
     firewallDrift: await d.firewall.check(),
     docker,
