@@ -16,13 +16,11 @@
  * PID -n), driven one query at a time over stdin; the time is taken in the client around
  * send/receive only.
  */
-import { ChildProcess, spawn } from 'node:child_process';
-import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { TestCluster } from '../helpers/cluster';
+import { DnsClient, dnsClientIn, QUERY_TIMEOUT_MS, Reply } from '../helpers/dns-client';
 import { OUTSIDE_NAME_IP, OutsideDns, startOutsideDns } from '../helpers/outside-dns';
-import { killAndWait, waitFor } from '../helpers/run';
-import { OUTSIDE_IP, REPO, TestHost } from '../helpers/test-host';
+import { waitFor } from '../helpers/run';
+import { OUTSIDE_IP, TestHost } from '../helpers/test-host';
 import { BenchContext, LOOMD_DEFAULTS } from './context';
 import type { EngineInfo } from './host';
 import { fmt, median, percentile, ratio, rotation } from './stats';
@@ -32,7 +30,6 @@ const OV_SUBNET = '198.18.40.0/24';
 const BR = 'bench-names-br';
 const BR_SUBNET = '198.18.41.0/24';
 const EXTERNAL = 'www.outside.test';
-const QUERY_TIMEOUT_MS = 2_000;
 
 type Kind = 'remote' | 'local' | 'external' | 'docker';
 const KINDS: Kind[] = ['remote', 'local', 'external', 'docker'];
@@ -43,90 +40,6 @@ const LABEL: Record<Kind, string> = {
   docker: 'baseline without loom: local name on a built-in bridge, Docker\'s resolver directly',
 };
 
-/** Reads "SEQ NAME" lines on stdin, sends one A query to 127.0.0.11:53 per line, prints one JSON line per answer or timeout. */
-const CLIENT = `
-const dgram = require('node:dgram'); const packet = require('dns-packet'); const readline = require('node:readline');
-const s = dgram.createSocket('udp4'); let id = 0; let pending = null;
-const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
-s.on('message', (m) => { let r; try { r = packet.decode(m); } catch { return; } if (!pending || r.id !== pending.id) return;
-  const ms = Number(process.hrtime.bigint() - pending.t0) / 1e6; clearTimeout(pending.timer); const p = pending; pending = null;
-  out({ seq: p.seq, ms, rcode: r.rcode, a: r.answers.filter((x) => x.type === 'A').map((x) => x.data) }); });
-s.bind(0, () => { out({ ready: true }); readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const [seq, name] = line.trim().split(' '); if (!name) return; id = (id + 1) & 0xffff;
-  const q = packet.encode({ id, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A', class: 'IN' }] });
-  pending = { seq, id, timer: setTimeout(() => { if (pending && pending.seq === seq) { pending = null; out({ seq, timeout: true }); } }, ${QUERY_TIMEOUT_MS}) };
-  pending.t0 = process.hrtime.bigint(); s.send(q, 53, '127.0.0.11'); }); });
-process.stdin.on('end', () => process.exit(0)); setTimeout(() => process.exit(2), 900000).unref();
-`;
-
-interface Reply {
-  seq?: string;
-  ms?: number;
-  rcode?: string;
-  a?: string[];
-  timeout?: boolean;
-  ready?: boolean;
-}
-
-/** One client in the network namespace of process `pid`: `query(name)` resolves with its reply line. */
-class Client {
-  private readonly child: ChildProcess;
-  private waiters = new Map<string, (r: Reply) => void>();
-  private seq = 0;
-  private readyResolve!: () => void;
-  readonly ready: Promise<void>;
-  private exited = false;
-
-  constructor(pid: number) {
-    this.ready = new Promise((res) => (this.readyResolve = res));
-    this.child = spawn('nsenter', ['-t', String(pid), '-n', process.execPath, '-e', CLIENT], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, NODE_PATH: path.join(REPO, 'node_modules') },
-    });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      let r: Reply;
-      try {
-        r = JSON.parse(line) as Reply;
-      } catch {
-        return;
-      }
-      if (r.ready) return this.readyResolve();
-      const w = r.seq !== undefined ? this.waiters.get(r.seq) : undefined;
-      if (w && r.seq !== undefined) {
-        this.waiters.delete(r.seq);
-        w(r);
-      }
-    });
-    this.child.on('exit', () => {
-      this.exited = true;
-      for (const w of this.waiters.values()) w({ timeout: true });
-      this.waiters.clear();
-    });
-  }
-
-  query(name: string): Promise<Reply> {
-    if (this.exited) return Promise.reject(new Error('DNS client exited'));
-    const seq = String(++this.seq);
-    return new Promise((resolve) => {
-      // The client times out after QUERY_TIMEOUT_MS; this guard only covers a stuck client.
-      const guard = setTimeout(() => {
-        this.waiters.delete(seq);
-        resolve({ timeout: true });
-      }, QUERY_TIMEOUT_MS + 5_000);
-      this.waiters.set(seq, (r) => {
-        clearTimeout(guard);
-        resolve(r);
-      });
-      this.child.stdin!.write(`${seq} ${name}\n`);
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.child.stdin?.end();
-    if (this.child.pid && !this.exited) await killAndWait(this.child.pid, 'SIGTERM', 5_000);
-  }
-}
-
 export async function namesBenchmarks(ctx: BenchContext, engines: EngineInfo[]): Promise<void> {
   const r = ctx.report;
   const n = ctx.config.dnsQueries;
@@ -135,7 +48,7 @@ export async function namesBenchmarks(ctx: BenchContext, engines: EngineInfo[]):
   const cluster = await TestCluster.create(3, { host: { resolvConf: `nameserver ${OUTSIDE_IP}\n` }, loomEnv: LOOMD_DEFAULTS });
   const destroy = ctx.defer('destroy test cluster (names)', () => cluster.destroy());
   const [A, B, C] = cluster.hosts as [TestHost, TestHost, TestHost];
-  const clients: Client[] = [];
+  const clients: DnsClient[] = [];
   let outside: OutsideDns | undefined;
   const stopClients = ctx.defer('DNS clients and outside DNS server', async () => {
     for (const c of clients) await c.stop().catch(() => undefined);
@@ -164,14 +77,9 @@ export async function namesBenchmarks(ctx: BenchContext, engines: EngineInfo[]):
       external: OUTSIDE_NAME_IP,
       docker: await A.containerIp('names-bt', BR),
     } satisfies Record<Kind, string>;
-    const pidOf = async (c: string): Promise<number> => {
-      const pid = Number(await A.cliOk(['inspect', '-f', '{{.State.Pid}}', c]));
-      if (!(pid > 0)) throw new Error(`no PID for ${c}`);
-      return pid;
-    };
-    const q = new Client(await pidOf('names-q'));
+    const q = await dnsClientIn(A, 'names-q');
     clients.push(q);
-    const bq = new Client(await pidOf('names-bq'));
+    const bq = await dnsClientIn(A, 'names-bq');
     clients.push(bq);
     await Promise.all(clients.map((c) => Promise.race([c.ready, new Promise((_, rej) => setTimeout(() => rej(new Error('DNS client did not start in 20 s')), 20_000))])));
     const ask: Record<Kind, () => Promise<Reply>> = {

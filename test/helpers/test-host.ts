@@ -178,16 +178,16 @@ export class TestHost {
     return r.stdout.trim();
   }
 
-  /**
-   * `local/tools`: busybox plus iperf3 and socat (UDP servers, throughput) with the
-   * libraries they link, copied from this machine. Built once per machine, imported on demand.
-   */
   /** A container's address on `network` as Docker reports it (IPv4, or the global IPv6 one). */
   containerIp(container: string, network: string, family: 4 | 6 = 4): Promise<string> {
     const field = family === 6 ? 'GlobalIPv6Address' : 'IPAddress';
     return this.cliOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").${field}}}`, container]);
   }
 
+  /**
+   * `local/tools`: busybox plus iperf3 and socat (UDP servers, throughput) with the
+   * libraries they link, copied from this machine. Built once per machine, imported on demand.
+   */
   async importTools(): Promise<void> {
     await this.cliOk(['import', '-c', 'CMD ["/bin/sh"]', await toolsTar(), 'local/tools']);
   }

@@ -5,6 +5,7 @@
  * ever sent to the machine's own resolver.
  * Hosts A, B, C; overlays red and blue; webb on B and webc on C on red, both with alias api.
  */
+import { dnsClientIn } from '../helpers/dns-client';
 import { TestCluster } from '../helpers/cluster';
 import { OUTSIDE_NAME_IP, OutsideDns, startOutsideDns } from '../helpers/outside-dns';
 import * as path from 'node:path';
@@ -46,22 +47,25 @@ async function hasLoomDnsTable(h: TestHost, ctr: string): Promise<boolean> {
 }
 
 
-/** Client run inside a container's namespace (node from this machine, dns-packet): N sequential A queries to 127.0.0.11:53, each timed. */
-const LATENCY_CLIENT = `
-const dgram = require('node:dgram'); const packet = require('dns-packet');
-const [name, n] = [process.argv[1], Number(process.argv[2])]; const s = dgram.createSocket('udp4'); const ms = []; let id = 0; let t0; let answers = 0;
-const next = () => { if (ms.length === n) { s.close(); ms.sort((a, b) => a - b); const q = (p) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))];
-  console.log(JSON.stringify({ n, answers, p50: q(0.5), p95: q(0.95), max: ms[ms.length - 1] })); return; }
-  id = (id + 1) & 0xffff; t0 = process.hrtime.bigint(); s.send(packet.encode({ id, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A', class: 'IN' }] }), 53, '127.0.0.11'); };
-s.on('message', (m) => { const r = packet.decode(m); if (r.id !== id) return; ms.push(Number(process.hrtime.bigint() - t0) / 1e6); if (r.answers.length) answers++; next(); });
-setTimeout(() => { console.log(JSON.stringify({ timeout: true, done: ms.length })); process.exit(1); }, 60000).unref();
-s.bind(0, next);
-`;
-
+/** `n` sequential A queries for `name` from `ctr`'s namespace to its resolver (127.0.0.11), each timed (ms). */
 async function latency(h: TestHost, ctr: string, name: string, n = 300): Promise<{ n: number; answers: number; p50: number; p95: number; max: number }> {
-  const key = await h.cliOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', ctr]);
-  const out = await h.execOk(['nsenter', `--net=${key}`, 'env', `NODE_PATH=${path.join(REPO, 'node_modules')}`, process.execPath, '-e', LATENCY_CLIENT, name, String(n)], { timeoutMs: 90_000 });
-  return JSON.parse(out.trim().split('\n').pop() as string);
+  const client = await dnsClientIn(h, ctr);
+  try {
+    await client.ready;
+    const ms: number[] = [];
+    let answers = 0;
+    for (let i = 0; i < n; i++) {
+      const r = await client.query(name);
+      if (r.ms === undefined) throw new Error(`no answer for ${name} from ${ctr} within the client's timeout`);
+      ms.push(r.ms);
+      if (r.a?.length) answers++;
+    }
+    ms.sort((a, b) => a - b);
+    const q = (p: number): number => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))] as number;
+    return { n, answers, p50: q(0.5), p95: q(0.95), max: ms[ms.length - 1] as number };
+  } finally {
+    await client.stop();
+  }
 }
 
 const run = (h: TestHost, name: string, net: string, extra: string[] = []): Promise<string> =>
