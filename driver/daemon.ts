@@ -69,7 +69,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys) });
   let built: ClusterCoordinator | undefined;
   const endpointEvents = new EndpointEvents();
-  const { table, firewall, networks, endpoints, ports, repairs } = createNetworkStack({
+  const { table, firewall, networks, endpoints, ports, repairs, teardown } = createNetworkStack({
     repo: new NetworkRepository(kv),
     dataplane,
     firewall: new NftFirewall(log.child({ svc: 'firewall' }), firewallNames(instance)),
@@ -214,6 +214,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       // Finish the calls in flight (bounded), refuse new ones, keep the data plane as it is.
       await closeServers([server, admin, metricsServer]);
       await restoring;
+      await teardown.settle();
       // Docker's resolver answers the containers directly while loomd is away.
       await discovery?.stop();
       await reconciler.stop();

@@ -16,6 +16,7 @@ import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from '../model/rates';
 import { checkEndpointAddress, joinGateways } from '../model/records';
 import type { EndpointRecord, JoinInfo, NetworkRecord } from '../model/types';
 import type { PortReserver } from '../ports/port-reserver';
+import type { BackgroundTeardown } from './background-teardown';
 import type { EndpointEvents } from './endpoint-events';
 import type { NetworkFirewall } from './network-firewall';
 import type { NetworkState, NetworkTable } from './network-table';
@@ -44,6 +45,8 @@ export interface EndpointServiceDeps {
   overlay?: OverlayControl | undefined;
   /** Who hears about joins and leaves (service discovery). */
   events?: EndpointEvents | undefined;
+  /** Kernel teardown after the answer (veth pairs of deleted endpoints). */
+  teardown: BackgroundTeardown;
 }
 
 export class EndpointService {
@@ -144,10 +147,12 @@ export class EndpointService {
       const hadPorts = Boolean(ep.ports?.length);
       if (ep.ports) this.d.ports.release(ep.ports);
       await teardownAll(`delete endpoint ${endpointId.slice(0, 12)}`, [
-        ['remove veth pair', () => this.d.dataplane.removeEndpoint(state.record, ep)],
         ['remove published ports', async () => (hadPorts ? this.d.firewall.sync() : undefined)],
         ['delete from store', () => table.repo.deleteEndpoint(networkId, endpointId)],
       ]);
+      // The veth pair goes after the answer (the kernel takes ~20 ms): nothing names it any more.
+      const record = state.record;
+      this.d.teardown.start(networkId, `remove veth pair of endpoint ${endpointId.slice(0, 12)}`, () => this.d.dataplane.removeEndpoint(record, ep));
     });
   }
 

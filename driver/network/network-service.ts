@@ -16,6 +16,7 @@ import type { BridgeSnapshot, IpamData, NetworkRecord } from '../model/types';
 import type { NetworkFirewall } from './network-firewall';
 import type { NetworkTable } from './network-table';
 import type { OverlayControl } from './overlay-control';
+import type { BackgroundTeardown } from './background-teardown';
 
 export type { CreateNetworkInput } from '../model/records';
 
@@ -29,6 +30,8 @@ export interface NetworkServiceDeps {
   log: Logger;
   /** Cluster mode only: overlay networks (driver/cluster/coordinator.ts). */
   overlay?: OverlayControl | undefined;
+  /** Endpoint teardown still running after DeleteEndpoint's answer. */
+  teardown: BackgroundTeardown;
 }
 
 export class NetworkService {
@@ -157,6 +160,8 @@ export class NetworkService {
         log.info({ networkId }, 'DeleteNetwork of an unknown network: nothing to do');
         return;
       }
+      // Endpoints deleted just before: their veth pairs are gone before the network is.
+      await this.d.teardown.settle(networkId);
       const record = state.record;
       const leftovers = [...state.endpoints.values()];
       if (leftovers.length > 0) {

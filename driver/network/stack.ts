@@ -10,6 +10,7 @@ import { PortPublisher } from '../ports/port-publisher';
 import { PortReserver } from '../ports/port-reserver';
 import type { NetworkRepository } from '../store/network-repo';
 import type { EndpointEvents } from './endpoint-events';
+import { BackgroundTeardown } from './background-teardown';
 import { EndpointService } from './endpoint-service';
 import { NetworkFirewall } from './network-firewall';
 import { NetworkService } from './network-service';
@@ -24,6 +25,8 @@ export interface NetworkStack {
   endpoints: EndpointService;
   ports: PortPublisher;
   repairs: NetworkRepairs;
+  /** Kernel teardown after the answer: shutdown waits for it. */
+  teardown: BackgroundTeardown;
 }
 
 export interface NetworkStackParts {
@@ -44,10 +47,11 @@ export function createNetworkStack(p: NetworkStackParts): NetworkStack {
   const table = new NetworkTable(p.repo, p.log);
   const firewall = new NetworkFirewall(table, p.firewall);
   const reserver = new PortReserver(p.log.child({ svc: 'ports' }));
-  const deps = { table, dataplane: p.dataplane, firewall, ports: reserver, overlay: p.overlay?.(table), log: p.log };
+  const teardown = new BackgroundTeardown(p.log);
+  const deps = { table, dataplane: p.dataplane, firewall, ports: reserver, overlay: p.overlay?.(table), log: p.log, teardown };
   const networks = new NetworkService(deps);
   const endpoints = new EndpointService({ ...deps, events: p.events });
   const ports = new PortPublisher(table, reserver, firewall, p.log.child({ svc: 'ports' }));
   const repairs = new NetworkRepairs(table, p.dataplane, firewall, networks, endpoints, p.log.child({ svc: 'reconcile' }));
-  return { table, firewall, networks, endpoints, ports, repairs };
+  return { table, firewall, networks, endpoints, ports, repairs, teardown };
 }

@@ -77,6 +77,10 @@ test('a network is a bridge with its gateway, firewall rules and shim; removal l
   expect(await svc.join(NET_B, 'e'.repeat(64), '/x').catch((e) => e.kind)).toBe('not-found');
 
   await svc.deleteEndpoint(NET_A, 'e'.repeat(64));
+  // The answer does not wait for the kernel's veth deletion; settling does.
+  expect(svc.table.state(NET_A)?.endpoints.size).toBe(0);
+  await svc.teardown.settle(NET_A);
+  expect((await loomLinks()).filter((n) => n.endsWith('e'.repeat(12)))).toEqual([]);
   await svc.deleteNetwork(NET_A);
   await svc.deleteNetwork(NET_B);
   await svc.deleteNetwork(NET_B); // idempotent
