@@ -89,6 +89,13 @@ export function renderMarkdown(o: RunData): string {
   out.push('loomd runs as a legacy plugin of a private dockerd (`test/helpers/test-host.ts`) with its defaults: log level info, reconcile interval 30 s. ' +
     'The API-driven benchmarks (6, 7) start the built loomd directly in a network namespace of their own, with `--docker-host off`.');
   out.push('');
+  out.push('## How to read this');
+  out.push('');
+  out.push('- Every figure comes from one run of `npm run bench` on the machine above, loom and the path it is compared with measured side by side, alternately, in the same run. Absolute times depend on the machine and its load (the load average is quoted); ratios are what carry over.');
+  out.push('- Container start is judged on **per-pair ratios**: each round starts one container on a loom network and one on the built-in bridge, the order alternating between rounds, and the ratio of the two is taken per round. The result shows the median of those ratios, a 95 % bootstrap interval of that median (2,000 resamplings of the pairs) and the number of pairs; the target passes only when the **whole interval** is within it. An interval that straddles the target means the run cannot tell.');
+  out.push('- Throughput figures are medians of repeated runs with the paths alternated; a difference is only called real when the per-run ranges do not overlap (said in each table).');
+  out.push('- "p95"/"p99" are nearest-rank percentiles of the samples shown (n is given); with fewer than 100 samples a p99 is the largest sample or close to it.');
+  out.push('');
   out.push('## Targets');
   out.push('');
   out.push(mdTable(['target', 'required', 'measured', 'result'], ctx.report.targets.map((t) => [t.name, t.target, t.measured, verdict(t)])));

@@ -72,3 +72,50 @@ export function rotation<T>(items: T[], round: number): T[] {
   const k = round % items.length;
   return [...items.slice(k), ...items.slice(0, k)];
 }
+
+/** A median of per-pair ratios with a percentile-bootstrap interval. */
+export interface PairedRatio {
+  /** Pairs used (both runs of a round succeeded). */
+  n: number;
+  median: number;
+  /** 95 % bootstrap interval of the median. */
+  lo: number;
+  hi: number;
+}
+
+/** A small deterministic generator (mulberry32): the same pairs give the same interval. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Per-pair ratios a[i]/b[i] (runs of one round, the order alternated between rounds), their
+ * median, and a 95 % percentile-bootstrap interval of that median (`resamples` resamplings
+ * of the pairs with replacement). Pairs with a missing or non-positive side are dropped.
+ */
+export function pairedRatio(pairs: Array<[number | undefined, number | undefined]>, resamples = 2000, seed = 1): PairedRatio {
+  const r = pairs.filter((p): p is [number, number] => p[0] !== undefined && p[1] !== undefined && p[0] > 0 && p[1] > 0).map(([x, y]) => x / y);
+  if (!r.length) return { n: 0, median: NaN, lo: NaN, hi: NaN };
+  const rand = seeded(seed);
+  const medians: number[] = [];
+  const sample = new Array<number>(r.length);
+  for (let k = 0; k < resamples; k++) {
+    for (let i = 0; i < r.length; i++) sample[i] = r[Math.floor(rand() * r.length)] as number;
+    medians.push(median(sample));
+  }
+  const s = sorted(medians);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.max(0, Math.floor(q * s.length)))] as number;
+  return { n: r.length, median: median(r), lo: at(0.025), hi: at(0.975) };
+}
+
+/** "1.02x [0.99-1.04], 40 pairs" */
+export function fmtPaired(p: PairedRatio): string {
+  return p.n ? `${p.median.toFixed(2)}x [${p.lo.toFixed(2)}-${p.hi.toFixed(2)}], ${p.n} pairs` : 'n/a (no pairs)';
+}
