@@ -6,7 +6,9 @@
  *
  * Invariant: memory follows the store. A change is written first (one batch) and taken
  * into the maps only once the write succeeded; a caller that moved an allocator before
- * the write (reserve, next-fit cursor) puts it back when the write fails.
+ * the write (reserve, next-fit cursor) puts it back when the write fails. A dynamic
+ * allocation's write is queued under the pool's lock but awaited outside it, so that the
+ * requests of one pool share syncs (local-allocator.ts); `dropPool` waits for such writes.
  *
  * Locks (`locks`): POOLS_LOCK serializes creating and releasing pools; `poolLock(id)`
  * serializes the allocations of one pool, so different networks allocate in parallel.
@@ -50,6 +52,8 @@ export class AddressBook {
   private readonly pools = new Map<string, LivePool>();
   /** poolId -> address (canonical, without length) -> record. */
   private readonly allocations = new Map<string, Map<string, AllocationRecord>>();
+  /** poolId -> allocation writes queued but not yet stored (a pool is dropped only after them). */
+  private readonly writing = new Map<string, Set<Promise<void>>>();
 
   constructor(
     private readonly repo: IpamRepository,
@@ -113,6 +117,8 @@ export class AddressBook {
   /** Deletes a pool with every allocation it still holds (one batch); returns those allocations. */
   async dropPool(live: LivePool): Promise<AllocationRecord[]> {
     const id = live.record.id;
+    // An allocation whose write is in flight would be stored after the pool's deletion.
+    await Promise.allSettled([...(this.writing.get(id) ?? [])]);
     const leftovers = [...this.held(id).values()];
     await this.repo.deletePool(id, leftovers.map((a) => a.address));
     this.pools.delete(id);
@@ -122,9 +128,19 @@ export class AddressBook {
 
   /** Stores an allocation (and the pool record in the same batch when given: a moved cursor, new blocks). */
   async put(live: LivePool, rec: AllocationRecord, pool?: PoolRecord): Promise<void> {
-    await this.repo.putAllocation(rec, pool);
+    const id = live.record.id;
+    let set = this.writing.get(id);
+    if (!set) this.writing.set(id, (set = new Set()));
+    const write = this.repo.putAllocation(rec, pool);
+    set.add(write);
+    try {
+      await write;
+    } finally {
+      set.delete(write);
+      if (set.size === 0 && this.writing.get(id) === set) this.writing.delete(id);
+    }
     if (pool) live.record = pool;
-    this.allocations.get(live.record.id)?.set(rec.address, rec);
+    this.allocations.get(id)?.set(rec.address, rec);
   }
 
   /** Deletes an allocation and frees its address in the allocator. */

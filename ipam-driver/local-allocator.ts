@@ -40,7 +40,11 @@ export class LocalAllocator implements Allocator {
 
   async request(req: AddressRequest): Promise<{ address: string }> {
     const gateway = isGatewayRequest(req.options);
-    return this.book.locks.run(poolLock(req.poolId), async () => {
+    // The address is taken and its write queued under the pool's lock (so writes reach the
+    // store in allocation order); the durable write is awaited after the lock is released,
+    // so concurrent requests on one pool share a sync (group commit). The answer still waits
+    // for the write: nothing is handed out before it is stored.
+    const taken = await this.book.locks.run(poolLock(req.poolId), async () => {
       const live = this.book.live(req.poolId);
       if (!live) throw notFound(`pool ${JSON.stringify(req.poolId)} not found`);
       const { alloc } = live;
@@ -48,15 +52,23 @@ export class LocalAllocator implements Allocator {
       const { value, kind } = req.address ? this.takeStatic(live, parseIpMaybeCidr(req.address, 'address'), gateway) : this.takeAny(live, gateway);
       const record: AllocationRecord = { poolId: req.poolId, address: formatIp(alloc.pool.family, value), kind, createdAt: new Date().toISOString() };
       const poolRecord = alloc.cursor === cursorBefore ? undefined : { ...live.record, cursor: alloc.cursor.toString() };
-      try {
-        await this.book.put(live, record, poolRecord);
-      } catch (err) {
-        alloc.release(value);
-        alloc.cursor = cursorBefore;
-        throw err;
-      }
-      return { address: formatCidr(alloc.pool.family, value, alloc.pool.len) };
+      const written = this.book.put(live, record, poolRecord);
+      return { live, value, written, cursorBefore, cursorAfter: alloc.cursor };
     });
+    try {
+      await taken.written;
+    } catch (err) {
+      // Not stored: the address is free again, and the next-fit cursor back where it was unless
+      // a later request moved it since (then it stays: the cursor is only where the next search starts).
+      await this.book.locks.run(poolLock(req.poolId), async () => {
+        const { alloc } = taken.live;
+        alloc.release(taken.value);
+        if (alloc.cursor === taken.cursorAfter) alloc.cursor = taken.cursorBefore;
+      });
+      throw err;
+    }
+    const { pool } = taken.live.alloc;
+    return { address: formatCidr(pool.family, taken.value, pool.len) };
   }
 
   /** A static address (--ip, --gateway, --aux-address). Caller holds the pool's lock. */

@@ -196,4 +196,49 @@ describe('persistence', () => {
     expect(again.listPools()[0]?.allocations.map((a) => a.address)).toEqual(['198.18.10.5']);
     expect(again.listPools()[0]?.used).toBe(1n);
   });
+
+  test('concurrent requests in one pool have their writes in flight together (they can share a sync)', async () => {
+    const t = await withPool();
+    const batch = t.kv.batch.bind(t.kv);
+    const held: Array<() => void> = [];
+    let inFlight = 0;
+    let most = 0;
+    t.kv.batch = async (ops: KvOp[]) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise<void>((r) => held.push(r));
+      inFlight--;
+      return batch(ops);
+    };
+    const all = Promise.all(Array.from({ length: 8 }, () => t.addr()));
+    for (let i = 0; i < 50 && held.length < 8; i++) await new Promise((r) => setImmediate(r));
+    expect(held.length).toBe(8);
+    for (const r of held) r();
+    expect(new Set(await all).size).toBe(8);
+    expect(most).toBe(8);
+    expect(keys(t.kv, 'ipam/addr/')).toHaveLength(8);
+  });
+
+  test('ReleasePool waits for allocation writes in flight (no allocation is stored after its pool is gone)', async () => {
+    const t = await withPool();
+    const batch = t.kv.batch.bind(t.kv);
+    let release!: () => void;
+    let first = true;
+    t.kv.batch = async (ops: KvOp[]) => {
+      if (first) {
+        first = false;
+        await new Promise<void>((r) => (release = r));
+      }
+      return batch(ops);
+    };
+    const pending = t.addr();
+    for (let i = 0; i < 50 && !release; i++) await new Promise((r) => setImmediate(r));
+    const dropped = t.ipam.releasePool(t.poolId);
+    await new Promise((r) => setTimeout(r, 10));
+    release();
+    await pending;
+    await dropped;
+    expect(keys(t.kv, 'ipam/addr/')).toHaveLength(0);
+    expect(t.ipam.listPools()).toHaveLength(0);
+  });
 });
