@@ -162,6 +162,7 @@ describe('managed plugin settings (plugin-config/config.json)', () => {
       stateDir: '/var/lib/loom',
       adminSocket: '/var/lib/loom/admin.sock',
       procSys: '/host/proc/sys',
+      netnsDir: '/run/loom/docker-exec/netns',
       scope: 'local',
       driverName: 'loom:latest',
       etcd: { endpoints: [] },
