@@ -57,7 +57,7 @@ export function netnsPropagationProblem(mountinfo: string, dir: string): string 
   const m = mountOf(parseMountinfo(mountinfo), path.posix.normalize(dir));
   if (!m) return `no mount holds ${dir}`;
   if (m.shared || m.slave) return undefined;
-  return `${dir} is on a private mount (${m.mountPoint}): network namespaces of containers started after loomd will not appear there, so their names will not resolve through loom (mount Docker's exec root with rslave propagation, as plugin-config/config.json does)`;
+  return `${dir} is on a private mount (${m.mountPoint}): network namespaces of containers started after loomd will not appear there, so their names will not resolve through loom (the mount must receive propagation: rslave, as in plugin-config/config.json, of a host exec root on a shared mount, e.g. after \`mount --make-rshared /\`)`;
 }
 
 /** Checks `dir` against this process's mounts; a problem (missing directory included) as text. */
