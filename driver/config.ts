@@ -36,6 +36,12 @@ export interface Config {
   scope: 'local' | 'global';
   /** Where kernel parameters are written (the managed plugin's /proc/sys is read-only; see plugin-config/config.json). */
   procSys: string;
+  /**
+   * Where this process sees Docker's netns directory (a container's SandboxKey is
+   * `<Docker's exec root>/netns/<id>` as dockerd sees it); undefined: Docker's path is used
+   * as is (legacy plugin). The managed plugin mounts Docker's exec root and sets this.
+   */
+  netnsDir: string | undefined;
   /** Prometheus metrics listener: "host:port" or a Unix socket path; undefined: off. */
   metrics: string | undefined;
   /** Explicit default pools; when empty, Docker-like IPv4 pools and a per-host ULA /48 are used. */
@@ -83,6 +89,8 @@ Docker network + IPAM plugin (bridge networks; state in LevelDB).
   --driver-name NAME    driver name Docker uses (default: the socket's file name) [LOOM_DRIVER_NAME]
   --scope local|global  driver scope Docker is told (default local; global for Swarm) [LOOM_SCOPE]
   --proc-sys DIR        where kernel parameters are written (default ${DEFAULTS.procSys})  [LOOM_PROC_SYS]
+  --netns-dir DIR       where Docker's netns directory is visible to loomd, when not at the path  [LOOM_NETNS_DIR]
+                        Docker sends (managed plugin: its mount of Docker's exec root); default: Docker's path
   --metrics ADDR        Prometheus /metrics on HOST:PORT or a Unix socket path (default off) [LOOM_METRICS]
   --state-dir DIR       LevelDB state directory (default ${DEFAULTS.stateDir}) [LOOM_STATE_DIR]
   --log-level LEVEL     ${LOG_LEVELS.join('|')} (default info)  [LOOM_LOG_LEVEL]
@@ -122,6 +130,7 @@ export function parseConfig(argv: string[], rawEnv: NodeJS.ProcessEnv): ParsedAr
         metrics: { type: 'string' },
         scope: { type: 'string' },
         'proc-sys': { type: 'string' },
+        'netns-dir': { type: 'string' },
         'state-dir': { type: 'string' },
         'log-level': { type: 'string' },
         'default-pool': { type: 'string', multiple: true },
@@ -178,6 +187,10 @@ export function parseConfig(argv: string[], rawEnv: NodeJS.ProcessEnv): ParsedAr
   if (scope !== 'local' && scope !== 'global') throw invalid(`--scope must be local or global, got ${scope}`);
   const procSys = values['proc-sys'] ?? env.LOOM_PROC_SYS ?? DEFAULTS.procSys;
   if (!procSys.startsWith('/')) throw invalid(`--proc-sys must be an absolute path, got ${JSON.stringify(procSys)}`);
+  const netnsDir = values['netns-dir'] ?? env.LOOM_NETNS_DIR;
+  if (netnsDir !== undefined && (!netnsDir.startsWith('/') || path.posix.normalize(netnsDir) !== netnsDir || !netnsDir.endsWith('/netns'))) {
+    throw invalid(`--netns-dir must be a normalised absolute path ending in /netns (Docker's netns directory), got ${JSON.stringify(netnsDir)}`);
+  }
   const metrics = values.metrics ?? env.LOOM_METRICS;
   if (metrics !== undefined && !metrics.startsWith('/') && !/^[0-9a-fA-F.:[\]]+:\d{1,5}$/.test(metrics)) {
     throw invalid(`--metrics must be HOST:PORT (e.g. 127.0.0.1:9323) or an absolute socket path, got ${metrics}`);
@@ -201,6 +214,7 @@ export function parseConfig(argv: string[], rawEnv: NodeJS.ProcessEnv): ParsedAr
       driverName,
       scope,
       procSys,
+      netnsDir,
       reconcileGraceS,
       dockerSocket: dockerHost === 'off' ? undefined : dockerHost.slice('unix://'.length),
       reconcileIntervalS,

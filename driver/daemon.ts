@@ -22,6 +22,8 @@ import { ownerMark } from './kernel/link-owner';
 import { NetlinkKernel } from './kernel/netlink-kernel';
 import { Sysctl } from './kernel/sysctl';
 import { ServiceDiscovery } from './dns/discovery';
+import { checkNetnsDir } from './kernel/mount-propagation';
+import { NetnsPaths } from './kernel/netns-file';
 import { EndpointEvents } from './network/endpoint-events';
 import { createNetworkStack } from './network/stack';
 import { createAdminApp } from './ops/admin';
@@ -66,7 +68,13 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   );
 
   // Networks: one table, the services over it, the cluster's side of overlays.
-  const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys) });
+  // Where SandboxKeys are opened: a managed plugin sees Docker's netns directory at --netns-dir.
+  const netns = new NetnsPaths(config.netnsDir);
+  if (config.netnsDir) {
+    const problem = checkNetnsDir(config.netnsDir);
+    if (problem) log.warn({ netnsDir: config.netnsDir }, problem);
+  }
+  const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys), netns });
   let built: ClusterCoordinator | undefined;
   const endpointEvents = new EndpointEvents();
   const { table, firewall, networks, endpoints, ports, repairs, teardown } = createNetworkStack({
@@ -102,6 +110,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
             retiring: (ep) => cluster.agent.endpoints.isRetiring(ep),
           },
           docker,
+          netns,
           setNames: (n, e, s, names) => endpoints.setNames(n, e, s, names),
           log: log.child({ svc: 'dns' }),
           ...(metrics ? { onQuery: (result: string) => metrics.dnsQueries.inc({ result }) } : {}),
@@ -121,6 +130,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     ipam,
     kernel,
     firewall,
+    netns,
     docker: docker
       ? dockerViewSource(docker, (err) => {
           // Logged once until Docker answers again: it is down normally during its restarts.

@@ -6,7 +6,7 @@
 #
 # 1. a base image: BASE_IMAGE when given (e.g. node:20-bookworm-slim from a registry);
 #    otherwise, offline, a minimal root filesystem made of this Debian machine's own
-#    files (node and its libraries, nft, iptables (nf_tables backend), tc, a shell and
+#    files (node and its libraries, nft, iptables (nf_tables backend), tc, nsenter, a shell and
 #    a few utilities for the build steps), cached as a tarball and `docker import`ed;
 # 2. `docker build` (legacy builder, works offline with FROM a local image) of the
 #    repository's Dockerfile: the build stage compiles with dev dependencies (from the
@@ -77,7 +77,7 @@ put_libs() {
 
 make_base_tar() {
   local tar=$1 r="$WORK/base"
-  local bins=(/usr/sbin/nft /usr/sbin/xtables-nft-multi /usr/sbin/tc)
+  local bins=(/usr/sbin/nft /usr/sbin/xtables-nft-multi /usr/sbin/tc /usr/bin/nsenter)
   mkdir -p "$r"/usr/{bin,sbin,lib,lib64,local/bin,local/lib/node_modules} "$r"/{etc,tmp,root,var/lib,run,proc,sys,dev}
   chmod 1777 "$r/tmp"
   # Debian 12's merged /usr.
@@ -90,7 +90,8 @@ make_base_tar() {
   cp -a "$npmdir" "$r/usr/local/lib/node_modules/npm"
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$r/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$r/usr/local/bin/npx"
-  # The firewall and traffic-control tools (iptables with the nf_tables backend, like the host's).
+  # The firewall and traffic-control tools (iptables with the nf_tables backend, like the host's),
+  # and nsenter (loomd's helpers run inside container namespaces: service discovery, re-plumbing).
   for b in "${bins[@]}"; do put "$r" "$b"; put_libs "$r" "$b"; done
   for n in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save \
            iptables-nft iptables-nft-restore iptables-nft-save ip6tables-nft ip6tables-nft-restore ip6tables-nft-save; do
@@ -126,12 +127,12 @@ if [ -n "${BASE_IMAGE:-}" ]; then
   base=$BASE_IMAGE
   log "base image: $base (given)"
 else
-  need_bin node nodejs; need_bin npm npm; need_bin nft nftables; need_bin xtables-nft-multi iptables; need_bin tc iproute2
+  need_bin node nodejs; need_bin npm npm; need_bin nft nftables; need_bin xtables-nft-multi iptables; need_bin tc iproute2; need_bin nsenter util-linux
   # The cache key: this recipe and the versions of everything copied into the base.
   key=$( {
     sed -n '/^make_base_tar()/,/^}/p' "${BASH_SOURCE[0]}"
     node --version; sha256sum "$(readlink -f "$(command -v node)")" | cut -c1-16
-    dpkg-query -W -f='${Package} ${Version}\n' nftables iptables iproute2 coreutils dash tar findutils libc6 2>/dev/null || true
+    dpkg-query -W -f='${Package} ${Version}\n' nftables iptables iproute2 util-linux coreutils dash tar findutils libc6 2>/dev/null || true
     npm --version
   } | sha256sum | cut -c1-12)
   base="loom-base:$key"

@@ -12,6 +12,7 @@
  */
 import { conflict } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
+import { NetnsPaths } from '../kernel/netns-file';
 import { Sysctl } from '../kernel/sysctl';
 import { TrafficControl } from '../kernel/tc';
 import { bridgeAddresses } from '../model/records';
@@ -29,10 +30,12 @@ export type { BridgeInspection, DataPlane, EnsureOptions } from './data-plane';
 
 export class BridgeDataPlane implements DataPlane {
   private readonly deps: DataPlaneDeps;
+  private readonly netns: NetnsPaths;
 
-  /** `sysctl`: rooted where the daemon was told /proc/sys is (--proc-sys); `tc`: the shaper. */
-  constructor(kernel: DataPlaneKernel, log: Logger, opts: { sysctl?: DataPlaneSysctl; tc?: Shaper } = {}) {
+  /** `sysctl`: rooted where the daemon was told /proc/sys is (--proc-sys); `tc`: the shaper; `netns`: where SandboxKeys are opened (--netns-dir). */
+  constructor(kernel: DataPlaneKernel, log: Logger, opts: { sysctl?: DataPlaneSysctl; tc?: Shaper; netns?: NetnsPaths } = {}) {
     this.deps = { kernel, log, sysctl: opts.sysctl ?? new Sysctl(), tc: opts.tc ?? new TrafficControl() };
+    this.netns = opts.netns ?? new NetnsPaths();
   }
 
   private get kernel(): DataPlaneKernel {
@@ -86,7 +89,7 @@ export class BridgeDataPlane implements DataPlane {
   async replumbEndpoint(net: NetworkRecord, ep: EndpointRecord, gateways: Gateways): Promise<void> {
     if (!ep.sandboxKey) throw conflict(`endpoint ${ep.id} has no sandbox to plumb into`);
     const steps = new StepRunner(`re-plumb endpoint ${ep.id.slice(0, 12)}`, this.log);
-    await plumbIntoSandbox(this.deps, ep, ep.sandboxKey, gateways, steps, () => this.ensureEndpoint(net, ep, steps));
+    await plumbIntoSandbox(this.deps, ep, this.netns.local(ep.sandboxKey), gateways, steps, () => this.ensureEndpoint(net, ep, steps));
   }
 
   async existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>): Promise<string | undefined> {

@@ -13,6 +13,7 @@ import type Dockerode from 'dockerode';
 import type { Logger } from '../../lib/logger';
 import type { RemoteEndpoint } from '../cluster/records';
 import { hasResolverRule, installResolverRule, openResolverSockets, removeResolverRule, sandboxState } from '../kernel/dns-sockets';
+import { NetnsPaths } from '../kernel/netns-file';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
 import type { EndpointListener } from '../network/endpoint-events';
 import type { NetworkLookup } from '../network/network-table';
@@ -47,7 +48,21 @@ export interface DiscoveryDeps {
   log: Logger;
   onQuery?: (result: QueryResult) => void;
   kernel?: ResolverKernel;
+  /** Where this process opens a SandboxKey (managed plugin: --netns-dir); default: Docker's paths. */
+  netns?: NetnsPaths;
   queue?: QueueOptions;
+}
+
+/** The real kernel side, opening each SandboxKey where this process sees it. */
+function resolverKernel(netns: NetnsPaths): ResolverKernel {
+  const at = (key: string): string => netns.local(key);
+  return {
+    open: (key) => openResolverSockets(at(key)),
+    install: (key, udpPort, tcpPort) => installResolverRule(at(key), udpPort, tcpPort),
+    remove: (key) => removeResolverRule(at(key)),
+    check: (key, udpPort, tcpPort) => hasResolverRule(at(key), udpPort, tcpPort),
+    state: (key) => sandboxState(at(key)),
+  };
 }
 
 /** A sandbox whose namespace file has not appeared this long after its join is taken as gone. */
@@ -71,7 +86,7 @@ export class ServiceDiscovery implements EndpointListener {
   constructor(private readonly d: DiscoveryDeps) {
     this.names = new NameTable(() => this.namedEndpoints());
     this.queue = new WorkQueue(d.log, d.queue ?? DEFAULT_QUEUE);
-    this.kernel = d.kernel ?? { open: openResolverSockets, install: installResolverRule, remove: removeResolverRule, check: hasResolverRule, state: sandboxState };
+    this.kernel = d.kernel ?? resolverKernel(d.netns ?? new NetnsPaths());
   }
 
   /** Sandboxes with a resolver attached now (status, tests). */

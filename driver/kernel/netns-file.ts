@@ -31,6 +31,25 @@ export function checkSandboxKey(p: string): string {
   return p;
 }
 
+/**
+ * Where this process opens a SandboxKey. Docker sends the path as dockerd sees it
+ * (`<exec root>/netns/<id>`); a managed plugin sees Docker's netns directory at another path
+ * (its mount of Docker's exec root, `--netns-dir`), so only the file name is kept and joined
+ * to that directory. The key itself stays the sandbox's identity everywhere else (loom's
+ * state, Docker's view, logs): only the path that is opened is translated.
+ */
+export class NetnsPaths {
+  /** `dir`: Docker's netns directory as seen here (its last component is `netns`); undefined: Docker's paths as they are. */
+  constructor(readonly dir?: string) {}
+
+  /** The path to open for `sandboxKey` (checked first: never a path a request could aim elsewhere). */
+  local(sandboxKey: string): string {
+    if (this.dir === undefined || sandboxKey === '') return sandboxKey;
+    checkSandboxKey(sandboxKey);
+    return path.posix.join(this.dir, path.posix.basename(sandboxKey));
+  }
+}
+
 let nsfsDev: number | undefined;
 
 /** The device number of nsfs (every namespace file lives there). */

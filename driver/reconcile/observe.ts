@@ -5,7 +5,7 @@
  */
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import { isUnfinishedLink, ownerOf } from '../kernel/link-owner';
-import { isNetnsFile } from '../kernel/netns-file';
+import { isNetnsFile, NetnsPaths } from '../kernel/netns-file';
 import type { NetworkFirewall } from '../network/network-firewall';
 import type { NetworkTable } from '../network/network-table';
 import type { IpamService } from '../../ipam-driver/index';
@@ -18,6 +18,8 @@ export interface ObserveSources {
   kernel: NetlinkKernel;
   firewall: NetworkFirewall;
   docker: DockerViewSource | undefined;
+  /** Where this process opens a SandboxKey (managed plugin: --netns-dir); default: Docker's paths. */
+  netns?: NetnsPaths;
   options: { dockerTimeoutMs: number };
 }
 
@@ -44,7 +46,7 @@ export async function observe(d: ObserveSources): Promise<Observed> {
     firewallDrift: await d.firewall.check(),
     docker,
     // Only asked for endpoints whose veth is gone (the planner's replumb rule): no file check per endpoint and pass.
-    liveSandboxes: new Set(endpoints.filter((e) => !linkNames.has(e.hostIf) && e.sandboxKey && isNetnsFile(e.sandboxKey)).map((e) => e.id)),
+    liveSandboxes: new Set(endpoints.filter((e) => !linkNames.has(e.hostIf) && e.sandboxKey && isNetnsFile((d.netns ?? new NetnsPaths()).local(e.sandboxKey))).map((e) => e.id)),
   };
   }
 

@@ -15,6 +15,7 @@ import type { IpamService } from '../../ipam-driver/index';
 import type { DockerViewSource } from './docker-view';
 import { Action, Observed, plan } from './plan';
 import { observe } from './observe';
+import type { NetnsPaths } from '../kernel/netns-file';
 
 export interface ReconcilerOptions {
   intervalMs: number;
@@ -62,6 +63,8 @@ export interface ReconcilerDeps {
   kernel: NetlinkKernel;
   firewall: NetworkFirewall;
   docker: DockerViewSource | undefined;
+  /** Where this process opens a SandboxKey (managed plugin: --netns-dir); default: Docker's paths. */
+  netns?: NetnsPaths;
   log: Logger;
   options: ReconcilerOptions;
   /** Called for every applied repair (metrics). */

@@ -5,7 +5,10 @@
  * in use, the driver scope setting, the plugin process killed with SIGKILL (Docker
  * restarts it), an upgrade (disable -f, rm -f, create the newer build, enable on the
  * same state mount) that keeps running containers connected and the network's
- * allocations, and dockerd restarts with restart-policy containers.
+ * allocations, dockerd restarts with restart-policy containers, and service discovery
+ * (cluster mode with a one-member etcd in the host's namespace): two containers on a loom
+ * overlay resolve each other by name through loom's resolver in their namespaces, which the
+ * plugin enters through its mount of Docker's exec root.
  *
  * The plugin is built once per file (about 40 s; the offline base image's tarball is
  * cached in /tmp/loom-e2e). Swarm (a global-scope network across three hosts) waits
@@ -16,7 +19,7 @@ import * as path from 'node:path';
 import { OUTSIDE_IP, TestHost } from '../helpers/test-host';
 import { settle } from '../helpers/invariants';
 import { buildPlugin, configurePlugin, MANAGED_PLUGIN_HOST, PLUGIN_NAME as NAME, PluginBuild, removePlugin } from '../helpers/managed-plugin';
-import { runOk, waitFor } from '../helpers/run';
+import { killAndWait, runOk, waitFor } from '../helpers/run';
 import { unixRequest } from '../helpers/unix-http';
 import { LOOMD_NODE_FLAGS } from '../../driver/node-flags';
 
@@ -27,6 +30,9 @@ const SUBNET = '198.18.60.0/24';
 
 let host: TestHost;
 let build: PluginBuild;
+/** The one-member etcd of the service discovery test (in the host's namespace), when started. */
+let etcdPid: number | undefined;
+const ETCD = 'http://127.0.0.1:23790';
 /** Durations of the slow steps, printed once at the end (run time is worth watching here). */
 const timings: string[] = [];
 async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -53,6 +59,7 @@ afterAll(async () => {
     if (nets.length) await host.cli(['network', 'rm', ...nets]);
     await removePlugin(host);
   } finally {
+    if (etcdPid) await killAndWait(etcdPid, 'SIGTERM').catch(() => undefined);
     await host.destroy();
   }
 });
@@ -121,7 +128,7 @@ test('npm run plugin:build creates the plugin from a rootfs with only what loomd
   expect(size).toBeDefined();
   const rootfs = path.join(build.dir, 'rootfs');
   const has = (p: string): boolean => fs.existsSync(path.join(rootfs, p));
-  for (const p of ['usr/local/bin/node', 'usr/sbin/nft', 'usr/sbin/iptables', 'usr/sbin/ip6tables-restore', 'usr/sbin/tc', 'run/docker/plugins', 'opt/loom/dist/driver/main.js', 'opt/loom/package.json']) {
+  for (const p of ['usr/local/bin/node', 'usr/bin/nsenter', 'usr/sbin/nft', 'usr/sbin/iptables', 'usr/sbin/ip6tables-restore', 'usr/sbin/tc', 'run/docker/plugins', 'opt/loom/dist/driver/main.js', 'opt/loom/package.json']) {
     expect([p, has(p)]).toEqual([p, true]);
   }
   // Native modules: only this platform's prebuilds.
@@ -141,7 +148,9 @@ test('npm run plugin:build creates the plugin from a rootfs with only what loomd
     typeof t === 'string' ? t : `${t.Prefix}.${t.Capability}/${t.Version}`,
   );
   expect(types).toEqual(['docker.networkdriver/1.0', 'docker.ipamdriver/1.0']);
-  expect(plugin.Config.Linux.Capabilities).toEqual(['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE']);
+  expect(plugin.Config.Linux.Capabilities).toEqual(['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_ADMIN']);
+  const execMount = (plugin.Config.Mounts as Array<{ Name: string; Destination: string; Options: string[] }>).find((m) => m.Name === 'docker-exec');
+  expect(execMount).toMatchObject({ Destination: '/run/loom/docker-exec', Options: ['rbind', 'ro', 'rslave'] });
 });
 
 test('LOOM_SCOPE=global makes loom a global-scope driver (what Swarm needs)', async () => {
@@ -284,4 +293,58 @@ test('dockerd restarts with the managed plugin: networks and --restart always co
   await waitRunning(['r1', 'r2']);
   expect(await host.ping('r1', await ipOf('r2'))).toBe(true);
   expect(await timed('settle', () => settle(host))).toEqual([]);
+});
+
+/** Whether the container's namespace holds loom's steering table (looked at from the host, by Docker's SandboxKey). */
+async function hasLoomDnsTable(ctr: string): Promise<boolean> {
+  const key = await host.cliOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', ctr]);
+  return (await host.exec(['nsenter', `--net=${key}`, 'nft', 'list', 'tables'])).stdout.includes('table ip loom_dns');
+}
+
+/** The IPv4 addresses `name` resolves to from `ctr` (busybox nslookup through the container's resolver, 127.0.0.11). */
+async function resolve(ctr: string, name: string): Promise<string[]> {
+  const r = await host.inContainer(ctr, ['nslookup', '-type=a', name], 15_000);
+  const after = r.stdout.split(/^Name:/m).slice(1).join('\n');
+  return [...after.matchAll(/^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$/gm)].map((m) => m[1] as string).sort();
+}
+
+test('service discovery: two containers on a loom overlay of the managed plugin resolve each other by name through loom\'s resolver', async () => {
+  // Cluster mode (discovery runs on overlays): a one-member etcd on the host's loopback.
+  etcdPid = host.spawnService([
+    'etcd', '--name', 'e2e', '--data-dir', path.join(host.dir, 'etcd'),
+    '--listen-client-urls', ETCD, '--advertise-client-urls', ETCD,
+    '--listen-peer-urls', 'http://127.0.0.1:23800', '--initial-advertise-peer-urls', 'http://127.0.0.1:23800',
+    '--initial-cluster', 'e2e=http://127.0.0.1:23800',
+  ], 'etcd.log');
+  await waitFor('etcd', async () => (await host.exec(['etcdctl', `--endpoints=${ETCD}`, 'endpoint', 'health'], { timeoutMs: 5_000 })).code === 0, 30_000, 200);
+  // The earlier tests' containers and network go; settings change only while the plugin is disabled.
+  await host.removeContainers();
+  await host.cliOk(['network', 'rm', 'm1']);
+  await host.cliOk(['plugin', 'disable', NAME]);
+  await configure(['LOOM_SCOPE=local', `LOOM_ETCD_ENDPOINTS=${ETCD}`, 'LOOM_METRICS=127.0.0.1:9323']);
+  await enable();
+  await host.cliOk(['network', 'create', '-d', NAME, '--ipam-driver', NAME, '-o', 'loom.mode=overlay', '--subnet', '198.18.62.0/24', 'n1']);
+  for (const c of ['na', 'nb']) await host.cliOk(['run', '-d', '--init', '--name', c, '--network', 'n1', 'local/busybox', 'sleep', '3600']);
+  // loomd found its netns directory receiving mount propagation (no start-up warning; the test
+  // host's exec root is a shared mount, like / on a systemd host).
+  const pluginLog = (re: RegExp): string[] => fs.readFileSync(path.join(host.dir, 'dockerd.log'), 'utf8').split('\n').filter((l) => re.test(l));
+  expect(pluginLog(/will not resolve through loom/)).toEqual([]);
+  // The plugin entered both namespaces (started after it: the rslave mount shows them).
+  for (const c of ['na', 'nb']) await timed(`resolver attached in ${c}`, () => waitFor(`loom's resolver in ${c}`, () => hasLoomDnsTable(c), 20_000, 200));
+  const [na, nb] = [await ipOf('na', 'n1'), await ipOf('nb', 'n1')];
+  await waitFor('nb resolves in na', async () => (await resolve('na', 'nb')).join() === nb, 15_000, 200);
+  await waitFor('na resolves in nb', async () => (await resolve('nb', 'na')).join() === na, 15_000, 200);
+  expect(await host.ping('na', 'nb')).toBe(true);
+
+  // The queries went through loom's resolver (local names: relayed to Docker's) ...
+  const metrics = await host.execOk(['curl', '-sf', 'http://127.0.0.1:9323/metrics']);
+  const relayed = Number(/^loom_dns_queries_total\{result="relayed"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+  expect(relayed).toBeGreaterThanOrEqual(2);
+  // ... which knows both names (learned from Docker through the API socket).
+  const names = (await admin('/v1/names?network=n1')) as Array<{ name: string; v4: string[]; local: boolean }>;
+  expect(names).toEqual(expect.arrayContaining([
+    expect.objectContaining({ name: 'na', v4: [na], local: true }),
+    expect.objectContaining({ name: 'nb', v4: [nb], local: true }),
+  ]));
+  expect(pluginLog(/dns socket helper .* exited/)).toEqual([]);
 });

@@ -41,6 +41,7 @@ export async function startTestDaemon(opts: { dir?: string; defaultPools?: strin
       metrics: undefined,
       scope: 'local',
       procSys: '/proc/sys',
+      netnsDir: undefined,
       reconcileIntervalS: 3600,
       reconcileGraceS: 10,
       logLevel: 'silent',

@@ -55,14 +55,16 @@ export async function buildPlugin(host: TestHost, opts: { create: boolean }): Pr
 }
 
 /**
- * `docker plugin set`: the plugin's state on the host, the host's Docker API, debug logs and
- * 2 s reconcile passes, then `settings` (LOOM_* variables: pools, scope, etcd...).
+ * `docker plugin set`: the plugin's state on the host, the host's Docker API and exec root
+ * (its netns/ holds the containers' namespaces), debug logs and 2 s reconcile passes, then
+ * `settings` (LOOM_* variables: pools, scope, etcd...).
  */
 export async function configurePlugin(host: TestHost, settings: string[]): Promise<void> {
   await host.cliOk([
     'plugin', 'set', PLUGIN_NAME,
     `state.source=${pluginStateDir(host)}`,
     `docker.source=${host.dockerSock}`,
+    `docker-exec.source=${path.join(host.dir, 'exec')}`,
     'LOOM_LOG_LEVEL=debug',
     'LOOM_RECONCILE_INTERVAL=2',
     ...settings,

@@ -2,10 +2,13 @@
  * Swarm: loom as a managed plugin with global scope on a 3-node swarm of test hosts
  * (etcd for loom's control plane). A swarm-scoped overlay created on the manager and
  * a service with 3 replicas (dnsrr: service VIPs cannot work on this kernel): the
- * tasks on all three nodes reach each other.
+ * tasks on all three nodes reach each other, and resolve each other's container names
+ * through loom's resolver (service discovery with the managed plugin: it enters the
+ * tasks' namespaces through its mount of Docker's exec root).
  */
 import { TestCluster } from '../helpers/cluster';
 import { buildPlugin, configurePlugin, MANAGED_PLUGIN_HOST, PLUGIN_NAME as NAME, removePlugin } from '../helpers/managed-plugin';
+import { unixRequest } from '../helpers/unix-http';
 import { waitFor } from '../helpers/run';
 import type { TestHost } from '../helpers/test-host';
 
@@ -13,6 +16,8 @@ jest.setTimeout(900_000);
 
 let c: TestCluster;
 let hosts: TestHost[];
+/** The service's tasks, one per node (the first test finds them). */
+const tasks: Array<{ host: TestHost; container: string; ip: string }> = [];
 
 beforeAll(async () => {
   c = await TestCluster.create(3, { legacyLoomd: false, host: MANAGED_PLUGIN_HOST });
@@ -58,7 +63,6 @@ test('a swarm-scoped loom overlay: tasks of a 3-replica service on three nodes r
     '--network', 'swnet', '--no-resolve-image', '--init', 'local/busybox', 'sleep', '3600',
   ], { timeoutMs: 300_000 });
   // One task per node, each with an address on the loom overlay.
-  const tasks: Array<{ host: TestHost; container: string; ip: string }> = [];
   await waitFor('a running task on every node', async () => {
     tasks.length = 0;
     for (const h of hosts) {
@@ -78,4 +82,31 @@ test('a swarm-scoped loom overlay: tasks of a 3-replica service on three nodes r
       await waitFor(`${from.ip} -> ${to.ip}`, async () => from.host.ping(from.container, to.ip, 1), 30_000, 250);
     }
   }
+});
+
+/** Whether the container's namespace holds loom's steering table (looked at from its host, by Docker's SandboxKey). */
+async function hasLoomDnsTable(h: TestHost, ctr: string): Promise<boolean> {
+  const key = await h.cliOk(['inspect', '-f', '{{.NetworkSettings.SandboxKey}}', ctr]);
+  return (await h.exec(['nsenter', `--net=${key}`, 'nft', 'list', 'tables'])).stdout.includes('table ip loom_dns');
+}
+
+/** The IPv4 addresses `name` resolves to from `ctr` (busybox nslookup through the container's resolver). */
+async function resolve(h: TestHost, ctr: string, name: string): Promise<string[]> {
+  const r = await h.inContainer(ctr, ['nslookup', '-type=a', name], 15_000);
+  const after = r.stdout.split(/^Name:/m).slice(1).join('\n');
+  return [...after.matchAll(/^Address:\s*(\d+\.\d+\.\d+\.\d+)\s*$/gm)].map((m) => m[1] as string).sort();
+}
+
+test('names across nodes with the managed plugin: a task resolves the container name of a task on another node through loom', async () => {
+  expect(tasks.length).toBe(3);
+  for (const t of tasks) await waitFor(`loom's resolver in ${t.container.slice(0, 12)} on ${t.host.name}`, () => hasLoomDnsTable(t.host, t.container), 30_000, 250);
+  const [a, b] = tasks as [(typeof tasks)[0], (typeof tasks)[0]];
+  const bName = (await b.host.cliOk(['inspect', '-f', '{{.Name}}', b.container])).replace(/^\//, '');
+  // loom on a's node knows b's task name as a remote one (learned on b's node, published in etcd).
+  await waitFor(`${bName} known to loom on ${a.host.name}`, async () => {
+    const names = (await unixRequest(a.host.adminSocket, 'GET', '/v1/names?network=swnet')).json as Array<{ name: string; v4: string[]; local: boolean }>;
+    return names.some((n) => n.name === bName && n.v4.join() === b.ip && !n.local);
+  }, 30_000, 250);
+  await waitFor(`${bName} resolves in a task on ${a.host.name}`, async () => (await resolve(a.host, a.container, bName)).join() === b.ip, 15_000, 250);
+  await waitFor(`${a.host.name} -> ${bName} by name`, async () => a.host.ping(a.container, bName, 1), 30_000, 250);
 });

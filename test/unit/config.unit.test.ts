@@ -145,6 +145,15 @@ describe('managed plugin settings (plugin-config/config.json)', () => {
     expect(errorOf(() => parseConfig(['--proc-sys', 'proc/sys'], {})).message).toMatch(/--proc-sys must be an absolute path/);
   });
 
+  test('where Docker\'s netns directory is seen: Docker\'s paths unless told otherwise, an absolute .../netns only', () => {
+    expect(run([]).netnsDir).toBeUndefined();
+    expect(run([], { LOOM_NETNS_DIR: '/run/loom/docker-exec/netns' }).netnsDir).toBe('/run/loom/docker-exec/netns');
+    expect(run(['--netns-dir', '/x/netns'], { LOOM_NETNS_DIR: '/y/netns' }).netnsDir).toBe('/x/netns');
+    for (const bad of ['run/netns', '/run/loom/docker-exec', '/run/../netns', '/run/netns/']) {
+      expect([bad, errorOf(() => parseConfig(['--netns-dir', bad], {})).message]).toEqual([bad, expect.stringMatching(/--netns-dir must be a normalised absolute path ending in \/netns/)]);
+    }
+  });
+
   test('the plugin config parses: every env value it sets is valid for loomd', () => {
     const cfg = JSON.parse(readFileSync(join(__dirname, '../../plugin-config/config.json'), 'utf8')) as { env: Array<{ name: string; value?: string }> };
     const env = Object.fromEntries(cfg.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
@@ -153,6 +162,7 @@ describe('managed plugin settings (plugin-config/config.json)', () => {
       stateDir: '/var/lib/loom',
       adminSocket: '/var/lib/loom/admin.sock',
       procSys: '/host/proc/sys',
+      netnsDir: '/run/loom/docker-exec/netns',
       scope: 'local',
       driverName: 'loom:latest',
       etcd: { endpoints: [] },

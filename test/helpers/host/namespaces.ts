@@ -51,8 +51,14 @@ export async function createNamespaces(l: HostLayout): Promise<void> {
   await runOk('nsenter', [`--net=/run/netns/${l.netns}`, 'iptables', '-w', '-P', 'FORWARD', 'DROP']);
   await runOk('nsenter', [`--net=/run/netns/${l.netns}`, 'ip6tables', '-w', '-P', 'FORWARD', 'DROP']);
   const cg = path.join(l.dir, 'cg');
+  const exec = path.join(l.dir, 'exec');
+  fs.mkdirSync(exec, { recursive: true, mode: 0o700 });
   const script = [
     'set -e',
+    // dockerd's exec root is a shared mount of its own, as under / on a systemd host: a managed
+    // plugin's rslave mount of it then sees the namespaces of containers started after it.
+    `mount --bind ${exec} ${exec}`,
+    `mount --make-shared ${exec}`,
     `mount --rbind /sys/fs/cgroup ${cg}`,
     'mount -t sysfs sysfs /sys',
     `mount --move ${cg} /sys/fs/cgroup`,
