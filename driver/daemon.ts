@@ -16,6 +16,9 @@ import { ClusterCoordinator } from './cluster/coordinator';
 import { DockerPropagator } from './cluster/propagator';
 import { BridgeDataPlane } from './dataplane/bridge';
 import { NftFirewall } from './firewall/nft-firewall';
+import { PolicyFirewall, policyFamilies } from './firewall/policy-firewall';
+import { PolicyService } from './ops/policy-service';
+import { PolicyRepository } from './store/policy-repo';
 import { firewallNames } from './firewall/render';
 import { createPluginApp, listenUnix } from './http/server';
 import { ownerMark } from './kernel/link-owner';
@@ -75,6 +78,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     firewall: new NftFirewall(log.child({ svc: 'firewall' }), firewallNames(instance)),
     log: log.child({ svc: 'network' }),
     events: endpointEvents,
+    // The policy service is built below, over this table; this is only called once it exists.
+    policed: (networkId) => policies.covers(networkId),
     ...(cluster
       ? {
           overlay: (lookup) =>
@@ -90,6 +95,16 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       : {}),
   });
   const coordinator = built as ClusterCoordinator | undefined;
+  // Network policy (docs/policy.md): labels learned after Join, enforced in loomd's policy table.
+  const policies = new PolicyService({
+    repo: new PolicyRepository(kv),
+    networks: table,
+    firewall: new PolicyFirewall(log.child({ svc: 'policy' }), instance, () => policyFamilies(config.procSys)),
+    syncMainFirewall: () => firewall.sync(),
+    ...(docker ? { docker } : {}),
+    log: log.child({ svc: 'policy' }),
+  });
+  endpointEvents.listen(policies);
   // Service discovery on overlays (cluster mode with the Docker API): names learned and resolvers attached in the background.
   const discovery =
     cluster && docker
@@ -130,7 +145,10 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       : undefined,
     log: reconcileLog,
     // Overlay VXLAN entries, and shared pools' loans and reservations against etcd.
-    ...(coordinator ? { extraRepairs: async () => ({ ...(await coordinator.repairOverlays()), ...(await ipam.resyncShared()), ...(await discovery?.repair()) }) } : {}),
+    extraRepairs: async () => ({
+      ...(await policies.repair()),
+      ...(coordinator ? { ...(await coordinator.repairOverlays()), ...(await ipam.resyncShared()), ...(await discovery?.repair()) } : {}),
+    }),
     options: {
       ...DEFAULT_RECONCILE,
       intervalMs: config.reconcileIntervalS * 1000,
@@ -139,6 +157,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     },
   });
   await ipam.load();
+  await policies.load();
   await table.load();
 
   const app = createPluginApp([activateRoute, ...networkRoutes({ networks, endpoints, ports }, config.scope), ...ipamRoutes(ipam)], log, metrics ? (e) => metrics.observeCall(e) : undefined);
@@ -162,6 +181,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
           networks: table,
           ipam,
           reconciler,
+          policies,
           ...(discovery && cluster
             ? {
                 names: (network?: string) =>
@@ -204,6 +224,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   // Slow work after the socket is up: re-create what a reboot wiped.
   const restoring = restoreDataPlane(table, repairs, ports, log)
     .catch((err) => log.error({ err: String(err) }, 'data plane restore failed'))
+    // The policy table left by the previous loomd keeps enforcing until this replaces it.
+    .then(() => policies.sync(true).catch((err) => log.error({ err: String(err) }, 'policy restore failed: the reconciler retries')))
     .then(() => {
       discovery?.restore();
       reconciler.start();
@@ -217,6 +239,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       // Docker's resolver answers the containers directly while loomd is away.
       await discovery?.stop();
       await reconciler.stop();
+      // The policy table stays in the kernel and keeps enforcing while loomd is away.
+      await policies.stop();
       await cluster?.agent.stop();
       kernel.close();
       await snapshots.stop();
