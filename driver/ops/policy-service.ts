@@ -54,6 +54,8 @@ export class PolicyService implements EndpointListener {
   private labels = new Map<string, LabelRecord>();
   private readonly queue: WorkQueue;
   private covered = new Set<string>();
+  /** When each endpoint joined, until its labels are learned: the fail-closed window, logged. */
+  private readonly joinedAt = new Map<string, number>();
   private readonly mutex = new Mutex();
   private requested = 0;
   private done = 0;
@@ -79,11 +81,13 @@ export class PolicyService implements EndpointListener {
 
   joined(net: NetworkRecord, ep: EndpointRecord): void {
     if (!this.d.docker) return;
+    if (this.joinedAt.size < 10_000) this.joinedAt.set(ep.id, Date.now());
     this.queue.push(`labels:${ep.id}`, `learn the labels of endpoint ${ep.id.slice(0, 12)}`, () => this.learn(net.id, ep.id));
   }
 
   left(net: NetworkRecord, ep: EndpointRecord): void {
     const key = labelKey(net.id, ep.id);
+    this.joinedAt.delete(ep.id);
     if (!this.labels.delete(key)) return;
     setImmediate(() => {
       void this.d.repo.deleteLabels([{ networkId: net.id, endpointId: ep.id }]).catch((err) => this.d.log.warn({ err: String(err) }, 'could not delete stored labels'));
@@ -259,8 +263,11 @@ export class PolicyService implements EndpointListener {
     if (!still?.sandboxKey) return;
     await this.d.repo.putLabels(rec);
     this.labels.set(labelKey(networkId, endpointId), rec);
-    this.d.log.info({ networkId, endpointId, container: rec.container, labels: Object.keys(rec.labels).length }, 'learned the labels of an endpoint');
     await this.sync();
+    const since = this.joinedAt.get(endpointId);
+    this.joinedAt.delete(endpointId);
+    // windowMs: from Join until the container's sets hold it (its fail-closed window).
+    this.d.log.info({ networkId, endpointId, container: rec.container, labels: Object.keys(rec.labels).length, windowMs: since === undefined ? undefined : Date.now() - since }, 'learned the labels of an endpoint');
   }
 
   private networkList(): PolicyNetwork[] {

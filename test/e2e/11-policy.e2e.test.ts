@@ -181,3 +181,29 @@ test('a container that is gone leaves no allow behind', async () => {
   expect((await loomctl(['rm', 'db-ingress'])).code).toBe(0);
   expect(await settlesTo('impostor', db, 5432, true)).toBe(true);
 });
+
+test('IPv6 and ICMP: the same rules in both families', async () => {
+  await host.cliOk(['network', 'create', '-d', host.driver, '--ipam-driver', host.driver, '--ipv6', '--subnet', '198.18.131.0/24', '--subnet', 'fd5c:131::/64', 'pol6']);
+  const listen = 'nc -ll -p 5432 -e echo ok & wait';
+  for (const [name, tier] of [['db6', 'db6'], ['api6', 'api6'], ['front6', 'front6']]) {
+    await host.cliOk(['run', '-d', '--init', '--name', name as string, '--label', `tier=${tier}`, '--network', 'pol6', 'local/busybox', 'sh', '-c', listen]);
+  }
+  const db6 = await host.containerIp('db6', 'pol6', 6);
+  const db4 = await host.containerIp('db6', 'pol6');
+  expect(db6).toMatch(/^fd5c:131::/);
+  expect(await settlesTo('front6', db6, 5432, true)).toBe(true);
+  expect(await host.ping('front6', db6)).toBe(true);
+  const policy = `name: db6-ingress\nnetwork: pol6\nselector: { matchLabels: { tier: db6 } }\ningress:\n  - from: [ { selector: { matchLabels: { tier: api6 } } } ]\n    ports: [ { protocol: TCP, port: 5432 }, { protocol: ICMP } ]\n`;
+  expect((await loomctl(['apply', '-f', file('db6.yaml', policy)])).code).toBe(0);
+  expect(await settlesTo('front6', db6, 5432, false)).toBe(false);
+  expect(await reaches('api6', db6, 5432)).toBe(true);
+  expect(await host.ping('api6', db6)).toBe(true);
+  expect(await host.ping('api6', db4)).toBe(true);
+  expect(await host.ping('front6', db6, 2)).toBe(false);
+  expect(await host.ping('front6', db4, 2)).toBe(false);
+  expect(await reaches('front6', db4, 5432)).toBe(false);
+  expect((await loomctl(['rm', 'db6-ingress'])).code).toBe(0);
+  expect(await settlesTo('front6', db6, 5432, true)).toBe(true);
+  await host.cliOk(['rm', '-f', 'db6', 'api6', 'front6']);
+  await host.cliOk(['network', 'rm', 'pol6']);
+});
