@@ -205,6 +205,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
         const d = await get('/v1/doctor');
         const problems: Array<{ problem: string; repair: string }> = [
           ...(d.actions as Any[]).map((a) => ({ problem: `${a.kind}: ${describe(a)}`, repair: REPAIR[a.kind] ?? 'loomctl gc' })),
+          ...((d.policyDrift ?? []) as string[]).map((p) => ({ problem: `network policy: ${p}`, repair: 'loomctl gc' })),
           ...(d.overlays as Any[]).map((o) => ({ problem: `overlay ${o.overlay}: ${o.missing} VXLAN entries missing, ${o.stale} stale on ${o.vxlan}`, repair: 'loomctl gc' })),
           ...(d.unknownToLoom as Any[]).map((u) => ({
             problem: `endpoint ${short(u.endpointId)}${u.container ? ` (${u.container})` : ''} on network ${short(u.networkId)} is known to Docker but not to loom`,

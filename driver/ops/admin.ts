@@ -104,6 +104,7 @@ export function createAdminApp(deps: AdminDeps): express.Express {
       dockerView: observed.docker !== undefined,
       cluster: deps.cluster ? deps.cluster() : undefined,
       firewallDrift: observed.firewallDrift,
+      policyDrift: deps.policies ? await deps.policies.drift() : [],
       actions: actions.map((a) => ({ ...a, container: 'endpointId' in a ? (observed.docker?.containerNames.get(a.endpointId) ?? '') : undefined })),
       overlays,
       unknownToLoom,

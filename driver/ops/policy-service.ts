@@ -235,6 +235,11 @@ export class PolicyService implements EndpointListener {
     return out;
   }
 
+  /** Where the kernel's policy tables differ from the stored policies (doctor). */
+  drift(): Promise<string[]> {
+    return this.d.firewall.check(this.compile());
+  }
+
   async stop(): Promise<void> {
     this.queue.stop();
     await this.queue.idle();

@@ -141,6 +141,8 @@ test('after a SIGKILL of loomd the kernel keeps enforcing; a deleted table is re
 
   await host.execOk(['nft', 'delete', 'table', 'inet', policyTable]);
   expect(await reaches('front', db, 5432)).toBe(true);
+  const doctor = JSON.parse((await run(process.execPath, [LOOMCTL, '--admin-socket', host.adminSocket, 'doctor', '--json'], { timeoutMs: 60_000 })).stdout);
+  expect(doctor.problems.map((p: { problem: string }) => p.problem)).toContain(`network policy: table inet ${policyTable} is missing`);
   const gc = await unixRequest(host.adminSocket, 'POST', '/v1/reconcile?force=1');
   expect(gc.json.extra).toMatchObject({ 'policy-table': 1 });
   expect(await reaches('front', db, 5432)).toBe(false);
@@ -206,4 +208,23 @@ test('IPv6 and ICMP: the same rules in both families', async () => {
   expect(await settlesTo('front6', db6, 5432, true)).toBe(true);
   await host.cliOk(['rm', '-f', 'db6', 'api6', 'front6']);
   await host.cliOk(['network', 'rm', 'pol6']);
+});
+
+test('without br_netfilter the bridge-family table enforces inside the bridge', async () => {
+  const sysctl = (v: string): Promise<string> => host.execOk(['sysctl', '-w', `net.bridge.bridge-nf-call-iptables=${v}`, `net.bridge.bridge-nf-call-ip6tables=${v}`]);
+  await sysctl('0');
+  try {
+    expect((await loomctl(['apply', '-f', file('db-ingress.yaml', DB_INGRESS)])).code).toBe(0);
+    await waitFor('the bridge-family policy table', async () => ((await host.exec(['nft', 'list', 'table', 'bridge', policyTable])).code === 0 ? true : undefined), 20_000, 200);
+    expect(await settlesTo('front', db, 5432, false)).toBe(false);
+    expect(await reaches('impostor', db, 5432)).toBe(false);
+    await host.cliOk(['run', '-d', '--init', '--name', 'api-b', '--label', 'tier=api', '--network', NET, 'local/busybox', 'sleep', '3600']);
+    expect(await settlesTo('api-b', db, 5432, true)).toBe(true);
+    expect(await reaches('api-b', db, 6000)).toBe(false);
+    expect((await loomctl(['rm', 'db-ingress'])).code).toBe(0);
+    expect(await settlesTo('front', db, 5432, true)).toBe(true);
+    expect((await host.exec(['nft', 'list', 'table', 'bridge', policyTable])).code).not.toBe(0);
+  } finally {
+    await sysctl('1');
+  }
 });
