@@ -103,6 +103,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     syncMainFirewall: () => firewall.sync(),
     ...(docker ? { docker } : {}),
     log: log.child({ svc: 'policy' }),
+    ...(metrics ? { onLabelWindow: (ms: number) => metrics.policyLabelWindow.observe(ms / 1000) } : {}),
   });
   endpointEvents.listen(policies);
   // Service discovery on overlays (cluster mode with the Docker API): names learned and resolvers attached in the background.
@@ -161,7 +162,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   await table.load();
 
   const app = createPluginApp([activateRoute, ...networkRoutes({ networks, endpoints, ports }, config.scope), ...ipamRoutes(ipam)], log, metrics ? (e) => metrics.observeCall(e) : undefined);
-  metrics?.attach({ networks: table, ipam, kernel, ...(cluster ? { agent: cluster.agent, claimConflicts: cluster.conflicts } : {}), containerNames: () => reconciler.containerNames });
+  metrics?.attach({ networks: table, ipam, kernel, ...(cluster ? { agent: cluster.agent, claimConflicts: cluster.conflicts } : {}), containerNames: () => reconciler.containerNames, policyCounters: () => policies.counters() });
   let server: http.Server;
   if (early) {
     early.ready(app);

@@ -37,7 +37,8 @@ export interface PolicyServiceDeps {
   syncMainFirewall: () => Promise<void>;
   docker?: () => Promise<Dockerode>;
   log: Logger;
-  onRepair?: (kind: string, n: number) => void;
+  /** The fail-closed window of one endpoint: Join until its labels are in the sets. */
+  onLabelWindow?: (ms: number) => void;
 }
 
 export interface ApplyResult {
@@ -235,6 +236,11 @@ export class PolicyService implements EndpointListener {
     return out;
   }
 
+  /** The policy table's rule counters (metrics). */
+  counters(): Promise<Record<string, { packets: number; bytes: number }>> {
+    return this.d.firewall.counters();
+  }
+
   /** Where the kernel's policy tables differ from the stored policies (doctor). */
   drift(): Promise<string[]> {
     return this.d.firewall.check(this.compile());
@@ -271,6 +277,7 @@ export class PolicyService implements EndpointListener {
     await this.sync();
     const since = this.joinedAt.get(endpointId);
     this.joinedAt.delete(endpointId);
+    if (since !== undefined) this.d.onLabelWindow?.(Date.now() - since);
     // windowMs: from Join until the container's sets hold it (its fail-closed window).
     this.d.log.info({ networkId, endpointId, container: rec.container, labels: Object.keys(rec.labels).length, windowMs: since === undefined ? undefined : Date.now() - since }, 'learned the labels of an endpoint');
   }

@@ -135,9 +135,13 @@ test('after a SIGKILL of loomd the kernel keeps enforcing; a deleted table is re
   expect(await reaches('front', db, 5432)).toBe(false);
   expect(await reaches('db', api, 8080)).toBe(false);
   expect(await reaches('api', db, 5432)).toBe(true);
-  await host.startLoomd({ LOOM_RECONCILE_INTERVAL: '3600' });
+  await host.startLoomd({ LOOM_RECONCILE_INTERVAL: '3600', LOOM_METRICS: path.join(host.dir, 'metrics.sock') });
   await waitFor('loomd answers', async () => (await loomctl(['ls'])).code === 0 || undefined, 20_000, 200);
   expect(await reaches('front', db, 5432)).toBe(false);
+  expect(await reaches('api', db, 5432)).toBe(true);
+  const metrics = (await unixRequest(path.join(host.dir, 'metrics.sock'), 'GET', '/metrics')).body.toString();
+  expect(metrics).toMatch(/loom_policy_rule_packets\{policy="db-ingress",rule="ingress\[0\]"\} [1-9]/);
+  expect(metrics).toMatch(/loom_policy_rule_packets\{policy="",rule="ingress default deny"\} [1-9]/);
 
   await host.execOk(['nft', 'delete', 'table', 'inet', policyTable]);
   expect(await reaches('front', db, 5432)).toBe(true);
@@ -182,6 +186,26 @@ test('a container that is gone leaves no allow behind', async () => {
   expect(await reaches('impostor', db, 5432)).toBe(false);
   expect((await loomctl(['rm', 'db-ingress'])).code).toBe(0);
   expect(await settlesTo('impostor', db, 5432, true)).toBe(true);
+});
+
+test('the three tiers of docs/policy.md', async () => {
+  const doc = fs.readFileSync(path.join(REPO, 'docs', 'policy.md'), 'utf8');
+  const example = /## The three-tier example[\s\S]*?```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
+  expect(example).toBeDefined();
+  const listen = 'nc -ll -p 5432 -e echo ok & nc -ll -p 6000 -e echo ok & nc -ll -p 8080 -e echo ok & wait';
+  await host.cliOk(['run', '-d', '--init', '--name', 'api3', '--label', 'tier=api', '--network', NET, 'local/busybox', 'sh', '-c', listen]);
+  const api3 = await host.containerIp('api3', NET);
+  const r = await loomctl(['apply', '-f', file('three-tier.yaml', (example as string).replace(/network: shop/g, `network: ${NET}`))]);
+  expect(r.out).toMatch(/policy api-ingress created\npolicy db-ingress created\npolicy db-no-egress created/);
+  expect(await settlesTo('front', db, 5432, false)).toBe(false);
+  expect(await settlesTo('api3', db, 5432, true)).toBe(true);
+  expect(await reaches('front', api3, 8080)).toBe(true);
+  expect(await reaches('front', api3, 6000)).toBe(false);
+  expect(await reaches('db', api3, 8080)).toBe(false);
+  expect(await reaches('api3', db, 6000)).toBe(false);
+  for (const name of ['api-ingress', 'db-ingress', 'db-no-egress']) expect((await loomctl(['rm', name])).code).toBe(0);
+  expect(await settlesTo('front', db, 5432, true)).toBe(true);
+  await host.cliOk(['rm', '-f', 'api3']);
 });
 
 test('IPv6 and ICMP: the same rules in both families', async () => {
