@@ -25,6 +25,7 @@ import { ownerMark } from './kernel/link-owner';
 import { NetlinkKernel } from './kernel/netlink-kernel';
 import { Sysctl } from './kernel/sysctl';
 import { ServiceDiscovery } from './dns/discovery';
+import { sharedInspect } from './dns/learn';
 import { EndpointEvents } from './network/endpoint-events';
 import { createNetworkStack } from './network/stack';
 import { createAdminApp } from './ops/admin';
@@ -54,6 +55,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   const metrics: Metrics | undefined = config.metrics ? new (await import('./ops/metrics')).Metrics(log.child({ svc: 'metrics' })) : undefined;
   kernel.onError = (errno) => metrics?.kernelErrors.inc({ errno });
   const docker = config.dockerSocket ? lazyDocker(config.dockerSocket) : undefined;
+  // One inspect per Join, shared by service discovery (names) and network policy (labels).
+  const inspect = docker ? sharedInspect(docker) : undefined;
   const defaultPools = config.defaultPools.length ? config.defaultPools : [...DEFAULT_IPV4_POOLS.map(parseDefaultPool), parseDefaultPool(`${host.ula}:64`)];
 
   // Cluster mode (--etcd): the store, this host's member, cluster-wide IPAM.
@@ -101,7 +104,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     networks: table,
     firewall: new PolicyFirewall(log.child({ svc: 'policy' }), instance, () => policyFamilies(config.procSys)),
     syncMainFirewall: () => firewall.sync(),
-    ...(docker ? { docker } : {}),
+    ...(inspect ? { inspect } : {}),
     log: log.child({ svc: 'policy' }),
     ...(metrics ? { onLabelWindow: (ms: number) => metrics.policyLabelWindow.observe(ms / 1000) } : {}),
   });
@@ -118,6 +121,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
             retiring: (ep) => cluster.agent.endpoints.isRetiring(ep),
           },
           docker,
+          ...(inspect ? { inspect } : {}),
           setNames: (n, e, s, names) => endpoints.setNames(n, e, s, names),
           log: log.child({ svc: 'dns' }),
           ...(metrics ? { onQuery: (result: string) => metrics.dnsQueries.inc({ result }) } : {}),

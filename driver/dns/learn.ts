@@ -52,8 +52,27 @@ export async function inspectJoined(docker: Dockerode, networkId: string, endpoi
   return c;
 }
 
-/** The names of the container joined through `endpointId` on `networkId` (see inspectJoined). */
-export async function learnNames(docker: Dockerode, networkId: string, endpointId: string): Promise<string[]> {
-  const c = await inspectJoined(docker, networkId, endpointId);
-  return namesOf(c, endpointId) ?? [];
+/** Asks Docker for the container behind one endpoint (inspectJoined's shape). */
+export type JoinedInspect = (networkId: string, endpointId: string) => Promise<InspectedContainer>;
+
+/**
+ * One inspect per Join for everyone who needs it (service discovery's names, network policy's
+ * labels): concurrent and recent requests for the same endpoint share one answer, kept
+ * `keepMs`; a failure is not kept (the next request asks again).
+ */
+export function sharedInspect(docker: () => Promise<Dockerode>, keepMs = 2_000): JoinedInspect {
+  const recent = new Map<string, { at: number; answer: Promise<InspectedContainer> }>();
+  return (networkId, endpointId) => {
+    const key = `${networkId}/${endpointId}`;
+    const now = Date.now();
+    for (const [k, v] of recent) if (now - v.at > keepMs) recent.delete(k);
+    const hit = recent.get(key);
+    if (hit) return hit.answer;
+    const answer = docker().then((d) => inspectJoined(d, networkId, endpointId));
+    recent.set(key, { at: now, answer });
+    answer.catch(() => {
+      if (recent.get(key)?.answer === answer) recent.delete(key);
+    });
+    return answer;
+  };
 }

@@ -13,12 +13,11 @@
  *   reconciler, `repair`). The kernel's table is never removed at stop: it keeps enforcing.
  * - All kernel applies go through one serialized, coalesced `sync`.
  */
-import type Dockerode from 'dockerode';
 import { Mutex } from 'async-mutex';
 import { invalid, notFound } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { stripLength } from '../../lib/prefix';
-import { inspectJoined } from '../dns/learn';
+import type { JoinedInspect } from '../dns/learn';
 import { DEFAULT_QUEUE, WorkQueue } from '../dns/work-queue';
 import type { PolicyFirewall } from '../firewall/policy-firewall';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
@@ -35,7 +34,8 @@ export interface PolicyServiceDeps {
   firewall: PolicyFirewall;
   /** Re-renders loomd's main table (networks a policy covers keep connection tracking). */
   syncMainFirewall: () => Promise<void>;
-  docker?: () => Promise<Dockerode>;
+  /** Docker's view of a joined endpoint's container (learn.ts sharedInspect); absent: no labels. */
+  inspect?: JoinedInspect;
   log: Logger;
   /** The fail-closed window of one endpoint: Join until its labels are in the sets. */
   onLabelWindow?: (ms: number) => void;
@@ -81,7 +81,7 @@ export class PolicyService implements EndpointListener {
   // ---- endpoint events (inside plugin calls: note and return) ----------------------------
 
   joined(net: NetworkRecord, ep: EndpointRecord): void {
-    if (!this.d.docker) return;
+    if (!this.d.inspect) return;
     if (this.joinedAt.size < 10_000) this.joinedAt.set(ep.id, Date.now());
     this.queue.push(`labels:${ep.id}`, `learn the labels of endpoint ${ep.id.slice(0, 12)}`, () => this.learn(net.id, ep.id));
   }
@@ -217,7 +217,7 @@ export class PolicyService implements EndpointListener {
       for (const e of endpoints) {
         const key = labelKey(record.id, e.id);
         present.add(key);
-        if (e.sandboxKey && !this.labels.has(key) && this.d.docker && !this.queue.has(`labels:${e.id}`)) this.joined(record, e);
+        if (e.sandboxKey && !this.labels.has(key) && this.d.inspect && !this.queue.has(`labels:${e.id}`)) this.joined(record, e);
       }
     }
     const stale = [...this.labels.values()].filter((r) => !present.has(labelKey(r.networkId, r.endpointId)));
@@ -256,8 +256,8 @@ export class PolicyService implements EndpointListener {
 
   private async learn(networkId: string, endpointId: string): Promise<void> {
     const ep = this.d.networks.list().find((n) => n.record.id === networkId)?.endpoints.find((e) => e.id === endpointId);
-    if (!ep?.sandboxKey || !this.d.docker) return; // left meanwhile
-    const c = await inspectJoined(await this.d.docker(), networkId, endpointId);
+    if (!ep?.sandboxKey || !this.d.inspect) return; // left meanwhile
+    const c = await this.d.inspect(networkId, endpointId);
     const networkNames: Record<string, string> = {};
     for (const [name, n] of Object.entries(c.NetworkSettings?.Networks ?? {})) if (n?.NetworkID) networkNames[n.NetworkID] = name;
     const rec: LabelRecord = {

@@ -12,6 +12,7 @@ import type { EndpointRecord, NetworkRecord } from '../../driver/model/types';
 import type { NetworkLookup } from '../../driver/network/network-table';
 import { PolicyService } from '../../driver/ops/policy-service';
 import { PolicyRepository } from '../../driver/store/policy-repo';
+import { sharedInspect } from '../../driver/dns/learn';
 
 const NET = 'a'.repeat(64);
 const net = { id: NET } as NetworkRecord;
@@ -59,7 +60,7 @@ function build(kv: MemoryKv, mainSyncs: { n: number }): PolicyService {
     networks: lookup,
     firewall: new PolicyFirewall(silentLogger(), '0123456789ab', () => ['inet'], nft),
     syncMainFirewall: async () => void mainSyncs.n++,
-    docker: async () => docker,
+    inspect: sharedInspect(async () => docker),
     log: silentLogger(),
   });
 }
@@ -121,4 +122,26 @@ test('labels after Join, set-only updates, Leave drops the allow, repair re-appl
   expect(main.n).toBe(2);
   expect(await svc.remove('db-ingress')).toBe(false);
   await svc.stop();
+});
+
+test('one inspect per Join serves discovery and policy; failures are asked again', async () => {
+  let calls = 0;
+  let fail = true;
+  const d = {
+    getNetwork: () => ({ inspect: async () => ({ Containers: { c1: { EndpointID: 'e1' } } }) }),
+    getContainer: () => ({
+      inspect: async () => {
+        calls++;
+        if (fail) throw new Error('not yet');
+        return { Id: 'c1', Name: '/c1', NetworkSettings: { Networks: { n: { EndpointID: 'e1' } } } };
+      },
+    }),
+  } as unknown as Dockerode;
+  const inspect = sharedInspect(async () => d);
+  await expect(inspect('n', 'e1')).rejects.toThrow('not yet');
+  fail = false;
+  const [a, b] = await Promise.all([inspect('n', 'e1'), inspect('n', 'e1')]);
+  expect(a).toBe(b);
+  expect((await inspect('n', 'e1')).Id).toBe('c1');
+  expect(calls).toBe(2);
 });
