@@ -16,6 +16,9 @@ import { ClusterCoordinator } from './cluster/coordinator';
 import { DockerPropagator } from './cluster/propagator';
 import { BridgeDataPlane } from './dataplane/bridge';
 import { NftFirewall } from './firewall/nft-firewall';
+import { PolicyFirewall, policyFamilies } from './firewall/policy-firewall';
+import { PolicyService } from './ops/policy-service';
+import { PolicyRepository } from './store/policy-repo';
 import { firewallNames } from './firewall/render';
 import { createPluginApp, listenUnix } from './http/server';
 import { ownerMark } from './kernel/link-owner';
@@ -24,6 +27,7 @@ import { Sysctl } from './kernel/sysctl';
 import { ServiceDiscovery } from './dns/discovery';
 import { checkNetnsDir } from './kernel/mount-propagation';
 import { NetnsPaths } from './kernel/netns-file';
+import { sharedInspect } from './dns/learn';
 import { EndpointEvents } from './network/endpoint-events';
 import { createNetworkStack } from './network/stack';
 import { createAdminApp } from './ops/admin';
@@ -53,6 +57,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   const metrics: Metrics | undefined = config.metrics ? new (await import('./ops/metrics')).Metrics(log.child({ svc: 'metrics' })) : undefined;
   kernel.onError = (errno) => metrics?.kernelErrors.inc({ errno });
   const docker = config.dockerSocket ? lazyDocker(config.dockerSocket) : undefined;
+  // One inspect per Join, shared by service discovery (names) and network policy (labels).
+  const inspect = docker ? sharedInspect(docker) : undefined;
   const defaultPools = config.defaultPools.length ? config.defaultPools : [...DEFAULT_IPV4_POOLS.map(parseDefaultPool), parseDefaultPool(`${host.ula}:64`)];
 
   // Cluster mode (--etcd): the store, this host's member, cluster-wide IPAM.
@@ -83,6 +89,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     firewall: new NftFirewall(log.child({ svc: 'firewall' }), firewallNames(instance)),
     log: log.child({ svc: 'network' }),
     events: endpointEvents,
+    // The policy service is built below, over this table; this is only called once it exists.
+    policed: (networkId) => policies.covers(networkId),
     ...(cluster
       ? {
           overlay: (lookup) =>
@@ -98,6 +106,17 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       : {}),
   });
   const coordinator = built as ClusterCoordinator | undefined;
+  // Network policy (docs/policy.md): labels learned after Join, enforced in loomd's policy table.
+  const policies = new PolicyService({
+    repo: new PolicyRepository(kv),
+    networks: table,
+    firewall: new PolicyFirewall(log.child({ svc: 'policy' }), instance, () => policyFamilies(config.procSys)),
+    syncMainFirewall: () => firewall.sync(),
+    ...(inspect ? { inspect } : {}),
+    log: log.child({ svc: 'policy' }),
+    ...(metrics ? { onLabelWindow: (ms: number) => metrics.policyLabelWindow.observe(ms / 1000) } : {}),
+  });
+  endpointEvents.listen(policies);
   // Service discovery on overlays (cluster mode with the Docker API): names learned and resolvers attached in the background.
   const discovery =
     cluster && docker
@@ -111,6 +130,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
           },
           docker,
           netns,
+          ...(inspect ? { inspect } : {}),
           setNames: (n, e, s, names) => endpoints.setNames(n, e, s, names),
           log: log.child({ svc: 'dns' }),
           ...(metrics ? { onQuery: (result: string) => metrics.dnsQueries.inc({ result }) } : {}),
@@ -140,7 +160,10 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       : undefined,
     log: reconcileLog,
     // Overlay VXLAN entries, and shared pools' loans and reservations against etcd.
-    ...(coordinator ? { extraRepairs: async () => ({ ...(await coordinator.repairOverlays()), ...(await ipam.resyncShared()), ...(await discovery?.repair()) }) } : {}),
+    extraRepairs: async () => ({
+      ...(await policies.repair()),
+      ...(coordinator ? { ...(await coordinator.repairOverlays()), ...(await ipam.resyncShared()), ...(await discovery?.repair()) } : {}),
+    }),
     options: {
       ...DEFAULT_RECONCILE,
       intervalMs: config.reconcileIntervalS * 1000,
@@ -149,10 +172,11 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     },
   });
   await ipam.load();
+  await policies.load();
   await table.load();
 
   const app = createPluginApp([activateRoute, ...networkRoutes({ networks, endpoints, ports }, config.scope), ...ipamRoutes(ipam)], log, metrics ? (e) => metrics.observeCall(e) : undefined);
-  metrics?.attach({ networks: table, ipam, kernel, ...(cluster ? { agent: cluster.agent, claimConflicts: cluster.conflicts } : {}), containerNames: () => reconciler.containerNames });
+  metrics?.attach({ networks: table, ipam, kernel, ...(cluster ? { agent: cluster.agent, claimConflicts: cluster.conflicts } : {}), containerNames: () => reconciler.containerNames, policyCounters: () => policies.counters() });
   let server: http.Server;
   if (early) {
     early.ready(app);
@@ -172,6 +196,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
           networks: table,
           ipam,
           reconciler,
+          policies,
           ...(discovery && cluster
             ? {
                 names: (network?: string) =>
@@ -214,6 +239,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   // Slow work after the socket is up: re-create what a reboot wiped.
   const restoring = restoreDataPlane(table, repairs, ports, log)
     .catch((err) => log.error({ err: String(err) }, 'data plane restore failed'))
+    // The policy table left by the previous loomd keeps enforcing until this replaces it.
+    .then(() => policies.sync(true).catch((err) => log.error({ err: String(err) }, 'policy restore failed: the reconciler retries')))
     .then(() => {
       discovery?.restore();
       reconciler.start();
@@ -228,6 +255,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       // Docker's resolver answers the containers directly while loomd is away.
       await discovery?.stop();
       await reconciler.stop();
+      // The policy table stays in the kernel and keeps enforcing while loomd is away.
+      await policies.stop();
       await cluster?.agent.stop();
       kernel.close();
       await snapshots.stop();

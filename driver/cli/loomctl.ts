@@ -6,10 +6,10 @@
  * recovery of a damaged store, run while loomd is stopped. Exit codes: 0 fine, 1 problems found (doctor) or
  * repairs that failed (gc), 2 usage, 3 loomd unreachable.
  */
-import * as http from 'node:http';
 import { parseArgs } from 'node:util';
 import Dockerode from 'dockerode';
 import { stripLength } from '../../lib/prefix';
+import { request, Unreachable } from './admin-client';
 
 const USAGE = `Usage: loomctl [--admin-socket PATH] [--json] COMMAND
 
@@ -24,35 +24,14 @@ Commands:
               disagreement with the command that repairs it; exit 1 when any
   gc          runs the reconciler now and repairs what doctor reports
   store ...   offline recovery of a damaged state store (loomd stopped): loomctl store --help
+  policy ...  network policy: apply -f FILE | ls | show NAME | rm NAME | explain CONTAINER
+              (loomctl policy --help)
 
 Options:
   --admin-socket PATH   loomd's admin socket [LOOM_ADMIN_SOCKET] (default /run/loom/admin.sock)
   --docker-host URL     Docker API for container names [DOCKER_HOST] (default unix:///var/run/docker.sock)
   --json                machine-readable output
 `;
-
-class Unreachable extends Error {}
-
-function request(socketPath: string, method: string, path: string, timeoutMs = 120_000): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, method, path, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if ((res.statusCode ?? 500) >= 400) return reject(new Error(`${path}: HTTP ${res.statusCode} ${text}`));
-        try {
-          resolve(JSON.parse(text));
-        } catch {
-          reject(new Error(`${path}: unreadable answer`));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${path}: timed out`)));
-    req.on('error', (err: NodeJS.ErrnoException) => reject(['ENOENT', 'ECONNREFUSED', 'EACCES'].includes(err.code ?? '') ? new Unreachable(`cannot reach loomd at ${socketPath}: ${err.code}`) : err));
-    req.end();
-  });
-}
 
 /** Container names by endpoint id, asked of Docker (empty when Docker does not answer). */
 async function containerNames(dockerHost: string | undefined): Promise<Map<string, string>> {
@@ -109,6 +88,8 @@ function describe(a: Any): string {
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
   // Offline commands: they open the store themselves instead of asking loomd.
   if (argv[0] === 'store') return (await import('./store-commands')).storeMain(argv.slice(1), env, out);
+  // Network policy: asks loomd, or writes the store itself while loomd is stopped.
+  if (argv[0] === 'policy') return (await import('./policy-commands')).policyMain(argv.slice(1), env, out);
   let parsed;
   try {
     parsed = parseArgs({
@@ -224,6 +205,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
         const d = await get('/v1/doctor');
         const problems: Array<{ problem: string; repair: string }> = [
           ...(d.actions as Any[]).map((a) => ({ problem: `${a.kind}: ${describe(a)}`, repair: REPAIR[a.kind] ?? 'loomctl gc' })),
+          ...((d.policyDrift ?? []) as string[]).map((p) => ({ problem: `network policy: ${p}`, repair: 'loomctl gc' })),
           ...(d.overlays as Any[]).map((o) => ({ problem: `overlay ${o.overlay}: ${o.missing} VXLAN entries missing, ${o.stale} stale on ${o.vxlan}`, repair: 'loomctl gc' })),
           ...(d.unknownToLoom as Any[]).map((u) => ({
             problem: `endpoint ${short(u.endpointId)}${u.container ? ` (${u.container})` : ''} on network ${short(u.networkId)} is known to Docker but not to loom`,

@@ -18,7 +18,7 @@ import type { EndpointRecord, NetworkRecord } from '../model/types';
 import type { EndpointListener } from '../network/endpoint-events';
 import type { NetworkLookup } from '../network/network-table';
 import { decide } from './answer';
-import { learnNames } from './learn';
+import { JoinedInspect, namesOf, sharedInspect } from './learn';
 import { NamedEndpoint, NameTable } from './name-table';
 import { ContainerResolver, QueryResult } from './resolver';
 import { DEFAULT_QUEUE, GiveUp, QueueOptions, WorkQueue } from './work-queue';
@@ -44,6 +44,8 @@ export interface DiscoveryDeps {
   networks: NetworkLookup;
   cluster: ClusterView;
   docker: () => Promise<Dockerode>;
+  /** The inspect shared with network policy (learn.ts sharedInspect); one of its own when absent. */
+  inspect?: JoinedInspect;
   setNames(networkId: string, endpointId: string, sandboxKey: string, names: string[]): Promise<boolean>;
   log: Logger;
   onQuery?: (result: QueryResult) => void;
@@ -82,10 +84,12 @@ export class ServiceDiscovery implements EndpointListener {
   private readonly queue: WorkQueue;
   private readonly sandboxes = new Map<string, Attachment>();
   private readonly kernel: ResolverKernel;
+  private readonly inspect: JoinedInspect;
 
   constructor(private readonly d: DiscoveryDeps) {
     this.names = new NameTable(() => this.namedEndpoints());
     this.queue = new WorkQueue(d.log, d.queue ?? DEFAULT_QUEUE);
+    this.inspect = d.inspect ?? sharedInspect(d.docker);
     this.kernel = d.kernel ?? resolverKernel(d.netns ?? new NetnsPaths());
   }
 
@@ -174,7 +178,7 @@ export class ServiceDiscovery implements EndpointListener {
 
   private async learn(networkId: string, endpointId: string, sandboxKey: string): Promise<void> {
     if (!this.sandboxes.get(sandboxKey)?.overlays.has(networkId)) return; // left meanwhile
-    const names = await learnNames(await this.d.docker(), networkId, endpointId);
+    const names = namesOf(await this.inspect(networkId, endpointId), endpointId) ?? [];
     if (await this.d.setNames(networkId, endpointId, sandboxKey, names)) {
       this.names.changed();
       this.d.log.info({ networkId, endpointId, names }, 'learned the names of an overlay endpoint');

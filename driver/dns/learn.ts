@@ -10,11 +10,12 @@ import type Dockerode from 'dockerode';
 import { GiveUp } from './work-queue';
 import { normaliseName } from './name-table';
 
-/** The parts of `docker inspect` that names come from. */
+/** The parts of `docker inspect` that names (and network policy's labels) come from. */
 export interface InspectedContainer {
   Id: string;
   Name: string;
-  NetworkSettings?: { Networks?: Record<string, { EndpointID?: string; Aliases?: string[] | null; DNSNames?: string[] | null } | undefined> };
+  Config?: { Labels?: Record<string, string> | null };
+  NetworkSettings?: { Networks?: Record<string, { NetworkID?: string; EndpointID?: string; Aliases?: string[] | null; DNSNames?: string[] | null } | undefined> };
 }
 
 /** The container's names on the network whose endpoint is `endpointId` (pure), lowercased, unique, sorted. */
@@ -31,11 +32,12 @@ export function namesOf(c: InspectedContainer, endpointId: string): string[] | u
 }
 
 /**
- * Asks Docker for the names of the container joined through `endpointId` on `networkId`.
- * Throws (to be retried) while Docker does not show the endpoint yet (Join is still in
- * progress); GiveUp when the network is unknown to Docker.
+ * Asks Docker for the container joined through `endpointId` on `networkId` (the one inspect
+ * that service discovery's names and network policy's labels both read). Throws (to be
+ * retried) while Docker does not show the endpoint yet (Join is still in progress); GiveUp when
+ * the network is unknown to Docker.
  */
-export async function learnNames(docker: Dockerode, networkId: string, endpointId: string): Promise<string[]> {
+export async function inspectJoined(docker: Dockerode, networkId: string, endpointId: string): Promise<InspectedContainer> {
   let containers: Record<string, { EndpointID?: string }>;
   try {
     containers = ((await docker.getNetwork(networkId).inspect()) as { Containers?: Record<string, { EndpointID?: string }> }).Containers ?? {};
@@ -45,7 +47,32 @@ export async function learnNames(docker: Dockerode, networkId: string, endpointI
   }
   const id = Object.entries(containers).find(([, c]) => c.EndpointID === endpointId)?.[0];
   if (!id) throw new Error(`Docker does not show endpoint ${endpointId.slice(0, 12)} on network ${networkId.slice(0, 12)} yet`);
-  const names = namesOf((await docker.getContainer(id).inspect()) as unknown as InspectedContainer, endpointId);
-  if (!names) throw new Error(`container ${id.slice(0, 12)} does not show endpoint ${endpointId.slice(0, 12)} yet`);
-  return names;
+  const c = (await docker.getContainer(id).inspect()) as unknown as InspectedContainer;
+  if (!Object.values(c.NetworkSettings?.Networks ?? {}).some((n) => n?.EndpointID === endpointId)) throw new Error(`container ${id.slice(0, 12)} does not show endpoint ${endpointId.slice(0, 12)} yet`);
+  return c;
+}
+
+/** Asks Docker for the container behind one endpoint (inspectJoined's shape). */
+export type JoinedInspect = (networkId: string, endpointId: string) => Promise<InspectedContainer>;
+
+/**
+ * One inspect per Join for everyone who needs it (service discovery's names, network policy's
+ * labels): concurrent and recent requests for the same endpoint share one answer, kept
+ * `keepMs`; a failure is not kept (the next request asks again).
+ */
+export function sharedInspect(docker: () => Promise<Dockerode>, keepMs = 2_000): JoinedInspect {
+  const recent = new Map<string, { at: number; answer: Promise<InspectedContainer> }>();
+  return (networkId, endpointId) => {
+    const key = `${networkId}/${endpointId}`;
+    const now = Date.now();
+    for (const [k, v] of recent) if (now - v.at > keepMs) recent.delete(k);
+    const hit = recent.get(key);
+    if (hit) return hit.answer;
+    const answer = docker().then((d) => inspectJoined(d, networkId, endpointId));
+    recent.set(key, { at: now, answer });
+    answer.catch(() => {
+      if (recent.get(key)?.answer === answer) recent.delete(key);
+    });
+    return answer;
+  };
 }

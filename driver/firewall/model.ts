@@ -13,6 +13,11 @@ export interface FirewallNetwork {
   internal: boolean;
   icc: boolean;
   masquerade: boolean;
+  /**
+   * Some network policy covers the network: its traffic must stay connection-tracked (the
+   * policy table lets replies through by conntrack state), so it is not exempted with notrack.
+   */
+  tracked?: boolean;
   /** Host ports forwarded to this network's containers (`docker run -p`). */
   published: PublishedPort[];
 }

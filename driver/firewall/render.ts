@@ -102,8 +102,8 @@ export function renderNftScript(networks: readonly FirewallNetwork[], names: Fir
   // through the gateway), so neither it nor its replies match here. Skipping connection tracking
   // (and the NAT hooks with it) for these frames keeps br_netfilter's cost off the bridge and the
   // overlay; anything addressed to the host itself (the gateway) stays tracked. (With ICC off
-  // these frames are dropped anyway.)
-  const untracked = nets.filter((n) => n.icc).flatMap((n) => [
+  // these frames are dropped anyway.) Networks covered by a policy stay tracked (policy-render.ts).
+  const untracked = nets.filter((n) => n.icc && !n.tracked).flatMap((n) => [
     ...n.subnets4.map((s) => `\t\tiifname ${q(n.bridge)} ip saddr ${s} ip daddr ${s} fib daddr type != local notrack`),
     ...n.subnets6.map((s) => `\t\tiifname ${q(n.bridge)} ip6 saddr ${s} ip6 daddr ${s} fib daddr type != local notrack`),
   ]);

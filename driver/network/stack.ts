@@ -39,13 +39,15 @@ export interface NetworkStackParts {
    * up in it), before the services that call it are built.
    */
   overlay?: (table: NetworkTable) => OverlayControl;
+  /** Networks some network policy covers (they keep connection tracking). */
+  policed?: (networkId: string) => boolean;
   /** Joins and leaves, for whoever listens (service discovery). */
   events?: EndpointEvents;
 }
 
 export function createNetworkStack(p: NetworkStackParts): NetworkStack {
   const table = new NetworkTable(p.repo, p.log);
-  const firewall = new NetworkFirewall(table, p.firewall);
+  const firewall = new NetworkFirewall(table, p.firewall, p.policed);
   const reserver = new PortReserver(p.log.child({ svc: 'ports' }));
   const teardown = new BackgroundTeardown(p.log);
   const deps = { table, dataplane: p.dataplane, firewall, ports: reserver, overlay: p.overlay?.(table), log: p.log, teardown };

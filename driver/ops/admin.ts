@@ -9,6 +9,8 @@ import type { IpamService } from '../../ipam-driver/index';
 import type { Reconciler } from '../reconcile/reconciler';
 import type { HealthView } from '../../lib/cluster/health';
 import type { ClaimConflict } from '../../ipam-driver/index';
+import { asLoomError } from '../../lib/errors';
+import { checkPolicyName, PolicyService } from './policy-service';
 
 /** This host's view of the cluster (status, doctor). */
 export interface ClusterStatus {
@@ -41,6 +43,20 @@ export interface AdminDeps {
   peers?: () => unknown;
   /** Service discovery: the names loom serves, optionally of one network (overlay key or Docker name). */
   names?: (network?: string) => unknown;
+  /** Network policy (loomctl policy ...). */
+  policies?: PolicyService;
+}
+
+const STATUS: Record<string, number> = { invalid: 400, 'not-found': 404, conflict: 409, unavailable: 503 };
+
+/** Runs a route's work; a LoomError becomes its status and `{ error }`. */
+async function answer(res: Response, work: () => unknown): Promise<void> {
+  try {
+    sendJson(res, await work());
+  } catch (err) {
+    const e = asLoomError(err);
+    res.status(STATUS[e.kind] ?? 500).type('application/json').send(JSON.stringify({ error: e.message, kind: e.kind }));
+  }
 }
 
 /** JSON with bigint values written as decimal strings. */
@@ -88,6 +104,7 @@ export function createAdminApp(deps: AdminDeps): express.Express {
       dockerView: observed.docker !== undefined,
       cluster: deps.cluster ? deps.cluster() : undefined,
       firewallDrift: observed.firewallDrift,
+      policyDrift: deps.policies ? await deps.policies.drift() : [],
       actions: actions.map((a) => ({ ...a, container: 'endpointId' in a ? (observed.docker?.containerNames.get(a.endpointId) ?? '') : undefined })),
       overlays,
       unknownToLoom,
@@ -100,6 +117,17 @@ export function createAdminApp(deps: AdminDeps): express.Express {
   app.get('/v1/peers', (_req: Request, res: Response) => {
     sendJson(res, deps.peers ? deps.peers() : { cluster: false });
   });
+  const policies = (): PolicyService => {
+    if (!deps.policies) throw asLoomError(new Error('network policy is not available'));
+    return deps.policies;
+  };
+  app.get('/v1/policies', (_req: Request, res: Response) => answer(res, () => policies().list()));
+  app.post('/v1/policies', express.text({ type: () => true, limit: '1mb' }), (req: Request, res: Response) =>
+    answer(res, () => policies().apply(typeof req.body === 'string' ? req.body : '', typeof req.query.file === 'string' ? req.query.file : undefined)),
+  );
+  app.get('/v1/policies/:name', (req: Request, res: Response) => answer(res, () => policies().show(checkPolicyName(String(req.params.name)))));
+  app.delete('/v1/policies/:name', (req: Request, res: Response) => answer(res, async () => ({ removed: await policies().remove(checkPolicyName(String(req.params.name))) })));
+  app.get('/v1/policy-explain', (req: Request, res: Response) => answer(res, () => policies().explain(String(req.query.container ?? ''))));
   app.use((_req: Request, res: Response) => {
     res.status(404).type('application/json').send(JSON.stringify({ error: 'not found' }));
   });

@@ -23,11 +23,14 @@ export interface MetricsSources {
   claimConflicts?: { size: number };
   /** Container names by endpoint id, where Docker told the reconciler. */
   containerNames(): Map<string, string>;
+  /** The policy table's rule counters by rule comment (`<policy> <rule>`, `ingress default deny`). */
+  policyCounters?: () => Promise<Record<string, { packets: number; bytes: number }>>;
 }
 
 export class Metrics {
   readonly registry = new Registry();
   readonly calls: Counter<'method' | 'outcome'>;
+  readonly policyLabelWindow: Histogram;
   readonly callSeconds: Histogram<'method' | 'outcome'>;
   readonly repairs: Counter<'kind'>;
   readonly kernelErrors: Counter<'errno'>;
@@ -47,6 +50,12 @@ export class Metrics {
     });
     this.repairs = new Counter({ name: 'loom_reconciler_repairs_total', help: 'Drift repaired by the reconciler, by kind', labelNames: ['kind'], registers: [r] });
     this.kernelErrors = new Counter({ name: 'loom_kernel_errors_total', help: 'Netlink requests the kernel refused, by errno', labelNames: ['errno'], registers: [r] });
+    this.policyLabelWindow = new Histogram({
+      name: 'loom_policy_label_window_seconds',
+      help: 'From Join until the container\'s labels are in the policy sets (its fail-closed window)',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [r],
+    });
     this.dnsQueries = new Counter({ name: 'loom_dns_queries_total', help: 'DNS queries of containers on loom overlays: answered by loom, relayed to Docker, refused, failed', labelNames: ['result'], registers: [r] });
   }
 
@@ -155,6 +164,27 @@ export class Metrics {
           for (const { labels, stats } of await endpointTraffic()) this.set(labels, Number(pick(stats)));
         },
       });
+    const policyCounters = src.policyCounters;
+    if (policyCounters) {
+      // nft's counters: they restart from 0 when the policy table is replaced (policy changes, loomd start).
+      const policyGauge = (name: string, help: string, pick: (c: { packets: number; bytes: number }) => number): Gauge<string> =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['policy', 'rule'],
+          registers: [r],
+          async collect() {
+            this.reset();
+            for (const [comment, c] of Object.entries(await policyCounters().catch(() => ({})))) {
+              const deny = / default deny$/.test(comment);
+              const space = comment.indexOf(' ');
+              this.set(deny ? { policy: '', rule: comment } : { policy: comment.slice(0, space), rule: comment.slice(space + 1) }, pick(c));
+            }
+          },
+        });
+      policyGauge('loom_policy_rule_packets', 'Packets matched by each network policy rule (allowed) and by the default denies (dropped)', (c) => c.packets);
+      policyGauge('loom_policy_rule_bytes', 'Bytes matched by each network policy rule and by the default denies', (c) => c.bytes);
+    }
     traffic('loom_endpoint_sent_bytes', 'Bytes the container sent (host veth rx)', (s) => s.rxBytes);
     traffic('loom_endpoint_received_bytes', 'Bytes the container received (host veth tx)', (s) => s.txBytes);
     traffic('loom_endpoint_sent_packets', 'Packets the container sent', (s) => s.rxPackets);

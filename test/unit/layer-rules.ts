@@ -7,7 +7,7 @@ export const LAYERS: ReadonlyArray<{ name: string; rank: number; paths: string[]
   { name: 'ground', rank: 0, paths: ['lib/'] },
   { name: 'ipam core', rank: 1, paths: ['ipam-driver/core/'] },
   { name: 'ipam', rank: 2, paths: ['ipam-driver/'] },
-  { name: 'model', rank: 3, paths: ['driver/model/'] },
+  { name: 'model', rank: 3, paths: ['driver/model/', 'driver/policy/'] },
   { name: 'kernel', rank: 4, paths: ['driver/kernel/'] },
   { name: 'dataplane', rank: 5, paths: ['driver/dataplane/', 'driver/firewall/'] },
   { name: 'store', rank: 5, paths: ['driver/store/'] },
