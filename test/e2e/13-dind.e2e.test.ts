@@ -6,8 +6,8 @@
  *   - plain (LOOM_DIND=off: only docker.io, as a docker:dind service is): loom's managed plugin
  *     (plugin-config/build.sh's output) is created and enabled through the inner engine's API,
  *     then a loom network, two containers pinging each other, a published port reached from the
- *     DinD container's namespace, and a restart of the inner dockerd after which all of it works
- *     again;
+ *     DinD container's namespace and from the outer host, and a restart of the inner dockerd after
+ *     which all of it works again;
  *   - as shipped: loomd already runs as a legacy plugin, `docker network create -d loom` works
  *     at once and two inner containers ping.
  *
@@ -23,7 +23,7 @@
  */
 import { TestHost } from '../helpers/test-host';
 import { buildPlugin, PLUGIN_NAME, PluginBuild } from '../helpers/managed-plugin';
-import { buildDindImage, Dind } from '../helpers/dind';
+import { buildDindImage, Dind, DIND_IMAGE } from '../helpers/dind';
 import { waitFor } from '../helpers/run';
 import { engineFromEnv } from '../helpers/engines';
 
@@ -52,8 +52,16 @@ if (!OUTER_OK) console.log('13-dind: runs with LOOM_TEST_ENGINE=28.5 only (npm r
 beforeAll(async () => {
   if (!OUTER_OK) return;
   host = await TestHost.create();
-  await timed('dind:build', () => buildDindImage(host));
-  build = await timed('plugin:build', () => buildPlugin(host, { create: false }));
+  // Both builds use the outer engine, side by side (they share no files: the plugin's compiles
+  // inside docker build, the image's install.sh compiles this checkout's dist/).
+  // allSettled: neither build is left running against an engine that afterAll removes.
+  const [image, plugin] = await Promise.allSettled([
+    timed('dind:build', () => buildDindImage(host)),
+    timed('plugin:build', () => buildPlugin(host, { create: false })),
+  ]);
+  if (image.status === 'rejected') throw image.reason;
+  if (plugin.status === 'rejected') throw plugin.reason;
+  build = plugin.value;
 });
 
 afterAll(async () => {
@@ -102,6 +110,9 @@ maybe('loom managed plugin in a plain inner dockerd: network, pings, a published
     }, 20_000, 500).catch(async (err) => { throw new Error(`${String(err)}; last: ${await fetchFromDind(d, 18080)}\n${await d.logs()}`); });
     expect(body).toMatch(/^HTTP\/1\.[01] 200/);
     expect(body.trim().split('\n').pop()).toBe('web-in-dind');
+    // and from the outer engine's host, as a CI job reaches its dind service's ports
+    const outer = await host.exec(['timeout', '5', 'bash', '-c', `exec 3<>/dev/tcp/${await d.ip()}/18080 && printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3`], { timeoutMs: 20_000 });
+    expect(outer.stdout.trim().split('\n').pop()).toBe('web-in-dind');
   };
   await check();
 
@@ -128,4 +139,10 @@ maybe('the loom DinD image: loom is enabled at start, two inner containers ping'
   // loomctl inside the DinD container reads loomd's admin socket.
   const status = await d.exec(['loomctl', 'status']);
   expect(status.code).toBe(0);
+});
+
+maybe('without --privileged the image refuses to start and says why', async () => {
+  const r = await host.cli(['run', '--rm', '--name', 'dind-unprivileged', DIND_IMAGE], { timeoutMs: 60_000 });
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toMatch(/loom-dind: error: .*--privileged/);
 });
