@@ -12,7 +12,8 @@
 #   docker exec CONTAINER loom-dind restart-dockerd   restarts the inner dockerd only
 #
 # Environment: LOOM_DIND=off (plain inner engine, no loomd), LOOM_DIND_IPTABLES=auto|nft|legacy
-# (default auto: nft when the kernel has nf_tables), every LOOM_* setting of loomd (loomd --help).
+# (default auto: nft when the kernel has nf_tables), LOOM_DIND_TCP=ADDR:PORT (also listen on plain
+# TCP), every LOOM_* setting of loomd (loomd --help).
 set -uo pipefail
 log() { echo "loom-dind: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -97,6 +98,11 @@ uplink=$(ip -o route show default 2>/dev/null | awk '{ for (i = 1; i < NF; i++) 
 mtu=$(cat "/sys/class/net/${uplink:-none}/mtu" 2>/dev/null || echo 1500)
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(-H unix:///var/run/docker.sock)
+# For CI services that take no command (GitHub Actions): LOOM_DIND_TCP=0.0.0.0:2375 adds a plain
+# TCP listener (no TLS: only on the job's private network).
+# An explicit --tls=false spares dockerd 20.10's 15 s "Startup is intentionally being slowed down"
+# pause for a TCP listener without TLS (--tlsverify=false would turn TLS on: no certificates).
+[ -z "${LOOM_DIND_TCP:-}" ] || args+=(-H "tcp://$LOOM_DIND_TCP" --tls=false)
 if [ "$mtu" -lt 1500 ] && [[ " ${args[*]} " != *" --mtu"* ]]; then
   args+=(--mtu "$mtu")
   log "uplink $uplink has MTU $mtu: dockerd --mtu $mtu; give loom bridge networks -o com.docker.network.driver.mtu=$mtu"

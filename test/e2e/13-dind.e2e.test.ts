@@ -130,7 +130,10 @@ maybe('loom managed plugin in a plain inner dockerd: network, pings, a published
 });
 
 maybe('the loom DinD image: loom is enabled at start, two inner containers ping', async () => {
-  const d = await startDind('dind-loom');
+  const d = await startDind('dind-loom', { LOOM_DIND_TCP: '0.0.0.0:2375' });
+  // LOOM_DIND_TCP: the inner engine also answers on TCP, as a CI job's DOCKER_HOST would reach it
+  const tcp = await host.exec([host.engine.client, '-H', `tcp://${await d.ip()}:2375`, 'version', '-f', '{{.Server.Version}}'], { timeoutMs: 30_000 });
+  expect(tcp.stdout.trim()).toMatch(/^20\.10\./);
   await d.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '--subnet', SUBNET_LOOM, 'n2']);
   for (const c of ['c1', 'c2']) {
     await d.cliOk(['run', '-d', '--init', '--name', c, '--network', 'n2', 'local/busybox', 'sleep', '1d']);

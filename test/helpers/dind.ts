@@ -55,11 +55,16 @@ export class Dind {
 
   /** Waits (bounded) until the inner engine answers; fails early with the container's log if it stopped. */
   async waitReady(timeoutMs = 90_000): Promise<void> {
+    let stopped = '';
     await waitFor(`inner dockerd of ${this.name}`, async () => {
       const state = await this.host.cli(['inspect', '-f', '{{.State.Running}}', this.name]);
-      if (state.stdout.trim() !== 'true') throw new Error(`DinD container ${this.name} is not running:\n${await this.logs()}`);
+      if (state.stdout.trim() !== 'true') {
+        stopped = await this.logs();
+        return true; // no use waiting (waitFor would retry a throw)
+      }
       return fs.existsSync(this.sock) && (await this.cli(['version'], { timeoutMs: 10_000 })).code === 0;
     }, timeoutMs, 250);
+    if (stopped) throw new Error(`DinD container ${this.name} is not running:\n${stopped}`);
   }
 
   /** The container's output (the entrypoint's, loomd's and the inner dockerd's). */
