@@ -48,8 +48,13 @@ export class Dind {
     const envArgs = Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
     await host.cliOk(['run', '-d', '--privileged', '--name', name, '--hostname', name, ...envArgs, '-v', `${outDir}:/run/outer`,
       DIND_IMAGE, '-H', 'unix:///var/run/docker.sock', '-H', 'unix:///run/outer/docker.sock'], { timeoutMs: 60_000 });
-    await d.waitReady();
-    await d.cliOk(['import', '-c', 'CMD ["/bin/sh"]', await busyboxTar(), 'local/busybox'], { timeoutMs: 60_000 });
+    try {
+      await d.waitReady();
+      await d.cliOk(['import', '-c', 'CMD ["/bin/sh"]', await busyboxTar(), 'local/busybox'], { timeoutMs: 60_000 });
+    } catch (err) {
+      await d.remove();
+      throw err;
+    }
     return d;
   }
 
