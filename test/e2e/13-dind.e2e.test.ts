@@ -22,7 +22,7 @@
  * The inner engine is the image's own Debian docker.io 20.10.
  */
 import { TestHost } from '../helpers/test-host';
-import { buildPlugin, PLUGIN_NAME, PluginBuild } from '../helpers/managed-plugin';
+import { cachedPluginBuild, PLUGIN_NAME, PluginBuild } from '../helpers/managed-plugin';
 import { buildDindImage, Dind, DIND_IMAGE } from '../helpers/dind';
 import { waitFor } from '../helpers/run';
 import { engineFromEnv } from '../helpers/engines';
@@ -57,7 +57,7 @@ beforeAll(async () => {
   // allSettled: neither build is left running against an engine that afterAll removes.
   const [image, plugin] = await Promise.allSettled([
     timed('dind:build', () => buildDindImage(host)),
-    timed('plugin:build', () => buildPlugin(host, { create: false })),
+    timed('plugin:build', () => cachedPluginBuild(host)),
   ]);
   if (image.status === 'rejected') throw image.reason;
   if (plugin.status === 'rejected') throw plugin.reason;
