@@ -38,17 +38,20 @@ host_apt_conf() {
 # Bump when cached_rootfs builds a different rootfs (the cached tarballs are then rebuilt).
 ROOTFS_RECIPE="mmdebstrap minbase bookworm, policy-rc.d: 1"
 
-# Sets rootfs_tar to the cached rootfs tarball, building it first when it is missing. Not called in
-# a command substitution: the build is tied to this script's own process (--pdeathsig).
-# The name carries a hash of what shapes it: the mirror, the apt settings and ROOTFS_RECIPE.
+# cached_rootfs MIRROR CACHE [NAME [PACKAGES]]: sets rootfs_tar to the cached rootfs tarball
+# CACHE/NAME-<hash>.tar (NAME defaults to bookworm), building it first when it is missing; PACKAGES
+# (comma-separated, e.g. the DinD image's docker.io,iptables) are installed into it by mmdebstrap.
+# Not called in a command substitution: the build is tied to this script's own process (--pdeathsig).
+# The name carries a hash of what shapes it: the mirror, the apt settings, ROOTFS_RECIPE and PACKAGES.
 #
 # Built with mmdebstrap, not debootstrap: the same minbase Debian from the same mirror, but it
 # installs through apt (parallel downloads, dpkg's unsafe-io) and writes the tarball directly:
 # 95 s cold here against 240 s for debootstrap + tar, and a CI machine always starts cold.
 cached_rootfs() {
-  local mirror=$1 cache=$2 key tar tmp opt
-  key=$(printf '%s\n' "$ROOTFS_RECIPE" "$mirror" "$(host_apt_conf)" | sha256sum | cut -c1-12)
-  tar="$cache/bookworm-$key.tar"
+  local mirror=$1 cache=$2 name=${3:-bookworm} packages=${4:-} key tar tmp opt
+  # (without PACKAGES the hash is the one of the plain minbase, so its cache stays valid)
+  key=$(printf '%s\n' "$ROOTFS_RECIPE" "$mirror" "$(host_apt_conf)" ${packages:+"$packages, no recommends, no docs"} | sha256sum | cut -c1-12)
+  tar="$cache/$name-$key.tar"
   if [ -s "$tar" ]; then
     log "reusing the cached rootfs $tar"
     rootfs_tar=$tar
@@ -64,7 +67,12 @@ cached_rootfs() {
   echo $$ >"$tmp/owner"
   local aptopts=()
   while IFS= read -r opt; do [ -n "$opt" ] && aptopts+=("--aptopt=$opt"); done < <(host_apt_conf)
-  log "mmdebstrap --variant=minbase bookworm from $mirror (cached as $tar)"
+  # With PACKAGES, an image's rootfs: no recommends (docker.io's pull in git and perl) and no
+  # documentation, as in slim images.
+  [ -z "$packages" ] || aptopts+=("--include=$packages" '--aptopt=APT::Install-Recommends "false"'
+    '--dpkgopt=path-exclude=/usr/share/doc/*' '--dpkgopt=path-exclude=/usr/share/man/*'
+    '--dpkgopt=path-exclude=/usr/share/info/*' '--dpkgopt=path-exclude=/usr/share/locale/*')
+  log "mmdebstrap --variant=minbase bookworm${packages:+ with $packages} from $mirror (cached as $tar)"
   # In root mode it mounts /proc, /sys and /dev inside the target while it works, and forks apt and
   # dpkg: private mount and PID namespaces keep every such mount and process from outliving it, and
   # --pdeathsig at each hop (then --kill-child) ends it all with this script, even on SIGKILL.
@@ -86,7 +94,7 @@ cached_rootfs() {
   mv "$tmp/rootfs.tar" "$tar"
   rm -rf --one-file-system "$tmp"
   # Tarballs of other recipes or mirrors are not used any more.
-  find "$cache" -maxdepth 1 -name 'bookworm-*.tar' ! -path "$tar" -delete
+  find "$cache" -maxdepth 1 -name "$name-*.tar" ! -path "$tar" -delete
   rootfs_tar=$tar
 }
 

@@ -7,7 +7,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { run } from './run';
+import { createHash } from 'node:crypto';
+import { run, runOk } from './run';
 import { REPO, ROOT, TestHost, TestHostOptions } from './test-host';
 
 /** The plugin's name, as `npm run plugin:build` creates it. */
@@ -32,11 +33,65 @@ export interface PluginBuild {
   log: string;
 }
 
+/** What makes the plugin directory: build.sh's inputs (node_modules follows package-lock.json). */
+const PLUGIN_INPUTS = ['driver', 'ipam-driver', 'lib', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json',
+  'Dockerfile', '.dockerignore', 'plugin-config/build.sh', 'plugin-config/config.json'];
+/** Cached plugin directories older than this are removed (other checkouts' builds are younger). */
+const CACHE_MAX_AGE_MS = 12 * 3600_000;
+
+/** A hash of the plugin's inputs in this checkout (committed or not) and node's version; undefined without git. */
+async function pluginInputsKey(): Promise<string | undefined> {
+  let listing: string;
+  try {
+    listing = await runOk('git', ['-C', REPO, 'ls-files', '-co', '--exclude-standard', '-z', '--', ...PLUGIN_INPUTS]);
+  } catch {
+    return undefined;
+  }
+  const h = createHash('sha256').update(process.version);
+  for (const f of listing.split('\0').filter(Boolean).sort()) {
+    const file = path.join(REPO, f);
+    if (fs.existsSync(file)) h.update(`${f}\0`).update(fs.readFileSync(file));
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+const cachedDir = (key: string): string => path.join(ROOT, `plugin-dir-${key}`);
+
+/** Keeps a built plugin directory under ROOT for cachedPluginBuild (same inputs, same directory). */
+async function saveBuild(dir: string, key: string | undefined): Promise<void> {
+  if (key === undefined || fs.existsSync(cachedDir(key))) return;
+  const tmp = `${cachedDir(key)}.tmp-${process.pid}`;
+  await runOk('cp', ['-a', dir, tmp], { timeoutMs: 120_000 });
+  try {
+    fs.renameSync(tmp, cachedDir(key));
+  } catch {
+    fs.rmSync(tmp, { recursive: true, force: true }); // another test process saved it first
+  }
+  for (const e of fs.readdirSync(ROOT)) {
+    const p = path.join(ROOT, e);
+    if (e.startsWith('plugin-dir-') && Date.now() - fs.statSync(p).mtimeMs > CACHE_MAX_AGE_MS) fs.rmSync(p, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The plugin directory for the checkout as it is: the one an earlier build of the same inputs
+ * left under ROOT (e2e 08 builds it in every engine pass), or a new build (create: false).
+ */
+export async function cachedPluginBuild(host: TestHost): Promise<PluginBuild> {
+  const key = await pluginInputsKey();
+  if (key !== undefined && fs.existsSync(path.join(cachedDir(key), 'config.json'))) {
+    return { dir: cachedDir(key), log: `reused ${cachedDir(key)}` };
+  }
+  return buildPlugin(host, { create: false });
+}
+
 /**
  * Builds the plugin directory with `host`'s engine into the host's directory (about 40 s) and,
  * with `create`, creates the plugin there (disabled). Throws with the build's output on failure.
+ * The directory is also kept under ROOT for cachedPluginBuild.
  */
 export async function buildPlugin(host: TestHost, opts: { create: boolean }): Promise<PluginBuild> {
+  const key = await pluginInputsKey();
   const dir = path.join(host.dir, 'plugin-build');
   const r = await run('npm', ['--prefix', REPO, 'run', 'plugin:build'], {
     timeoutMs: 540_000,
@@ -51,6 +106,7 @@ export async function buildPlugin(host: TestHost, opts: { create: boolean }): Pr
   });
   const log = r.stdout + r.stderr;
   if (r.code !== 0) throw new Error(`npm run plugin:build exited ${r.code}:\n${log}`);
+  await saveBuild(dir, key);
   return { dir, log };
 }
 

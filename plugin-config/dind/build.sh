@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# `npm run dind:build`: the DinD image of loom (issue 17), built offline like the plugin.
+#
+#   1. a Debian 12 rootfs with docker.io, iptables, nftables, iproute2 and busybox-static
+#      (mmdebstrap minbase from the host's configured apt mirror: test/fresh-machine/rootfs.sh's
+#      functions), cached as $LOOM_DIND_CACHE/dind-bookworm-<hash>.tar;
+#   2. plus loom: plugin-config/install.sh --root (dist/ and the production node_modules in
+#      /opt/loom, loomd, loomctl), this machine's node (20) in /usr/local/bin, and the entrypoint
+#      plugin-config/dind/entrypoint.sh, appended to a copy of that tarball;
+#   3. `docker import` of it as $LOOM_DIND_IMAGE with the entrypoint, environment and the
+#      volumes /var/lib/docker and /var/lib/loom.
+#
+# Run it: docker run -d --privileged --name dind $LOOM_DIND_IMAGE   (see docs/ci.md)
+#
+# Environment: DOCKER_HOST (the engine to import into), DOCKER (the CLI, default docker),
+# LOOM_DIND_IMAGE (default loom/dind:latest), LOOM_DIND_CACHE (default /var/cache/loom-dind),
+# LOOM_DIND_IMPORT=0 (only build the cached rootfs and the image tarball, print its path).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${LOOM_DIND_CACHE:-/var/cache/loom-dind}
+image=${LOOM_DIND_IMAGE:-loom/dind:latest}
+docker=${DOCKER:-docker}
+log() { echo "dind:build: $*" >&2; }
+# shellcheck source=../../test/fresh-machine/rootfs.sh
+source "$repo/test/fresh-machine/rootfs.sh"
+
+# What the inner engine and loom need; nothing else (no kmod: modules come from the host).
+# ca-certificates: the inner engine pulls from registries over TLS (recommends are not installed).
+PACKAGES=docker.io,iptables,nftables,iproute2,busybox-static,ca-certificates
+
+[ "$(id -u)" = 0 ] || { log "run as root (mmdebstrap builds the rootfs as root)"; exit 1; }
+node=$(command -v node) || { log "node (>= 20) is missing"; exit 1; }
+
+start=$SECONDS
+mkdir -p "$cache"
+sweep_builds "$cache"
+mirror=$(host_mirror) || { log "no bookworm mirror in the host's apt sources"; exit 1; }
+rootfs_tar=""
+cached_rootfs "$mirror" "$cache" dind-bookworm "$PACKAGES"
+t_rootfs=$((SECONDS - start))
+
+work=$(mktemp -d "$cache/build.XXXXXX")
+echo $$ >"$work/owner"
+trap 'rm -rf --one-file-system "$work"' EXIT
+layer=$work/layer
+mkdir -p "$layer/usr/local/bin"
+bash "$repo/plugin-config/install.sh" --root "$layer" >&2
+install -m 755 "$node" "$layer/usr/local/bin/node"
+install -m 755 "$here/entrypoint.sh" "$layer/usr/local/bin/loom-dind"
+mkdir -p "$layer/var/lib/loom" "$layer/var/lib/docker" "$layer/run/docker/plugins"
+out=$work/image.tar
+cp "$rootfs_tar" "$out"
+# Appended without the entries the rootfs already has (./usr/, ./usr/local/bin/...): Docker refuses
+# a tar with duplicate paths.
+tar -tf "$rootfs_tar" | sed 's|/$||' | LC_ALL=C sort -u >"$work/base.list"
+(cd "$layer" && find . | LC_ALL=C sort) | LC_ALL=C comm -23 - "$work/base.list" >"$work/layer.list"
+tar -C "$layer" --numeric-owner --owner=0 --group=0 --no-recursion -rf "$out" -T "$work/layer.list"
+log "image rootfs: $(( $(stat -c %s "$out") / 1048576 )) MB"
+
+if [ "${LOOM_DIND_IMPORT:-1}" = 0 ]; then
+  mv "$out" "$cache/image.tar"
+  log "wrote $cache/image.tar (rootfs ${t_rootfs}s, total $((SECONDS - start))s)"
+  exit 0
+fi
+timeout 300 "$docker" import \
+  --change 'ENTRYPOINT ["/usr/local/bin/loom-dind"]' \
+  --change 'CMD []' \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'ENV LOOM_DIND=on' \
+  --change 'VOLUME /var/lib/docker' \
+  --change 'VOLUME /var/lib/loom' \
+  "$out" "$image" >/dev/null
+log "imported $image (rootfs ${t_rootfs}s, total $((SECONDS - start))s)"
