@@ -13,7 +13,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { killAndWait, run, runOk, sleep } from '../helpers/run';
-import { BenchContext, CallLine, fileSize, readCalls, rssMiB, timed } from './context';
+import { pluginCall } from '../helpers/unix-http';
+import { BenchContext, CallLine, fileSize, msSince, readCalls, rssMiB, timed } from './context';
 import { StandaloneLoomd, call, randomId } from './standalone';
 import { REPO } from '../helpers/test-host';
 import { fmt, median, percentile } from './stats';
@@ -127,6 +128,22 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
     // ---- restart ---------------------------------------------------------------------------------
     ctx.phase('scale: restarts');
     const sock: number[] = [];
+    // A real call (state read, not the early socket's handshake): EndpointOperInfo of the last endpoint.
+    const real: number[] = [];
+    const probeEp = eps[eps.length - 1];
+    const realCall = async (t0: bigint): Promise<number> => {
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        try {
+          const res = await pluginCall(d.socket, 'NetworkDriver.EndpointOperInfo', { NetworkID: net0.id, EndpointID: probeEp?.id });
+          if (res.status === 200) return msSince(t0);
+        } catch {
+          // not listening yet
+        }
+        await sleep(2);
+      }
+      throw new Error('no real call answered within 20 s of the restart');
+    };
     const rec: number[] = [];
     const internal: number[] = [];
     const listening: number[] = [];
@@ -139,7 +156,10 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
       const wall0 = Date.now();
       const t0 = process.hrtime.bigint();
       d.spawn();
-      sock.push(await d.waitAnswering(t0, 20_000, 5));
+      // Both probes start at spawn: the handshake (answered by the early socket) and a real call.
+      const [s0, r0] = await Promise.all([d.waitAnswering(t0, 20_000, 5), realCall(t0)]);
+      sock.push(s0);
+      real.push(r0);
       rec.push(await d.waitReconciled(t0));
       const line = fs.readFileSync(d.logFile, 'utf8').slice(from).split('\n').find((l) => l.includes('"msg":"loomd listening"'));
       if (line) {
@@ -156,7 +176,8 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
       `Restart with ${N} endpoints and ${M} networks: SIGKILL, start (node + loomd), ${ctx.config.restarts} times, ms`,
       ['until', 'p50', 'max', 'runs'],
       [
-        ['the socket answers GetCapabilities (from spawn)', fmt(median(sock)), fmt(Math.max(...sock)), sock.map((x) => x.toFixed(0)).join(' / ')],
+        ['the socket answers GetCapabilities (from spawn; the early socket answers the handshake)', fmt(median(sock)), fmt(Math.max(...sock)), sock.map((x) => x.toFixed(0)).join(' / ')],
+        ['the first real call is answered (EndpointOperInfo of a stored endpoint, from spawn)', fmt(median(real)), fmt(Math.max(...real)), real.map((x) => x.toFixed(0)).join(' / ')],
         ['loomd logs "loomd listening" (its log timestamp, from spawn: node start, module loading, start-up)', fmt(median(listening)), fmt(Math.max(...listening)), listening.join(' / ')],
         ['of which loomd\'s own start-up (its startMs: store opened, state loaded, sockets bound)', fmt(median(internal)), fmt(Math.max(...internal)), internal.join(' / ')],
         ['the first reconcile pass is done (admin API passes >= 1; after the data-plane restore)', fmt(median(rec)), fmt(Math.max(...rec)), rec.map((x) => x.toFixed(0)).join(' / ')],
@@ -208,6 +229,7 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
       loomdStartMs: fmt(median(internal)),
       listeningMs: fmt(median(listening)),
       sockMs: fmt(median(sock)),
+      realMs: fmt(median(real)),
       recMs: fmt(median(rec)),
       rssBare: fmt(floors.rssBare, 1),
       rssModules: fmt(floors.rssModules, 1),
@@ -240,13 +262,13 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
         (cd ? `; during ${cd.n} sequential docker starts p50 ${fmt(cd.p50, 2)} ms, max ${fmt(cd.max, 1)} ms` : ''),
       pass: cejP99 <= 10,
     });
-    const sockP50 = median(sock);
+    const realP50 = median(real);
     ctx.report.target({
       id: 'restart',
-      name: `socket answering after a restart with ${N} endpoints`,
-      target: '<= 200 ms',
-      measured: `${fmt(sockP50)} ms p50, ${fmt(Math.max(...sock))} ms max over ${sock.length} restarts (loomd's own start ${fmt(median(internal))} ms; first reconcile pass done after ${fmt(median(rec))} ms)`,
-      pass: sockP50 <= 200,
+      name: `first real plugin call answered after a restart with ${N} endpoints`,
+      target: '<= 200 ms p50',
+      measured: `${fmt(realP50)} ms p50, ${fmt(Math.max(...real))} ms max over ${real.length} restarts (handshake ${fmt(median(sock))} ms; loomd's own start ${fmt(median(internal))} ms; first reconcile pass done after ${fmt(median(rec))} ms)`,
+      pass: realP50 <= 200,
     });
 
     // ---- the kernel's own cost, for comparison ----------------------------------------------------
