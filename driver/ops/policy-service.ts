@@ -98,6 +98,9 @@ export class PolicyService implements EndpointListener {
   joined(net: NetworkRecord, ep: EndpointRecord): void {
     if (!this.d.inspect) return;
     if (this.joinedAt.size < 10_000) this.joinedAt.set(ep.id, Date.now());
+    // Fail closed at once: on a covered network it is pending until its labels are known (in
+    // the background: the Join answers without waiting for nft).
+    if (this.covers(net.id)) setImmediate(() => this.requestSync());
     this.queue.push(`labels:${ep.id}`, `learn the labels of endpoint ${ep.id.slice(0, 12)}`, () => this.learn(net.id, ep.id));
   }
 
@@ -381,6 +384,7 @@ export class PolicyService implements EndpointListener {
           container: l?.container,
           addresses4: e.address ? [stripLength(e.address)] : [],
           addresses6: e.addressV6 ? [stripLength(e.addressV6)] : [],
+          joined: e.sandboxKey !== undefined,
         });
       }
     }

@@ -31,6 +31,8 @@ export interface PolicyEndpoint {
   addresses6: string[];
   /** Another host's endpoint on an overlay (cluster mode): a peer, never pending here. */
   remote?: boolean;
+  /** False: not joined to a container (created, or left): never pending. Default true. */
+  joined?: boolean;
 }
 
 /** A loom network: its id and, when known, Docker's name for it. */
@@ -132,7 +134,7 @@ export function compilePolicies(policies: readonly Policy[], networks: readonly 
       egress: p.egress?.map((r, j) => compileRule(`egress[${j}]`, `${stem}-eg${j}`, r.to, r.ports, pool)),
     };
   });
-  const pending = endpoints.filter((e) => !e.remote && e.labels === undefined && covered.has(e.networkId));
+  const pending = endpoints.filter((e) => !e.remote && e.joined !== false && e.labels === undefined && covered.has(e.networkId));
   const union = (dir: 'ingress' | 'egress', fam: 'selected4' | 'selected6'): string[] => sorted(compiled.filter((c) => c[dir]).flatMap((c) => c[fam]));
   return {
     policies: compiled,

@@ -86,14 +86,19 @@ test('fail closed: a new container on a covered network is pending until its lab
   dockerDelay = new Promise((r) => (answer = r));
   const api = addEp('api', '198.18.10.3');
   labelsById.set(api.id, { tier: 'api' });
-  svc.joined(net, api);
-  await svc.sync();
+  svc.joined(net, api); // the Join itself asks for the sync (in the background)
+  await flush();
   expect(elements(scripts.at(-1), 'pending4')).toBe('198.18.10.3');
   expect(svc.explain('api'.padEnd(64, '0'))[0]).toMatchObject({ pending: true, labelsUnknown: true });
   answer();
   await flush();
   expect(elements(scripts.at(-1), 'pending4')).toBe('');
   expect(elements(scripts.at(-1), 'p0-in0-4')).toBe('198.18.10.3');
+  // Leave: out of every set at once, pending included (its address may be reused).
+  delete (api as { sandboxKey?: string }).sandboxKey;
+  svc.left(net, api);
+  await flush();
+  expect(scripts.at(-1)).not.toContain('198.18.10.3');
   dockerDelay = Promise.resolve();
   await svc.stop();
 });

@@ -111,12 +111,14 @@ describe('compiler', () => {
       ep('free-new', undefined, '198.18.30.9', UNCOVERED),
       { ...ep('remote-new', undefined, '198.18.10.77'), remote: true },
       { ...ep('remote-api', { tier: 'api' }, '198.18.10.78'), remote: true },
+      { ...ep('left', undefined, '198.18.10.79'), joined: false },
     ];
     const m = compilePolicies([db], nets, eps);
     expect(m.pending4).toEqual(['198.18.10.5']);
     // remote peers are peers; remote endpoints with unknown labels are in no set at all
     expect(m.policies[0]?.ingress?.[0]?.peers4).toEqual(['198.18.10.3', '198.18.10.78']);
     expect(JSON.stringify(m)).not.toContain('198.18.10.77');
+    expect(JSON.stringify(m)).not.toContain('198.18.10.79'); // not joined (left): not pending
     // no policy: nothing pending
     expect(compilePolicies([], nets, eps).pending4).toEqual([]);
     expect(explainEndpoint(m, ENDPOINTS[3]!, eps).pending).toBe(true);
