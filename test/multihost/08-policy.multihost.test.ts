@@ -3,8 +3,9 @@
  * overlay over 3 hosts, the db on B (tier=db, listening on 5432 and 6000), the api on A
  * (tier=api) and the frontend on C (tier=frontend). A policy applied with loomctl on A alone
  * (it goes to etcd, every loomd follows) lets the api reach db:5432 and keeps the frontend
- * and the api on another port out; explain on B names the policy; rm restores reach. One
- * cluster for every check (CI time).
+ * and the api on another port out; explain on B names the policy; with B cut off from etcd
+ * and its loomd killed and restarted, B keeps enforcing (kernel, then its stored copy) and
+ * refuses changes; rm restores reach. One cluster for every check (CI time).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -77,6 +78,26 @@ test('a policy applied on one host: api (A) reaches db (B) on 5432 only, fronten
   expect(explained).toMatchObject({ code: 0 });
   expect(explained.out).toMatch(/db-ingress/);
   expect(explained.out).toMatch(/on another host/);
+
+  // etcd unreachable from B, and B's loomd killed and restarted meanwhile: the kernel keeps
+  // enforcing, then the restarted loomd enforces its stored copy; changes are refused.
+  const table = `${(await B.loomOwner()).nftTable}-policy`;
+  await c.partitionFromEtcd(B);
+  try {
+    await B.stopLoomd('SIGKILL');
+    expect(await reaches(C, 'front', db, 5432)).toBe(false);
+    await B.startLoomd({ LOOM_ETCD_ENDPOINTS: c.endpoints, LOOM_ADVERTISE_ADDRESS: '198.18.0.2', LOOM_LEASE_TTL: '4', LOOM_PEER_GRACE: '5' });
+    await waitFor('B enforcing its stored copy', async () => ((await B.exec(['nft', 'list', 'table', 'inet', table])).stdout.includes('db-ingress ingress[0]') ? true : undefined), 15_000, 250);
+    expect((await B.exec(['nft', 'list', 'set', 'inet', table, 'p0-sel4'])).stdout).toContain(db);
+    const refused = await loomctl(B, ['rm', 'db-ingress']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.out).toMatch(/unreachable/);
+  } finally {
+    await c.healPartition(B);
+  }
+  // etcd back: B learns the remote peers again.
+  expect(await settlesTo(A, 'api', db, 5432, true)).toBe(true);
+  expect(await settlesTo(C, 'front', db, 5432, false)).toBe(false);
 
   // Removed from another host: reach comes back everywhere.
   expect(await loomctl(C, ['rm', 'db-ingress'])).toMatchObject({ code: 0 });
