@@ -34,7 +34,7 @@ import { createAdminApp } from './ops/admin';
 import type { Metrics } from './ops/metrics';
 import { dockerViewSource } from './reconcile/docker-view';
 import { DEFAULT_RECONCILE, Reconciler } from './reconcile/reconciler';
-import { clusterStatus, joinCluster, peersView } from './startup/cluster';
+import { clusterPolicyDeps, clusterStatus, joinCluster, peersView, watchClusterPolicies } from './startup/cluster';
 import { closeServers, lazyDocker, listenMetrics, restoreDataPlane } from './startup/listeners';
 import { openState } from './startup/state';
 import { NetworkRepository } from './store/network-repo';
@@ -101,6 +101,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
               networks: lookup,
               propagator: docker ? new DockerPropagator(docker, cluster.agent, config.driverName, log.child({ svc: 'propagate' })) : undefined,
               log: log.child({ svc: 'cluster' }),
+              // Built below, over this table; only called once it exists.
+              labelsOf: (n, e) => policies.labelsOf(n, e),
             })),
         }
       : {}),
@@ -115,8 +117,10 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     ...(inspect ? { inspect } : {}),
     log: log.child({ svc: 'policy' }),
     ...(metrics ? { onLabelWindow: (ms: number) => metrics.policyLabelWindow.observe(ms / 1000) } : {}),
+    ...(cluster ? clusterPolicyDeps(cluster, table, () => coordinator) : {}),
   });
   endpointEvents.listen(policies);
+  if (cluster) watchClusterPolicies(cluster, policies);
   // Service discovery on overlays (cluster mode with the Docker API): names learned and resolvers attached in the background.
   const discovery =
     cluster && docker

@@ -66,7 +66,8 @@ function explainText(list: Any[]): string {
   const out: string[] = [];
   for (const x of list) {
     out.push(`${x.container ?? x.endpointId.slice(0, 12)} on network ${String(x.networkId).slice(0, 12)} (${(x.addresses as string[]).join(', ')})`);
-    if (x.labelsUnknown) out.push('  labels: NOT KNOWN YET (in no policy set: traffic that needs them is denied)');
+    if (x.pending) out.push('  labels: NOT KNOWN YET: pending, all its forwarded traffic is dropped until they are (fail closed)');
+    else if (x.labelsUnknown) out.push('  labels: NOT KNOWN YET (in no policy set: traffic that needs them is denied)');
     else out.push(`  labels: ${Object.entries(x.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`);
     for (const dir of ['ingress', 'egress'] as const) {
       const d = x[dir];

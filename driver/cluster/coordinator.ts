@@ -31,6 +31,8 @@ export interface CoordinatorDeps {
   networks: NetworkLookup;
   propagator: DockerPropagator | undefined;
   log: Logger;
+  /** The learned labels of a local endpoint (network policy), published with it. */
+  labelsOf?: (networkId: string, endpointId: string) => Record<string, string> | undefined;
 }
 
 export class ClusterCoordinator implements OverlayControl {
@@ -40,10 +42,11 @@ export class ClusterCoordinator implements OverlayControl {
   private readonly networks: NetworkLookup;
   private readonly propagator: DockerPropagator | undefined;
   private readonly log: Logger;
+  private readonly labelsOf: CoordinatorDeps['labelsOf'];
   readonly entries: OverlayEntries;
 
   constructor(d: CoordinatorDeps) {
-    ({ agent: this.agent, ipam: this.ipam, pools: this.pools, networks: this.networks, propagator: this.propagator, log: this.log } = d);
+    ({ agent: this.agent, ipam: this.ipam, pools: this.pools, networks: this.networks, propagator: this.propagator, log: this.log, labelsOf: this.labelsOf } = d);
     this.entries = new OverlayEntries(d.agent, d.networks, d.kernel, d.log);
     d.events.listen({
       onRemoteEndpoint: (ep, present) => void this.entries.changed(ep, present),
@@ -153,6 +156,8 @@ export class ClusterCoordinator implements OverlayControl {
 
   endpointUp(record: NetworkRecord, ep: EndpointRecord): void {
     const ov = record.overlay as OverlayAttachment;
+    // Labels only while joined (they are the container's, learned after Join).
+    const labels = ep.sandboxKey ? this.labelsOf?.(record.id, ep.id) : undefined;
     this.agent.publishEndpoint({
       overlay: ov.key,
       endpointId: ep.id,
@@ -160,6 +165,7 @@ export class ClusterCoordinator implements OverlayControl {
       ...(ep.address ? { ip: stripLength(ep.address) } : {}),
       ...(ep.addressV6 ? { ip6: stripLength(ep.addressV6) } : {}),
       ...(ep.dnsNames?.length ? { names: ep.dnsNames } : {}),
+      ...(labels ? { labels } : {}),
     });
   }
 

@@ -45,6 +45,8 @@ export interface RemoteEndpoint {
   vtep: string;
   /** DNS names of the container on the overlay (lowercase; absent until its host learned them from Docker). */
   names?: string[];
+  /** The container's labels (network policy; absent until its host learned them from Docker). */
+  labels?: Record<string, string>;
 }
 
 /** A subnet claim as last seen in etcd (the IPAM's PoolClaim, kept here by the watch). */

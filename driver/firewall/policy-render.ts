@@ -6,7 +6,8 @@
  * in family `bridge` (forward hook of the bridge: traffic between containers of one bridge).
  * The two never see the same packet, so they carry the same rules.
  *
- * Rule flow per packet: replies of allowed connections pass (ct established,related; in family
+ * Rule flow per packet: traffic from or to a `pending` endpoint (labels not known yet, on a
+ * network a policy covers) is dropped first; replies of allowed connections pass (ct established,related; in family
  * bridge, which has no conntrack on most kernels, TCP segments other than a connection's first
  * pass and UDP/ICMP replies must be allowed by rules of their own); a source
  * selected for egress must match an egress allow (else drop), then a destination selected for
@@ -39,6 +40,8 @@ export function policySets(model: PolicyModel): NamedSet[] {
     { name: 'in-sel6', v6: true, elements: model.ingress6 },
     { name: 'eg-sel4', v6: false, elements: model.egress4 },
     { name: 'eg-sel6', v6: true, elements: model.egress6 },
+    { name: 'pending4', v6: false, elements: model.pending4 },
+    { name: 'pending6', v6: true, elements: model.pending6 },
   ];
   for (const p of model.policies) {
     sets.push({ name: `${p.stem}-sel4`, v6: false, elements: p.selected4 }, { name: `${p.stem}-sel6`, v6: true, elements: p.selected6 });
@@ -102,6 +105,12 @@ function renderTable(model: PolicyModel, family: PolicyFamily, table: string, wi
   for (const s of policySets(model)) lines.push(...renderSet(s, withElements));
   lines.push(`\tchain forward {`);
   lines.push(`\t\ttype filter hook forward priority filter; policy accept;`);
+  // Fail closed: containers whose labels are not known yet forward nothing either way (the
+  // gateway and the resolvers are the host's, input hook: not here).
+  lines.push(`\t\tip saddr @pending4 counter drop comment "pending: labels not known yet"`);
+  lines.push(`\t\tip daddr @pending4 counter drop comment "pending: labels not known yet"`);
+  lines.push(`\t\tip6 saddr @pending6 counter drop comment "pending: labels not known yet"`);
+  lines.push(`\t\tip6 daddr @pending6 counter drop comment "pending: labels not known yet"`);
   if (family === 'inet') {
     lines.push(`\t\tct state established,related counter accept comment "replies of allowed connections"`);
   } else {

@@ -194,8 +194,8 @@ export class EndpointService {
       const { sandboxKey: _gone, dnsNames, ...rest } = ep;
       await table.repo.putEndpoint(rest);
       state.endpoints.set(endpointId, rest);
-      // Its names go from the cluster with the container (the endpoint itself stays until DeleteEndpoint).
-      if (dnsNames?.length && state.record.overlay) this.d.overlay?.endpointUp(state.record, rest);
+      // Its names and labels go from the cluster with the container (the endpoint itself stays until DeleteEndpoint).
+      if ((dnsNames?.length || ep.sandboxKey) && state.record.overlay) this.d.overlay?.endpointUp(state.record, rest);
       if (ep.sandboxKey) this.d.events?.left(state.record, ep, ep.sandboxKey);
     });
   }

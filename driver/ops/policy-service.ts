@@ -12,6 +12,12 @@
  *   the kernel, and the kernel then follows the store (a failed apply is repaired by the
  *   reconciler, `repair`). The kernel's table is never removed at stop: it keeps enforcing.
  * - All kernel applies go through one serialized, coalesced `sync`.
+ * - Cluster mode (`cluster`): etcd holds the policies (`/loom/v1/policies/<name>`), the same
+ *   on every host. apply/rm write etcd first (refused while it is unreachable: nothing
+ *   changes), then this host as without etcd; every host follows etcd through the session's
+ *   watch (`clusterResync`, `clusterEvent`), keeping LevelDB's copy the same, so an etcd
+ *   outage changes nothing and a restart during one enforces the stored copy. Other hosts'
+ *   overlay endpoints (`remote`) are peers with the labels their hosts published.
  */
 import { Mutex } from 'async-mutex';
 import { invalid, notFound } from '../../lib/errors';
@@ -25,7 +31,7 @@ import type { EndpointListener } from '../network/endpoint-events';
 import type { NetworkLookup } from '../network/network-table';
 import { compilePolicies, coveredNetworks, PolicyEndpoint, PolicyModel, PolicyNetwork } from '../policy/compile';
 import { EndpointExplanation, explainEndpoint } from '../policy/explain';
-import { parsePolicyText, Policy } from '../policy/schema';
+import { parsePolicyText, Policy, validatePolicy } from '../policy/schema';
 import type { LabelRecord, PolicyRecord, PolicyRepository } from '../store/policy-repo';
 
 export interface PolicyServiceDeps {
@@ -39,6 +45,12 @@ export interface PolicyServiceDeps {
   log: Logger;
   /** The fail-closed window of one endpoint: Join until its labels are in the sets. */
   onLabelWindow?: (ms: number) => void;
+  /** Cluster mode: writes policies to etcd in one transaction (throws while it is unreachable). */
+  cluster?: { write(put: PolicyRecord[], remove: string[]): Promise<void> };
+  /** Cluster mode: other hosts' endpoints of this host's overlays (cluster/policy-peers.ts). */
+  remote?: () => PolicyEndpoint[];
+  /** An endpoint's labels were learned (cluster mode publishes them with the endpoint). */
+  onLabels?: (networkId: string, endpointId: string) => void;
 }
 
 export interface ApplyResult {
@@ -49,6 +61,7 @@ export interface ApplyResult {
 
 const labelKey = (networkId: string, endpointId: string): string => `${networkId}/${endpointId}`;
 const canonical = (p: Policy): string => JSON.stringify(p);
+const sameRecord = (a: PolicyRecord | undefined, b: PolicyRecord): boolean => a !== undefined && a.appliedAt === b.appliedAt && canonical(a.policy) === canonical(b.policy);
 
 export class PolicyService implements EndpointListener {
   private policies = new Map<string, PolicyRecord>();
@@ -62,6 +75,8 @@ export class PolicyService implements EndpointListener {
   private done = 0;
   /** Policy syncs that failed in a row (the reconciler retries). */
   failures = 0;
+  /** Policy changes from etcd's watch, applied one after the other. */
+  private clusterChain: Promise<void> = Promise.resolve();
 
   constructor(private readonly d: PolicyServiceDeps) {
     this.queue = new WorkQueue(d.log, DEFAULT_QUEUE);
@@ -83,6 +98,9 @@ export class PolicyService implements EndpointListener {
   joined(net: NetworkRecord, ep: EndpointRecord): void {
     if (!this.d.inspect) return;
     if (this.joinedAt.size < 10_000) this.joinedAt.set(ep.id, Date.now());
+    // Fail closed at once: on a covered network it is pending until its labels are known (in
+    // the background: the Join answers without waiting for nft).
+    if (this.covers(net.id)) setImmediate(() => this.requestSync());
     this.queue.push(`labels:${ep.id}`, `learn the labels of endpoint ${ep.id.slice(0, 12)}`, () => this.learn(net.id, ep.id));
   }
 
@@ -114,6 +132,7 @@ export class PolicyService implements EndpointListener {
       records.push({ policy: p, appliedAt: at });
     }
     if (records.length) {
+      await this.d.cluster?.write(records, []);
       await this.d.repo.putPolicies(records);
       for (const r of records) this.policies.set(r.policy.name, r);
       await this.sync();
@@ -123,10 +142,73 @@ export class PolicyService implements EndpointListener {
 
   async remove(name: string): Promise<boolean> {
     if (!this.policies.has(name)) return false;
+    await this.d.cluster?.write([], [name]);
     await this.d.repo.deletePolicy(name);
     this.policies.delete(name);
     await this.sync();
     return true;
+  }
+
+  // ---- cluster mode: etcd's copy (watch callbacks: queued, applied in order) ---------------
+
+  /** The whole of etcd's policies (at start and after every re-created watch). */
+  clusterResync(raw: PolicyRecord[]): void {
+    this.clusterQueue(async () => {
+      const records = raw.flatMap((r) => this.valid(r));
+      // Names of invalid records count as present: their last valid copy stays.
+      const fresh = new Set(raw.map((r) => String(r?.policy?.name)));
+      const put = records.filter((r) => !sameRecord(this.policies.get(r.policy.name), r));
+      const remove = [...this.policies.keys()].filter((n) => !fresh.has(n));
+      await this.replace(put, remove);
+    });
+  }
+
+  /** One change in etcd; `record` undefined: deleted. */
+  clusterEvent(name: string, raw: PolicyRecord | undefined): void {
+    this.clusterQueue(async () => {
+      const record = raw ? this.valid(raw)[0] : undefined;
+      if (raw && !record) return; // refused (logged): the last valid copy stays
+      if (record) {
+        if (!sameRecord(this.policies.get(name), record)) await this.replace([record], []);
+      } else if (this.policies.has(name)) await this.replace([], [name]);
+    });
+  }
+
+  /** The labels learned for a local endpoint, if any (published with overlay endpoints). */
+  labelsOf(networkId: string, endpointId: string): Record<string, string> | undefined {
+    const l = this.labels.get(labelKey(networkId, endpointId));
+    return l ? { ...l.labels } : undefined;
+  }
+
+  /** Waits for the queued etcd changes (tests). */
+  clusterIdle(): Promise<void> {
+    return this.clusterChain;
+  }
+
+  /** A record read from etcd, validated like a file (someone may have written it by hand). */
+  private valid(r: PolicyRecord): PolicyRecord[] {
+    try {
+      return [{ policy: validatePolicy(r?.policy), appliedAt: String(r?.appliedAt ?? '') }];
+    } catch (err) {
+      this.d.log.warn({ err: String(err) }, 'invalid policy in the cluster store: ignored');
+      return [];
+    }
+  }
+
+  private clusterQueue(fn: () => Promise<void>): void {
+    this.clusterChain = this.clusterChain.then(fn).catch((err) => {
+      this.failures++;
+      this.d.log.warn({ err: String(err) }, 'could not apply the policies from the cluster store: the next resync retries');
+    });
+  }
+
+  private async replace(put: PolicyRecord[], remove: string[]): Promise<void> {
+    if (!put.length && !remove.length) return;
+    await this.d.repo.putPolicies(put, remove);
+    for (const r of put) this.policies.set(r.policy.name, r);
+    for (const n of remove) this.policies.delete(n);
+    this.d.log.info({ put: put.map((r) => r.policy.name), removed: remove }, 'policies changed in the cluster store');
+    await this.sync();
   }
 
   list(): PolicyRecord[] {
@@ -154,6 +236,7 @@ export class PolicyService implements EndpointListener {
   explain(container: string): EndpointExplanation[] {
     const endpoints = this.endpointList();
     const mine = endpoints.filter((e) => {
+      if (e.remote) return false;
       const l = [...this.labels.values()].find((x) => x.endpointId === e.id);
       return e.container === container || (l && container.length >= 4 && l.containerId.startsWith(container)) || e.id === container;
     });
@@ -275,6 +358,7 @@ export class PolicyService implements EndpointListener {
     await this.d.repo.putLabels(rec);
     this.labels.set(labelKey(networkId, endpointId), rec);
     await this.sync();
+    this.d.onLabels?.(networkId, endpointId);
     const since = this.joinedAt.get(endpointId);
     this.joinedAt.delete(endpointId);
     if (since !== undefined) this.d.onLabelWindow?.(Date.now() - since);
@@ -289,7 +373,7 @@ export class PolicyService implements EndpointListener {
   }
 
   private endpointList(): PolicyEndpoint[] {
-    const out: PolicyEndpoint[] = [];
+    const out: PolicyEndpoint[] = [...(this.d.remote?.() ?? [])];
     for (const { record, endpoints } of this.d.networks.list()) {
       for (const e of endpoints) {
         const l = this.labels.get(labelKey(record.id, e.id));
@@ -300,6 +384,7 @@ export class PolicyService implements EndpointListener {
           container: l?.container,
           addresses4: e.address ? [stripLength(e.address)] : [],
           addresses6: e.addressV6 ? [stripLength(e.addressV6)] : [],
+          joined: e.sandboxKey !== undefined,
         });
       }
     }

@@ -6,7 +6,10 @@
  *
  * Invariants:
  * - An endpoint whose labels are not known yet (`labels` undefined) is neither selected nor
- *   anyone's peer: nothing that needs its labels lets traffic through (fail closed).
+ *   anyone's peer: nothing that needs its labels lets traffic through (fail closed). A local
+ *   one on a network some policy covers is `pending`: its forwarded traffic is dropped both
+ *   ways until its labels are known. A remote one (another host's, `remote`) is only in no
+ *   peer set: its own host holds it pending.
  * - Sets hold addresses only; rules depend on the policies alone, so a container that starts
  *   or stops changes set elements, never rules (`structureKey`).
  * - Output is sorted (policies by name, addresses in text order): same input, same script.
@@ -26,6 +29,10 @@ export interface PolicyEndpoint {
   /** Plain addresses (no prefix length). */
   addresses4: string[];
   addresses6: string[];
+  /** Another host's endpoint on an overlay (cluster mode): a peer, never pending here. */
+  remote?: boolean;
+  /** False: not joined to a container (created, or left): never pending. Default true. */
+  joined?: boolean;
 }
 
 /** A loom network: its id and, when known, Docker's name for it. */
@@ -78,6 +85,10 @@ export interface PolicyModel {
   egress6: string[];
   /** Networks some policy covers (connection tracking must stay on for them). */
   networks: string[];
+  /** Local endpoints of covered networks whose labels are not known yet: all their forwarded traffic is dropped. */
+  pending4: string[];
+  pending6: string[];
+  pendingEndpoints: string[];
 }
 
 /** The networks a policy covers: `*` or absent is every one; else a name, an id or an id prefix of 12+. */
@@ -123,6 +134,7 @@ export function compilePolicies(policies: readonly Policy[], networks: readonly 
       egress: p.egress?.map((r, j) => compileRule(`egress[${j}]`, `${stem}-eg${j}`, r.to, r.ports, pool)),
     };
   });
+  const pending = endpoints.filter((e) => !e.remote && e.joined !== false && e.labels === undefined && covered.has(e.networkId));
   const union = (dir: 'ingress' | 'egress', fam: 'selected4' | 'selected6'): string[] => sorted(compiled.filter((c) => c[dir]).flatMap((c) => c[fam]));
   return {
     policies: compiled,
@@ -131,5 +143,8 @@ export function compilePolicies(policies: readonly Policy[], networks: readonly 
     egress4: union('egress', 'selected4'),
     egress6: union('egress', 'selected6'),
     networks: sorted(covered),
+    pending4: sorted(pending.flatMap((e) => e.addresses4)),
+    pending6: sorted(pending.flatMap((e) => e.addresses6)),
+    pendingEndpoints: sorted(pending.map((e) => e.id)),
   };
 }

@@ -29,6 +29,8 @@ export interface EndpointExplanation {
   labels?: Record<string, string>;
   /** The labels are not known yet: the endpoint is in no set (fail closed as a peer). */
   labelsUnknown: boolean;
+  /** Pending (labels unknown on a network a policy covers): all its forwarded traffic is dropped. */
+  pending: boolean;
   ingress: DirectionExplanation;
   egress: DirectionExplanation;
 }
@@ -42,6 +44,7 @@ function peersOf(r: CompiledRule, byId: Map<string, PolicyEndpoint>): string[] {
   if (r.anyPeer) return ['any peer'];
   const out = r.peerEndpoints.map((id) => {
     const e = byId.get(id);
+    if (e?.remote) return `${e.container ?? `endpoint ${e.id}`} on another host (${[...e.addresses4, ...e.addresses6].join(', ')})`;
     return e?.container ? `${e.container} (${[...e.addresses4, ...e.addresses6].join(', ')})` : `endpoint ${id.slice(0, 12)}`;
   });
   for (const c of r.cidrs) out.push(c.except.length ? `${c.cidr} except ${c.except.join(', ')}` : c.cidr);
@@ -66,6 +69,7 @@ export function explainEndpoint(model: PolicyModel, ep: PolicyEndpoint, endpoint
     addresses: [...ep.addresses4, ...ep.addresses6],
     labels: ep.labels ? { ...ep.labels } : undefined,
     labelsUnknown: ep.labels === undefined,
+    pending: model.pendingEndpoints.includes(ep.id),
     ingress: direction('ingress'),
     egress: direction('egress'),
   };

@@ -4,7 +4,14 @@
  * that loomctl shows (status, peers).
  */
 import type { Config } from '../config';
-import { LoomError } from '../../lib/errors';
+import { LoomError, unavailable } from '../../lib/errors';
+import { isClusterUnavailable } from '../../lib/cluster/health';
+import { keys } from '../../lib/cluster/store';
+import type { ClusterCoordinator } from '../cluster/coordinator';
+import { remotePolicyEndpoints } from '../cluster/policy-peers';
+import type { NetworkLookup } from '../network/network-table';
+import type { PolicyService, PolicyServiceDeps } from '../ops/policy-service';
+import type { PolicyRecord } from '../store/policy-repo';
 import type { Logger } from '../../lib/logger';
 import { stripLength } from '../../lib/prefix';
 import { createClaimConflicts, createClusterPools } from '../../ipam-driver/index';
@@ -75,4 +82,47 @@ export function peersView(c: ClusterMember): unknown {
     hosts: [...agent.hosts.values()].map((h) => ({ ...h, leaseAgeSeconds: Math.round((Date.now() - Date.parse(h.startedAt)) / 1000) })),
     overlays: [...agent.overlays.values()].map((o) => ({ key: o.key, vni: o.vni, name: o.name, origin: o.origin, mtu: o.mtu, remoteEndpoints: agent.remote.get(o.key)?.size ?? 0 })),
   };
+}
+
+/**
+ * Network policy in cluster mode (docs/policy.md, "Across hosts"): policies are written to
+ * etcd (`/loom/v1/policies/<name>`, one transaction per file), other hosts' overlay endpoints
+ * are peers, and learned labels are published with this host's overlay endpoints.
+ */
+export function clusterPolicyDeps(c: ClusterMember, table: NetworkLookup, coordinator: () => ClusterCoordinator | undefined): Pick<PolicyServiceDeps, 'cluster' | 'remote' | 'onLabels'> {
+  const { agent } = c;
+  return {
+    cluster: {
+      async write(put: PolicyRecord[], remove: string[]): Promise<void> {
+        const writes = [...put.map((r) => ({ key: keys.policy(r.policy.name), value: r as unknown })), ...remove.map((n) => ({ key: keys.policy(n), value: undefined }))];
+        try {
+          await agent.store.commit([], writes);
+        } catch (err) {
+          if (isClusterUnavailable(err)) throw unavailable(`policies of a cluster are kept in the cluster store (etcd), which is unreachable: nothing changed (${err.message})`);
+          throw err;
+        }
+      },
+    },
+    remote: () => {
+      const overlays = new Map<string, string>();
+      for (const { record } of table.list()) if (record.overlay) overlays.set(record.overlay.key, record.id);
+      return remotePolicyEndpoints(overlays, agent.remote);
+    },
+    onLabels: (networkId, endpointId) => {
+      const net = table.list().find((n) => n.record.id === networkId);
+      const ep = net?.endpoints.find((e) => e.id === endpointId);
+      if (net?.record.overlay && ep?.sandboxKey) coordinator()?.endpointUp(net.record, ep);
+    },
+  };
+}
+
+/** Every loomd follows etcd's policies through the session's watch (listing at start and after each re-creation). */
+export function watchClusterPolicies(c: ClusterMember, policies: PolicyService): void {
+  c.agent.session.addWatch<PolicyRecord>({
+    prefix: keys.policies,
+    onResync: (all) => policies.clusterResync(all.map((kv) => kv.value)),
+    onEvent: (ev) => policies.clusterEvent(ev.key.slice(keys.policies.length), ev.type === 'put' ? ev.value : undefined),
+  });
+  // A remote endpoint came, went or changed its labels: the peer sets follow (coalesced).
+  c.events.listen({ onRemoteEndpoint: () => policies.requestSync() });
 }

@@ -121,4 +121,7 @@ export const keys = {
   loanRequest: (subnet: string, owner: string, id: string): string => `/loom/v1/loans/${seg(subnet)}/${owner}/${id}`,
   loanRequestsOf: (subnet: string): string => `/loom/v1/loans/${seg(subnet)}/`,
   loanRequests: '/loom/v1/loans/',
+  /** A network policy (PolicyRecord, docs/policy.md): not leased, the same on every host. */
+  policy: (name: string): string => `/loom/v1/policies/${name}`,
+  policies: '/loom/v1/policies/',
 };

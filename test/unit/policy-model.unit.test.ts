@@ -1,7 +1,7 @@
 /** The policy model: validation (field paths), selectors (fast-check), the compiler and explain. */
 import fc from 'fast-check';
 import { compilePolicies } from '../../driver/policy/compile';
-import { ENDPOINTS, NET, NETWORKS, OTHER, THREE_TIER } from './policy-fixture';
+import { ep, ENDPOINTS, NET, NETWORKS, OTHER, THREE_TIER } from './policy-fixture';
 import { explainEndpoint } from '../../driver/policy/explain';
 import { parsePolicyText, Selector, validatePolicy } from '../../driver/policy/schema';
 import { matches } from '../../driver/policy/selector';
@@ -96,8 +96,33 @@ describe('compiler', () => {
     expect(m.ingress4).toEqual(['198.18.10.2', '198.18.10.3', '198.18.20.3']);
     expect(m.egress4).toEqual(['198.18.10.2']);
     expect(m.networks).toEqual([NET, OTHER]);
-    const all = JSON.stringify(m);
-    expect(all).not.toContain('198.18.10.5');
+    // the endpoint with unknown labels is pending (all its traffic dropped) and in no other set
+    expect(m.pending4).toEqual(['198.18.10.5']);
+    const { pending4: _p, pendingEndpoints: _e, ...rest } = m;
+    expect(JSON.stringify(rest)).not.toContain('198.18.10.5');
+  });
+  it('pending: only local endpoints with unknown labels on covered networks', () => {
+    const UNCOVERED = 'cccccccccccc0000000000000000000000000000000000000000000000000000';
+    const nets = [...NETWORKS, { id: UNCOVERED, name: 'free' }];
+    const db = THREE_TIER.find((p) => p.name === 'db-ingress')!; // mynet only
+    const eps = [
+      ...ENDPOINTS,
+      ep('other-new', undefined, '198.18.20.9', OTHER),
+      ep('free-new', undefined, '198.18.30.9', UNCOVERED),
+      { ...ep('remote-new', undefined, '198.18.10.77'), remote: true },
+      { ...ep('remote-api', { tier: 'api' }, '198.18.10.78'), remote: true },
+      { ...ep('left', undefined, '198.18.10.79'), joined: false },
+    ];
+    const m = compilePolicies([db], nets, eps);
+    expect(m.pending4).toEqual(['198.18.10.5']);
+    // remote peers are peers; remote endpoints with unknown labels are in no set at all
+    expect(m.policies[0]?.ingress?.[0]?.peers4).toEqual(['198.18.10.3', '198.18.10.78']);
+    expect(JSON.stringify(m)).not.toContain('198.18.10.77');
+    expect(JSON.stringify(m)).not.toContain('198.18.10.79'); // not joined (left): not pending
+    // no policy: nothing pending
+    expect(compilePolicies([], nets, eps).pending4).toEqual([]);
+    expect(explainEndpoint(m, ENDPOINTS[3]!, eps).pending).toBe(true);
+    expect(explainEndpoint(m, eps[5]!, eps).pending).toBe(false);
   });
   it('network by id prefix, and none when nothing matches', () => {
     const p = { ...THREE_TIER[1]!, network: NET.slice(0, 12) };
