@@ -27,7 +27,7 @@ source "$repo/test/fresh-machine/rootfs.sh"
 
 # What the inner engine and loom need; nothing else (no kmod: modules come from the host).
 # ca-certificates: the inner engine pulls from registries over TLS (recommends are not installed).
-PACKAGES=docker.io,iptables,nftables,iproute2,busybox-static,ca-certificates
+PACKAGES=docker.io,iptables,nftables,iproute2,busybox-static,ca-certificates,etcd-server
 
 [ "$(id -u)" = 0 ] || { log "run as root (mmdebstrap builds the rootfs as root)"; exit 1; }
 node=$(command -v node) || { log "node (>= 20) is missing"; exit 1; }
