@@ -173,7 +173,7 @@ async function up(hosts: number, rebuild: boolean): Promise<void> {
       // local/busybox inside the node, from the image's own static busybox (no registry needed)
       await dockerOk(s, ['exec', n.name, 'sh', '-c',
         'set -e; d=$(mktemp -d); mkdir $d/bin; cp /bin/busybox $d/bin/; for a in $(/bin/busybox --list); do [ -e $d/bin/$a ] || ln -s busybox $d/bin/$a; done; ' +
-        'tar -C $d -c . | docker import -q -c \'CMD ["/bin/sh"]\' - local/busybox >/dev/null; rm -rf $d'], 60_000);
+        'tar -C $d -c . | docker import -c \'CMD ["/bin/sh"]\' - local/busybox >/dev/null; rm -rf $d'], 60_000);
     }
     step(`the cluster is up (${((Date.now() - t0) / 1000).toFixed(1)} s); state in ${STATE}`);
     printUsage(s);
