@@ -324,10 +324,12 @@ async function down(images: boolean): Promise<void> {
       const r = await docker(s, ['network', 'rm', s.network], 60_000);
       if (r.code !== 0 && !/not found|No such network/i.test(r.stderr)) errors.push(`network rm ${s.network}: ${r.stderr.trim()}`);
     }
-    if (images && s.engine.kind === 'local') {
-      step(`docker image rm ${s.image}`);
-      const r = await docker(s, ['image', 'rm', s.image], 60_000);
-      if (r.code !== 0 && !/No such image/i.test(r.stderr)) errors.push(`image rm ${s.image}: ${r.stderr.trim()}`);
+    if (images && s.builtImage && s.engine.kind === 'local') {
+      step(`docker image rm ${s.builtImage} (built by up)`);
+      const r = await docker(s, ['image', 'rm', s.builtImage], 60_000);
+      if (r.code !== 0 && !/No such image/i.test(r.stderr)) errors.push(`image rm ${s.builtImage}: ${r.stderr.trim()}`);
+    } else if (images && s.engine.kind === 'local') {
+      step(`keeping ${s.image}: up did not build it (docker image rm ${s.image} removes it)`);
     }
   }
   if (s.engine.kind === 'private') {
