@@ -3,7 +3,7 @@
  * cluster on one machine (issue 17, docs/overlay.md "A cluster on one machine in one command").
  *
  *   up    a user-defined network of the outer engine (198.19.240.0/24, LOOM_CLUSTER_SUBNET), a
- *         3-member etcd (containers of loom's DinD image running its Debian etcd-server) and N
+ *         3-member etcd (containers of loom's DinD image running its etcd, from Debian's etcd-server) and N
  *         privileged DinD nodes (loom's image, plugin-config/dind/) whose loomd joins that etcd
  *         (LOOM_ETCD_ENDPOINTS, LOOM_ADVERTISE_ADDRESS); every inner engine also answers on
  *         tcp://NODE_IP:2375 and has local/busybox (the image's static busybox).
@@ -137,7 +137,7 @@ async function up(hosts: number, rebuild: boolean): Promise<void> {
       s.etcd.push(name);
       saveState(s);
       await dockerOk(s, ['run', '-d', '--name', name, '--hostname', name, '--label', 'loom.cluster=1', '--network', net, '--ip', ip,
-        '--entrypoint', '/usr/bin/etcd', IMAGE, '--name', name, '--data-dir', '/var/lib/etcd/data',
+        '--entrypoint', '/usr/local/bin/etcd', IMAGE, '--name', name, '--data-dir', '/var/lib/etcd/data',
         '--listen-client-urls', `http://${ip}:2379`, '--advertise-client-urls', `http://${ip}:2379`,
         '--listen-peer-urls', `http://${ip}:2380`, '--initial-advertise-peer-urls', `http://${ip}:2380`,
         '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', `${PREFIX}cluster`]);
@@ -157,7 +157,10 @@ async function up(hosts: number, rebuild: boolean): Promise<void> {
       s.nodes.push({ name, ip });
       saveState(s);
       await dockerOk(s, ['run', '-d', '--privileged', '--name', name, '--hostname', name, '--label', 'loom.cluster=1', '--network', net, '--ip', ip,
-        '-e', `LOOM_ETCD_ENDPOINTS=${endpoints}`, '-e', `LOOM_ADVERTISE_ADDRESS=${ip}`, '-e', 'LOOM_DIND_TCP=0.0.0.0:2375', IMAGE]);
+        '-e', `LOOM_ETCD_ENDPOINTS=${endpoints}`, '-e', `LOOM_ADVERTISE_ADDRESS=${ip}`, '-e', 'LOOM_DIND_TCP=0.0.0.0:2375', IMAGE]).catch((err: Error) => {
+        if (!/apply caps|operation not permitted/i.test(err.message)) throw err;
+        throw new ClusterError(`${err.message}\nthis engine cannot start privileged containers here: Docker 20.10 asks runc for every capability the kernel knows and this machine's bounding set lacks some (docs/ci.md); use Docker 23 or later (bash test/setup-docker28.sh installs a private 28.5 that up then uses)`);
+      });
     }
     for (const n of s.nodes) {
       const ready = await until(async () => {

@@ -5,7 +5,8 @@
 #      (mmdebstrap minbase from the host's configured apt mirror: test/fresh-machine/rootfs.sh's
 #      functions), cached as $LOOM_DIND_CACHE/dind-bookworm-<hash>.tar;
 #   2. plus loom: plugin-config/install.sh --root (dist/ and the production node_modules in
-#      /opt/loom, loomd, loomctl), this machine's node (20) in /usr/local/bin, and the entrypoint
+#      /opt/loom, loomd, loomctl), this machine's node (20) in /usr/local/bin, etcd (Debian's
+#      etcd-server, for `npm run cluster`) in /usr/local/bin, and the entrypoint
 #      plugin-config/dind/entrypoint.sh, appended to a copy of that tarball;
 #   3. `docker import` of it as $LOOM_DIND_IMAGE with the entrypoint, environment and the
 #      volumes /var/lib/docker and /var/lib/loom.
@@ -27,7 +28,7 @@ source "$repo/test/fresh-machine/rootfs.sh"
 
 # What the inner engine and loom need; nothing else (no kmod: modules come from the host).
 # ca-certificates: the inner engine pulls from registries over TLS (recommends are not installed).
-PACKAGES=docker.io,iptables,nftables,iproute2,busybox-static,ca-certificates,etcd-server
+PACKAGES=docker.io,iptables,nftables,iproute2,busybox-static,ca-certificates
 
 [ "$(id -u)" = 0 ] || { log "run as root (mmdebstrap builds the rootfs as root)"; exit 1; }
 node=$(command -v node) || { log "node (>= 20) is missing"; exit 1; }
@@ -40,6 +41,26 @@ rootfs_tar=""
 cached_rootfs "$mirror" "$cache" dind-bookworm "$PACKAGES"
 t_rootfs=$((SECONDS - start))
 
+# etcd for `npm run cluster`'s members (scripts/cluster.ts): the binary of Debian's etcd-server
+# package (it needs only libc), fetched with `apt-get download` from the host's apt sources and
+# cached as $cache/debs/etcd-server_*.deb. Not a package of the rootfs: that keeps the cached rootfs
+# the one without it (cached_rootfs deletes tarballs of other package lists).
+etcd_deb() {
+  local dir=$cache/debs ver f
+  ver=$(apt-cache policy etcd-server 2>/dev/null | awk '/Candidate:/ { print $2 }')
+  [ -n "$ver" ] && [ "$ver" != "(none)" ] || { log "the host's apt sources have no etcd-server package (apt-get update?)"; return 1; }
+  f="$dir/etcd-server_${ver//:/%3a}_$(dpkg --print-architecture).deb"
+  if [ ! -s "$f" ]; then
+    mkdir -p "$dir"
+    log "apt-get download etcd-server ($ver)"
+    (cd "$dir" && timeout 300 apt-get download -q -o APT::Sandbox::User=root etcd-server >&2) || { log "apt-get download etcd-server failed"; return 1; }
+    [ -s "$f" ] || { log "apt-get download did not write $f"; return 1; }
+    find "$dir" -maxdepth 1 -name 'etcd-server_*.deb' ! -path "$f" -delete
+  fi
+  echo "$f"
+}
+etcd=$(etcd_deb) || exit 1
+
 work=$(mktemp -d "$cache/build.XXXXXX")
 echo $$ >"$work/owner"
 trap 'rm -rf --one-file-system "$work"' EXIT
@@ -48,6 +69,8 @@ mkdir -p "$layer/usr/local/bin"
 bash "$repo/plugin-config/install.sh" --root "$layer" >&2
 install -m 755 "$node" "$layer/usr/local/bin/node"
 install -m 755 "$here/entrypoint.sh" "$layer/usr/local/bin/loom-dind"
+dpkg-deb -x "$etcd" "$work/etcd"
+install -m 755 "$work/etcd/usr/bin/etcd" "$layer/usr/local/bin/etcd"
 mkdir -p "$layer/var/lib/loom" "$layer/var/lib/docker" "$layer/run/docker/plugins"
 out=$work/image.tar
 cp "$rootfs_tar" "$out"

@@ -39,10 +39,15 @@ async function clusterOk(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** What a run could leave behind on the outer engine and in its host's namespaces. */
+/**
+ * What a run could leave behind on the outer engine and in its host's namespaces. /run/netns is
+ * the machine's (shared with the host's mount namespace): other test runs' hosts (loomt-*) come
+ * and go there meanwhile and are left out.
+ */
 async function snapshot(): Promise<Record<string, string[]>> {
-  const lines = (s: string): string[] => s.split('\n').map((l) => l.trim()).filter(Boolean).sort();
-  const mounts = (await host.execOk(['cat', '/proc/self/mountinfo'])).split('\n').map((l) => l.split(' ')[4] ?? '').filter(Boolean);
+  const foreign = (l: string): boolean => /loomt-[0-9a-z]+/.test(l) && !l.includes(`loomt-${host.name}`);
+  const lines = (s: string): string[] => s.split('\n').map((l) => l.trim()).filter((l) => l && !foreign(l)).sort();
+  const mounts = (await host.execOk(['cat', '/proc/self/mountinfo'])).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m && !foreign(m));
   return {
     containers: lines(await host.cliOk(['ps', '-a', '--format', '{{.Names}}'])),
     networks: lines(await host.cliOk(['network', 'ls', '--format', '{{.Name}}'])),
