@@ -13,12 +13,14 @@
  * The outer engine is the local one if it answers (DOCKER_HOST, DOCKER = the CLI), otherwise a
  * private engine in its own namespaces, the quick start's (test/helpers/test-host.ts), kept after
  * `up` exits and removed by `down`. The image is built with `npm run dind:build` when the outer
- * engine does not have it (--rebuild: always).
+ * engine does not have it or has one built from another source (its org.loom.source label: the
+ * commit and a hash of the uncommitted changes outside test/ and docs/); --rebuild: always.
  *
  * Environment: LOOM_CLUSTER_STATE (default /var/lib/loom-cluster/state.json), LOOM_CLUSTER_SUBNET
  * (a /24 in 198.18.0.0/15), LOOM_CLUSTER_PREFIX (container and network names, default loom-),
  * LOOM_DIND_IMAGE (default loom/dind:latest).
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO, TestHost } from '../test/helpers/test-host';
@@ -213,14 +215,27 @@ async function outerEngine(): Promise<State['engine']> {
   return { kind: 'private', host: host.name, id, dockerdPid: host.dockerdPid as number, sock: host.dockerSock };
 }
 
+/** What this checkout is (its commit and a hash of its uncommitted changes), the image's org.loom.source label; undefined outside git. */
+async function sourceKey(): Promise<string | undefined> {
+  const head = await run('git', ['-C', REPO, 'rev-parse', 'HEAD'], { timeoutMs: 30_000 });
+  const diff = await run('git', ['-C', REPO, 'diff', 'HEAD', '--', '.', ':!test', ':!docs'], { timeoutMs: 60_000 });
+  if (head.code !== 0 || diff.code !== 0) return undefined;
+  return `${head.stdout.trim().slice(0, 12)}-${createHash('sha256').update(diff.stdout).digest('hex').slice(0, 12)}`;
+}
+
 async function ensureImage(s: State, rebuild: boolean): Promise<void> {
+  const key = await sourceKey();
   if (!rebuild && (await docker(s, ['image', 'inspect', IMAGE], 30_000)).code === 0) {
-    step(`using the image ${IMAGE} (--rebuild rebuilds it from this checkout)`);
-    return;
+    const label = (await docker(s, ['image', 'inspect', '-f', '{{index .Config.Labels "org.loom.source"}}', IMAGE], 30_000)).stdout.trim();
+    if (key === undefined || label === key) {
+      step(`using the image ${IMAGE}${label ? ` (built from ${label})` : ''}; --rebuild rebuilds it from this checkout`);
+      return;
+    }
+    step(`the image ${IMAGE} was built from ${label && label !== '<no value>' ? label : 'another source'}, this checkout is ${key}: rebuilding it`);
   }
   step(`npm run dind:build: loom's DinD image ${IMAGE} (the Debian root filesystem is cached under /var/cache/loom-dind)`);
   const o = outer(s);
-  const env: NodeJS.ProcessEnv = { ...o.env, DOCKER: o.client, LOOM_DIND_IMAGE: IMAGE };
+  const env: NodeJS.ProcessEnv = { ...o.env, DOCKER: o.client, LOOM_DIND_IMAGE: IMAGE, ...(key ? { LOOM_DIND_SOURCE: key } : {}) };
   if (s.engine.kind === 'private') env.DOCKER_HOST = `unix://${s.engine.sock}`;
   const t0 = Date.now();
   const r = await run('npm', ['--prefix', REPO, 'run', 'dind:build'], { env, timeoutMs: 900_000 });

@@ -15,7 +15,8 @@
 #
 # Environment: DOCKER_HOST (the engine to import into), DOCKER (the CLI, default docker),
 # LOOM_DIND_IMAGE (default loom/dind:latest), LOOM_DIND_CACHE (default /var/cache/loom-dind),
-# LOOM_DIND_IMPORT=0 (only build the cached rootfs and the image tarball, print its path).
+# LOOM_DIND_IMPORT=0 (only build the cached rootfs and the image tarball, print its path),
+# LOOM_DIND_SOURCE (a label org.loom.source on the image: what it was built from).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -86,7 +87,10 @@ if [ "${LOOM_DIND_IMPORT:-1}" = 0 ]; then
   log "wrote $cache/image.tar (rootfs ${t_rootfs}s, total $((SECONDS - start))s)"
   exit 0
 fi
-timeout 300 "$docker" import \
+# LOOM_DIND_SOURCE: a label naming the source it was built from (npm run cluster compares it).
+labels=()
+[ -z "${LOOM_DIND_SOURCE:-}" ] || labels=(--change "LABEL org.loom.source=$LOOM_DIND_SOURCE")
+timeout 300 "$docker" import "${labels[@]}" \
   --change 'ENTRYPOINT ["/usr/local/bin/loom-dind"]' \
   --change 'CMD []' \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

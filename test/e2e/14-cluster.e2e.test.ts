@@ -90,6 +90,8 @@ maybe('npm run cluster -- up (3 nodes), demo, down leaves nothing behind', async
   expect(nodeIps).toHaveLength(3);
   expect((await host.cliOk(['ps', '--format', '{{.Names}}'])).split('\n').sort()).toEqual(
     ['loom-etcd1', 'loom-etcd2', 'loom-etcd3', 'loom-node1', 'loom-node2', 'loom-node3']);
+  // the image names the source it was built from (a later up reuses it only for the same source)
+  expect(await host.cliOk(['image', 'inspect', '-f', '{{index .Config.Labels "org.loom.source"}}', IMAGE])).toMatch(/^[0-9a-f]{12}-[0-9a-f]{12}$/);
   // the printed DOCKER_HOST answers from the outer engine's host
   const v = await host.exec([host.engine.client, '-H', `tcp://${nodeIps[0]}:2375`, 'info', '-f', '{{.Name}}'], { timeoutMs: 30_000 });
   expect(v.stdout.trim()).toBe('loom-node1');
