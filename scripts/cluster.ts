@@ -122,8 +122,14 @@ async function up(hosts: number, rebuild: boolean): Promise<void> {
   const s: State = { engine: await outerEngine(), containers: [], nodes: [], etcd: [], image: IMAGE };
   saveState(s);
   try {
-    await ensureImage(s, rebuild);
+    // Names already taken are refused before anything is made: down removes every recorded name.
     const net = `${PREFIX}cluster`;
+    const names = [...Array.from({ length: ETCD_MEMBERS }, (_, i) => `${PREFIX}etcd${i + 1}`), ...Array.from({ length: hosts }, (_, i) => `${PREFIX}node${i + 1}`)];
+    const taken: string[] = [];
+    for (const n of names) if ((await docker(s, ['container', 'inspect', n], 30_000)).code === 0) taken.push(`container ${n}`);
+    if ((await docker(s, ['network', 'inspect', net], 30_000)).code === 0) taken.push(`network ${net}`);
+    if (taken.length) throw new ClusterError(`the engine already has ${taken.join(', ')} (not made by this up): remove them, or set LOOM_CLUSTER_PREFIX (and LOOM_CLUSTER_SUBNET) for a second cluster`);
+    await ensureImage(s, rebuild);
     step(`docker network create --subnet ${SUBNET} ${net}`);
     await dockerOk(s, ['network', 'create', '--label', 'loom.cluster=1', '--subnet', SUBNET, '--gateway', `${base}.1`, net]);
     s.network = net;
