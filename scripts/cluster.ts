@@ -13,19 +13,19 @@
  * The outer engine is the local one if it answers (DOCKER_HOST, DOCKER = the CLI), otherwise a
  * private engine in its own namespaces, the quick start's (test/helpers/test-host.ts), kept after
  * `up` exits and removed by `down`. The image is built with `npm run dind:build` when the outer
- * engine does not have it or has one built from another source (its org.loom.source label: the
- * commit and a hash of the uncommitted changes outside test/ and docs/); --rebuild: always.
+ * engine does not have it or has one built from another source (its org.loom.source label,
+ * test/helpers/dind.ts's dindSourceKey); --rebuild: always.
  *
  * Environment: LOOM_CLUSTER_STATE (default /var/lib/loom-cluster/state.json), LOOM_CLUSTER_SUBNET
  * (a /24 in 198.18.0.0/15), LOOM_CLUSTER_PREFIX (container and network names, default loom-),
  * LOOM_DIND_IMAGE (default loom/dind:latest).
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO, TestHost } from '../test/helpers/test-host';
 import { DOCKER28_PREFIX, Engine, engineFromEnv } from '../test/helpers/engines';
 import { run, RunResult, sleep } from '../test/helpers/run';
+import { dindSourceKey } from '../test/helpers/dind';
 
 const STATE = process.env.LOOM_CLUSTER_STATE ?? '/var/lib/loom-cluster/state.json';
 const PREFIX = process.env.LOOM_CLUSTER_PREFIX ?? 'loom-';
@@ -221,16 +221,8 @@ async function outerEngine(): Promise<State['engine']> {
   return { kind: 'private', host: host.name, id, dockerdPid: host.dockerdPid as number, sock: host.dockerSock };
 }
 
-/** What this checkout is (its commit and a hash of its uncommitted changes), the image's org.loom.source label; undefined outside git. */
-async function sourceKey(): Promise<string | undefined> {
-  const head = await run('git', ['-C', REPO, 'rev-parse', 'HEAD'], { timeoutMs: 30_000 });
-  const diff = await run('git', ['-C', REPO, 'diff', 'HEAD', '--', '.', ':!test', ':!docs'], { timeoutMs: 60_000 });
-  if (head.code !== 0 || diff.code !== 0) return undefined;
-  return `${head.stdout.trim().slice(0, 12)}-${createHash('sha256').update(diff.stdout).digest('hex').slice(0, 12)}`;
-}
-
 async function ensureImage(s: State, rebuild: boolean): Promise<void> {
-  const key = await sourceKey();
+  const key = await dindSourceKey();
   if (!rebuild && (await docker(s, ['image', 'inspect', IMAGE], 30_000)).code === 0) {
     const label = (await docker(s, ['image', 'inspect', '-f', '{{index .Config.Labels "org.loom.source"}}', IMAGE], 30_000)).stdout.trim();
     if (key === undefined || label === key) {

@@ -66,21 +66,37 @@ work=$(mktemp -d "$cache/build.XXXXXX")
 echo $$ >"$work/owner"
 trap 'rm -rf --one-file-system "$work"' EXIT
 layer=$work/layer
-mkdir -p "$layer/usr/local/bin"
-bash "$repo/plugin-config/install.sh" --root "$layer" >&2
-install -m 755 "$node" "$layer/usr/local/bin/node"
-install -m 755 "$here/entrypoint.sh" "$layer/usr/local/bin/loom-dind"
-dpkg-deb -x "$etcd" "$work/etcd"
-install -m 755 "$work/etcd/usr/bin/etcd" "$layer/usr/local/bin/etcd"
-mkdir -p "$layer/var/lib/loom" "$layer/var/lib/docker" "$layer/run/docker/plugins"
+# With LOOM_DIND_SOURCE (what the checkout is: test/helpers/dind.ts, dindSourceKey), the image
+# tarball is cached too, as $cache/image-<hash>.tar (with the rootfs, node and etcd): a second build
+# of the same checkout (e2e 13, then e2e 14 in one `npm test`) is only the import. Hard links keep
+# a tarball this build uses valid when another build sweeps it.
+cached_image=""
+if [ -n "${LOOM_DIND_SOURCE:-}" ] && [ "${LOOM_DIND_IMPORT:-1}" != 0 ]; then
+  cached_image="$cache/image-$(printf '%s\n' "$rootfs_tar" "$LOOM_DIND_SOURCE" "$("$node" --version)" "$etcd" "$(sha256sum "$here/entrypoint.sh" "$0")" | sha256sum | cut -c1-16).tar"
+fi
 out=$work/image.tar
-cp "$rootfs_tar" "$out"
-# Appended without the entries the rootfs already has (./usr/, ./usr/local/bin/...): Docker refuses
-# a tar with duplicate paths.
-tar -tf "$rootfs_tar" | sed 's|/$||' | LC_ALL=C sort -u >"$work/base.list"
-(cd "$layer" && find . | LC_ALL=C sort) | LC_ALL=C comm -23 - "$work/base.list" >"$work/layer.list"
-tar -C "$layer" --numeric-owner --owner=0 --group=0 --no-recursion -rf "$out" -T "$work/layer.list"
-log "image rootfs: $(( $(stat -c %s "$out") / 1048576 )) MB"
+if [ -n "$cached_image" ] && ln "$cached_image" "$out" 2>/dev/null; then
+  log "reusing the cached image tarball $cached_image"
+else
+  mkdir -p "$layer/usr/local/bin"
+  bash "$repo/plugin-config/install.sh" --root "$layer" >&2
+  install -m 755 "$node" "$layer/usr/local/bin/node"
+  install -m 755 "$here/entrypoint.sh" "$layer/usr/local/bin/loom-dind"
+  dpkg-deb -x "$etcd" "$work/etcd"
+  install -m 755 "$work/etcd/usr/bin/etcd" "$layer/usr/local/bin/etcd"
+  mkdir -p "$layer/var/lib/loom" "$layer/var/lib/docker" "$layer/run/docker/plugins"
+  cp "$rootfs_tar" "$out"
+  # Appended without the entries the rootfs already has (./usr/, ./usr/local/bin/...): Docker refuses
+  # a tar with duplicate paths.
+  tar -tf "$rootfs_tar" | sed 's|/$||' | LC_ALL=C sort -u >"$work/base.list"
+  (cd "$layer" && find . | LC_ALL=C sort) | LC_ALL=C comm -23 - "$work/base.list" >"$work/layer.list"
+  tar -C "$layer" --numeric-owner --owner=0 --group=0 --no-recursion -rf "$out" -T "$work/layer.list"
+  log "image rootfs: $(( $(stat -c %s "$out") / 1048576 )) MB"
+  if [ -n "$cached_image" ]; then
+    { ln -f "$out" "$cached_image.$$" && mv -f "$cached_image.$$" "$cached_image"; } || log "could not cache $cached_image"
+    find "$cache" -maxdepth 1 -name 'image-*.tar*' ! -path "$cached_image" -mmin +60 -delete
+  fi
+fi
 
 if [ "${LOOM_DIND_IMPORT:-1}" = 0 ]; then
   mv "$out" "$cache/image.tar"
