@@ -5,6 +5,7 @@
  * the inner engine's API directly. Everything of a DinD container (its inner engine, containers,
  * plugins, mounts, namespaces) lives inside it and goes with `docker rm -f -v`.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run, RunResult, waitFor } from './run';
@@ -15,13 +16,27 @@ import { busyboxTar } from './host/images';
 export const DIND_IMAGE = 'loom/dind:test';
 
 /**
+ * What this checkout is, for the DinD image's label org.loom.source and dind:build's cache of the
+ * image tarball (LOOM_DIND_SOURCE): the commit and a hash of the uncommitted changes and untracked
+ * files outside docs/; undefined outside git.
+ */
+export async function dindSourceKey(): Promise<string | undefined> {
+  const head = await run('git', ['-C', REPO, 'rev-parse', 'HEAD'], { timeoutMs: 30_000 });
+  const diff = await run('git', ['-C', REPO, 'diff', 'HEAD', '--', '.', ':!docs', ':!*.md'], { timeoutMs: 60_000 });
+  const untracked = await run('git', ['-C', REPO, 'ls-files', '--others', '--exclude-standard', '--', '.', ':!docs', ':!*.md'], { timeoutMs: 60_000 });
+  if (head.code !== 0 || diff.code !== 0 || untracked.code !== 0) return undefined;
+  const hash = createHash('sha256').update(diff.stdout).update('\0').update(untracked.stdout).digest('hex');
+  return `${head.stdout.trim().slice(0, 12)}-${hash.slice(0, 12)}`;
+}
+
+/**
  * `npm run dind:build` against `host`'s engine: the Debian rootfs is cached under
  * /var/cache/loom-dind (LOOM_DIND_CACHE), the rest is built every time. Returns the build's output.
  */
 export async function buildDindImage(host: TestHost): Promise<string> {
   const r = await run('npm', ['--prefix', REPO, 'run', 'dind:build'], {
     timeoutMs: 900_000,
-    env: { ...host.engine.env, DOCKER_HOST: `unix://${host.dockerSock}`, DOCKER: host.engine.client, LOOM_DIND_IMAGE: DIND_IMAGE },
+    env: { ...host.engine.env, DOCKER_HOST: `unix://${host.dockerSock}`, DOCKER: host.engine.client, LOOM_DIND_IMAGE: DIND_IMAGE, LOOM_DIND_SOURCE: (await dindSourceKey()) ?? '' },
   });
   const log = r.stdout + r.stderr;
   if (r.code !== 0) throw new Error(`npm run dind:build exited ${r.code}:\n${log}`);

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Dockerode from 'dockerode';
-import { killAndWait, pidAlive, run, RunResult, runOk, sleep, waitFor } from './run';
+import { killAndWait, pidAlive, run, RunResult, runOk, sleep, statFields, waitFor } from './run';
 import { Engine, engineFromEnv } from './engines';
 import { unixRequest } from './unix-http';
 import { Dockerd, dockerCli } from './host/engine';
@@ -107,6 +107,26 @@ export class TestHost {
       await host.destroy();
       throw err;
     }
+    return host;
+  }
+
+  /**
+   * Keeps this host after this process exits (`npm run cluster`'s private engine): its owner stamp
+   * names its own dockerd from now on, so sweeps of later runs leave it alone while that dockerd
+   * runs, and remove it once it is gone. `adopt` finds it again in another process.
+   */
+  detach(): void {
+    const pid = this.dockerd.pid;
+    const start = pid === undefined ? undefined : statFields(pid)?.[19];
+    if (pid === undefined || start === undefined) throw new Error(`test host ${this.name}: its dockerd is not running`);
+    fs.writeFileSync(this.layout.ownerFile, `${pid} ${start}`);
+  }
+
+  /** A host a detached one left (its name, engine and dockerd PID), e.g. to destroy() it. */
+  static adopt(name: string, engine: Engine, dockerdPid: number | undefined): TestHost {
+    if (!/^[0-9a-f]{6}$/.test(name)) throw new Error(`not a test host name: ${name}`);
+    const host = new TestHost(name, { engine });
+    host.dockerd.pid = dockerdPid;
     return host;
   }
 
