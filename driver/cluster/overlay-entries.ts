@@ -13,7 +13,7 @@ import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { NetworkRecord } from '../model/types';
 import type { NetworkLookup } from '../network/network-table';
 import type { ClusterAgent, RemoteEndpoint } from './agent';
-import { planOverlayEntries } from './overlay-plan';
+import { planOverlayEntries, preferLive } from './overlay-plan';
 
 export interface OverlayDrift {
   overlay: string;
@@ -30,8 +30,9 @@ export class OverlayEntries {
     private readonly log: Logger,
   ) {}
 
+  /** The remote endpoints of an overlay whose entries are wanted (a moved address's live holder beats its retiring one). */
   private remoteOf(key: string): RemoteEndpoint[] {
-    return [...(this.agent.remote.get(key)?.values() ?? [])];
+    return preferLive([...(this.agent.remote.get(key)?.values() ?? [])], (ep) => this.agent.endpoints.isRetiring(ep));
   }
 
   /** A remote endpoint appeared or went: programs it under its network's lock. */
