@@ -5,12 +5,14 @@
  * field and changes nothing; an egress policy keeps the db from connecting out; enforcement
  * survives a SIGKILL of loomd and a hand-deleted table is repaired; a policy applied while
  * loomd is stopped is enforced when it starts; a removed container leaves no allow behind;
- * removing the policies restores full reach and removes the table.
+ * removing the policies restores full reach and removes the table; UDP is allowed and denied
+ * like TCP, and a connection that flows while a policy is updated loses nothing.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO, TestHost } from '../helpers/test-host';
-import { run, waitFor } from '../helpers/run';
+import { spawn } from 'node:child_process';
+import { run, sleep, waitFor } from '../helpers/run';
 import { unixRequest } from '../helpers/unix-http';
 
 jest.setTimeout(600_000);
@@ -161,6 +163,70 @@ test('removing the policies restores full reach', async () => {
   expect(await settlesTo('db', api, 8080, true)).toBe(true);
   expect((await loomctl(['rm', 'db-egress'])).out).toMatch(/nothing to remove/);
   expect(await host.execOk(['nft', 'list', 'tables'])).not.toContain(policyTable);
+});
+
+/** Runs `args` in container `ctr`'s network namespace with the host's tools (socat). */
+const inNetns = async (ctr: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; out: string }> => {
+  const pid = await host.cliOk(['inspect', '-f', '{{.State.Pid}}', ctr]);
+  const r = await run('nsenter', ['-t', pid, '-n', ...args], { timeoutMs });
+  return { code: r.code, out: r.stdout };
+};
+/** A UDP datagram from `from` to ip:port gets the echo server's answer. */
+const udpReaches = async (from: string, ip: string, port: number): Promise<boolean> =>
+  (await inNetns(from, ['sh', '-c', `echo ping | socat -T 2 - UDP:${ip}:${port}`])).out.includes('pong');
+
+test('UDP, and a policy change while a connection flows', async () => {
+  const dbPid = await host.cliOk(['inspect', '-f', '{{.State.Pid}}', 'db']);
+  // Servers in the db's namespace (host tools): a UDP answerer on 5353 and a TCP echo on 7000.
+  const servers = [
+    spawn('nsenter', ['-t', dbPid, '-n', 'socat', 'UDP-RECVFROM:5353,fork', 'SYSTEM:echo pong'], { stdio: 'ignore' }),
+    spawn('nsenter', ['-t', dbPid, '-n', 'socat', 'TCP-LISTEN:7000,fork,reuseaddr', 'EXEC:cat'], { stdio: 'ignore' }),
+  ];
+  const apiPid = await host.cliOk(['inspect', '-f', '{{.State.Pid}}', 'api']);
+  let client: ReturnType<typeof spawn> | undefined;
+  try {
+    await waitFor('UDP answer from db', async () => udpReaches('api', db, 5353), 10_000, 200);
+    const udp = `name: db-udp
+network: ${NET}
+selector: { matchLabels: { tier: db } }
+ingress:
+  - from: [ { selector: { matchLabels: { tier: api } } } ]
+    ports: [ { protocol: UDP, port: 5353 }, { protocol: TCP, port: 7000 } ]
+`;
+    expect((await loomctl(['apply', '-f', file('db-udp.yaml', udp)])).code).toBe(0);
+    await waitFor('frontend denied on UDP', async () => !(await udpReaches('front', db, 5353)), 20_000, 300);
+    expect(await udpReaches('api', db, 5353)).toBe(true);
+    expect(await reaches('api', db, 5432)).toBe(false); // only UDP 5353 and TCP 7000 now
+
+    // A connection that flows while the policy changes (another rule added): not one line lost.
+    client = spawn('nsenter', ['-t', apiPid, '-n', 'socat', '-', `TCP:${db}:7000`], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let echoed = '';
+    client.stdout?.on('data', (b: Buffer) => (echoed += b.toString()));
+    const sent: string[] = [];
+    const send = (n: number): void => {
+      const line = `line-${n}`;
+      sent.push(line);
+      client?.stdin?.write(`${line}\n`);
+    };
+    for (let i = 0; i < 5; i++) {
+      send(i);
+      await sleep(100);
+    }
+    const widened = udp.replace('{ protocol: TCP, port: 7000 } ]', '{ protocol: TCP, port: 7000 }, { protocol: TCP, port: 6000 } ]');
+    expect((await loomctl(['apply', '-f', file('db-udp.yaml', widened)])).out).toMatch(/policy db-udp updated/);
+    for (let i = 5; i < 15; i++) {
+      send(i);
+      await sleep(100);
+    }
+    await waitFor('every line echoed', async () => sent.every((l) => echoed.includes(l)), 10_000, 100);
+    expect(await reaches('api', db, 6000)).toBe(true); // the new rule holds for new connections
+    expect(await reaches('front', db, 6000)).toBe(false);
+  } finally {
+    client?.kill('SIGKILL');
+    for (const s of servers) s.kill('SIGKILL');
+    await loomctl(['rm', 'db-udp']);
+  }
+  expect(await settlesTo('front', db, 5432, true)).toBe(true);
 });
 
 test('a policy applied while loomd is stopped is enforced when it starts', async () => {
