@@ -45,7 +45,8 @@ async function clusterOk(args: string[]): Promise<string> {
  * and go there meanwhile and are left out.
  */
 async function snapshot(): Promise<Record<string, string[]>> {
-  const foreign = (l: string): boolean => /loomt-[0-9a-z]+/.test(l) && !l.includes(`loomt-${host.name}`);
+  // Other runs on the machine (test hosts loomt-*, benchmark namespaces loomb-*) come and go meanwhile.
+  const foreign = (l: string): boolean => (/loomt-[0-9a-z]+/.test(l) && !l.includes(`loomt-${host.name}`)) || /^loomb-/.test(l);
   const lines = (s: string): string[] => s.split('\n').map((l) => l.trim()).filter((l) => l && !foreign(l)).sort();
   const mounts = (await host.execOk(['cat', '/proc/self/mountinfo'])).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m && !foreign(m));
   return {
