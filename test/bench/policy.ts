@@ -268,6 +268,14 @@ export async function policyBenchmarks(ctx: BenchContext): Promise<void> {
       ],
     );
     r.note(`${N} endpoints made and their labels learned in ${epS.toFixed(1)} s; the policy table then held ${ruleCount} policy rules (\`nft list ruleset\`: ${(elements / 1024).toFixed(0)} KiB of text). Reading the ruleset back takes a while itself: the "until nft shows it" rows include up to one listing.`);
+    Object.assign(ctx.facts, {
+      policyN: String(N),
+      policyP: String(P),
+      policyApiVisible: fmt(median(applyApiVisible)),
+      policyCtlVisible: fmt(median(applyCtlVisible)),
+      policyRulesetKiB: (elements / 1024).toFixed(0),
+      policySetMs: fmt(median(setApplies)),
+    });
     const applyWorst = Math.max(median(applyCtlVisible), median(applyApiVisible));
     ctx.report.target({
       id: 'policy-apply',
@@ -319,6 +327,7 @@ export async function policyBenchmarks(ctx: BenchContext): Promise<void> {
       (['policy', 'none'] as Mode[]).map((m) => [m === 'policy' ? 'policies cover it' : 'no policy on it', fmt(median(cej[m]), 2), fmt(percentile(cej[m], 95), 2), fmt(Math.max(...cej[m]), 2)]),
     );
     r.note(`Per round, with minus without: median ${fmt(added, 2)} ms (p95 ${fmt(percentile(diffs, 95), 2)} ms); per-pair ratio ${fmtPaired(pairedRatio(cejPairs))}. The Join only notes the endpoint; the label inspect and the set update run after it answers (the fail-closed window above).`);
+    Object.assign(ctx.facts, { policyCejWith: fmt(median(cej.policy), 2), policyCejWithout: fmt(median(cej.none), 2), policyCejAdded: fmt(added, 2) });
     ctx.report.target({
       id: 'policy-start',
       name: 'plugin-side time a container start adds for policy work',
@@ -390,12 +399,14 @@ export async function policyBenchmarks(ctx: BenchContext): Promise<void> {
       `br_netfilter ${brnf ? 'on (bridge-nf-call-iptables=1: the inet table sees the bridged traffic)' : 'off (the bridge-family table polices the traffic)'}. ` +
         `Without the policies the client reaches the server on 5201 and 5202; with them, ${denied ? 'only on 5201, as they say' : 'ALSO on 5202: the policies did not enforce (check)'}.`,
     );
+    ctx.facts.policyTput = `${fmtPaired(pr)} (${fmt(median(gbit.policy), 2)} vs ${fmt(median(gbit.none), 2)} Gbit/s p50)`;
     ctx.report.target({
       id: 'policy-tput',
       name: 'throughput between two allowed containers, policy vs none',
       target: '>= 0.95x',
       measured: `${fmtPaired(pr)} (per-round ratios; ${fmt(median(gbit.policy), 2)} vs ${fmt(median(gbit.none), 2)} Gbit/s p50)`,
-      pass: pr.n ? pr.median >= 0.95 : undefined,
+      // Like the start target: passes only when the whole bootstrap interval is at or above it.
+      pass: pr.n ? pr.lo >= 0.95 : undefined,
     });
   } finally {
     ctx.phase('policy: cleaning up');
