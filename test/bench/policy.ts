@@ -307,7 +307,9 @@ export async function policyBenchmarks(ctx: BenchContext): Promise<void> {
       const got: Partial<Record<Mode, number>> = {};
       for (const mode of rotation<Mode>(['policy', 'none'], round)) {
         await setB(mode === 'policy');
-        await sleep(50);
+        // Let the background work of the previous call settle (Leave's set update, the toggle's
+        // table replace): it would compete for the CPUs with the calls measured.
+        await sleep(300);
         const from = fileSize(d.logFile);
         const ep = await endpoint(netB, 'pbnet-b', { tier: 'api' });
         await waitLearned(from, 1, 'labels learned');
