@@ -67,7 +67,7 @@ export function configFromEnv(): BenchConfig {
     policyEndpoints: int('BENCH_POLICY_ENDPOINTS', 1000, 10, 4000),
     policyCount: int('BENCH_POLICY_COUNT', 100, 1, 1000),
     policyApplies: int('BENCH_POLICY_APPLIES', 10, 1, 100),
-    policyStarts: int('BENCH_POLICY_STARTS', 20, 1, 500),
+    policyStarts: int('BENCH_POLICY_STARTS', 40, 1, 500),
     policyIperfRounds: int('BENCH_POLICY_IPERF_ROUNDS', 8, 1, 50),
     only: new Set((onlyRaw.length ? onlyRaw : [...SECTIONS]) as SectionId[]),
     out: process.env.BENCH_OUT ?? '',

@@ -67,7 +67,7 @@ export function renderMarkdown(o: RunData): string {
       ['BENCH_IPAM_PREFIX', '16', String(c.ipamPrefix), 'prefix length of the pool filled through the API'],
       ['BENCH_SCALE_ENDPOINTS / BENCH_SCALE_NETWORKS / BENCH_RESTARTS', '1000 / 100 / 5', `${c.scaleEndpoints} / ${c.scaleNetworks} / ${c.restarts}`, 'scale test size, restarts measured'],
       ['BENCH_POLICY_ENDPOINTS / BENCH_POLICY_COUNT', '1000 / 100', `${c.policyEndpoints ?? ''} / ${c.policyCount ?? ''}`, 'section 9: labelled endpoints and policies on the host'],
-      ['BENCH_POLICY_APPLIES / BENCH_POLICY_STARTS / BENCH_POLICY_IPERF_ROUNDS', '10 / 20 / 8', `${c.policyApplies ?? ''} / ${c.policyStarts ?? ''} / ${c.policyIperfRounds ?? ''}`, 'section 9: timed applies (and set-only updates), with/without container-start rounds, with/without iperf3 rounds'],
+      ['BENCH_POLICY_APPLIES / BENCH_POLICY_STARTS / BENCH_POLICY_IPERF_ROUNDS', '10 / 40 / 8', `${c.policyApplies ?? ''} / ${c.policyStarts ?? ''} / ${c.policyIperfRounds ?? ''}`, 'section 9: timed applies (and set-only updates), with/without container-start rounds, with/without iperf3 rounds'],
       ['BENCH_ONLY', '(all)', [...c.only].join(','), 'comma-separated sections: host, cross-host, ipam, scale, names, policy (or as arguments: `npm run bench -- names`; a partial run writes no docs unless BENCH_OUT is set)'],
       ['BENCH_OUT', 'docs/benchmarks.md', '', 'where to write this report'],
       ['BENCH_RENDER', '', '', 'render this report again from a saved run (dist-bench/last-run.json) without measuring'],

@@ -148,7 +148,7 @@ export async function policyBenchmarks(ctx: BenchContext): Promise<void> {
       });
       return { id, poolId: p.json.PoolID };
     };
-    type Ep = { id: string; address: string; cidr: string; srcName: string; net: { id: string; poolId: string } };
+    type Ep = { id: string; address: string; cidr: string; srcName: string; net: { id: string; poolId: string }; clientMs: number };
     let seq = 0;
     /** RequestAddress + CreateEndpoint + Join, the container known to the fake Docker first. */
     const endpoint = async (net: { id: string; poolId: string }, netName: string, labels: Record<string, string>): Promise<Ep> => {
@@ -156,9 +156,9 @@ export async function policyBenchmarks(ctx: BenchContext): Promise<void> {
       const id = randomId();
       const n = seq++;
       fake.byEndpoint.set(id, { id: randomId(), name: `pb-${n}`, networkId: net.id, networkName: netName, endpointId: id, labels });
-      await call(d.socket, 'NetworkDriver.CreateEndpoint', { NetworkID: net.id, EndpointID: id, Interface: { Address: a.json.Address, AddressIPv6: '', MacAddress: '' }, Options: {} });
+      const ce = await call(d.socket, 'NetworkDriver.CreateEndpoint', { NetworkID: net.id, EndpointID: id, Interface: { Address: a.json.Address, AddressIPv6: '', MacAddress: '' }, Options: {} });
       const j = await call(d.socket, 'NetworkDriver.Join', { NetworkID: net.id, EndpointID: id, SandboxKey: `/var/run/docker/netns/pb${n}`, Options: {} });
-      return { id, cidr: String(a.json.Address), address: String(a.json.Address).split('/')[0] as string, srcName: String(j.json.InterfaceName.SrcName), net };
+      return { id, cidr: String(a.json.Address), address: String(a.json.Address).split('/')[0] as string, srcName: String(j.json.InterfaceName.SrcName), net, clientMs: ce.ms + j.ms };
     };
     const removeEndpoint = async (ep: Ep): Promise<void> => {
       await call(d.socket, 'NetworkDriver.Leave', { NetworkID: ep.net.id, EndpointID: ep.id });
@@ -301,6 +301,7 @@ export async function policyBenchmarks(ctx: BenchContext): Promise<void> {
     };
     type Mode = 'policy' | 'none';
     const cej: Record<Mode, number[]> = { policy: [], none: [] };
+    const cejClient: Record<Mode, number[]> = { policy: [], none: [] };
     const cejPairs: Array<[number | undefined, number | undefined]> = [];
     for (let round = 0; round < ctx.config.policyStarts; round++) {
       ctx.checkTime('policy: starts');
@@ -316,6 +317,7 @@ export async function policyBenchmarks(ctx: BenchContext): Promise<void> {
         const calls = readCalls(d.logFile, from).calls;
         const ms = ['CreateEndpoint', 'Join'].map((m) => calls.find((c) => c.method === m)?.durationMs ?? NaN).reduce((a, b) => a + b, 0);
         cej[mode].push(ms);
+        cejClient[mode].push(ep.clientMs);
         got[mode] = ms;
         await removeEndpoint(ep);
       }
@@ -326,7 +328,10 @@ export async function policyBenchmarks(ctx: BenchContext): Promise<void> {
     r.table(
       `Container start, plugin side: CreateEndpoint + Join (loomd's durationMs) on a network with two policies covering it (and ${P} more on the other network, ${N} endpoints there) vs the same network with no policy on it, ${ctx.config.policyStarts} rounds alternated, ms`,
       ['network', 'p50', 'p95', 'max'],
-      (['policy', 'none'] as Mode[]).map((m) => [m === 'policy' ? 'policies cover it' : 'no policy on it', fmt(median(cej[m]), 2), fmt(percentile(cej[m], 95), 2), fmt(Math.max(...cej[m]), 2)]),
+      (['policy', 'none'] as Mode[]).flatMap((m) => [
+        [m === 'policy' ? 'policies cover it' : 'no policy on it', fmt(median(cej[m]), 2), fmt(percentile(cej[m], 95), 2), fmt(Math.max(...cej[m]), 2)],
+        [`  the same, client side (HTTP round trips)`, fmt(median(cejClient[m]), 2), fmt(percentile(cejClient[m], 95), 2), fmt(Math.max(...cejClient[m]), 2)],
+      ]),
     );
     r.note(`Per round, with minus without: median ${fmt(added, 2)} ms (p95 ${fmt(percentile(diffs, 95), 2)} ms); per-pair ratio ${fmtPaired(pairedRatio(cejPairs))}. The Join only notes the endpoint; the label inspect and the set update run after it answers (the fail-closed window above).`);
     Object.assign(ctx.facts, { policyCejWith: fmt(median(cej.policy), 2), policyCejWithout: fmt(median(cej.none), 2), policyCejAdded: fmt(added, 2) });
