@@ -18,7 +18,7 @@ const int = (name: string, def: number, min = 1, max = 1_000_000): number => {
 /** loomd as a user runs it: default log level and reconcile interval (the harness defaults are test settings). */
 export const LOOMD_DEFAULTS = { LOOM_LOG_LEVEL: 'info', LOOM_RECONCILE_INTERVAL: '30', LOOM_RECONCILE_GRACE: '10' };
 
-export const SECTIONS = ['host', 'cross-host', 'ipam', 'scale', 'names'] as const;
+export const SECTIONS = ['host', 'cross-host', 'ipam', 'scale', 'names', 'policy'] as const;
 export type SectionId = (typeof SECTIONS)[number];
 
 export interface BenchConfig {
@@ -36,6 +36,11 @@ export interface BenchConfig {
   scaleEndpoints: number;
   scaleNetworks: number;
   restarts: number;
+  policyEndpoints: number;
+  policyCount: number;
+  policyApplies: number;
+  policyStarts: number;
+  policyIperfRounds: number;
   only: Set<SectionId>;
   out: string;
   maxMinutes: number;
@@ -59,6 +64,11 @@ export function configFromEnv(): BenchConfig {
     scaleEndpoints: int('BENCH_SCALE_ENDPOINTS', 1000, 10, 4000),
     scaleNetworks: int('BENCH_SCALE_NETWORKS', 100, 1, 250),
     restarts: int('BENCH_RESTARTS', 5, 1, 50),
+    policyEndpoints: int('BENCH_POLICY_ENDPOINTS', 1000, 10, 4000),
+    policyCount: int('BENCH_POLICY_COUNT', 100, 1, 1000),
+    policyApplies: int('BENCH_POLICY_APPLIES', 10, 1, 100),
+    policyStarts: int('BENCH_POLICY_STARTS', 40, 1, 500),
+    policyIperfRounds: int('BENCH_POLICY_IPERF_ROUNDS', 8, 1, 50),
     only: new Set((onlyRaw.length ? onlyRaw : [...SECTIONS]) as SectionId[]),
     out: process.env.BENCH_OUT ?? '',
     maxMinutes: int('BENCH_MAX_MINUTES', 30, 1, 240),

@@ -75,4 +75,15 @@ export const EXPLANATIONS: Record<string, (facts: Facts) => string> = {
     `(slowest dependencies loaded alone, beyond a bare node: ${f(x, 'depsSlowest')}). The first reconcile pass was done ${f(x, 'recMs')} ms after the spawn. ` +
     `What would close it: import etcd3 (${f(x, 'etcdMs')} ms alone) only in cluster mode and dockerode (${f(x, 'dockerodeMs')} ms alone) only when the reconciler runs, after the socket is bound; bundle loomd into one file and use a V8 code cache or a startup snapshot; ` +
     'or let systemd own the socket (socket activation), so that dockerd\'s calls wait in the listen queue instead of failing while loomd starts.',
+  'policy-apply': (x) =>
+    `With ${f(x, 'policyN')} labelled endpoints and ${f(x, 'policyP')} policies, one more policy reached the kernel ${f(x, 'policyApiVisible')} ms after the admin API call at the median and ${f(x, 'policyCtlVisible')} ms after \`loomctl policy apply\` started (node's own start-up and module loading are the difference). ` +
+    `loomd compiles every policy against every endpoint and replaces the whole policy table (${f(x, 'policyRulesetKiB')} KiB of \`nft list ruleset\` text) in one transaction when rules change; a set-only update took ${f(x, 'policySetMs')} ms in nft. ` +
+    'What would close it: compile incrementally (only the changed policy\'s sets and rules) and add rules to the live table instead of replacing it; make loomctl lighter to start (it loads more modules than the apply needs).',
+  'policy-start': (x) =>
+    `CreateEndpoint + Join took ${f(x, 'policyCejWith')} ms at the median with policies on the network and ${f(x, 'policyCejWithout')} ms without (per-round difference ${f(x, 'policyCejAdded')} ms). ` +
+    'The Join only notes the endpoint for the policy service (covers() over the policies, a queued label inspect, a background sync): the set update runs after the call answers. A gap of this size next to calls that take milliseconds is more likely the background nft work of the previous round competing for the 2 CPUs. ' +
+    'What would close it: measure with more rounds on an idle machine; if the gap stays, profile the Join path with many policies (covers() compiles the covered networks of every policy per call).',
+  'policy-tput': (x) =>
+    `Policy vs none: ${f(x, 'policyTput')}. With policies, every new connection walks the policy chains (a few set lookups per rule); established packets are accepted by connection tracking, which a covered network enables. ` +
+    'What would close it: accept established traffic before any set lookup (it is the first rule), and check whether enabling connection tracking on the network, not the rules, is the cost; repeat on an idle machine with more rounds (BENCH_POLICY_IPERF_ROUNDS).',
 };

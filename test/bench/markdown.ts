@@ -66,7 +66,9 @@ export function renderMarkdown(o: RunData): string {
       ['BENCH_DNS_QUERIES', '500', String(c.dnsQueries ?? ''), 'DNS queries per kind of name (remote, local, external, Docker without loom) in section 8'],
       ['BENCH_IPAM_PREFIX', '16', String(c.ipamPrefix), 'prefix length of the pool filled through the API'],
       ['BENCH_SCALE_ENDPOINTS / BENCH_SCALE_NETWORKS / BENCH_RESTARTS', '1000 / 100 / 5', `${c.scaleEndpoints} / ${c.scaleNetworks} / ${c.restarts}`, 'scale test size, restarts measured'],
-      ['BENCH_ONLY', '(all)', [...c.only].join(','), 'comma-separated sections: host, cross-host, ipam, scale, names (or as arguments: `npm run bench -- names`; a partial run writes no docs unless BENCH_OUT is set)'],
+      ['BENCH_POLICY_ENDPOINTS / BENCH_POLICY_COUNT', '1000 / 100', `${c.policyEndpoints ?? ''} / ${c.policyCount ?? ''}`, 'section 9: labelled endpoints and policies on the host'],
+      ['BENCH_POLICY_APPLIES / BENCH_POLICY_STARTS / BENCH_POLICY_IPERF_ROUNDS', '10 / 40 / 8', `${c.policyApplies ?? ''} / ${c.policyStarts ?? ''} / ${c.policyIperfRounds ?? ''}`, 'section 9: timed applies (and set-only updates), with/without container-start rounds, with/without iperf3 rounds'],
+      ['BENCH_ONLY', '(all)', [...c.only].join(','), 'comma-separated sections: host, cross-host, ipam, scale, names, policy (or as arguments: `npm run bench -- names`; a partial run writes no docs unless BENCH_OUT is set)'],
       ['BENCH_OUT', 'docs/benchmarks.md', '', 'where to write this report'],
       ['BENCH_RENDER', '', '', 'render this report again from a saved run (dist-bench/last-run.json) without measuring'],
       ['BENCH_MAX_MINUTES', '30', String(c.maxMinutes), 'hard time budget; loops stop with an error past it'],
@@ -87,7 +89,8 @@ export function renderMarkdown(o: RunData): string {
   out.push(o.engines.length ? mdTable(['engine', 'server', 'client'], o.engines.map((e) => [e.engine, e.server, e.client])) : 'No engine was started in this run.');
   out.push('');
   out.push('loomd runs as a legacy plugin of a private dockerd (`test/helpers/test-host.ts`) with its defaults: log level info, reconcile interval 30 s. ' +
-    'The API-driven benchmarks (6, 7) start the built loomd directly in a network namespace of their own, with `--docker-host off`.');
+    'The API-driven benchmarks (6, 7) start the built loomd directly in a network namespace of their own, with `--docker-host off`; ' +
+    'the policy benchmark (9) does the same with a fake Docker API on a Unix socket that answers only the two inspect calls loomd learns labels through.');
   out.push('');
   out.push('## How to read this');
   out.push('');

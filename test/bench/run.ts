@@ -17,6 +17,7 @@ import { crossHostBenchmarks } from './cross-host';
 import { ipamBenchmarks } from './ipam';
 import { scaleBenchmarks } from './scale';
 import { namesBenchmarks } from './names';
+import { policyBenchmarks } from './policy';
 import { RunData, renderMarkdown } from './markdown';
 
 let nproc = 0;
@@ -114,6 +115,7 @@ async function main(): Promise<void> {
     ipam: () => ipamBenchmarks(ctx),
     scale: () => scaleBenchmarks(ctx),
     names: () => namesBenchmarks(ctx, engines),
+    policy: () => policyBenchmarks(ctx),
   };
   console.log(`loom benchmarks: sections ${[...config.only].join(', ')}; engine ${engine.id}; budget ${config.maxMinutes} min`);
   const sectionTimes: Record<string, number> = {};
