@@ -14,6 +14,10 @@
 # mirror), then runs the image privileged without a network: loomd up, `docker network create -d
 # loom` (198.18.0.0/15 only), two inner containers ping each other. Everything goes with the
 # engine's directory at the end, also on failure.
+#
+# LOOM_VERIFY_OFFLINE=1: also builds the offline image (`npm run dind:build`, Debian host) into the
+# same engine and checks that both images have the same configuration (entrypoint, command,
+# environment, volumes) and the same files of loom under /opt/loom and /usr/local/bin.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 prefix=${LOOM_DOCKER28_PREFIX:-/opt/loom-test/docker28}
@@ -102,3 +106,13 @@ for c in c1 c2; do inner docker run -d --name "$c" --network n1 local/busybox sl
 ip_b=$(inner docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' c2)
 inner docker exec c1 ping -c 2 -W 2 "$ip_b" >&2 || { docker logs --tail 40 dind-reg >&2; log "c1 cannot ping c2 ($ip_b)"; exit 1; }
 log "smoke check: loomd up, loom network n1, c1 pings c2 ($ip_b)"
+
+if [ "${LOOM_VERIFY_OFFLINE:-0}" = 1 ]; then
+  t=$SECONDS
+  LOOM_DIND_IMAGE=loom/dind:offline DOCKER=docker bash "$repo/plugin-config/dind/build.sh"
+  cfg() { docker image inspect -f '{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .Config.Env}} {{json .Config.Volumes}}' "$1"; }
+  [ "$(cfg loom/dind:offline)" = "$(cfg loom/dind:registry)" ] || { log "the configurations differ: offline $(cfg loom/dind:offline), registry $(cfg loom/dind:registry)"; exit 1; }
+  files() { docker run --rm --network none --entrypoint sh "$1" -c 'cd /opt/loom && find dist -type f | sort | md5sum; ls /usr/local/bin | sort | tr "\n" " "'; }
+  [ "$(files loom/dind:offline)" = "$(files loom/dind:registry)" ] || { log "loom's files differ: offline $(files loom/dind:offline), registry $(files loom/dind:registry)"; exit 1; }
+  log "offline build ($((SECONDS - t)) s): same configuration and the same loom files as the registry build"
+fi
