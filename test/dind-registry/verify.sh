@@ -106,6 +106,8 @@ for c in c1 c2; do inner docker run -d --name "$c" --network n1 local/busybox sl
 ip_b=$(inner docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' c2)
 inner docker exec c1 ping -c 2 -W 2 "$ip_b" >&2 || { docker logs --tail 40 dind-reg >&2; log "c1 cannot ping c2 ($ip_b)"; exit 1; }
 log "smoke check: loomd up, loom network n1, c1 pings c2 ($ip_b)"
+# the cluster command's etcd members run the image's /usr/local/bin/etcd
+docker run --rm --network none --entrypoint /usr/local/bin/etcd loom/dind:registry --version | head -1 >&2
 
 if [ "${LOOM_VERIFY_OFFLINE:-0}" = 1 ]; then
   t=$SECONDS
