@@ -1,5 +1,5 @@
 /**
- * `npm run cluster -- up [--hosts N] [--rebuild] | demo | down [--images]`: a multi-host loom
+ * `npm run cluster -- up [--hosts N] [--rebuild] [--from-registry] | demo | down [--images]`: a multi-host loom
  * cluster on one machine (issue 17, docs/overlay.md "A cluster on one machine in one command").
  *
  *   up    a user-defined network of the outer engine (198.19.240.0/24, LOOM_CLUSTER_SUBNET), a
@@ -14,7 +14,10 @@
  * private engine in its own namespaces, the quick start's (test/helpers/test-host.ts), kept after
  * `up` exits and removed by `down`. The image is built with `npm run dind:build` when the outer
  * engine does not have it or has one built from another source (its org.loom.source label,
- * test/helpers/dind.ts's dindSourceKey); --rebuild: always.
+ * test/helpers/dind.ts's dindSourceKey); --rebuild: always. It is built offline from this host's
+ * Debian apt mirror, or from public base images with a registry (`npm run dind:build --
+ * --from-registry`, plugin-config/dind/Dockerfile) with --from-registry or when this host has no
+ * Debian bookworm apt mirror (a laptop with Docker); `up` says which and why.
  *
  * Environment: LOOM_CLUSTER_STATE (default /var/lib/loom-cluster/state.json), LOOM_CLUSTER_SUBNET
  * (a /24 in 198.18.0.0/15), LOOM_CLUSTER_PREFIX (container and network names, default loom-),
@@ -114,7 +117,7 @@ function subnetBase(): string {
 
 // ---- up -------------------------------------------------------------------------------------------
 
-async function up(hosts: number, rebuild: boolean): Promise<void> {
+async function up(hosts: number, rebuild: boolean, fromRegistry: boolean): Promise<void> {
   if (loadState()) throw new ClusterError(`a cluster is already up (${STATE}): npm run cluster -- down first`);
   if (!Number.isInteger(hosts) || hosts < 1 || hosts > 50) throw new ClusterError(`--hosts must be 1..50, got ${hosts}`);
   const base = subnetBase();
@@ -129,7 +132,7 @@ async function up(hosts: number, rebuild: boolean): Promise<void> {
     for (const n of names) if ((await docker(s, ['container', 'inspect', n], 30_000)).code === 0) taken.push(`container ${n}`);
     if ((await docker(s, ['network', 'inspect', net], 30_000)).code === 0) taken.push(`network ${net}`);
     if (taken.length) throw new ClusterError(`the engine already has ${taken.join(', ')} (not made by this up): remove them, or set LOOM_CLUSTER_PREFIX (and LOOM_CLUSTER_SUBNET) for a second cluster`);
-    await ensureImage(s, rebuild);
+    await ensureImage(s, rebuild, fromRegistry);
     step(`docker network create --subnet ${SUBNET} ${net}`);
     await dockerOk(s, ['network', 'create', '--label', 'loom.cluster=1', '--subnet', SUBNET, '--gateway', `${base}.1`, net]);
     s.network = net;
@@ -221,7 +224,19 @@ async function outerEngine(): Promise<State['engine']> {
   return { kind: 'private', host: host.name, id, dockerdPid: host.dockerdPid as number, sock: host.dockerSock };
 }
 
-async function ensureImage(s: State, rebuild: boolean): Promise<void> {
+/**
+ * How `up` builds the image: from public base images with a registry when asked (--from-registry)
+ * or when this host has no Debian bookworm apt mirror (test/fresh-machine/rootfs.sh's host_mirror),
+ * otherwise offline from that mirror.
+ */
+async function imageBuildPath(fromRegistry: boolean): Promise<{ registry: boolean; why: string }> {
+  if (fromRegistry) return { registry: true, why: 'from public base images with a registry (--from-registry)' };
+  const r = await run('bash', ['-c', `source "$1" && host_mirror`, 'bash', `${REPO}/test/fresh-machine/rootfs.sh`], { timeoutMs: 30_000 });
+  if (r.code !== 0 || !r.stdout.trim()) return { registry: true, why: 'from public base images with a registry: this host has no Debian bookworm apt mirror' };
+  return { registry: false, why: `offline from this host's Debian mirror ${r.stdout.trim()} (--from-registry: from public base images)` };
+}
+
+async function ensureImage(s: State, rebuild: boolean, fromRegistry: boolean): Promise<void> {
   const key = await dindSourceKey();
   if (!rebuild && (await docker(s, ['image', 'inspect', IMAGE], 30_000)).code === 0) {
     const label = (await docker(s, ['image', 'inspect', '-f', '{{index .Config.Labels "org.loom.source"}}', IMAGE], 30_000)).stdout.trim();
@@ -231,12 +246,15 @@ async function ensureImage(s: State, rebuild: boolean): Promise<void> {
     }
     step(`the image ${IMAGE} was built from ${label && label !== '<no value>' ? label : 'another source'}, this checkout is ${key}: rebuilding it`);
   }
-  step(`npm run dind:build: loom's DinD image ${IMAGE} (the Debian root filesystem is cached under /var/cache/loom-dind)`);
+  const how = await imageBuildPath(fromRegistry);
+  step(how.registry
+    ? `npm run dind:build -- --from-registry: loom's DinD image ${IMAGE}, ${how.why}`
+    : `npm run dind:build: loom's DinD image ${IMAGE}, ${how.why} (the Debian root filesystem is cached under /var/cache/loom-dind)`);
   const o = outer(s);
   const env: NodeJS.ProcessEnv = { ...o.env, DOCKER: o.client, LOOM_DIND_IMAGE: IMAGE, ...(key ? { LOOM_DIND_SOURCE: key } : {}) };
   if (s.engine.kind === 'private') env.DOCKER_HOST = `unix://${s.engine.sock}`;
   const t0 = Date.now();
-  const r = await run('npm', ['--prefix', REPO, 'run', 'dind:build'], { env, timeoutMs: 900_000 });
+  const r = await run('npm', ['--prefix', REPO, 'run', 'dind:build', ...(how.registry ? ['--', '--from-registry'] : [])], { env, timeoutMs: 900_000 });
   if (r.code !== 0) {
     throw new ClusterError(`image build failed (npm run dind:build exited ${r.code}):\n${(r.stdout + r.stderr).trim().split('\n').slice(-25).join('\n')}`);
   }
@@ -369,13 +387,13 @@ async function main(): Promise<void> {
   };
   switch (cmd) {
     case 'up':
-      return up(Number(value('--hosts') ?? 3), flag('--rebuild'));
+      return up(Number(value('--hosts') ?? 3), flag('--rebuild'), flag('--from-registry'));
     case 'demo':
       return demo();
     case 'down':
       return down(flag('--images'));
     default:
-      throw new ClusterError('usage: npm run cluster -- up [--hosts N] [--rebuild] | demo | down [--images]');
+      throw new ClusterError('usage: npm run cluster -- up [--hosts N] [--rebuild] [--from-registry] | demo | down [--images]');
   }
 }
 

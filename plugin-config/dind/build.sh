@@ -13,6 +13,14 @@
 #
 # Run it: docker run -d --privileged --name dind $LOOM_DIND_IMAGE   (see docs/ci.md)
 #
+# `npm run dind:build -- --from-registry` (or LOOM_DIND_FROM_REGISTRY=1): the same image from public
+# base images instead, on any machine with Docker and a registry (no Debian host, no root): `docker
+# build` of the top-level Dockerfile's build stage (--target build, NODE_IMAGE as its base), then of
+# plugin-config/dind/Dockerfile (BASE_IMAGE, default debian:bookworm-slim; NODE_IMAGE, default
+# node:20-bookworm-slim; apt-get from the base's mirror). Dependencies come from the npm registry
+# inside the build (LOOM_NPM_CI=0: this checkout's node_modules instead, Linux x64 only). Its
+# image configuration (ENTRYPOINT, ENV, VOLUME) is the Dockerfile's, which the offline import reads.
+#
 # Environment: DOCKER_HOST (the engine to import into), DOCKER (the CLI, default docker),
 # LOOM_DIND_IMAGE (default loom/dind:latest), LOOM_DIND_CACHE (default /var/cache/loom-dind),
 # LOOM_DIND_IMPORT=0 (only build the cached rootfs and the image tarball, print its path),
@@ -24,6 +32,66 @@ cache=${LOOM_DIND_CACHE:-/var/cache/loom-dind}
 image=${LOOM_DIND_IMAGE:-loom/dind:latest}
 docker=${DOCKER:-docker}
 log() { echo "dind:build: $*" >&2; }
+from_registry=${LOOM_DIND_FROM_REGISTRY:-0}
+for arg in "$@"; do
+  case "$arg" in
+    --from-registry) from_registry=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) log "unknown argument $arg (--from-registry, --help)"; exit 2 ;;
+  esac
+done
+
+# The image configuration: the marked block of plugin-config/dind/Dockerfile, one instruction a
+# line, for `docker import --change` (one place for both paths).
+image_changes=()
+while IFS= read -r line; do
+  case "$line" in ENTRYPOINT*|CMD*|ENV*|VOLUME*) image_changes+=(--change "$line") ;; esac
+done < <(sed -n '/^# ---- image configuration/,/^# ---- end of the image configuration/p' "$here/Dockerfile")
+[ ${#image_changes[@]} -ge 8 ] || { log "no image configuration block in $here/Dockerfile"; exit 1; }
+
+# ---- the registry path: docker build from public base images -------------------------------------
+build_from_registry() {
+  local start=$SECONDS rc=0
+  tag="loom-dind-build-$$-$RANDOM" # globals: the EXIT trap runs after this function returned
+  local base=${BASE_IMAGE:-debian:bookworm-slim} nodeimg=${NODE_IMAGE:-node:20-bookworm-slim}
+  # The legacy builder (as plugin-config/build.sh): FROM a local image needs no registry, no buildx.
+  export DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}
+  ctx=$(mktemp -d /tmp/loom-dind-build.XXXXXX)
+  # shellcheck disable=SC2317 # called by the trap
+  cleanup_registry() {
+    local ids
+    "$docker" rmi "loom-dind-build:$tag" >/dev/null 2>&1 || true
+    ids=$("$docker" images -q --filter "label=org.loom.build=$tag" 2>/dev/null || true)
+    [ -z "$ids" ] || "$docker" rmi $ids >/dev/null 2>&1 || true
+    rm -rf "$ctx"
+  }
+  trap cleanup_registry EXIT
+  "$docker" version --format '{{.Server.Version}}' >/dev/null 2>&1 || { log "no Docker engine answers (DOCKER_HOST=${DOCKER_HOST:-default})"; exit 1; }
+  # The context: only what the two Dockerfiles copy (the repository's .dockerignore says the same).
+  cp "$repo/Dockerfile" "$repo/.dockerignore" "$repo/package.json" "$repo/package-lock.json" "$repo/tsconfig.json" "$repo/tsconfig.build.json" "$ctx/"
+  cp -a "$repo/lib" "$repo/driver" "$repo/ipam-driver" "$ctx/"
+  mkdir -p "$ctx/plugin-config/dind"
+  cp "$here/Dockerfile" "$here/entrypoint.sh" "$ctx/plugin-config/dind/"
+  if [ "${LOOM_NPM_CI:-1}" = 0 ]; then
+    [ -d "$repo/node_modules" ] || { log "LOOM_NPM_CI=0 but no node_modules in $repo: npm ci first"; exit 1; }
+    tar -C "$repo" -cf "$ctx/offline-deps.tar" node_modules
+  fi
+  log "1/2 loom's build stage: docker build --target build (top-level Dockerfile) FROM $nodeimg"
+  "$docker" build --rm --force-rm --target build --build-arg "BASE_IMAGE=$nodeimg" --build-arg "BUILD_ID=$tag" \
+    ${LOOM_DIND_BUILD_NETWORK:+--network "$LOOM_DIND_BUILD_NETWORK"} -t "loom-dind-build:$tag" "$ctx" >"$ctx/build1.log" 2>&1 || rc=$?
+  if [ $rc != 0 ]; then tail -n 40 "$ctx/build1.log" >&2; log "docker build --target build failed"; exit 1; fi
+  local t1=$((SECONDS - start))
+  log "2/2 the DinD image: docker build -f plugin-config/dind/Dockerfile FROM $base (node from $nodeimg) -> $image"
+  "$docker" build --rm --force-rm -f "$ctx/plugin-config/dind/Dockerfile" --build-arg "BASE_IMAGE=$base" --build-arg "NODE_IMAGE=$nodeimg" \
+    --build-arg "LOOM_BUILD=loom-dind-build:$tag" --build-arg "LOOM_SOURCE=${LOOM_DIND_SOURCE:-}" \
+    ${LOOM_DIND_BUILD_NETWORK:+--network "$LOOM_DIND_BUILD_NETWORK"} -t "$image" "$ctx" >"$ctx/build2.log" 2>&1 || rc=$?
+  if [ $rc != 0 ]; then tail -n 40 "$ctx/build2.log" >&2; log "docker build of the DinD image failed"; exit 1; fi
+  log "built $image from $base and $nodeimg (loom ${t1}s, total $((SECONDS - start))s)"
+}
+if [ "$from_registry" = 1 ]; then
+  build_from_registry
+  exit 0
+fi
 # shellcheck source=../../test/fresh-machine/rootfs.sh
 source "$repo/test/fresh-machine/rootfs.sh"
 
@@ -107,11 +175,6 @@ fi
 labels=()
 [ -z "${LOOM_DIND_SOURCE:-}" ] || labels=(--change "LABEL org.loom.source=$LOOM_DIND_SOURCE")
 timeout 300 "$docker" import "${labels[@]}" \
-  --change 'ENTRYPOINT ["/usr/local/bin/loom-dind"]' \
-  --change 'CMD []' \
-  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'ENV LOOM_DIND=on' \
-  --change 'VOLUME /var/lib/docker' \
-  --change 'VOLUME /var/lib/loom' \
+  "${image_changes[@]}" \
   "$out" "$image" >/dev/null
 log "imported $image (rootfs ${t_rootfs}s, total $((SECONDS - start))s)"
