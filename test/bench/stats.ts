@@ -1,4 +1,5 @@
 /** Small statistics helpers for the benchmarks: medians, nearest-rank percentiles, formatting. */
+import { seeded } from '../helpers/random';
 
 export function sorted(xs: number[]): number[] {
   return [...xs].sort((a, b) => a - b);
@@ -83,17 +84,6 @@ export interface PairedRatio {
   hi: number;
 }
 
-/** A small deterministic generator (mulberry32): the same pairs give the same interval. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Per-pair ratios a[i]/b[i] (runs of one round, the order alternated between rounds), their

@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { OUTSIDE_IP, TestHost } from '../helpers/test-host';
 import { settle } from '../helpers/invariants';
 import { buildPlugin, configurePlugin, MANAGED_PLUGIN_HOST, PLUGIN_NAME as NAME, PluginBuild, removePlugin } from '../helpers/managed-plugin';
-import { killAndWait, runOk, waitFor } from '../helpers/run';
+import { killAndWait, runOk, stepTimer, waitFor } from '../helpers/run';
 import { unixRequest } from '../helpers/unix-http';
 import { LOOMD_NODE_FLAGS } from '../../driver/node-flags';
 
@@ -34,15 +34,7 @@ let build: PluginBuild;
 let etcdPid: number | undefined;
 const ETCD = 'http://127.0.0.1:23790';
 /** Durations of the slow steps, printed once at the end (run time is worth watching here). */
-const timings: string[] = [];
-async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  const t0 = Date.now();
-  try {
-    return await fn();
-  } finally {
-    timings.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  }
-}
+const { timings, timed } = stepTimer();
 
 beforeAll(async () => {
   // The plugin's admin socket lives in its state mount: that is where loomState() (invariants) reads.

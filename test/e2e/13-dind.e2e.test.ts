@@ -24,7 +24,7 @@
 import { TestHost } from '../helpers/test-host';
 import { cachedPluginBuild, PLUGIN_NAME, PluginBuild } from '../helpers/managed-plugin';
 import { buildDindImage, Dind, DIND_IMAGE } from '../helpers/dind';
-import { waitFor } from '../helpers/run';
+import { stepTimer, waitFor } from '../helpers/run';
 import { engineFromEnv } from '../helpers/engines';
 
 jest.setTimeout(900_000);
@@ -35,15 +35,7 @@ const SUBNET_LOOM = '198.18.73.0/24';
 let host: TestHost;
 let build: PluginBuild;
 const dinds: Dind[] = [];
-const timings: string[] = [];
-async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  const t0 = Date.now();
-  try {
-    return await fn();
-  } finally {
-    timings.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  }
-}
+const { timings, timed } = stepTimer();
 
 const OUTER_OK = engineFromEnv().id === '28.5';
 const maybe = OUTER_OK ? test : test.skip;

@@ -33,6 +33,23 @@ export async function runOk(cmd: string, args: string[], opts: { timeoutMs?: num
   return r.stdout;
 }
 
+/**
+ * Durations of a test's slow steps, printed once at the end: `timed(what, fn)` runs fn and
+ * records "what 1.2 s" in `timings` (also when it fails).
+ */
+export function stepTimer(): { timings: string[]; timed: <T>(what: string, fn: () => Promise<T>) => Promise<T> } {
+  const timings: string[] = [];
+  const timed = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      timings.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+  };
+  return { timings, timed };
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns a truthy value; bounded by `timeoutMs`. */

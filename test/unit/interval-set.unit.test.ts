@@ -1,5 +1,6 @@
 /** IntervalSet: sorted merged runs of bigints, checked by hand and against a plain Set reference. */
 import { IntervalSet } from '../../ipam-driver/core/interval-set';
+import { seeded } from '../helpers/random';
 
 /** [start, end] pairs, read through the public iterator (values are small in these tests). */
 function runsOf(s: IntervalSet): Array<[bigint, bigint]> {
@@ -118,21 +119,9 @@ describe('IntervalSet basics', () => {
   });
 });
 
-/** Mulberry32: a small deterministic PRNG so the randomized test is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('IntervalSet against a Set<bigint> reference', () => {
   test.each([1, 42, 20240601])('random operations, seed %d', (seed) => {
-    const rand = rng(seed);
+    const rand = seeded(seed); // reproducible
     const int = (n: number): bigint => BigInt(Math.floor(rand() * n));
     const UNIVERSE = 200;
     const s = new IntervalSet();
