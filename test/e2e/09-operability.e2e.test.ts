@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import { TestHost, REPO } from '../helpers/test-host';
-import { run } from '../helpers/run';
+import { run, waitFor } from '../helpers/run';
 import { pluginCall, unixRequest } from '../helpers/unix-http';
 import { settle } from '../helpers/invariants';
 
@@ -55,7 +55,21 @@ test('metrics: calls, networks, endpoints and pool utilisation match what was do
   expect(text).toMatch(/loom_endpoint_sent_bytes\{network="[0-9a-f]{12}",endpoint="[0-9a-f]{12}",container="[^"]*"\} \d+/);
 });
 
+/**
+ * Waits (bounded) until the reconciler's last pass left nothing to confirm and saw Docker: its
+ * next pass is then LOOM_RECONCILE_INTERVAL (an hour) away and cannot repair, before doctor looks,
+ * what a test breaks by hand. A pass with suspects (a link being made while it looked) is followed
+ * by another within seconds.
+ */
+async function reconcilerIdle(): Promise<void> {
+  await waitFor('reconciler idle', async () => {
+    const r = JSON.parse((await unixRequest(host.adminSocket, 'GET', '/v1/reconcile')).body) as { passes: number; last?: { newSuspects?: number; dockerView?: boolean } };
+    return r.passes > 0 && r.last?.newSuspects === 0 && r.last?.dockerView === true;
+  }, 20_000, 200);
+}
+
 test('doctor names what was broken by hand, gc repairs it, a second doctor is clean', async () => {
+  await reconcilerIdle();
   expect((await loomctl(['doctor'])).code).toBe(0);
   const state = await host.loomState();
   const eps = state.networks[0]?.endpoints as Array<{ id: string; hostIf: string; address: string }>;
@@ -98,6 +112,7 @@ test('doctor names what was broken by hand, gc repairs it, a second doctor is cl
 });
 
 test('rules changed by hand with every count kept: doctor names each rule, gc repairs them', async () => {
+  await reconcilerIdle();
   expect((await loomctl(['doctor'])).code).toBe(0);
   const { nftTable, iptablesChain } = await host.loomOwner();
   // nft: the network's masquerade narrowed to half its subnet (postrouting keeps its one rule).
