@@ -14,12 +14,21 @@ export interface KvDel {
 }
 export type KvOp = KvPut | KvDel;
 
+export interface BatchOptions {
+  /** Wait for the write to reach the disk (default true). */
+  sync?: boolean;
+}
+
 export interface KvStore {
   get<T>(key: string): Promise<T | undefined>;
   /** Every entry whose key starts with `prefix`, in key order. */
   list<T>(prefix: string): Promise<Array<{ key: string; value: T }>>;
-  /** Applies all operations atomically. */
-  batch(ops: KvOp[]): Promise<void>;
+  /**
+   * Applies all operations atomically. `opts.sync: false`: the promise settles once the write is
+   * in the store's log (it survives the process being killed, not a power cut); for facts that a
+   * power cut makes moot anyway (a container's sandbox: every sandbox ends with the host).
+   */
+  batch(ops: KvOp[], opts?: BatchOptions): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,7 +48,7 @@ export class MemoryKv implements KvStore {
       .map((key) => ({ key, value: JSON.parse(this.data.get(key) as string) as T }));
   }
 
-  async batch(ops: KvOp[]): Promise<void> {
+  async batch(ops: KvOp[], _opts?: BatchOptions): Promise<void> {
     for (const op of ops) {
       if (op.type === 'put') this.data.set(op.key, JSON.stringify(op.value));
       else this.data.delete(op.key);

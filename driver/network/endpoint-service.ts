@@ -168,7 +168,7 @@ export class EndpointService {
         // Names belong to a sandbox: a join into another one learns them again.
         const { dnsNames: _names, ...rest } = ep;
         joined = { ...rest, sandboxKey };
-        await table.repo.putEndpoint(joined);
+        await table.repo.putEndpointSandbox(joined);
         state.endpoints.set(ep.id, joined);
       }
       if (sandboxKey) this.d.events?.joined(net, joined, sandboxKey);
@@ -192,7 +192,7 @@ export class EndpointService {
         return;
       }
       const { sandboxKey: _gone, dnsNames, ...rest } = ep;
-      await table.repo.putEndpoint(rest);
+      await table.repo.putEndpointSandbox(rest);
       state.endpoints.set(endpointId, rest);
       // Its names and labels go from the cluster with the container (the endpoint itself stays until DeleteEndpoint).
       if ((dnsNames?.length || ep.sandboxKey) && state.record.overlay) this.d.overlay?.endpointUp(state.record, rest);

@@ -13,6 +13,8 @@
  * - An idle queue writes at once: a lone caller waits for one sync, never for a timer.
  * - A group holds at most `maxOps` ops (a single larger batch goes alone), bounding the
  *   size of one write and the latency added to the callers queued behind it.
+ * - A batch submitted as not durable (`durable: false`) does not need the sync: a group made
+ *   only of such batches is written without one; a group with one durable batch is synced whole.
  */
 export interface GroupStats {
   /** Writes issued (each one sync in the LevelDB store). */
@@ -27,6 +29,7 @@ export interface GroupStats {
 
 interface Waiting<Op> {
   ops: Op[];
+  durable: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -37,15 +40,15 @@ export class GroupCommit<Op> {
   readonly stats: GroupStats = { writes: 0, batches: 0, failures: 0, maxGroup: 0 };
 
   constructor(
-    /** Writes all ops atomically and durably; rejects when nothing or an unknown part was written. */
-    private readonly write: (ops: Op[]) => Promise<void>,
+    /** Writes all ops atomically (synced when `durable`); rejects when nothing or an unknown part was written. */
+    private readonly write: (ops: Op[], durable: boolean) => Promise<void>,
     private readonly maxOps = 4096,
   ) {}
 
   /** Queues `ops`; settles when the write carrying them settled. */
-  submit(ops: Op[]): Promise<void> {
+  submit(ops: Op[], durable = true): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ ops, resolve, reject });
+      this.queue.push({ ops, durable, resolve, reject });
       this.running ??= this.drain();
     });
   }
@@ -64,7 +67,7 @@ export class GroupCommit<Op> {
         this.stats.batches += group.length;
         this.stats.maxGroup = Math.max(this.stats.maxGroup, group.length);
         try {
-          await this.write(ops);
+          await this.write(ops, group.some((w) => w.durable));
         } catch (err) {
           this.stats.failures++;
           for (const w of group) w.reject(err);

@@ -23,7 +23,7 @@ import { Level } from 'level';
 import { LoomError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { GroupCommit, GroupStats } from './group-commit';
-import { KvOp, KvStore } from '../../lib/kv';
+import { BatchOptions, KvOp, KvStore } from '../../lib/kv';
 
 export const COMMIT_KEY = 'meta/commit';
 
@@ -62,7 +62,7 @@ export class LevelKv implements KvStore {
     /** Sequence of the last write in the store (meta/commit). */
     public seq: number,
   ) {
-    this.group = new GroupCommit<KvOp>((ops) => this.commit(ops));
+    this.group = new GroupCommit<KvOp>((ops, durable) => this.commit(ops, durable));
     if (opts.markFile) this.markFd = fs.openSync(opts.markFile, fs.existsSync(opts.markFile) ? 'r+' : 'w', 0o600);
   }
 
@@ -105,10 +105,10 @@ export class LevelKv implements KvStore {
     for await (const entry of this.db.iterator()) yield entry;
   }
 
-  /** Applies `ops` atomically and durably; concurrent calls share one sync. */
-  async batch(ops: KvOp[]): Promise<void> {
+  /** Applies `ops` atomically and durably (unless `sync: false`); concurrent calls share one sync. */
+  async batch(ops: KvOp[], opts?: BatchOptions): Promise<void> {
     if (ops.length === 0) return;
-    await this.group.submit(ops);
+    await this.group.submit(ops, opts?.sync !== false);
   }
 
   async close(): Promise<void> {
@@ -121,11 +121,15 @@ export class LevelKv implements KvStore {
     }
   }
 
-  /** One group's write: repair after an earlier failure, then the batch with the next sequence. */
-  private async commit(ops: KvOp[]): Promise<void> {
+  /**
+   * One group's write: repair after an earlier failure, then the batch with the next sequence.
+   * A group that need not be durable is written without a sync and without a sequence (the
+   * mark counts synced writes only: a power cut may take such a write without it being a loss).
+   */
+  private async commit(ops: KvOp[], durable: boolean): Promise<void> {
     if (this.broken !== undefined) await this.recover();
-    const seq = this.seq + 1;
-    const all: KvOp[] = [...ops, { type: 'put', key: COMMIT_KEY, value: { seq, at: new Date().toISOString() } satisfies CommitMeta }];
+    const seq = durable ? this.seq + 1 : this.seq;
+    const all: KvOp[] = durable ? [...ops, { type: 'put', key: COMMIT_KEY, value: { seq, at: new Date().toISOString() } satisfies CommitMeta }] : ops;
     const keys = [...new Set(all.map((op) => op.key))];
     let before: Raw[];
     try {
@@ -134,7 +138,7 @@ export class LevelKv implements KvStore {
       throw storeWriteError(err, this.dir);
     }
     try {
-      await this.db.batch(toLevel(all), { sync: this.opts.sync !== false });
+      await this.db.batch(toLevel(all), { sync: durable && this.opts.sync !== false });
     } catch (err) {
       if (this.broken === undefined) this.opts.log?.error({ err: levelMessage(err), ops: ops.length }, 'state store write failed: the calls in it fail; the store reopens before the next write');
       this.broken = err;
@@ -143,8 +147,10 @@ export class LevelKv implements KvStore {
       });
       throw storeWriteError(err, this.dir);
     }
-    this.seq = seq;
-    this.writeMark();
+    if (durable) {
+      this.seq = seq;
+      this.writeMark();
+    }
     this.onCommit?.();
   }
 

@@ -47,6 +47,15 @@ export class NetworkRepository {
     await this.kv.batch([{ type: 'put', key: epKey(e.networkId, e.id), value: e }]);
   }
 
+  /**
+   * Records a change of an existing endpoint's sandbox (Join, Leave) without waiting for the
+   * disk: it survives loomd being killed; a power cut ends every sandbox with the host, so
+   * a sandbox key lost with it was moot (the containers join again after the reboot).
+   */
+  async putEndpointSandbox(e: EndpointRecord): Promise<void> {
+    await this.kv.batch([{ type: 'put', key: epKey(e.networkId, e.id), value: e }], { sync: false });
+  }
+
   async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
     await this.kv.batch([{ type: 'del', key: epKey(networkId, endpointId) }]);
   }

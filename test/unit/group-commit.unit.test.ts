@@ -5,15 +5,36 @@ type Op = { key: string; value: number };
 
 /** A writer whose writes complete only when the test says so. */
 function manualWriter() {
-  const writes: Array<{ ops: Op[]; done: (err?: Error) => void }> = [];
-  const write = (ops: Op[]): Promise<void> =>
-    new Promise((resolve, reject) => writes.push({ ops, done: (err) => (err ? reject(err) : resolve()) }));
+  const writes: Array<{ ops: Op[]; durable: boolean; done: (err?: Error) => void }> = [];
+  const write = (ops: Op[], durable: boolean): Promise<void> =>
+    new Promise((resolve, reject) => writes.push({ ops, durable, done: (err) => (err ? reject(err) : resolve()) }));
   return { writes, write };
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('GroupCommit', () => {
+  test('a group of batches that need no sync is written without one; one durable batch makes the group durable', async () => {
+    const w = manualWriter();
+    const g = new GroupCommit<Op>(w.write);
+    const a = g.submit([{ key: 'a', value: 1 }], false);
+    await tick();
+    expect(w.writes[0]?.durable).toBe(false);
+    const b = g.submit([{ key: 'b', value: 1 }], false);
+    const c = g.submit([{ key: 'c', value: 1 }]);
+    w.writes[0]?.done();
+    await a;
+    await tick();
+    expect(w.writes[1]).toMatchObject({ ops: [{ key: 'b', value: 1 }, { key: 'c', value: 1 }], durable: true });
+    w.writes[1]?.done();
+    await Promise.all([b, c]);
+    const d = g.submit([{ key: 'd', value: 1 }]);
+    await tick();
+    expect(w.writes[2]?.durable).toBe(true);
+    w.writes[2]?.done();
+    await d;
+  });
+
   test('an idle queue writes a lone batch at once', async () => {
     const w = manualWriter();
     const g = new GroupCommit<Op>(w.write);

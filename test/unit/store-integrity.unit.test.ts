@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '../../lib/logger';
-import { LevelKv } from '../../driver/store/level-kv';
+import { LevelKv, readCommitMark } from '../../driver/store/level-kv';
 import { listSnapshots, readSnapshot, takeSnapshot } from '../../driver/store/snapshot';
 import { DAMAGE_FILE, STATE_MARKER, openStateStore } from '../../driver/store/store-integrity';
 
@@ -136,4 +136,21 @@ test('LevelKv: each batch is synced and bumps the sequence; concurrent batches s
   expect(kv.seq).toBe(kv.stats.writes);
   expect(await kv.get('k49')).toBe(49);
   await kv.close();
+});
+
+test('LevelKv: a batch written with sync: false is stored but bumps neither the sequence nor the mark', async () => {
+  const store = db();
+  const markFile = `${store}.mark`;
+  const kv = await LevelKv.open(store, { create: true, markFile });
+  await kv.batch([{ type: 'put', key: 'a', value: 1 }]);
+  expect(kv.seq).toBe(1);
+  await kv.batch([{ type: 'put', key: 'b', value: 2 }], { sync: false });
+  expect(kv.seq).toBe(1);
+  expect(readCommitMark(markFile)).toBe(1);
+  expect(await kv.get('b')).toBe(2);
+  await kv.close();
+  const again = await LevelKv.open(store, { create: false, markFile });
+  expect(await again.get('b')).toBe(2); // in the log: it survives the process
+  expect(again.seq).toBe(1);
+  await again.close();
 });
