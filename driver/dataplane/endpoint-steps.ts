@@ -6,7 +6,7 @@
  * Bandwidth limits (kernel/tc.ts): a tbf qdisc on the host end shapes what the container
  * receives; what it sends is redirected to an IFB device whose tbf qdisc shapes it.
  */
-import { conflict } from '../../lib/errors';
+import { LoomError, conflict } from '../../lib/errors';
 import type { LinkOwner } from '../kernel/link-owner';
 import type { LinkInfo } from '../kernel/netlink-codec';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
@@ -44,16 +44,22 @@ type Step = SetupStep<EndpointContext>;
 
 /**
  * The pair in one request: the host end on the bridge and up, the container end with its
- * MAC. A stale container end of this loomd's would block the pair and is removed first;
- * anyone else's is reported by the create.
+ * MAC. A stale container end of this loomd's blocks naming the pair: it is removed and the
+ * pair made again; anyone else's is reported by the create.
  */
 export const createVeth: Step = defineStep({
   id: 'create-veth',
   when: (c) => !c.host,
   name: (c) => `create veth ${c.ep.hostIf}/${c.ep.peerIf}`,
   run: async (c) => {
-    await c.kernel.deleteOwnedLink(c.ep.peerIf);
-    await c.kernel.createVethPair(c.ep.hostIf, c.ep.peerIf, { mtu: c.net.mtu, peerMac: c.ep.mac, master: c.net.bridge });
+    const create = (): Promise<void> => c.kernel.createVethPair(c.ep.hostIf, c.ep.peerIf, { mtu: c.net.mtu, peerMac: c.ep.mac, master: c.net.bridge });
+    try {
+      await create();
+    } catch (err) {
+      // Naming the container end failed: a stale one of this loomd's goes, then one more try.
+      if ((err as LoomError).errno !== 'EEXIST' || (await c.kernel.deleteOwnedLink(c.ep.peerIf)) !== 'deleted') throw err;
+      await create();
+    }
   },
   undo: (c) => c.kernel.deleteOwnedLink(c.ep.hostIf),
 });

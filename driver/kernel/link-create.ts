@@ -75,16 +75,24 @@ export class LinkFactory {
   /**
    * Creates a link under its temporary name (`create`, which must leave it down), then names it
    * `name` and marks it in one request, also attaching it to `finish.master` and setting it up.
-   * A leftover of an attempt killed between the two (same temporary name) is removed first; if
-   * naming fails (`name` is taken), the temporary link is removed again.
+   * A leftover of an attempt killed between the two (same temporary name) makes the create fail
+   * with EEXIST: it is removed and the create tried once more (no lookups on the common path).
+   * If naming fails (`name` is taken), the temporary link is removed again.
    * `peer`: a veth's container end, named and marked before the host end.
    */
   private async createMarked(name: string, finish: { master?: number; up?: boolean; peer?: string }, create: (temp: string, tempPeer?: string) => Promise<unknown>): Promise<void> {
     const mark = this.links.requireMark();
     const temp = tempLinkName(mark, name);
     const tempPeer = finish.peer ? tempLinkName(mark, finish.peer) : undefined;
-    for (const t of [temp, tempPeer]) if (t) await this.links.deleteLink(t);
-    await create(temp, tempPeer);
+    try {
+      await create(temp, tempPeer);
+    } catch (err) {
+      if ((err as LoomError).errno !== 'EEXIST') throw err;
+      let removed = false;
+      for (const t of [temp, tempPeer]) if (t && (await this.links.deleteLink(t))) removed = true;
+      if (!removed) throw err;
+      await create(temp, tempPeer);
+    }
     try {
       const link = await this.links.findLink(temp);
       if (!link) throw new LoomError('internal', `link ${temp} vanished right after it was created`);

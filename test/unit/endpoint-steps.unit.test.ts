@@ -80,7 +80,7 @@ describe('a new pair', () => {
     expect(k.state()).toEqual(before);
   });
 
-  test('create-veth: a stale container end of this loomd\'s is removed first; anyone else\'s makes the create fail', async () => {
+  test('create-veth: a stale container end of this loomd\'s blocks the pair and is removed, then the pair made; anyone else\'s makes the create fail', async () => {
     const k = await withBridge();
     await k.createIfb(PEER, 1500); // any own link with the container end's name
     await applyStep(k, S.createVeth, net(), ep(), true);
