@@ -60,6 +60,14 @@ export interface ApplyResult {
 }
 
 const labelKey = (networkId: string, endpointId: string): string => `${networkId}/${endpointId}`;
+
+/**
+ * While no policy exists at all, a joined endpoint's labels are asked for this long after its
+ * Join: nothing waits for them, and a short-lived container (`docker run --rm ... true`) is
+ * gone by then and never costs Docker an inspect during its start. The first policy (applied
+ * here or arriving from the cluster) has the labels put off asked for before it is applied.
+ */
+export const UNCOVERED_LABELS_DELAY_MS = 1_000;
 const canonical = (p: Policy): string => JSON.stringify(p);
 const sameRecord = (a: PolicyRecord | undefined, b: PolicyRecord): boolean => a !== undefined && a.appliedAt === b.appliedAt && canonical(a.policy) === canonical(b.policy);
 
@@ -70,6 +78,8 @@ export class PolicyService implements EndpointListener {
   private covered = new Set<string>();
   /** When each endpoint joined, until its labels are learned: the fail-closed window, logged. */
   private readonly joinedAt = new Map<string, number>();
+  /** Label learning put off (uncovered networks), by endpoint id. */
+  private readonly later = new Map<string, { networkId: string; timer: NodeJS.Timeout; learn: () => void }>();
   private readonly mutex = new Mutex();
   private requested = 0;
   private done = 0;
@@ -100,12 +110,24 @@ export class PolicyService implements EndpointListener {
     if (this.joinedAt.size < 10_000) this.joinedAt.set(ep.id, Date.now());
     // Fail closed at once: on a covered network it is pending until its labels are known (in
     // the background: the Join answers without waiting for nft).
-    if (this.covers(net.id)) setImmediate(() => this.requestSync());
-    this.queue.push(`labels:${ep.id}`, `learn the labels of endpoint ${ep.id.slice(0, 12)}`, () => this.learn(net.id, ep.id));
+    this.cancelLater(ep.id);
+    const learn = (): void => this.queue.push(`labels:${ep.id}`, `learn the labels of endpoint ${ep.id.slice(0, 12)}`, () => this.learn(net.id, ep.id));
+    if (this.policies.size > 0) {
+      if (this.covers(net.id)) setImmediate(() => this.requestSync());
+      learn();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.later.delete(ep.id);
+      learn();
+    }, UNCOVERED_LABELS_DELAY_MS);
+    timer.unref();
+    this.later.set(ep.id, { networkId: net.id, timer, learn });
   }
 
   left(net: NetworkRecord, ep: EndpointRecord): void {
     const key = labelKey(net.id, ep.id);
+    this.cancelLater(ep.id);
     this.joinedAt.delete(ep.id);
     if (!this.labels.delete(key)) return;
     setImmediate(() => {
@@ -134,6 +156,7 @@ export class PolicyService implements EndpointListener {
     if (records.length) {
       await this.d.cluster?.write(records, []);
       await this.d.repo.putPolicies(records);
+      await this.learnPutOff();
       for (const r of records) this.policies.set(r.policy.name, r);
       await this.sync();
     }
@@ -205,6 +228,7 @@ export class PolicyService implements EndpointListener {
   private async replace(put: PolicyRecord[], remove: string[]): Promise<void> {
     if (!put.length && !remove.length) return;
     await this.d.repo.putPolicies(put, remove);
+    if (put.length) await this.learnPutOff();
     for (const r of put) this.policies.set(r.policy.name, r);
     for (const n of remove) this.policies.delete(n);
     this.d.log.info({ put: put.map((r) => r.policy.name), removed: remove }, 'policies changed in the cluster store');
@@ -329,7 +353,28 @@ export class PolicyService implements EndpointListener {
     return this.d.firewall.check(this.compile());
   }
 
+  /** Label learning that waits (uncovered network) for one endpoint is dropped. */
+  private cancelLater(endpointId: string): void {
+    const l = this.later.get(endpointId);
+    if (!l) return;
+    clearTimeout(l.timer);
+    this.later.delete(endpointId);
+  }
+
+  /**
+   * Policies are coming: the labels put off are asked for now and awaited (those Docker cannot
+   * give yet go to the queue), so the policies are applied knowing them.
+   */
+  private async learnPutOff(): Promise<void> {
+    const jobs = [...this.later].map(([id, l]) => {
+      this.cancelLater(id);
+      return this.learn(l.networkId, id, false).catch(() => l.learn());
+    });
+    await Promise.all(jobs);
+  }
+
   async stop(): Promise<void> {
+    for (const id of [...this.later.keys()]) this.cancelLater(id);
     this.queue.stop();
     await this.queue.idle();
     await this.mutex.waitForUnlock();
@@ -337,7 +382,8 @@ export class PolicyService implements EndpointListener {
 
   // ---- labels ----------------------------------------------------------------------------
 
-  private async learn(networkId: string, endpointId: string): Promise<void> {
+  /** `apply`: bring the kernel's sets up to date once learned (false: the caller applies next). */
+  private async learn(networkId: string, endpointId: string, apply = true): Promise<void> {
     const ep = this.d.networks.list().find((n) => n.record.id === networkId)?.endpoints.find((e) => e.id === endpointId);
     if (!ep?.sandboxKey || !this.d.inspect) return; // left meanwhile
     const c = await this.d.inspect(networkId, endpointId);
@@ -357,7 +403,7 @@ export class PolicyService implements EndpointListener {
     if (!still?.sandboxKey) return;
     await this.d.repo.putLabels(rec);
     this.labels.set(labelKey(networkId, endpointId), rec);
-    await this.sync();
+    if (apply) await this.sync();
     this.d.onLabels?.(networkId, endpointId);
     const since = this.joinedAt.get(endpointId);
     this.joinedAt.delete(endpointId);

@@ -12,7 +12,7 @@ import type { RemoteEndpoint } from '../../driver/cluster/records';
 import { PolicyFirewall } from '../../driver/firewall/policy-firewall';
 import type { EndpointRecord, NetworkRecord } from '../../driver/model/types';
 import type { NetworkLookup } from '../../driver/network/network-table';
-import { PolicyService, PolicyServiceDeps } from '../../driver/ops/policy-service';
+import { PolicyService, PolicyServiceDeps, UNCOVERED_LABELS_DELAY_MS } from '../../driver/ops/policy-service';
 import { PolicyRecord, PolicyRepository } from '../../driver/store/policy-repo';
 import { sharedInspect } from '../../driver/dns/learn';
 import { parsePolicyText } from '../../driver/policy/schema';
@@ -200,6 +200,8 @@ test('cluster mode: remote endpoints are peers by their published labels; learne
   labelsById.set(db.id, { tier: 'db' });
   svc.joined(net, db);
   await flush();
+  expect(published).toEqual([]); // no policy anywhere yet: asked for a moment later
+  await new Promise((r) => setTimeout(r, UNCOVERED_LABELS_DELAY_MS + 100));
   expect(published).toEqual([db.id]);
   expect(svc.labelsOf(NET, db.id)).toEqual({ tier: 'db' });
   put('hostA', 'api', '198.18.10.30', { tier: 'api' });

@@ -10,9 +10,9 @@ import type { CommandRunner } from '../../driver/kernel/command';
 import { PolicyFirewall } from '../../driver/firewall/policy-firewall';
 import type { EndpointRecord, NetworkRecord } from '../../driver/model/types';
 import type { NetworkLookup } from '../../driver/network/network-table';
-import { PolicyService } from '../../driver/ops/policy-service';
+import { PolicyService, UNCOVERED_LABELS_DELAY_MS } from '../../driver/ops/policy-service';
 import { PolicyRepository } from '../../driver/store/policy-repo';
-import { sharedInspect } from '../../driver/dns/learn';
+import { JoinedInspect, sharedInspect } from '../../driver/dns/learn';
 
 const NET = 'a'.repeat(64);
 const net = { id: NET } as NetworkRecord;
@@ -144,4 +144,50 @@ test('one inspect per Join serves discovery and policy; failures are asked again
   expect(a).toBe(b);
   expect((await inspect('n', 'e1')).Id).toBe('c1');
   expect(calls).toBe(2);
+});
+
+test('while no policy exists, labels are asked for only after a delay: a container gone before never costs an inspect; the first policy asks at once', async () => {
+  jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick'] });
+  try {
+    const asked: string[] = [];
+    const counting = (async (networkId: string, endpointId: string) => {
+      asked.push(endpointId.replace(/0+$/, ''));
+      return { Id: `c-${endpointId}`, Name: `/${endpointId.replace(/0+$/, '')}`, Config: { Labels: labelsById.get(endpointId) ?? {} }, NetworkSettings: { Networks: { appnet: { NetworkID: networkId, EndpointID: endpointId } } } };
+    }) as JoinedInspect;
+    const svc = new PolicyService({
+      repo: new PolicyRepository(new MemoryKv()),
+      networks: lookup,
+      firewall: new PolicyFirewall(silentLogger(), '0123456789ab', () => ['inet'], nft),
+      syncMainFirewall: async () => undefined,
+      inspect: counting,
+      log: silentLogger(),
+    });
+    await svc.load();
+    const brief = addEp('brief', '198.18.10.7');
+    svc.joined(net, brief);
+    jest.advanceTimersByTime(UNCOVERED_LABELS_DELAY_MS - 100);
+    svc.left(net, brief);
+    eps.splice(eps.indexOf(brief), 1);
+    jest.advanceTimersByTime(1_000);
+    expect(asked).toEqual([]);
+
+    const stays = addEp('stays', '198.18.10.8');
+    svc.joined(net, stays);
+    jest.advanceTimersByTime(UNCOVERED_LABELS_DELAY_MS + 10);
+    await jest.runOnlyPendingTimersAsync();
+    expect(asked).toEqual(['stays']);
+
+    const fresh = addEp('fresh', '198.18.10.9');
+    svc.joined(net, fresh);
+    const applied = svc.apply(POLICY.replace('db-ingress', 'covering'));
+    await jest.advanceTimersByTimeAsync(10);
+    await applied;
+    expect(asked).toEqual(['stays', 'fresh']); // asked before the first policy was applied, not a second later
+    eps.splice(eps.indexOf(stays), 1);
+    eps.splice(eps.indexOf(fresh), 1);
+    await svc.remove('covering');
+    await svc.stop();
+  } finally {
+    jest.useRealTimers();
+  }
 });
