@@ -39,6 +39,7 @@ import { DEFAULT_RECONCILE, Reconciler } from './reconcile/reconciler';
 import type { ClusterMember } from './startup/cluster';
 import { closeServers, lazyDocker, listenMetrics, restoreDataPlane } from './startup/listeners';
 import { openState } from './startup/state';
+import type { OpenState } from './startup/state';
 import { NetworkRepository } from './store/network-repo';
 import { VERSION } from './version';
 
@@ -46,11 +47,18 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** The store the bootstrap (main.ts) started opening (after logging the configuration's warnings) while it loaded loomd's modules. */
+export interface OpeningState {
+  state: Promise<OpenState>;
+  /** When it started opening it (Date.now()): loomd's start-up time counts from there. */
+  since: number;
+}
+
 /** Starts loomd; `early` is the plugin socket the bootstrap (main.ts) already opened. */
-export async function startDaemon(config: Config, log: Logger, early?: EarlySocket): Promise<Daemon> {
-  const started = Date.now();
-  for (const w of config.warnings) log.warn(w);
-  const { kv, host, snapshots } = await openState(config.stateDir, log);
+export async function startDaemon(config: Config, log: Logger, early?: EarlySocket, opening?: OpeningState): Promise<Daemon> {
+  const started = opening?.since ?? Date.now();
+  if (!opening) for (const w of config.warnings) log.warn(w);
+  const { kv, host, snapshots } = await (opening?.state ?? openState(config.stateDir, log));
   // This loomd's identity on the host (stored with its state): every link it makes carries the mark.
   const instance = host.hostId;
   const kernel = new NetlinkKernel(ownerMark(instance));
