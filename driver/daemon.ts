@@ -4,6 +4,10 @@
  * after construction and no module keeps state of its own.
  * Start-up order: open the store and load state (fast), listen on the socket, then repair
  * the data plane in the background; never wait for Docker or etcd.
+ * Modules only some set-ups need are loaded when used, never on the way to the first real call:
+ * cluster mode's (the agent, the overlay coordinator, service discovery; etcd3 on the first
+ * cluster call) only with --etcd, the admin API's after the plugin socket serves real calls,
+ * dockerode on the first Docker call, prom-client with --metrics, yaml on the first YAML policy file.
  */
 import type * as http from 'node:http';
 import type { Config } from './config';
@@ -12,8 +16,7 @@ import type { EarlySocket } from './http/early-socket';
 import type { Logger } from '../lib/logger';
 import { createIpam, ipamRoutes, parseDefaultPool } from '../ipam-driver/index';
 import { activateRoute, networkRoutes } from './api/network-handlers';
-import { ClusterCoordinator } from './cluster/coordinator';
-import { DockerPropagator } from './cluster/propagator';
+import type { ClusterCoordinator } from './cluster/coordinator';
 import { BridgeDataPlane } from './dataplane/bridge';
 import { NftFirewall } from './firewall/nft-firewall';
 import { PolicyFirewall, policyFamilies } from './firewall/policy-firewall';
@@ -24,19 +27,19 @@ import { createPluginApp, listenUnix } from './http/server';
 import { ownerMark } from './kernel/link-owner';
 import { NetlinkKernel } from './kernel/netlink-kernel';
 import { Sysctl } from './kernel/sysctl';
-import { ServiceDiscovery } from './dns/discovery';
+import type { ServiceDiscovery } from './dns/discovery';
 import { checkNetnsDir } from './kernel/mount-propagation';
 import { NetnsPaths } from './kernel/netns-file';
 import { sharedInspect } from './dns/learn';
 import { EndpointEvents } from './network/endpoint-events';
 import { createNetworkStack } from './network/stack';
-import { createAdminApp } from './ops/admin';
 import type { Metrics } from './ops/metrics';
 import { dockerViewSource } from './reconcile/docker-view';
 import { DEFAULT_RECONCILE, Reconciler } from './reconcile/reconciler';
-import { clusterPolicyDeps, clusterStatus, joinCluster, peersView, watchClusterPolicies } from './startup/cluster';
+import type { ClusterMember } from './startup/cluster';
 import { closeServers, lazyDocker, listenMetrics, restoreDataPlane } from './startup/listeners';
 import { openState } from './startup/state';
+import type { OpenState } from './startup/state';
 import { NetworkRepository } from './store/network-repo';
 import { VERSION } from './version';
 
@@ -44,11 +47,18 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** The store the bootstrap (main.ts) started opening (after logging the configuration's warnings) while it loaded loomd's modules. */
+export interface OpeningState {
+  state: Promise<OpenState>;
+  /** When it started opening it (Date.now()): loomd's start-up time counts from there. */
+  since: number;
+}
+
 /** Starts loomd; `early` is the plugin socket the bootstrap (main.ts) already opened. */
-export async function startDaemon(config: Config, log: Logger, early?: EarlySocket): Promise<Daemon> {
-  const started = Date.now();
-  for (const w of config.warnings) log.warn(w);
-  const { kv, host, snapshots } = await openState(config.stateDir, log);
+export async function startDaemon(config: Config, log: Logger, early?: EarlySocket, opening?: OpeningState): Promise<Daemon> {
+  const started = opening?.since ?? Date.now();
+  if (!opening) for (const w of config.warnings) log.warn(w);
+  const { kv, host, snapshots } = await (opening?.state ?? openState(config.stateDir, log));
   // This loomd's identity on the host (stored with its state): every link it makes carries the mark.
   const instance = host.hostId;
   const kernel = new NetlinkKernel(ownerMark(instance));
@@ -61,8 +71,9 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   const inspect = docker ? sharedInspect(docker) : undefined;
   const defaultPools = config.defaultPools.length ? config.defaultPools : [...DEFAULT_IPV4_POOLS.map(parseDefaultPool), parseDefaultPool(`${host.ula}:64`)];
 
-  // Cluster mode (--etcd): the store, this host's member, cluster-wide IPAM.
-  const cluster = config.etcd.endpoints.length ? await joinCluster(config, host.hostId, kernel, log) : undefined;
+  // Cluster mode (--etcd): the store, this host's member, cluster-wide IPAM; its modules load only then.
+  const clusterMode = config.etcd.endpoints.length ? await loadClusterModules() : undefined;
+  const cluster: ClusterMember | undefined = clusterMode ? await clusterMode.startup.joinCluster(config, host.hostId, kernel, log) : undefined;
   const ipam = createIpam(
     kv,
     {
@@ -91,15 +102,15 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     events: endpointEvents,
     // The policy service is built below, over this table; this is only called once it exists.
     policed: (networkId) => policies.covers(networkId),
-    ...(cluster
+    ...(cluster && clusterMode
       ? {
           overlay: (lookup) =>
-            (built = new ClusterCoordinator({
+            (built = new clusterMode.ClusterCoordinator({
               ...cluster,
               ipam,
               kernel,
               networks: lookup,
-              propagator: docker ? new DockerPropagator(docker, cluster.agent, config.driverName, log.child({ svc: 'propagate' })) : undefined,
+              propagator: docker ? new clusterMode.DockerPropagator(docker, cluster.agent, config.driverName, log.child({ svc: 'propagate' })) : undefined,
               log: log.child({ svc: 'cluster' }),
               // Built below, over this table; only called once it exists.
               labelsOf: (n, e) => policies.labelsOf(n, e),
@@ -117,14 +128,14 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     ...(inspect ? { inspect } : {}),
     log: log.child({ svc: 'policy' }),
     ...(metrics ? { onLabelWindow: (ms: number) => metrics.policyLabelWindow.observe(ms / 1000) } : {}),
-    ...(cluster ? clusterPolicyDeps(cluster, table, () => coordinator) : {}),
+    ...(cluster && clusterMode ? clusterMode.startup.clusterPolicyDeps(cluster, table, () => coordinator) : {}),
   });
   endpointEvents.listen(policies);
-  if (cluster) watchClusterPolicies(cluster, policies);
+  if (cluster && clusterMode) clusterMode.startup.watchClusterPolicies(cluster, policies);
   // Service discovery on overlays (cluster mode with the Docker API): names learned and resolvers attached in the background.
-  const discovery =
-    cluster && docker
-      ? new ServiceDiscovery({
+  const discovery: ServiceDiscovery | undefined =
+    cluster && clusterMode && docker
+      ? new clusterMode.ServiceDiscovery({
           networks: table,
           cluster: {
             hostId: cluster.agent.hostId,
@@ -190,9 +201,11 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   }
   const metricsServer = metrics && config.metrics ? await listenMetrics(metrics, config.metrics) : undefined;
   const names = firewallNames(instance);
+  // The plugin socket serves real calls from here; the admin API's modules load after the
+  // calls that waited for the state were handed over (setImmediate: after pending I/O).
   const admin = config.adminSocket
     ? await listenUnix(
-        createAdminApp({
+        (await loadAdminModule()).createAdminApp({
           version: VERSION,
           startedAt: new Date(started),
           stateDir: config.stateDir,
@@ -210,7 +223,9 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
                     .filter((r) => network === undefined || r.overlay === network || r.network === network),
               }
             : {}),
-          ...(cluster && coordinator ? { overlayDrift: () => coordinator.overlayDrift(), cluster: () => clusterStatus(cluster), peers: () => peersView(cluster) } : {}),
+          ...(cluster && clusterMode && coordinator
+            ? { overlayDrift: () => coordinator.overlayDrift(), cluster: () => clusterMode.startup.clusterStatus(cluster), peers: () => clusterMode.startup.peersView(cluster) }
+            : {}),
         }),
         config.adminSocket,
         0o600,
@@ -267,4 +282,26 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       await kv.close();
     },
   };
+}
+
+/** Cluster mode's modules (the agent and etcd store, the overlay coordinator, service discovery): loaded only with --etcd. */
+async function loadClusterModules(): Promise<{
+  startup: typeof import('./startup/cluster');
+  ClusterCoordinator: typeof import('./cluster/coordinator').ClusterCoordinator;
+  DockerPropagator: typeof import('./cluster/propagator').DockerPropagator;
+  ServiceDiscovery: typeof import('./dns/discovery').ServiceDiscovery;
+}> {
+  const [startup, { ClusterCoordinator }, { DockerPropagator }, { ServiceDiscovery }] = await Promise.all([
+    import('./startup/cluster'),
+    import('./cluster/coordinator'),
+    import('./cluster/propagator'),
+    import('./dns/discovery'),
+  ]);
+  return { startup, ClusterCoordinator, DockerPropagator, ServiceDiscovery };
+}
+
+/** The admin API's module, loaded once the plugin socket serves real calls (after pending I/O). */
+async function loadAdminModule(): Promise<typeof import('./ops/admin')> {
+  await new Promise((r) => setImmediate(r));
+  return import('./ops/admin');
 }

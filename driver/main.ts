@@ -1,9 +1,11 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * loomd's entry point, kept small on purpose: parse the configuration, open the plugin
- * socket (Docker's handshake calls are answered from then on), and only then load the
- * rest of loomd (express, zod, LevelDB, netlink...) and start it. Docker never waits
- * for module loading or for the state to be read.
+ * socket (Docker's handshake calls are answered from then on), start opening the store
+ * (LevelDB works in its own threads), and load the rest of loomd (express, zod, netlink...)
+ * while it does; then start it. Docker never waits for module loading or for the state to
+ * be read, and the first real call waits for module loading and the store side by side,
+ * not one after the other. Real calls are still only answered once the state is loaded.
  */
 import { asLoomError } from '../lib/errors';
 import { USAGE, parseConfig } from './config';
@@ -36,17 +38,24 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   // Loading modules blocks the event loop: load the heavy ones one by one, letting the early
-  // socket answer Docker's handshake between them.
-  for (const m of ['pino', 'zod', 'express', 'level', 'netlink', 'async-mutex']) {
-    require(m);
-    await new Promise((r) => setImmediate(r));
-  }
+  // socket answer Docker's handshake between them (setImmediate: after pending I/O), and the
+  // store open and read in LevelDB's threads meanwhile.
   const { createLogger } = await import('../lib/logger');
   const log = createLogger(config.logLevel);
+  for (const w of config.warnings) log.warn(w);
+  const { openState } = await import('./startup/state');
+  const since = Date.now();
+  const opening = { state: openState(config.stateDir, log), since };
+  // Awaited, and its failure reported, by startDaemon; this only keeps it from counting as unhandled meanwhile.
+  opening.state.catch(() => undefined);
+  for (const m of ['zod', 'express', 'netlink', 'async-mutex', './daemon']) {
+    await new Promise((r) => setImmediate(r));
+    require(m);
+  }
   const { startDaemon } = await import('./daemon');
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
-    daemon = await startDaemon(config, log, early);
+    daemon = await startDaemon(config, log, early, opening);
   } catch (err) {
     log.fatal({ err: asLoomError(err).message }, 'loomd could not start');
     process.exit(1);

@@ -6,7 +6,7 @@
  * selects the policy's containers for that direction (default deny); an absent `from`/`to`
  * means any peer, absent `ports` any port.
  */
-import { parseAllDocuments } from 'yaml';
+import type * as Yaml from 'yaml';
 import { z } from 'zod';
 import { invalid } from '../../lib/errors';
 import { contains, containsPrefix, parsePrefix } from '../../lib/prefix';
@@ -141,6 +141,8 @@ export function parsePolicyText(text: string, file = 'policy file'): Policy[] {
     }
     docs = Array.isArray(v) ? v : [v];
   } else {
+    // yaml (70-odd modules) is loaded on the first YAML file only, not at loomd's start-up.
+    const { parseAllDocuments } = require('yaml') as typeof Yaml;
     const parsed = parseAllDocuments(text);
     const list = Array.isArray(parsed) ? parsed : [parsed];
     docs = [];

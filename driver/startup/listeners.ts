@@ -4,6 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import Module from 'node:module';
+import * as path from 'node:path';
 import type Dockerode from 'dockerode';
 import { asLoomError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
@@ -17,7 +19,40 @@ import { StepRunner } from '../dataplane/steps';
 /** A Docker API client created (and dockerode loaded) on first use. */
 export function lazyDocker(socketPath: string): () => Promise<Dockerode> {
   let client: Promise<Dockerode> | undefined;
-  return () => (client ??= import('dockerode').then(({ default: D }) => new D({ socketPath, timeout: 30_000 })));
+  return () =>
+    (client ??= Promise.resolve().then(() => {
+      withoutUnusedTransports();
+      const D = require('dockerode') as typeof Dockerode;
+      return new D({ socketPath, timeout: 30_000 });
+    }));
+}
+
+/**
+ * dockerode loads, whatever the Docker host is, ssh2 (for ssh:// hosts; it instantiates its
+ * WebAssembly crypto at load: about 14 MiB of RSS, 17 MiB of external memory) and gRPC with
+ * protobufjs (about 100 modules, for BuildKit sessions of image builds). loomd only reads and
+ * writes networks and reads containers over a Unix socket (--docker-host is unix:// only), so
+ * dockerode gets stand-ins for both that refuse to be used. Never replaces a module that was
+ * loaded already (loomctl, tests).
+ */
+export function withoutUnusedTransports(): void {
+  const dockerode = require.resolve('dockerode');
+  const modem = require.resolve('docker-modem', { paths: [path.dirname(dockerode)] });
+  const refuse = (what: string) =>
+    function unsupported(): never {
+      throw new Error(`loomd's Docker client talks to a Unix socket only: ${what} is not available`);
+    };
+  stub(require.resolve('ssh2', { paths: [path.dirname(modem)] }), { Client: refuse('ssh://') });
+  stub(path.join(path.dirname(dockerode), 'session.js'), refuse('a BuildKit session'));
+}
+
+function stub(file: string, exports: unknown): void {
+  if (require.cache[file] || !fs.existsSync(file)) return;
+  const m = new Module(file);
+  m.filename = file;
+  m.loaded = true;
+  m.exports = exports;
+  require.cache[file] = m;
 }
 
 /** The metrics listener: a Unix socket (root only) or HOST:PORT; never the plugin socket. */

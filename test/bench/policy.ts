@@ -4,9 +4,10 @@
  *
  * Labels: loomd learns a container's labels only from the Docker API (the shared inspect after
  * Join; with --docker-host off it learns none). So loomd gets a small fake Docker API on a Unix
- * socket of this process that answers exactly the two calls of that path (GET /networks/ID and
- * GET /containers/ID/json) for the endpoints the benchmark made; the network list the reconciler
- * reads answers 500 (its Docker-dependent repairs wait, as while Docker is down). Labels thus
+ * socket of this process (fake-docker.ts) that answers the two calls of that path (GET
+ * /networks/ID and GET /containers/ID/json) for the endpoints the benchmark made; no network is
+ * registered with it, so the network list the reconciler reads answers 500 (its Docker-dependent
+ * repairs wait, as while Docker is down). Labels thus
  * travel loomd's real path: work queue, inspect, store, set update.
  *
  *   1. N endpoints (labels over 10 tiers) and P policies on one network; then one more policy is
@@ -20,69 +21,17 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import { killAndWait, run, runOk, sleep, waitFor } from '../helpers/run';
 import { unixRequest } from '../helpers/unix-http';
 import { BenchContext, fileSize, iperfGbits, msSince, mustOk, readCalls, timed } from './context';
 import { StandaloneLoomd, call, randomId } from './standalone';
+import { FakeDocker } from './fake-docker';
 import { fmt, fmtPaired, median, pairedRatio, percentile, rotation } from './stats';
 
 const NET_A_POOL = '198.18.64.0/20'; // the N labelled endpoints and the P policies
 const NET_B_POOL = '198.18.80.0/24'; // container starts and throughput, with and without policy
 const TIERS = 10;
-
-interface FakeContainer {
-  id: string;
-  name: string;
-  networkId: string;
-  networkName: string;
-  endpointId: string;
-  labels: Record<string, string>;
-}
-
-/** The two Docker API calls loomd's label learning makes (dns/learn.ts inspectJoined). */
-class FakeDocker {
-  readonly byEndpoint = new Map<string, FakeContainer>();
-  private server: http.Server | undefined;
-  constructor(readonly socket: string) {}
-
-  async start(): Promise<void> {
-    this.server = http.createServer((req, res) => {
-      const p = (req.url ?? '').split('?')[0]?.replace(/^\/v[\d.]+/, '') ?? '';
-      const send = (status: number, body: unknown): void => {
-        res.writeHead(status, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify(body));
-      };
-      let m = /^\/networks\/([^/]+)$/.exec(p);
-      if (req.method === 'GET' && m) {
-        const containers: Record<string, { EndpointID: string; Name: string }> = {};
-        for (const c of this.byEndpoint.values()) if (c.networkId === m[1]) containers[c.id] = { EndpointID: c.endpointId, Name: c.name };
-        return send(200, { Id: m[1], Containers: containers });
-      }
-      m = /^\/containers\/([^/]+)\/json$/.exec(p);
-      if (req.method === 'GET' && m) {
-        const c = [...this.byEndpoint.values()].find((x) => x.id === m?.[1]);
-        if (!c) return send(404, { message: 'no such container' });
-        return send(200, { Id: c.id, Name: `/${c.name}`, Config: { Labels: c.labels }, NetworkSettings: { Networks: { [c.networkName]: { NetworkID: c.networkId, EndpointID: c.endpointId } } } });
-      }
-      // GET /networks (the reconciler's view) and anything else: as if Docker were not answering.
-      send(500, { message: 'fake Docker API of the policy benchmark: not implemented' });
-    });
-    const srv = this.server;
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(this.socket, () => resolve());
-    });
-  }
-
-  async stop(): Promise<void> {
-    const srv = this.server;
-    this.server = undefined;
-    if (srv) await new Promise<void>((resolve) => srv.close(() => resolve()));
-    fs.rmSync(this.socket, { force: true });
-  }
-}
 
 /** Log lines of loomd with a given msg, from byte `from` on. */
 function logLines(file: string, from: number, msg: string): Array<Record<string, any>> {
