@@ -125,17 +125,30 @@ export class LevelKv implements KvStore {
   private async commit(ops: KvOp[]): Promise<void> {
     if (this.broken !== undefined) await this.recover();
     const seq = this.seq + 1;
-    const all: KvOp[] = [...ops, { type: 'put', key: COMMIT_KEY, value: { seq, at: new Date().toISOString() } satisfies CommitMeta }];
-    const keys = [...new Set(all.map((op) => op.key))];
+    // One op per key, the last one (the group is one atomic write, so applying only the last op
+    // on a key ends where applying them all in order would): a pool record rewritten by every
+    // allocation of a group (its next-fit cursor) is encoded and written once.
+    const last = new Map<string, KvOp>();
+    for (const op of ops) last.set(op.key, op);
+    last.set(COMMIT_KEY, { type: 'put', key: COMMIT_KEY, value: { seq, at: new Date().toISOString() } satisfies CommitMeta });
+    const keys = [...last.keys()];
     let before: Raw[];
     try {
       before = await this.db.getMany<string, Uint8Array>(keys, { valueEncoding: 'view' });
     } catch (err) {
       throw storeWriteError(err, this.dir);
     }
+    // A chained batch (one LevelDB WriteBatch, written atomically like the array form): about
+    // half the CPU of db.batch(array) per op, which copies and normalizes every operation.
+    const batch = this.db.batch();
     try {
-      await this.db.batch(toLevel(all), { sync: this.opts.sync !== false });
+      for (const op of last.values()) {
+        if (op.type === 'put') batch.put(op.key, op.value);
+        else batch.del(op.key);
+      }
+      await batch.write({ sync: this.opts.sync !== false });
     } catch (err) {
+      await batch.close().catch(() => undefined);
       if (this.broken === undefined) this.opts.log?.error({ err: levelMessage(err), ops: ops.length }, 'state store write failed: the calls in it fail; the store reopens before the next write');
       this.broken = err;
       keys.forEach((k, i) => {
@@ -175,10 +188,6 @@ async function openLevel(dir: string, create: boolean): Promise<Level<string, un
   const db = new Level<string, unknown>(dir, { valueEncoding: 'json', createIfMissing: create });
   await db.open();
   return db;
-}
-
-function toLevel(ops: KvOp[]): Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }> {
-  return ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key }));
 }
 
 /** LevelDB's message (the cause when the error wraps one). */
