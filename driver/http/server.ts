@@ -1,5 +1,6 @@
 /**
- * The plugin's HTTP edge: express on a Unix socket. It reads the raw body
+ * The plugin's HTTP edge on a Unix socket: Node's http for the known calls (the hot path),
+ * express for everything else (createPluginApp says which). It reads the raw body
  * (Docker sends no Content-Type and empty bodies for argument-less calls),
  * validates it against the route's schema, calls the handler, and wraps the
  * outcome: 200 + JSON on success, 500 + {"Err","Error"} on failure (both field
