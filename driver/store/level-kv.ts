@@ -16,7 +16,10 @@
  * A failed write (disk full, I/O error) fails exactly the callers whose batches were in it.
  * LevelDB may or may not replay such a write later (its log record may be complete), so the
  * store reopens before the next write and puts back the values the failed write's keys had
- * before it (read just before writing), so the store never holds a write nobody was told about.
+ * before it, so the store never holds a write nobody was told about. Those values are read
+ * only when a write failed, from a LevelDB snapshot taken just before it (the store as it was
+ * before the write, whatever the write did); the snapshot is kept until they were read, and
+ * the store is not reopened before that.
  */
 import * as fs from 'node:fs';
 import { Level } from 'level';
@@ -44,6 +47,7 @@ export interface LevelKvOptions {
 }
 
 type Raw = Uint8Array | undefined;
+type Snapshot = ReturnType<Level<string, unknown>['snapshot']>;
 
 export class LevelKv implements KvStore {
   private readonly group: GroupCommit<KvOp>;
@@ -51,6 +55,8 @@ export class LevelKv implements KvStore {
   private broken: unknown;
   /** Values (raw) the keys of a failed write had before it; put back after reopening. */
   private undo = new Map<string, Raw>();
+  /** A failed write's keys and the snapshot taken before it, until their values are in `undo`. */
+  private undoPending: { keys: string[]; snap: Snapshot } | undefined;
   private markFd: number | undefined;
   /** Called after each successful write (the snapshot scheduler listens). */
   onCommit: (() => void) | undefined;
@@ -131,10 +137,10 @@ export class LevelKv implements KvStore {
     const last = new Map<string, KvOp>();
     for (const op of ops) last.set(op.key, op);
     last.set(COMMIT_KEY, { type: 'put', key: COMMIT_KEY, value: { seq, at: new Date().toISOString() } satisfies CommitMeta });
-    const keys = [...last.keys()];
-    let before: Raw[];
+    // Read only if the write fails (no read before every write: that cost a thread-pool round trip per group).
+    let snap: Snapshot;
     try {
-      before = await this.db.getMany<string, Uint8Array>(keys, { valueEncoding: 'view' });
+      snap = this.db.snapshot();
     } catch (err) {
       throw storeWriteError(err, this.dir);
     }
@@ -151,11 +157,12 @@ export class LevelKv implements KvStore {
       await batch.close().catch(() => undefined);
       if (this.broken === undefined) this.opts.log?.error({ err: levelMessage(err), ops: ops.length }, 'state store write failed: the calls in it fail; the store reopens before the next write');
       this.broken = err;
-      keys.forEach((k, i) => {
-        if (!this.undo.has(k)) this.undo.set(k, before[i]);
-      });
+      this.undoPending = { keys: [...last.keys()], snap };
+      // Read now if possible; otherwise recover() reads them (from the same snapshot) before reopening.
+      await this.readUndo().catch(() => undefined);
       throw storeWriteError(err, this.dir);
     }
+    snap.close().catch(() => undefined);
     this.seq = seq;
     this.writeMark();
     this.onCommit?.();
@@ -164,6 +171,7 @@ export class LevelKv implements KvStore {
   /** Reopens the store after a failed write and puts back what that write may have changed. */
   private async recover(): Promise<void> {
     try {
+      await this.readUndo();
       await this.db.close().catch(() => undefined);
       this.db = await openLevel(this.dir, false);
       const ops = [...this.undo].map(([key, raw]) => (raw === undefined ? { type: 'del' as const, key } : { type: 'put' as const, key, value: raw, valueEncoding: 'view' }));
@@ -174,6 +182,18 @@ export class LevelKv implements KvStore {
     this.opts.log?.warn({ undone: this.undo.size }, 'state store writable again: reopened, and the failed write undone');
     this.undo.clear();
     this.broken = undefined;
+  }
+
+  /** The failed write's keys as they were before it (from its snapshot) into `undo`; the earliest value of a key wins. */
+  private async readUndo(): Promise<void> {
+    const pending = this.undoPending;
+    if (!pending) return;
+    const before = await this.db.getMany<string, Uint8Array>(pending.keys, { valueEncoding: 'view', snapshot: pending.snap });
+    pending.keys.forEach((k, i) => {
+      if (!this.undo.has(k)) this.undo.set(k, before[i]);
+    });
+    this.undoPending = undefined;
+    await pending.snap.close().catch(() => undefined);
   }
 
   /** Fixed-length record at offset 0: a torn write cannot leave a longer, stale tail. */
