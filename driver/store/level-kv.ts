@@ -16,7 +16,10 @@
  * A failed write (disk full, I/O error) fails exactly the callers whose batches were in it.
  * LevelDB may or may not replay such a write later (its log record may be complete), so the
  * store reopens before the next write and puts back the values the failed write's keys had
- * before it (read just before writing), so the store never holds a write nobody was told about.
+ * before it, so the store never holds a write nobody was told about. Those values are read
+ * only when a write failed, from a LevelDB snapshot taken just before it (the store as it was
+ * before the write, whatever the write did); the snapshot is kept until they were read, and
+ * the store is not reopened before that.
  */
 import * as fs from 'node:fs';
 import { Level } from 'level';
@@ -44,6 +47,7 @@ export interface LevelKvOptions {
 }
 
 type Raw = Uint8Array | undefined;
+type Snapshot = ReturnType<Level<string, unknown>['snapshot']>;
 
 export class LevelKv implements KvStore {
   private readonly group: GroupCommit<KvOp>;
@@ -51,6 +55,8 @@ export class LevelKv implements KvStore {
   private broken: unknown;
   /** Values (raw) the keys of a failed write had before it; put back after reopening. */
   private undo = new Map<string, Raw>();
+  /** A failed write's keys and the snapshot taken before it, until their values are in `undo`. */
+  private undoPending: { keys: string[]; snap: Snapshot } | undefined;
   private markFd: number | undefined;
   /** Called after each successful write (the snapshot scheduler listens). */
   onCommit: (() => void) | undefined;
@@ -129,24 +135,38 @@ export class LevelKv implements KvStore {
   private async commit(ops: KvOp[], durable: boolean): Promise<void> {
     if (this.broken !== undefined) await this.recover();
     const seq = durable ? this.seq + 1 : this.seq;
-    const all: KvOp[] = durable ? [...ops, { type: 'put', key: COMMIT_KEY, value: { seq, at: new Date().toISOString() } satisfies CommitMeta }] : ops;
-    const keys = [...new Set(all.map((op) => op.key))];
-    let before: Raw[];
+    // One op per key, the last one (the group is one atomic write, so applying only the last op
+    // on a key ends where applying them all in order would): a pool record rewritten by every
+    // allocation of a group (its next-fit cursor) is encoded and written once.
+    const last = new Map<string, KvOp>();
+    for (const op of ops) last.set(op.key, op);
+    if (durable) last.set(COMMIT_KEY, { type: 'put', key: COMMIT_KEY, value: { seq, at: new Date().toISOString() } satisfies CommitMeta });
+    // Read only if the write fails (no read before every write: that cost a thread-pool round trip per group).
+    let snap: Snapshot;
     try {
-      before = await this.db.getMany<string, Uint8Array>(keys, { valueEncoding: 'view' });
+      snap = this.db.snapshot();
     } catch (err) {
       throw storeWriteError(err, this.dir);
     }
+    // A chained batch (one LevelDB WriteBatch, written atomically like the array form): about
+    // half the CPU of db.batch(array) per op, which copies and normalizes every operation.
+    const batch = this.db.batch();
     try {
-      await this.db.batch(toLevel(all), { sync: durable && this.opts.sync !== false });
+      for (const op of last.values()) {
+        if (op.type === 'put') batch.put(op.key, op.value);
+        else batch.del(op.key);
+      }
+      await batch.write({ sync: durable && this.opts.sync !== false });
     } catch (err) {
+      await batch.close().catch(() => undefined);
       if (this.broken === undefined) this.opts.log?.error({ err: levelMessage(err), ops: ops.length }, 'state store write failed: the calls in it fail; the store reopens before the next write');
       this.broken = err;
-      keys.forEach((k, i) => {
-        if (!this.undo.has(k)) this.undo.set(k, before[i]);
-      });
+      this.undoPending = { keys: [...last.keys()], snap };
+      // Read now if possible; otherwise recover() reads them (from the same snapshot) before reopening.
+      await this.readUndo().catch(() => undefined);
       throw storeWriteError(err, this.dir);
     }
+    snap.close().catch(() => undefined);
     if (durable) {
       this.seq = seq;
       this.writeMark();
@@ -157,6 +177,7 @@ export class LevelKv implements KvStore {
   /** Reopens the store after a failed write and puts back what that write may have changed. */
   private async recover(): Promise<void> {
     try {
+      await this.readUndo();
       await this.db.close().catch(() => undefined);
       this.db = await openLevel(this.dir, false);
       const ops = [...this.undo].map(([key, raw]) => (raw === undefined ? { type: 'del' as const, key } : { type: 'put' as const, key, value: raw, valueEncoding: 'view' }));
@@ -167,6 +188,18 @@ export class LevelKv implements KvStore {
     this.opts.log?.warn({ undone: this.undo.size }, 'state store writable again: reopened, and the failed write undone');
     this.undo.clear();
     this.broken = undefined;
+  }
+
+  /** The failed write's keys as they were before it (from its snapshot) into `undo`; the earliest value of a key wins. */
+  private async readUndo(): Promise<void> {
+    const pending = this.undoPending;
+    if (!pending) return;
+    const before = await this.db.getMany<string, Uint8Array>(pending.keys, { valueEncoding: 'view', snapshot: pending.snap });
+    pending.keys.forEach((k, i) => {
+      if (!this.undo.has(k)) this.undo.set(k, before[i]);
+    });
+    this.undoPending = undefined;
+    await pending.snap.close().catch(() => undefined);
   }
 
   /** Fixed-length record at offset 0: a torn write cannot leave a longer, stale tail. */
@@ -181,10 +214,6 @@ async function openLevel(dir: string, create: boolean): Promise<Level<string, un
   const db = new Level<string, unknown>(dir, { valueEncoding: 'json', createIfMissing: create });
   await db.open();
   return db;
-}
-
-function toLevel(ops: KvOp[]): Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }> {
-  return ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key }));
 }
 
 /** LevelDB's message (the cause when the error wraps one). */

@@ -18,31 +18,27 @@ export class AddressPool {
    */
   blocks: Prefix[] | undefined;
 
+  /** Lowest assignable address: the network address (v4) and the subnet-router anycast (v6) are reserved. */
+  readonly firstHost: bigint;
+  /** Highest assignable address: the IPv4 broadcast address is reserved. */
+  readonly lastHost: bigint;
+  /** The part of the range next-fit may hand out (the range without reserved addresses). */
+  private readonly rangeLo: bigint;
+  private readonly rangeHi: bigint;
+
   constructor(
     readonly pool: Prefix,
     readonly range: Prefix = pool,
     cursor?: bigint,
   ) {
     this.cursor = cursor ?? -1n;
-  }
-
-  /** Lowest assignable address: the network address (v4) and the subnet-router anycast (v6) are reserved. */
-  get firstHost(): bigint {
-    return hostRange(this.pool).first;
-  }
-
-  /** Highest assignable address: the IPv4 broadcast address is reserved. */
-  get lastHost(): bigint {
-    return hostRange(this.pool).last;
-  }
-
-  private get rangeLo(): bigint {
-    return this.range.base > this.firstHost ? this.range.base : this.firstHost;
-  }
-
-  private get rangeHi(): bigint {
-    const last = lastOf(this.range);
-    return last < this.lastHost ? last : this.lastHost;
+    // Computed once: pool and range never change, and next-fit reads these on every allocation.
+    const { first, last } = hostRange(pool);
+    this.firstHost = first;
+    this.lastHost = last;
+    this.rangeLo = range.base > first ? range.base : first;
+    const rangeLast = lastOf(range);
+    this.rangeHi = rangeLast < last ? rangeLast : last;
   }
 
   /** Throws `invalid` unless `value` is an assignable address of the pool (inside it, not network/broadcast). */
@@ -80,6 +76,20 @@ export class AddressPool {
 
   /** Next-fit inside the range (and this host's blocks): a just-released address is not handed out again first. */
   allocateNext(): bigint {
+    if (!this.blocks) {
+      // The whole range is this host's (one segment): after the cursor, then from the start.
+      const lo = this.rangeLo;
+      const hi = this.rangeHi;
+      const c = this.cursor;
+      let v = c < hi ? this.used.firstFree(c < lo ? lo : c + 1n, hi) : undefined;
+      if (v === undefined && c >= lo) v = this.used.firstFree(lo, c < hi ? c : hi);
+      if (v !== undefined) {
+        this.used.add(v);
+        this.cursor = v;
+        return v;
+      }
+      throw exhausted(`no free address left in ${formatPrefix(this.range)}${this.range === this.pool ? '' : ` (pool ${formatPrefix(this.pool)})`}`);
+    }
     const segs = this.segments();
     // Search after the cursor first, then wrap around to the start.
     const after = (s: [bigint, bigint]): [bigint, bigint] | undefined => (s[1] <= this.cursor ? undefined : [s[0] > this.cursor ? s[0] : this.cursor + 1n, s[1]]);

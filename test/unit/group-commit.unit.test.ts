@@ -12,6 +12,11 @@ function manualWriter() {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** After a write completes, the next group is taken one macrotask later (callers answered may submit again first). */
+const afterWrite = async (): Promise<void> => {
+  await tick();
+  await tick();
+};
 
 describe('GroupCommit', () => {
   test('a group of batches that need no sync is written without one; one durable batch makes the group durable', async () => {
@@ -96,11 +101,29 @@ describe('GroupCommit', () => {
     const ops = (n: number, k: string) => Array.from({ length: n }, (_, i) => ({ key: `${k}${i}`, value: i }));
     const all = [g.submit(ops(1, 'a')), g.submit(ops(2, 'b')), g.submit(ops(2, 'c')), g.submit(ops(5, 'd')), g.submit(ops(1, 'e'))];
     for (let i = 0; i < 5; i++) {
-      await tick();
+      await afterWrite();
       w.writes[i]?.done();
     }
     await Promise.all(all);
     expect(w.writes.map((x) => x.ops.length)).toEqual([1, 2, 2, 5, 1]);
+  });
+
+  test('callers answered by a write and submitting again at once join the batches queued during it', async () => {
+    const w = manualWriter();
+    const g = new GroupCommit<Op>(w.write);
+    // 4 callers, each submitting its next batch as soon as the previous one is written (a busy pool).
+    const loop = async (k: string) => {
+      for (let i = 0; i < 3; i++) await g.submit([{ key: k, value: i }]);
+    };
+    const all = Promise.all(['a', 'b', 'c', 'd'].map(loop));
+    for (let done = 0; done < 4; done++) {
+      await afterWrite();
+      w.writes[done]?.done();
+    }
+    await all;
+    // a alone (the queue was idle), then b c d (queued during a's write) with a's next, never a lone batch again.
+    expect(w.writes.map((x) => x.ops.map((o) => o.key).join(''))).toEqual(['a', 'bcda', 'bcda', 'bcd']);
+    expect(g.stats).toMatchObject({ writes: 4, batches: 12, maxGroup: 4 });
   });
 
   test('flushed() waits for every batch submitted so far', async () => {
@@ -112,7 +135,7 @@ describe('GroupCommit', () => {
     const f = g.flushed().then(() => (flushed = true));
     await tick();
     w.writes[0]?.done();
-    await tick();
+    await afterWrite();
     expect(flushed).toBe(false);
     w.writes[1]?.done();
     await f;

@@ -77,6 +77,31 @@ describe('plugin envelope', () => {
     expect(raw).toContain(PLUGIN_MEDIA_TYPE);
   });
 
+  test('a body without Content-Length (chunked) goes through express and answers the same as the direct path', async () => {
+    const chunked = await new Promise<{ status: number; type: string | undefined; body: string }>((resolve, reject) => {
+      const req = http.request({ socketPath: sock, method: 'POST', path: '/Test.Echo', headers: { 'Transfer-Encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+      });
+      req.on('error', reject);
+      req.write('{"NetworkID":');
+      req.end('"abc"}');
+    });
+    const direct = await new Promise<{ status: number; type: string | undefined; body: string }>((resolve, reject) => {
+      const payload = '{"NetworkID":"abc"}';
+      const req = http.request({ socketPath: sock, method: 'POST', path: '/Test.Echo', headers: { 'Content-Length': payload.length } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+    expect(chunked).toEqual({ status: 200, type: `${PLUGIN_MEDIA_TYPE}; charset=utf-8`, body: '{"Got":"abc","Options":null}' });
+    expect(direct).toEqual(chunked);
+  });
+
   test('malformed JSON is a 500 with both Err and Error', async () => {
     const r = await unixRequest(sock, 'POST', '/Test.Echo', '{"NetworkID": ');
     expect(expectDockerError(r, 500)).toMatch(/^malformed JSON body/);
