@@ -8,7 +8,7 @@
  * methods loom does not implement. Every call is logged once.
  */
 import * as http from 'node:http';
-import express, { NextFunction, Request, Response } from 'express';
+import type { Express, NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 import { LoomError, asLoomError, invalid } from '../../lib/errors';
 import { inCall } from '../../lib/cluster/etcd-wait';
@@ -115,49 +115,26 @@ async function runCall(r: Route, rawBody: unknown, log: Logger, observe: CallObs
  * Both paths share the envelope (runCall).
  */
 export function createPluginApp(routes: Route[], log: Logger, observe?: CallObserver): http.RequestListener {
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  // Docker's paths are exact ("/NetworkDriver.Join"): no case folding, no trailing slash.
-  app.set('case sensitive routing', true);
-  app.set('strict routing', true);
-  app.use(express.raw({ type: () => true, limit: MAX_BODY_BYTES }));
-
   const byPath = new Map<string, Route>();
-  for (const r of routes) {
-    byPath.set(`/${r.method}`, r);
-    app.post(`/${r.method}`, (req: Request, res: Response) =>
-      runCall(r, req.body, log, observe, (status, body) => {
-        res.status(status).type(PLUGIN_MEDIA_TYPE).send(body);
-      }),
-    );
-  }
-
-  // Unknown methods: 404 so Docker can tell "not implemented" from "failed".
-  app.use((req: Request, res: Response) => {
-    const msg = `${req.method} ${req.path}: not implemented by loom`;
-    log.info({ method: req.path.replace(/^\//, ''), outcome: 'not-implemented' }, 'call');
-    send(res, 404, { Err: msg, Error: msg });
-  });
-
-  // Body parser failures (too large, aborted) land here.
-  app.use((e: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const status = (e as { status?: number }).status;
-    const err =
-      status === 413
-        ? invalid(`request body exceeds ${MAX_BODY_BYTES} bytes`)
-        : e instanceof LoomError
-          ? e
-          : invalid(`unreadable request: ${(e as Error).message ?? String(e)}`);
-    log.warn({ method: req.path.replace(/^\//, ''), outcome: 'error', kind: err.kind, err: err.message }, 'call');
-    send(res, 500, { Err: err.message, Error: err.message });
-  });
+  for (const r of routes) byPath.set(`/${r.method}`, r);
+  // express answers only what the direct path does not (rare: Docker sends plain bodies of known
+  // length), so it is loaded on the first such request, not before loomd answers its first call.
+  let fallback: Promise<Express> | undefined;
+  const viaExpress = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    (fallback ??= import('express').then(({ default: express }) => expressApp(express, routes, log, observe)))
+      .then((app) => app(req as Request, res as Response))
+      .catch((e: unknown) => {
+        const msg = `loom could not answer this request: ${(e as Error).message ?? String(e)}`;
+        log.error({ method: req.url, outcome: 'error', kind: 'internal', err: msg }, 'call');
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': REPLY_CONTENT_TYPE }).end(JSON.stringify({ Err: msg, Error: msg }));
+      });
+  };
 
   return (req, res) => {
     const r = req.method === 'POST' && req.url ? byPath.get(req.url) : undefined;
     const length = Number(req.headers['content-length']);
     if (!r || req.headers['content-length'] === undefined || !(length >= 0 && length <= MAX_BODY_BYTES) || req.headers['content-encoding'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
-      app(req as Request, res as Response);
+      viaExpress(req, res);
       return;
     }
     const chunks: Buffer[] = [];
@@ -186,4 +163,44 @@ export async function listenUnix(app: http.RequestListener, socketPath: string, 
   const server = http.createServer(onePerConnection(app));
   await listenOnUnixSocket(server, socketPath, mode);
   return server;
+}
+
+/** The express app for what the direct path does not take (unknown paths, encoded or chunked bodies, too large). */
+function expressApp(express: typeof import('express'), routes: Route[], log: Logger, observe: CallObserver | undefined): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  // Docker's paths are exact ("/NetworkDriver.Join"): no case folding, no trailing slash.
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
+  app.use(express.raw({ type: () => true, limit: MAX_BODY_BYTES }));
+
+  for (const r of routes) {
+    app.post(`/${r.method}`, (req: Request, res: Response) =>
+      runCall(r, req.body, log, observe, (status, body) => {
+        res.status(status).type(PLUGIN_MEDIA_TYPE).send(body);
+      }),
+    );
+  }
+
+  // Unknown methods: 404 so Docker can tell "not implemented" from "failed".
+  app.use((req: Request, res: Response) => {
+    const msg = `${req.method} ${req.path}: not implemented by loom`;
+    log.info({ method: req.path.replace(/^\//, ''), outcome: 'not-implemented' }, 'call');
+    send(res, 404, { Err: msg, Error: msg });
+  });
+
+  // Body parser failures (too large, aborted) land here.
+  app.use((e: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const status = (e as { status?: number }).status;
+    const err =
+      status === 413
+        ? invalid(`request body exceeds ${MAX_BODY_BYTES} bytes`)
+        : e instanceof LoomError
+          ? e
+          : invalid(`unreadable request: ${(e as Error).message ?? String(e)}`);
+    log.warn({ method: req.path.replace(/^\//, ''), outcome: 'error', kind: err.kind, err: err.message }, 'call');
+    send(res, 500, { Err: err.message, Error: err.message });
+  });
+  return app;
 }
