@@ -2,7 +2,7 @@
  * One plugin call: its method name ("NetworkDriver.Join"), the wire schema of
  * its body, the handler, and the ids worth logging. Handlers never see express.
  */
-import type { z } from 'zod';
+import type { z } from 'zod/v3';
 import type { Logger } from './logger';
 
 export interface CallContext {

@@ -3,7 +3,7 @@
  * dockerd 20.10 - 29 sends them; recorded bodies in test/fixtures). Parsed at the
  * HTTP edge; handlers convert them to loom's domain types at once.
  */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { ID_PATTERN } from '../model/naming';
 
 const id = z.string().regex(ID_PATTERN, 'must be 1-128 letters and digits');

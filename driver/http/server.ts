@@ -9,7 +9,7 @@
  */
 import * as http from 'node:http';
 import type { Express, NextFunction, Request, Response } from 'express';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { LoomError, asLoomError, invalid } from '../../lib/errors';
 import { inCall } from '../../lib/cluster/etcd-wait';
 import type { Logger } from '../../lib/logger';

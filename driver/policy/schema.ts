@@ -7,7 +7,7 @@
  * means any peer, absent `ports` any port.
  */
 import type * as Yaml from 'yaml';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { invalid } from '../../lib/errors';
 import { contains, containsPrefix, parsePrefix } from '../../lib/prefix';
 

@@ -4,7 +4,7 @@
  * them). Failures are reported in `Error` (not `Err`); the envelope adds both, so no reply
  * type carries them.
  */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 
 /**
  * Replies of the argument-less calls (GetCapabilities, GetDefaultAddressSpaces): they live

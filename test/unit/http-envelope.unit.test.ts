@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { conflict } from '../../lib/errors';
 import { route } from '../../lib/http-route';
 import { CallObserver, MAX_BODY_BYTES, PLUGIN_MEDIA_TYPE, createPluginApp, listenUnix } from '../../driver/http/server';
