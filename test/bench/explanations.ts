@@ -14,6 +14,10 @@ export const EXPLANATIONS: Record<string, (facts: Facts) => string> = {
     `loom's own calls take ${f(x, 'loomMsPerStart')} ms of a start (${f(x, 'callsPerStart')} plugin calls, ${f(x, 'shareMedian')} of the wall time, section 2); DeleteEndpoint alone takes ${f(x, 'deleteEndpointDocker')} ms of that at the median, ` +
     `which is the kernel deleting the veth pair (the kernel alone needs ${f(x, 'kernelDel')} ms per pair with iproute2, section 7), work the built-in driver has to do as well; the rest is one HTTP round trip per call, which the built-in driver, running inside dockerd, does not pay. ` +
     'What would close it: repeat the comparison on an idle machine with more runs (BENCH_START_RUNS=100) to see whether a gap remains; if it does, make the calls on the start path cheaper (CreateEndpoint makes about five netlink requests and a LevelDB write, Join two netlink requests and a LevelDB write; see the plugin-side target).',
+  'plugin-per-start': (x) =>
+    `loom's own calls took ${f(x, 'loomMsPerStart')} ms of a start at the median (${f(x, 'callsPerStart')} plugin calls; per call in section 2). ` +
+    'Each call is one HTTP request from dockerd over the plugin socket; the calls that change state wait for a synced LevelDB write (RequestAddress, CreateEndpoint, DeleteEndpoint, ReleaseAddress: fdatasync on this shared disk is 0.4 ms at the median and several ms in its tail while other jobs run), and CreateEndpoint makes the veth pair. ' +
+    'What would close it: measure on an idle machine first (the tails here are CPU waits); then fewer synced writes per start (an endpoint record and its address in one write).',
   cej: (x) =>
     `Over ${f(x, 'scaleN')} endpoints the sum CreateEndpoint + Join has a p50 of ${f(x, 'cejP50')} ms but a p99 of ${f(x, 'cejP99')} ms. ` +
     `The kernel part is small: creating a veth pair on a bridge costs ${f(x, 'kernelFirst')} ms (${f(x, 'kernelLast')} ms with ${f(x, 'kernelPorts')} ports on the bridge) with iproute2 in the same run. ` +

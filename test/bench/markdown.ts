@@ -111,7 +111,7 @@ export function renderMarkdown(o: RunData): string {
       out.push(`**${t.name}** (${verdict(t)}: ${t.measured}).`);
       out.push('');
       // A target measured on a further engine (start-28.5) uses the same explanation with that engine's facts.
-      const variant = /^(start)-(.+)$/.exec(t.id);
+      const variant = /^(start|plugin-per-start)-(\d.*)$/.exec(t.id);
       const facts = variant
         ? {
             ...ctx.facts,
