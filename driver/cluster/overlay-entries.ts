@@ -15,6 +15,12 @@ import type { NetworkLookup } from '../network/network-table';
 import type { ClusterAgent, RemoteEndpoint } from './agent';
 import { planOverlayEntries, preferLive } from './overlay-plan';
 
+/**
+ * The part of the kernel the entries are written through: loomd passes its NetlinkKernel;
+ * the control-plane benchmark (test/bench/control-plane.ts) passes a recorder instead.
+ */
+export type VxlanEntriesKernel = Pick<NetlinkKernel, 'listFdb' | 'addFdb' | 'delFdb' | 'listNeigh' | 'addNeigh' | 'delNeigh'>;
+
 export interface OverlayDrift {
   overlay: string;
   vxlan: string;
@@ -26,7 +32,7 @@ export class OverlayEntries {
   constructor(
     private readonly agent: ClusterAgent,
     private readonly networks: NetworkLookup,
-    private readonly kernel: NetlinkKernel,
+    private readonly kernel: VxlanEntriesKernel,
     private readonly log: Logger,
   ) {}
 
