@@ -30,11 +30,18 @@ import { fmt, percentile, summarize } from './stats';
 /** Each host replaces one endpoint (unpublish the oldest, publish a new one) this often. */
 const CHURN_EVERY_MS = 5_000;
 /** Simulated hosts per worker thread (the dying host gets a worker of its own). */
-const HOSTS_PER_WORKER = 20;
+const HOSTS_PER_WORKER = 10;
 /** Short lease and peer grace (loomd's defaults: 10 s and 900 s) so the dead host's part ends in seconds. */
-const TTL_S = 4;
+const TTL_S = 6;
 const GRACE_S = 2;
 const IDLE_S = 10;
+/**
+ * The fill: publications per second cluster-wide (each host publishes its endpoints evenly, random
+ * phase). Each is delivered to every other host: at 100 hosts 50/s means 5,000 watch events/s for
+ * the simulation's threads, which share 2 cores; faster fills starve their event loops for seconds
+ * and sessions fail (measured), which real hosts, each with its own CPU, would not see.
+ */
+const FILL_PER_S = 50;
 const OVERLAY = 'cpbench';
 const SUBNET = '198.19.0.0/16';
 /** etcd's published throughput we compare with (docs: op-guide/performance). */
@@ -269,8 +276,8 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
     const startS = (now() - t0) / 1000;
     /** The workers' cumulative counters (a terminated worker counts with its last report); samples go to `pending`. */
     const lastOf = new Map<SimWorker, WorkerCollect>();
-    const callTotals = async (): Promise<{ calls: Record<string, number>; watchEvents: number; bytesOut: number; sessionFailures: number }> => {
-      const out = { calls: {} as Record<string, number>, watchEvents: 0, bytesOut: 0, sessionFailures: 0 };
+    const callTotals = async (): Promise<{ calls: Record<string, number>; watchEvents: number; bytesOut: number; endpointPutBytes: number; sessionFailures: number }> => {
+      const out = { calls: {} as Record<string, number>, watchEvents: 0, bytesOut: 0, endpointPutBytes: 0, sessionFailures: 0 };
       for (const w of workers) {
         let st = lastOf.get(w);
         if (!w.dead) {
@@ -282,6 +289,7 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
         for (const [k, v] of Object.entries(st.calls)) out.calls[k] = (out.calls[k] ?? 0) + v;
         out.watchEvents += st.watchEvents;
         out.bytesOut += st.bytesOut;
+        out.endpointPutBytes += st.endpointPutBytes;
         out.sessionFailures += st.sessionFailures;
       }
       return out;
@@ -294,10 +302,12 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
     await callTotals();
     pending = new Collected();
     const expected = (H - 1) * E;
+    const fillSpreadMs = Math.max(5_000, ((H * E) / FILL_PER_S) * 1000);
     const tFill = now();
-    await Promise.all(workers.map((w) => w.ask({ type: 'fill' }, 'filling')));
+    await Promise.all(workers.map((w) => w.ask({ type: 'fill', spreadMs: fillSpreadMs }, 'filling')));
     let fillS = NaN;
-    const fillDeadline = Date.now() + 240_000;
+    let lastProgress = Date.now();
+    const fillDeadline = Date.now() + fillSpreadMs + 120_000;
     for (;;) {
       ctx.checkTime('control-plane fill');
       const st = await statuses();
@@ -305,7 +315,12 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
         fillS = (now() - tFill) / 1000;
         break;
       }
-      if (Date.now() > fillDeadline) throw new Error(`fill did not converge in 240 s: programmed min ${Math.min(...st.flatMap((s) => s.programmed))} of ${expected}, backlog ${st.reduce((a, s) => a + s.backlog, 0)}`);
+      if (Date.now() - lastProgress >= 5_000) {
+        lastProgress = Date.now();
+        const prog = st.flatMap((s) => s.programmed);
+        ctx.phase(`control-plane: fill: programmed min ${Math.min(...prog)} / max ${Math.max(...prog)} of ${expected}; backlog ${st.reduce((a, s) => a + s.backlog, 0)}; hosts seeing etcd down ${st.reduce((a, s) => a + s.down, 0)}; failed session attempts ${st.reduce((a, s) => a + s.sessionFailures, 0)}; worst event-loop delay ${fmt(Math.max(...st.map((s) => s.loopDelayMax)))} ms`);
+      }
+      if (Date.now() > fillDeadline) throw new Error(`fill did not converge within ${fmt(fillSpreadMs / 1000 + 120)} s: programmed min ${Math.min(...st.flatMap((s) => s.programmed))} of ${expected}, backlog ${st.reduce((a, s) => a + s.backlog, 0)}`);
       await sleep(250);
     }
     await callTotals();
@@ -328,16 +343,18 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
     ctx.phase(`control-plane: churn for ${cfg.seconds} s (each host replaces one endpoint every ${CHURN_EVERY_MS / 1000} s)`);
     const callsChurn0 = callsIdle1;
     const mChurn0 = await etcdSnapshot(members);
+    const cpu0 = process.cpuUsage();
     await Promise.all(workers.map((w) => w.ask({ type: 'churn', everyMs: CHURN_EVERY_MS, forMs: cfg.seconds * 1000 }, 'churning')));
-    const memSamples: Array<{ rss: number; heaps: number[] }> = [];
+    const memSamples: Array<{ rss: number; heaps: number[]; loopP99: number; loopMax: number }> = [];
     const churnEnd = Date.now() + cfg.seconds * 1000;
     while (Date.now() < churnEnd) {
       ctx.checkTime('control-plane churn');
       await sleep(Math.min(5_000, Math.max(0, churnEnd - Date.now())));
       const st = await statuses();
-      memSamples.push({ rss: rssMiB(process.pid) ?? NaN, heaps: st.map((s) => s.heapUsed) });
+      memSamples.push({ rss: rssMiB(process.pid) ?? NaN, heaps: st.map((s) => s.heapUsed), loopP99: Math.max(...st.map((s) => s.loopDelayP99)), loopMax: Math.max(...st.map((s) => s.loopDelayMax)) });
     }
     const mChurn1 = await etcdSnapshot(members);
+    const cpu1 = process.cpuUsage(cpu0);
     const callsChurn1 = await callTotals();
     const churnRates = rates(mChurn0, mChurn1);
     // Drain: every publication programmed everywhere (nothing queued, every host holds (H-1) x E).
@@ -421,15 +438,18 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
       `"Programmed" is the moment OverlayEntries, called from the agent's endpoint watch exactly as in loomd (the coordinator's onRemoteEndpoint), wrote the endpoint's neighbour entry, the last of its two entries, into the recording kernel. ` +
         `The publication moment is when the publishing host's put request left its EtcdStore (the key is committed between that and the answer; the put's own round trip is in the table). ` +
         `Clocks: all hosts are threads of one process, so publication and programming times come from one clock. ` +
-        `Fill (before the churn): ${H} hosts published ${E} endpoints each (${H * E} keys) in one burst; every host held all ${expected} remote endpoints ${fmt(fillS)} s after the burst began (per-receiver p50 ${ms(percentile(fillProp.perReceiver, 50))} ms, p99 ${ms(percentile(fillProp.perReceiver, 99))} ms: each host writes its keys one at a time, so the last of ${E} waits for the ${E - 1} before it). ` +
+        `Fill (before the churn): ${H} hosts published ${E} endpoints each (${H * E} keys), each host one every ${fmt(fillSpreadMs / E / 1000, 2)} s (${fmt((H * E) / (fillSpreadMs / 1000))} publications/s cluster-wide); every host held all ${expected} remote endpoints ${fmt(fillS)} s after the fill began (per-receiver latency p50 ${ms(percentile(fillProp.perReceiver, 50))} ms, p99 ${ms(percentile(fillProp.perReceiver, 99))} ms). ` +
         `Start-up of the ${H} agents (lease, 7 watches each, registration): ${fmt(startS)} s.`,
     );
 
+    const endpointBytes = (callsChurn1.endpointPutBytes - callsChurn0.endpointPutBytes) / Math.max(1, churnPubs);
     const perHostWrites = (callsChurn1.calls.put ?? 0) - (callsChurn0.calls.put ?? 0) + ((callsChurn1.calls.delete ?? 0) - (callsChurn0.calls.delete ?? 0));
     const churnS = churnRates.seconds;
     const idleCalls = (k: string): number => ((callsIdle1.calls[k] ?? 0) - (callsIdle0.calls[k] ?? 0)) / idle.seconds;
     const churnCalls = (k: string): number => ((callsChurn1.calls[k] ?? 0) - (callsChurn0.calls[k] ?? 0)) / churnS;
     const watchEvPerS = (callsChurn1.watchEvents - callsChurn0.watchEvents) / churnS;
+    const simCpuS = (cpu1.user + cpu1.system) / 1e6;
+    const cpuPerEventUs = (simCpuS * 1e6) / Math.max(1, callsChurn1.watchEvents - callsChurn0.watchEvents);
     const methods = (m: Map<string, number>): string =>
       [...m].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
     r.table(
@@ -455,7 +475,8 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
         ['watchers (etcd_debugging_mvcc_watcher_total, all members)', `${fmt(mIdle1.watchers, 0)} (${fmt((mIdle1.watchers - 1) / H, 1)} per host besides the benchmark's own one; loomd opens 7: hosts, overlays, endpoints, reservations, pools, loans, policies)`],
         ['watch streams (etcd_debugging_mvcc_watch_stream_total)', fmt(mIdle1.watchStreams, 0)],
         ['keys (etcd_debugging_mvcc_keys_total) after the churn', fmt(mChurn1.keys, 0)],
-        ['db size / in use (etcd_mvcc_db_total_size[_in_use]_in_bytes), largest member, at the end', `${fmt(mEnd.dbBytes / 2 ** 20)} / ${fmt(mEnd.dbInUseBytes / 2 ** 20)} MiB (no compaction ran: history included)`],
+        ['an endpoint record as written (key + JSON value, mean over the churn)', `${fmt(endpointBytes, 0)} bytes`],
+        ['db size (etcd_mvcc_db_total_size_in_bytes), largest member: after the fill / after the churn / at the end', `${fmt(mIdle0.dbBytes / 2 ** 20, 2)} / ${fmt(mChurn1.dbBytes / 2 ** 20, 2)} / ${fmt(mEnd.dbBytes / 2 ** 20, 2)} MiB (in use at the end ${fmt(mEnd.dbInUseBytes / 2 ** 20, 2)} MiB; no compaction ran: every revision is kept)`],
         ['etcd RSS per member at the end', etcdRss.map((x) => `${fmt(x)} MiB`).join(', ')],
       ],
     );
@@ -467,6 +488,8 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
         [`RSS added per simulated host ((during - before) / ${H})`, `${fmt((rssDuring - rssBefore) / H, 2)} MiB`],
         ['V8 heap used per simulated host (workers\' heaps / hosts, median of samples)', `${fmt(heapPerAgent, 2)} MiB`],
         ['hosts per worker thread', `${HOSTS_PER_WORKER} (${workers.length} workers; the dying host alone in one)`],
+        ['CPU of the simulation process during churn (all threads) / per watch event received', `${fmt((100 * simCpuS) / churnS)} % of one core / ${fmt(cpuPerEventUs)} µs (receiving, decoding, bookkeeping and programming an event, plus keep-alives and publishing)`],
+        ['event-loop delay of the worker threads during churn: p99 of the worst thread (median of the 5 s samples) / largest', `${fmt(percentile(memSamples.map((m) => m.loopP99), 50))} / ${fmt(Math.max(...memSamples.map((m) => m.loopMax)))} ms`],
       ],
     );
     const convFromKill = tExpired !== undefined ? (tExpired - tKill) / 1000 : NaN;
@@ -527,10 +550,7 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
     });
   } finally {
     ctx.phase('control-plane: stopping the workers and etcd');
-    for (const w of workers) {
-      if (w.dead) continue;
-      await w.ask({ type: 'stop' }, 'stopped', 30_000).catch(() => undefined);
-    }
+    await Promise.all(workers.filter((w) => !w.dead).map((w) => w.ask({ type: 'stop' }, 'stopped', 10_000).catch(() => undefined)));
     await cleanup();
   }
 }

@@ -12,7 +12,7 @@
  * (request sent, answer received).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 import { silentLogger } from '../../lib/logger';
 import { KeyedMutex } from '../../lib/keyed-mutex';
@@ -40,7 +40,7 @@ export interface WorkerInit {
 
 export type ToWorker =
   | { type: 'start' }
-  | { type: 'fill' }
+  | { type: 'fill'; spreadMs: number }
   | { type: 'churn'; everyMs: number; forMs: number }
   | { type: 'status' }
   | { type: 'collect' }
@@ -56,9 +56,15 @@ export interface WorkerStatus {
   heldOf: Array<Record<number, number>>;
   backlog: number;
   leases: number;
+  /** Hosts whose agent considers etcd down now. */
+  down: number;
+  sessionFailures: number;
   heapUsed: number;
   heapTotal: number;
   churning: boolean;
+  /** This thread's event-loop delay since the last status (ms): how long a ready callback waited. */
+  loopDelayP99: number;
+  loopDelayMax: number;
 }
 
 export interface WorkerCollect {
@@ -73,6 +79,8 @@ export interface WorkerCollect {
   removes: number[];
   calls: Record<string, number>;
   bytesOut: number;
+  /** Bytes (key + JSON value) of endpoint puts. */
+  endpointPutBytes: number;
   watchEvents: number;
   sessionFailures: number;
   heapUsed: number;
@@ -90,6 +98,7 @@ let adds: number[] = [];
 let removes: number[] = [];
 const calls: Record<string, number> = {};
 let bytesOut = 0;
+let endpointPutBytes = 0;
 let watchEvents = 0;
 const count = (m: string): void => {
   calls[m] = (calls[m] ?? 0) + 1;
@@ -126,6 +135,7 @@ class CountingStore implements RawClusterStore {
     count('put');
     bytesOut += key.length + JSON.stringify(value).length;
     const ep = this.endpointOf(key, value);
+    if (ep !== undefined) endpointPutBytes += key.length + JSON.stringify(value).length;
     const sent = now();
     await this.inner.put(key, value, opts);
     if (ep !== undefined) puts.push(ep, this.host, sent, now());
@@ -198,7 +208,9 @@ class RecordingKernel implements VxlanEntriesKernel {
   }
   /** The last write of a present endpoint (after its FDB entry): it is programmed now. */
   async addNeigh(_dev: string, e: NeighEntry): Promise<void> {
+    this.count(this.neigh.get(e.ip), -1);
     this.neigh.set(e.ip, e.mac);
+    this.count(e.mac, 1);
     const ep = epOfMac(e.mac);
     if (ep !== undefined && !this.programmed.has(ep)) {
       this.programmed.add(ep);
@@ -208,6 +220,7 @@ class RecordingKernel implements VxlanEntriesKernel {
   /** The last write of a removed endpoint. */
   async delNeigh(_dev: string, ip: string): Promise<void> {
     const mac = this.neigh.get(ip);
+    this.count(mac, -1);
     this.neigh.delete(ip);
     const ep = mac === undefined ? undefined : epOfMac(mac);
     if (ep !== undefined) {
@@ -216,13 +229,20 @@ class RecordingKernel implements VxlanEntriesKernel {
     }
   }
 
+  /** Neighbour entries held per publishing host index (kept up to date on every write: status is cheap). */
+  private readonly byHost = new Map<number, number>();
+
+  private count(mac: string | undefined, d: number): void {
+    const ep = mac === undefined ? undefined : epOfMac(mac);
+    if (ep === undefined) return;
+    const h = hostOfEp(ep);
+    const n = (this.byHost.get(h) ?? 0) + d;
+    if (n) this.byHost.set(h, n);
+    else this.byHost.delete(h);
+  }
+
   heldByHost(): Record<number, number> {
-    const out: Record<number, number> = {};
-    for (const mac of this.neigh.values()) {
-      const ep = epOfMac(mac);
-      if (ep !== undefined) out[hostOfEp(ep)] = (out[hostOfEp(ep)] ?? 0) + 1;
-    }
-    return out;
+    return Object.fromEntries(this.byHost);
   }
 }
 
@@ -261,6 +281,8 @@ interface SimHost {
 }
 
 const hosts: SimHost[] = [];
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 let churning = false;
 
 function makeHost(index: number): SimHost {
@@ -335,17 +357,23 @@ function churn(everyMs: number, forMs: number): void {
 
 function status(): WorkerStatus {
   const heap = v8.getHeapStatistics();
-  return {
+  const out: WorkerStatus = {
     type: 'status',
     hosts: hosts.map((h) => h.index),
     programmed: hosts.map((h) => h.kernel.neigh.size),
     heldOf: hosts.map((h) => h.kernel.heldByHost()),
     backlog: hosts.reduce((s, h) => s + h.agent.backlog, 0),
     leases: hosts.filter((h) => h.agent.session.leaseId !== undefined).length,
+    down: hosts.filter((h) => h.agent.health.isDown).length,
+    sessionFailures: hosts.reduce((a, h) => a + h.agent.session.stats.failures, 0),
     heapUsed: heap.used_heap_size,
     heapTotal: heap.total_heap_size,
     churning,
+    loopDelayP99: loopDelay.percentile(99) / 1e6,
+    loopDelayMax: loopDelay.max / 1e6,
   };
+  loopDelay.reset();
+  return out;
 }
 
 function collect(): WorkerCollect {
@@ -357,6 +385,7 @@ function collect(): WorkerCollect {
     removes,
     calls: { ...calls },
     bytesOut,
+    endpointPutBytes,
     watchEvents,
     sessionFailures: hosts.reduce((s, h) => s + h.agent.session.stats.failures, 0),
     heapUsed: v8.getHeapStatistics().used_heap_size,
@@ -377,7 +406,17 @@ port.on('message', (msg: ToWorker) => {
           port.postMessage({ type: 'started' });
           break;
         case 'fill':
-          for (const h of hosts) for (let i = 0; i < init.endpointsPerHost; i++) publish(h);
+          // Each host starts its containers one after another over `spreadMs` (random phase), not all at one instant.
+          for (const h of hosts) {
+            const every = msg.spreadMs / init.endpointsPerHost;
+            let left = init.endpointsPerHost;
+            const next = (): void => {
+              publish(h);
+              if (--left > 0) h.timer = setTimeout(next, every);
+              else h.timer = undefined;
+            };
+            h.timer = setTimeout(next, Math.random() * every);
+          }
           port.postMessage({ type: 'filling' });
           break;
         case 'churn':
