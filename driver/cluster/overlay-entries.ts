@@ -41,6 +41,17 @@ export class OverlayEntries {
     return preferLive([...(this.agent.remote.get(key)?.values() ?? [])], (ep) => this.agent.endpoints.isRetiring(ep));
   }
 
+  /** Whether another remote endpoint of its overlay has its MAC or one of its addresses (a plain scan, no allocation). */
+  private sharesWith(ep: RemoteEndpoint): boolean {
+    for (const o of this.agent.remote.get(ep.overlay)?.values() ?? []) {
+      if (o.host === ep.host && o.endpointId === ep.endpointId) continue;
+      if (o.mac === ep.mac) return true;
+      if (ep.ip && (o.ip === ep.ip || o.ip6 === ep.ip)) return true;
+      if (ep.ip6 && (o.ip === ep.ip6 || o.ip6 === ep.ip6)) return true;
+    }
+    return false;
+  }
+
   /** A remote endpoint appeared or went: programs it under its network's lock. */
   async changed(ep: RemoteEndpoint, present: boolean): Promise<void> {
     const net = this.networks.byOverlay(ep.overlay);
@@ -60,7 +71,9 @@ export class OverlayEntries {
         for (const ip of [ep.ip, ep.ip6]) if (ip) await this.kernel.addNeigh(dev, { ip, mac: ep.mac });
         return;
       }
-      const others = this.remoteOf(ep.overlay).filter((o) => o.host !== ep.host || o.endpointId !== ep.endpointId);
+      // Only endpoints sharing its MAC or an address can keep an entry alive; usually there is none,
+      // and then the full computation (O(endpoints) with allocations, per removal) is skipped.
+      const others = this.sharesWith(ep) ? this.remoteOf(ep.overlay).filter((o) => o.host !== ep.host || o.endpointId !== ep.endpointId) : [];
       if (!others.some((o) => o.mac === ep.mac && o.vtep === ep.vtep)) await this.kernel.delFdb(dev, { mac: ep.mac, dst: ep.vtep });
       for (const ip of [ep.ip, ep.ip6]) {
         if (!ip) continue;
