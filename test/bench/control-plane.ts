@@ -25,7 +25,7 @@ import { killAndWait, run, statFields, waitFor } from '../helpers/run';
 import { BenchContext, rssMiB } from './context';
 import { Publication, Sighting, convergence, parseProm, promBy, promSum, propagation } from './cp-latency';
 import type { ToWorker, WorkerCollect, WorkerInit, WorkerStatus } from './cp-worker';
-import { fmt, percentile, summarize } from './stats';
+import { fmt, percentile } from './stats';
 
 /** Each host replaces one endpoint (unpublish the oldest, publish a new one) this often. */
 const CHURN_EVERY_MS = 5_000;
@@ -378,6 +378,7 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
     const churn = pending;
     pending = new Collected();
     const receivers = [...Array(H).keys()];
+    fs.writeFileSync(path.join(os.tmpdir(), `loom-cp-churn-${process.pid}.json`), JSON.stringify({ puts: churn.puts, putAck: [...churn.putAck], dels: churn.dels, adds: churn.adds, removes: churn.removes }));
     const prop = propagation(churn.puts, churn.adds, receivers);
     const propAck = propagation(churn.puts.map((p) => ({ ...p, t: churn.putAck.get(p.ep) ?? p.t })), churn.adds, receivers);
     const putRtt = churn.puts.map((p) => (churn.putAck.get(p.ep) ?? NaN) - p.t).filter((x) => Number.isFinite(x));
@@ -411,7 +412,7 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
         break;
       }
       if (Date.now() > convDeadline) break;
-      await sleep(100);
+      await sleep(200);
     }
     const tExpired = hostGone.get(victimId);
     await callTotals();
@@ -427,8 +428,10 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
     // ---- report ---------------------------------------------------------------------------------
     const ms = (x: number): string => fmt(x, x < 10 ? 1 : 0);
     const row = (what: string, xs: number[], extra = ''): string[] => {
-      const s = summarize(xs);
-      return [what, String(s.n), ms(s.median), ms(s.p95), ms(s.p99), ms(s.max), extra];
+      // Not stats.summarize: Math.min(...xs) overflows the stack for 100,000+ samples.
+      const sorted = Float64Array.from(xs).sort();
+      const at = (p: number): number => (sorted.length ? (sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1] as number) : NaN);
+      return [what, String(sorted.length), ms(at(50)), ms(at(95)), ms(at(99)), ms(sorted.length ? (sorted[sorted.length - 1] as number) : NaN), extra];
     };
     const churnPubs = churn.puts.length;
     r.table(
