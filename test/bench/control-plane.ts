@@ -558,6 +558,7 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
       cpPutP95: ms(percentile(putRtt, 95)),
       cpRps: fmt(churnRates.requestsPerS),
       cpEtcdCpu: fmt(churnRates.etcdCpuPct),
+      cpLoopMax: fmt(Math.max(...memSamples.map((m) => m.loopMax))),
     });
   } finally {
     ctx.phase('control-plane: stopping the workers and etcd');
