@@ -387,7 +387,7 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
     const churn = pending;
     pending = new Collected();
     const receivers = [...Array(H).keys()];
-    fs.writeFileSync(path.join(os.tmpdir(), `loom-cp-churn-${process.pid}.json`), JSON.stringify({ puts: churn.puts, putAck: [...churn.putAck], dels: churn.dels, adds: churn.adds, removes: churn.removes }));
+    fs.writeFileSync(path.resolve(__dirname, '..', '..', 'control-plane-samples.json'), JSON.stringify({ puts: churn.puts, putAck: [...churn.putAck], dels: churn.dels, adds: churn.adds, removes: churn.removes }));
     const prop = propagation(churn.puts, churn.adds, receivers);
     const propAck = propagation(churn.puts.map((p) => ({ ...p, t: churn.putAck.get(p.ep) ?? p.t })), churn.adds, receivers);
     const putRtt = churn.puts.map((p) => (churn.putAck.get(p.ep) ?? NaN) - p.t).filter((x) => Number.isFinite(x));
