@@ -15,6 +15,12 @@ import type { NetworkLookup } from '../network/network-table';
 import type { ClusterAgent, RemoteEndpoint } from './agent';
 import { planOverlayEntries, preferLive } from './overlay-plan';
 
+/**
+ * The part of the kernel the entries are written through: loomd passes its NetlinkKernel;
+ * the control-plane benchmark (test/bench/control-plane.ts) passes a recorder instead.
+ */
+export type VxlanEntriesKernel = Pick<NetlinkKernel, 'listFdb' | 'addFdb' | 'delFdb' | 'listNeigh' | 'addNeigh' | 'delNeigh'>;
+
 export interface OverlayDrift {
   overlay: string;
   vxlan: string;
@@ -26,13 +32,24 @@ export class OverlayEntries {
   constructor(
     private readonly agent: ClusterAgent,
     private readonly networks: NetworkLookup,
-    private readonly kernel: NetlinkKernel,
+    private readonly kernel: VxlanEntriesKernel,
     private readonly log: Logger,
   ) {}
 
   /** The remote endpoints of an overlay whose entries are wanted (a moved address's live holder beats its retiring one). */
   private remoteOf(key: string): RemoteEndpoint[] {
     return preferLive([...(this.agent.remote.get(key)?.values() ?? [])], (ep) => this.agent.endpoints.isRetiring(ep));
+  }
+
+  /** Whether another remote endpoint of its overlay has its MAC or one of its addresses (a plain scan, no allocation). */
+  private sharesWith(ep: RemoteEndpoint): boolean {
+    for (const o of this.agent.remote.get(ep.overlay)?.values() ?? []) {
+      if (o.host === ep.host && o.endpointId === ep.endpointId) continue;
+      if (o.mac === ep.mac) return true;
+      if (ep.ip && (o.ip === ep.ip || o.ip6 === ep.ip)) return true;
+      if (ep.ip6 && (o.ip === ep.ip6 || o.ip6 === ep.ip6)) return true;
+    }
+    return false;
   }
 
   /** A remote endpoint appeared or went: programs it under its network's lock. */
@@ -54,7 +71,9 @@ export class OverlayEntries {
         for (const ip of [ep.ip, ep.ip6]) if (ip) await this.kernel.addNeigh(dev, { ip, mac: ep.mac });
         return;
       }
-      const others = this.remoteOf(ep.overlay).filter((o) => o.host !== ep.host || o.endpointId !== ep.endpointId);
+      // Only endpoints sharing its MAC or an address can keep an entry alive; usually there is none,
+      // and then the full computation (O(endpoints) with allocations, per removal) is skipped.
+      const others = this.sharesWith(ep) ? this.remoteOf(ep.overlay).filter((o) => o.host !== ep.host || o.endpointId !== ep.endpointId) : [];
       if (!others.some((o) => o.mac === ep.mac && o.vtep === ep.vtep)) await this.kernel.delFdb(dev, { mac: ep.mac, dst: ep.vtep });
       for (const ip of [ep.ip, ep.ip6]) {
         if (!ip) continue;

@@ -18,7 +18,7 @@ const int = (name: string, def: number, min = 1, max = 1_000_000): number => {
 /** loomd as a user runs it: default log level and reconcile interval (the harness defaults are test settings). */
 export const LOOMD_DEFAULTS = { LOOM_LOG_LEVEL: 'info', LOOM_RECONCILE_INTERVAL: '30', LOOM_RECONCILE_GRACE: '10' };
 
-export const SECTIONS = ['host', 'cross-host', 'ipam', 'scale', 'names', 'policy'] as const;
+export const SECTIONS = ['host', 'cross-host', 'ipam', 'scale', 'names', 'policy', 'control-plane'] as const;
 export type SectionId = (typeof SECTIONS)[number];
 
 export interface BenchConfig {
@@ -41,6 +41,9 @@ export interface BenchConfig {
   policyApplies: number;
   policyStarts: number;
   policyIperfRounds: number;
+  cpHosts: number;
+  cpEndpoints: number;
+  cpSeconds: number;
   only: Set<SectionId>;
   out: string;
   maxMinutes: number;
@@ -69,6 +72,9 @@ export function configFromEnv(): BenchConfig {
     policyApplies: int('BENCH_POLICY_APPLIES', 10, 1, 100),
     policyStarts: int('BENCH_POLICY_STARTS', 40, 1, 500),
     policyIperfRounds: int('BENCH_POLICY_IPERF_ROUNDS', 8, 1, 50),
+    cpHosts: int('BENCH_CP_HOSTS', 100, 3, 250),
+    cpEndpoints: int('BENCH_CP_ENDPOINTS', 50, 1, 500),
+    cpSeconds: int('BENCH_CP_SECONDS', 60, 10, 600),
     only: new Set((onlyRaw.length ? onlyRaw : [...SECTIONS]) as SectionId[]),
     out: process.env.BENCH_OUT ?? '',
     maxMinutes: int('BENCH_MAX_MINUTES', 30, 1, 240),

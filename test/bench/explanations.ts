@@ -91,4 +91,17 @@ export const EXPLANATIONS: Record<string, (facts: Facts) => string> = {
   'policy-tput': (x) =>
     `Policy vs none: ${f(x, 'policyTput')}. With policies, every new connection walks the policy chains (a few set lookups per rule); established packets are accepted by connection tracking, which a covered network enables. ` +
     'What would close it: accept established traffic before any set lookup (it is the first rule), and check whether enabling connection tracking on the network, not the rules, is the cost; repeat on an idle machine with more rounds (BENCH_POLICY_IPERF_ROUNDS).',
+  'cp-propagation-p95': (x) => cpExplanation(x),
+  'cp-propagation-p99': (x) => cpExplanation(x),
+  'cp-etcd-load': (x) =>
+    `etcd served ${f(x, 'cpRps')} requests/s during churn at ${f(x, 'cpHosts')} simulated hosts, its 3 members using ${f(x, 'cpEtcdCpu')} % of one core of this shared machine. ` +
+    'What would close it: fewer requests per host (keep-alives on one stream, a longer lease TTL) and fewer re-publications per container; see docs/overlay.md, "Scaling to 1,000 hosts".',
 };
+
+function cpExplanation(x: Facts): string {
+  return (
+    `At ${f(x, 'cpHosts')} simulated hosts, publication to all other hosts took p95 ${f(x, 'cpP95')} ms and p99 ${f(x, 'cpP99')} ms (the put's own round trip p95 ${f(x, 'cpPutP95')} ms). ` +
+    `All simulated hosts share this machine's 2 cores with etcd and other jobs: the worker threads' event loops waited up to ${f(x, 'cpLoopMax')} ms during the churn, which delays every event queued behind. ` +
+    'What would close it: rerun on an idle machine (or with fewer hosts per machine) to separate loom\'s own cost from CPU contention; per-overlay watches would cut the events each host receives (docs/overlay.md, "Scaling to 1,000 hosts").'
+  );
+}

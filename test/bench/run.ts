@@ -18,6 +18,7 @@ import { ipamBenchmarks } from './ipam';
 import { scaleBenchmarks } from './scale';
 import { namesBenchmarks } from './names';
 import { policyBenchmarks } from './policy';
+import { controlPlaneBenchmarks } from './control-plane';
 import { RunData, renderMarkdown } from './markdown';
 
 let nproc = 0;
@@ -116,6 +117,7 @@ async function main(): Promise<void> {
     scale: () => scaleBenchmarks(ctx),
     names: () => namesBenchmarks(ctx, engines),
     policy: () => policyBenchmarks(ctx),
+    'control-plane': () => controlPlaneBenchmarks(ctx, { hosts: config.cpHosts, endpoints: config.cpEndpoints, seconds: config.cpSeconds }),
   };
   console.log(`loom benchmarks: sections ${[...config.only].join(', ')}; engine ${engine.id}; budget ${config.maxMinutes} min`);
   const sectionTimes: Record<string, number> = {};
