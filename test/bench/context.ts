@@ -44,6 +44,7 @@ export interface BenchConfig {
   cpHosts: number;
   cpEndpoints: number;
   cpSeconds: number;
+  cpChurnS: number;
   only: Set<SectionId>;
   out: string;
   maxMinutes: number;
@@ -75,6 +76,7 @@ export function configFromEnv(): BenchConfig {
     cpHosts: int('BENCH_CP_HOSTS', 100, 3, 250),
     cpEndpoints: int('BENCH_CP_ENDPOINTS', 50, 1, 500),
     cpSeconds: int('BENCH_CP_SECONDS', 60, 10, 600),
+    cpChurnS: int('BENCH_CP_CHURN_S', 10, 1, 600),
     only: new Set((onlyRaw.length ? onlyRaw : [...SECTIONS]) as SectionId[]),
     out: process.env.BENCH_OUT ?? '',
     maxMinutes: int('BENCH_MAX_MINUTES', 30, 1, 240),

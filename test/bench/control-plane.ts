@@ -8,7 +8,7 @@
  *
  * Phases: every host registers and joins one overlay; each publishes BENCH_CP_ENDPOINTS
  * endpoints (fill); a quiet window (lease keep-alives only); churn for BENCH_CP_SECONDS (each
- * host replaces its oldest endpoint every CHURN_EVERY_MS); then one host's worker is terminated
+ * host replaces its oldest endpoint every BENCH_CP_CHURN_S seconds); then one host's worker is terminated
  * (no clean-up: its lease is not revoked) and the others' removal of its endpoints is timed.
  */
 import * as fs from 'node:fs';
@@ -28,7 +28,6 @@ import type { ToWorker, WorkerCollect, WorkerInit, WorkerStatus } from './cp-wor
 import { fmt, percentile } from './stats';
 
 /** Each host replaces one endpoint (unpublish the oldest, publish a new one) this often. */
-const CHURN_EVERY_MS = 5_000;
 /** Simulated hosts per worker thread (the dying host gets a worker of its own). */
 const HOSTS_PER_WORKER = 10;
 /** Short lease and peer grace (loomd's defaults: 10 s and 900 s) so the dead host's part ends in seconds. */
@@ -54,6 +53,8 @@ export interface ControlPlaneConfig {
   hosts: number;
   endpoints: number;
   seconds: number;
+  /** Seconds between two endpoint replacements on each host during the churn. */
+  churnS: number;
 }
 
 interface Member {
@@ -217,6 +218,7 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
   r.begin('control-plane', `10. Control plane at ${cfg.hosts} hosts, simulated: loom's cluster agents against a real 3-member etcd (no Docker, no kernel)`);
   const H = cfg.hosts;
   const E = cfg.endpoints;
+  const churnEveryMs = cfg.churnS * 1000;
   const victim = H - 1;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-cp-'));
   const members: Member[] = [];
@@ -357,11 +359,11 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
     const idle = rates(mIdle0, mIdle1);
 
     // ---- churn --------------------------------------------------------------------------------
-    ctx.phase(`control-plane: churn for ${cfg.seconds} s (each host replaces one endpoint every ${CHURN_EVERY_MS / 1000} s)`);
+    ctx.phase(`control-plane: churn for ${cfg.seconds} s (each host replaces one endpoint every ${churnEveryMs / 1000} s)`);
     const callsChurn0 = callsIdle1;
     const mChurn0 = await etcdSnapshot(members);
     const cpu0 = process.cpuUsage();
-    await Promise.all(workers.map((w) => w.ask({ type: 'churn', everyMs: CHURN_EVERY_MS, forMs: cfg.seconds * 1000 }, 'churning')));
+    await Promise.all(workers.map((w) => w.ask({ type: 'churn', everyMs: churnEveryMs, forMs: cfg.seconds * 1000 }, 'churning')));
     const memSamples: Array<{ rss: number; heaps: number[]; loopP99: number; loopMax: number }> = [];
     const churnEnd = Date.now() + cfg.seconds * 1000;
     while (Date.now() < churnEnd) {
@@ -527,7 +529,7 @@ export async function controlPlaneBenchmarks(ctx: BenchContext, cfg: ControlPlan
     );
     r.note(
       `Set-up: ${H} simulated hosts, each loom's own cluster code as loomd wires it (EtcdStore with its own etcd3 client, ClusterAgent with session, lease, the 6 agent watches plus loomd's policies watch, queued publication, RemoteEndpoints, OverlayEntries under a per-network lock), with the kernel replaced by a recorder (the VxlanEntriesKernel seam of driver/cluster/overlay-entries.ts); ${HOSTS_PER_WORKER} hosts per worker thread. ` +
-        `One overlay (${SUBNET}) all hosts are members of; ${E} endpoints per host; churn: every host replaces its oldest endpoint every ${CHURN_EVERY_MS / 1000} s (random phase), i.e. ${fmt(H / (CHURN_EVERY_MS / 1000))} container starts and as many stops per second cluster-wide. ` +
+        `One overlay (${SUBNET}) all hosts are members of; ${E} endpoints per host; churn: every host replaces its oldest endpoint every ${churnEveryMs / 1000} s (random phase), i.e. ${fmt(H / (churnEveryMs / 1000))} container starts and as many stops per second cluster-wide. ` +
         `Lease TTL ${TTL_S} s (keep-alive every ${fmt(TTL_S / 3, 2)} s; loomd's default 10 s gives 0.3 keep-alives/s per host), peer grace ${GRACE_S} s. ` +
         `The ${H} agents, the benchmark and 3 etcd members share this 2-core machine, which other jobs also use: latencies include CPU contention that separate hosts would not have. ` +
         `Failed session attempts (etcd unreachable or too slow for a host's session) before the kill: ${callsBeforeKill.sessionFailures}.`,

@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     scale: () => scaleBenchmarks(ctx),
     names: () => namesBenchmarks(ctx, engines),
     policy: () => policyBenchmarks(ctx),
-    'control-plane': () => controlPlaneBenchmarks(ctx, { hosts: config.cpHosts, endpoints: config.cpEndpoints, seconds: config.cpSeconds }),
+    'control-plane': () => controlPlaneBenchmarks(ctx, { hosts: config.cpHosts, endpoints: config.cpEndpoints, seconds: config.cpSeconds, churnS: config.cpChurnS }),
   };
   console.log(`loom benchmarks: sections ${[...config.only].join(', ')}; engine ${engine.id}; budget ${config.maxMinutes} min`);
   const sectionTimes: Record<string, number> = {};
