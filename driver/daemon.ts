@@ -15,6 +15,9 @@ import { activateRoute, networkRoutes } from './api/network-handlers';
 import { ClusterCoordinator } from './cluster/coordinator';
 import { DockerPropagator } from './cluster/propagator';
 import { BridgeDataPlane } from './dataplane/bridge';
+import { OverlayNetns } from './kernel/overlay-netns';
+import { runCommand } from './kernel/command';
+import { TrafficControl } from './kernel/tc';
 import { NftFirewall } from './firewall/nft-firewall';
 import { PolicyFirewall, policyFamilies } from './firewall/policy-firewall';
 import { PolicyService } from './ops/policy-service';
@@ -80,7 +83,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     const problem = checkNetnsDir(config.netnsDir);
     if (problem) log.warn({ netnsDir: config.netnsDir }, problem);
   }
-  const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys), netns });
+  const overlayNs = { kernel, netns: new OverlayNetns(), tc: new TrafficControl(), procSys: config.procSys };
+  const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys), netns, overlayNs });
   let built: ClusterCoordinator | undefined;
   const endpointEvents = new EndpointEvents();
   const { table, firewall, networks, endpoints, ports, repairs, teardown } = createNetworkStack({
@@ -112,7 +116,10 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   const policies = new PolicyService({
     repo: new PolicyRepository(kv),
     networks: table,
-    firewall: new PolicyFirewall(log.child({ svc: 'policy' }), instance, () => policyFamilies(config.procSys)),
+    firewall: new PolicyFirewall(log.child({ svc: 'policy' }), instance, () => policyFamilies(config.procSys), runCommand, {
+      list: () => table.list().flatMap((n) => (n.record.overlay?.ns && overlayNs.netns.exists(n.record.overlay.ns.netns) ? [n.record.overlay.ns.netns] : [])),
+      nft: (ns, script) => overlayNs.netns.nft(ns, script),
+    }),
     syncMainFirewall: () => firewall.sync(),
     ...(inspect ? { inspect } : {}),
     log: log.child({ svc: 'policy' }),
@@ -155,6 +162,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     kernel,
     firewall,
     netns,
+    overlayNs: overlayNs.netns,
     docker: docker
       ? dockerViewSource(docker, (err) => {
           // Logged once until Docker answers again: it is down normally during its restarts.

@@ -36,15 +36,15 @@ export class LinkFactory {
    * (answers from the static neighbour table, so no broadcast crosses the tunnel),
    * attached to its bridge and up.
    */
-  async createVxlan(name: string, opts: { vni: number; local: string; mtu: number; master: string; dev?: string }): Promise<void> {
+  async createVxlan(name: string, opts: { vni: number; local: string; mtu: number; master?: string; dev?: string }): Promise<void> {
     const local = parseIpMaybeCidr(opts.local);
     const data: ifla.Vxlan = { id: opts.vni, learning: 0, proxy: 1, port: VXLAN_PORT, ttl: 64 };
     if (local.family === 4) data.local = ipBytes(4, local.value);
     else data.local6 = ipBytes(6, local.value);
     if (opts.dev) data.link = await this.links.indexOf(opts.dev);
-    const master = await this.links.indexOf(opts.master);
+    const master = opts.master ? await this.links.indexOf(opts.master) : undefined;
     const linkinfo = serialise(ifla.formatInfo({ kind: 'vxlan', data: serialise(ifla.formatVxlan(data)) }));
-    await this.createMarked(name, { master, up: true }, (temp) =>
+    await this.createMarked(name, { up: true, ...(master !== undefined ? { master } : {}) }, (temp) =>
       this.ch.call(`create vxlan ${name} vni ${opts.vni}`, (s) => s.newLink({}, { ifname: temp, mtu: opts.mtu, linkinfo }, CREATE_NEW)),
     );
   }

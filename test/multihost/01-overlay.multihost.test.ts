@@ -85,6 +85,38 @@ test('a remote FDB entry deleted by hand is restored by the reconciler, which co
   expect(await A.ping('a1', b1ip, 10)).toBe(true);
 });
 
+test('the overlay\'s bridge lives in a namespace of its own (br_netfilter off there); the gateway veth holds the gateway; a lost bridge or gateway veth is made again', async () => {
+  const nsList = (await A.execOk(['ip', 'netns', 'list'])).split('\n').map((l) => l.split(' ')[0] as string);
+  const owner = await A.loomOwner();
+  const id = (await A.cliOk(['network', 'inspect', '-f', '{{.Id}}', 'blue'])).trim().slice(0, 12);
+  const ns = `loom-${owner.instance}-${id}`;
+  expect(nsList).toContain(ns);
+  const inside = async (): Promise<Array<{ ifname: string; master?: string; operstate?: string; flags?: string[] }>> => JSON.parse(await A.execOk(['ip', '-n', ns, '-j', 'link', 'show']));
+  const ports = (await inside()).filter((l) => l.master === `lm-${id}`).map((l) => l.ifname);
+  expect(ports).toEqual(expect.arrayContaining([`lk${id}`, `lu${id}`]));
+  expect(ports.some((p) => p.startsWith('lv'))).toBe(true);
+  expect((await A.execOk(['nsenter', `--net=/run/netns/${ns}`, 'cat', '/proc/sys/net/bridge/bridge-nf-call-iptables'])).trim()).toBe('0');
+  // Nothing of the overlay is bridged in the host's namespace.
+  const host = await A.ipJson<Array<{ ifname: string }>>(['link', 'show']);
+  expect(host.map((l) => l.ifname)).not.toContain(`lm-${id}`);
+  expect(await A.execOk(['ip', 'addr', 'show', 'dev', `lg${id}`])).toContain('198.18.200.1/24');
+  const b1ip = await ipOf(B, 'b1', 'blue');
+
+  // The bridge deleted by hand: the reconciler makes it again and puts every port back on it.
+  await A.execOk(['ip', '-n', ns, 'link', 'del', `lm-${id}`]);
+  await waitFor('the bridge and its ports back', async () => {
+    const l = await inside();
+    return l.filter((x) => x.master === `lm-${id}`).length >= ports.length ? true : undefined;
+  }, 30_000, 250);
+  expect(await A.ping('a1', b1ip, 10)).toBe(true);
+
+  // The gateway veth deleted by hand: made again with the gateway address.
+  await A.execOk(['ip', 'link', 'del', `lg${id}`]);
+  await waitFor('the gateway veth back', async () => ((await A.exec(['ip', 'addr', 'show', 'dev', `lg${id}`])).stdout.includes('198.18.200.1/24') ? true : undefined), 30_000, 250);
+  expect(await A.ping('a1', '198.18.200.1', 10)).toBe(true);
+  expect(await A.ping('a1', b1ip, 10)).toBe(true);
+});
+
 test('the same overlay created by hand on several hosts with -o loom.overlay=NAME is one network', async () => {
   // C's loomd cannot reach its Docker API (like a managed plugin without the Docker socket):
   // there the overlay must be created by hand, and that joins the same overlay.
