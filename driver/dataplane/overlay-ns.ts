@@ -17,6 +17,7 @@ import { conflict, LoomError } from '../../lib/errors';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { OverlayNetns } from '../kernel/overlay-netns';
 import type { TrafficControl } from '../kernel/tc';
+import { gatewayMacFor } from '../model/mac';
 import { bridgeAddresses, gatewayIfOf, routesOutside } from '../model/records';
 import type { EndpointRecord, NetworkRecord, OverlayNsLayout } from '../model/types';
 import type { EnsureOptions } from './data-plane';
@@ -75,7 +76,9 @@ export async function ensureNsNetwork(d: DataPlaneDeps, ns: OverlayNsDeps, net: 
         await steps.step(`create veth ${hostIf}/${peer}`, async () => {
           await ns.kernel.deleteOwnedLinkIn(nsid, peer);
           await d.kernel.deleteOwnedLink(peer);
-          await d.kernel.createVethPair(hostIf, peer, { mtu: net.mtu });
+          // The gateway's host end keeps one MAC for good (created as the pair's peer to carry it).
+          if (hostIf === L.gatewayIf) await d.kernel.createVethPair(peer, hostIf, { mtu: net.mtu, peerMac: gatewayMacFor(mark, net.id) });
+          else await d.kernel.createVethPair(hostIf, peer, { mtu: net.mtu });
           return () => d.kernel.deleteOwnedLink(hostIf);
         });
         if (hostIf === L.tunnelIf) tunnelMade = true;

@@ -5,7 +5,8 @@
  */
 import { TestCluster } from '../helpers/cluster';
 import { waitFor } from '../helpers/run';
-import type { TestHost } from '../helpers/test-host';
+import { httpGet } from '../helpers/http-get';
+import { OUTSIDE_IP, TestHost, UPLINK_IP } from '../helpers/test-host';
 
 jest.setTimeout(600_000);
 
@@ -115,6 +116,26 @@ test('the overlay\'s bridge lives in a namespace of its own (br_netfilter off th
   await waitFor('the gateway veth back', async () => ((await A.exec(['ip', 'addr', 'show', 'dev', `lg${id}`])).stdout.includes('198.18.200.1/24') ? true : undefined), 30_000, 250);
   expect(await A.ping('a1', '198.18.200.1', 10)).toBe(true);
   expect(await A.ping('a1', b1ip, 10)).toBe(true);
+});
+
+test('through the gateway veth: outbound NAT, a published port from outside and by hairpin; ICC off holds across hosts', async () => {
+  // Outbound: a container reaches the "outside" namespace through A's gateway veth, masqueraded.
+  expect(await A.ping('a1', OUTSIDE_IP, 10)).toBe(true);
+  await A.cliOk(['run', '-d', '--init', '--name', 'web', '--network', 'blue', '-p', '18080:80', 'local/busybox', 'sh', '-c', 'echo ov-web-ok > /tmp/index.html; exec httpd -f -p 80 -h /tmp']);
+  await waitFor('the published port from outside', async () => ((await httpGet(A, 'outside', `http://${UPLINK_IP}:18080/`)) === 'ov-web-ok\n' ? true : undefined), 20_000, 250);
+  // Hairpin: a container of the same overlay on the same host, through the host's address.
+  expect(await httpGet(A, { container: 'a1' }, `http://${UPLINK_IP}:18080/`)).toBe('ov-web-ok\n');
+  await A.cliOk(['rm', '-f', 'web']);
+
+  await A.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '-o', 'loom.mode=overlay', '-o', 'com.docker.network.bridge.enable_icc=false', '--subnet', '198.18.202.0/24', 'noicc']);
+  await waitFor('noicc on B', async () => (await B.cli(['network', 'inspect', 'noicc'])).code === 0, 30_000, 250);
+  for (const [h, n] of [[A, 'i1'], [A, 'i2'], [B, 'i3']] as Array<[TestHost, string]>) await h.cliOk(['run', '-d', '--init', '--name', n, '--network', 'noicc', 'local/busybox', 'sleep', '3600']);
+  const [i2, i3] = [await ipOf(A, 'i2', 'noicc'), await ipOf(B, 'i3', 'noicc')];
+  expect(await A.ping('i1', '198.18.202.1', 5)).toBe(true);
+  expect(await A.ping('i1', i2, 2)).toBe(false);
+  expect(await A.ping('i1', i3, 2)).toBe(false);
+  for (const [h, n] of [[A, 'i1'], [A, 'i2'], [B, 'i3']] as Array<[TestHost, string]>) await h.cliOk(['rm', '-f', n]);
+  await A.cliOk(['network', 'rm', 'noicc']);
 });
 
 test('the same overlay created by hand on several hosts with -o loom.overlay=NAME is one network', async () => {
