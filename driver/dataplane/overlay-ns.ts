@@ -27,7 +27,7 @@ import type { StepRunner } from './steps';
 
 /** What the namespace layout needs beyond the bridge data plane's verbs. */
 export interface OverlayNsDeps {
-  kernel: Pick<NetlinkKernel, 'nsidOf' | 'findLinkIn' | 'listLinksIn' | 'moveInto' | 'deleteOwnedLinkIn'>;
+  kernel: Pick<NetlinkKernel, 'nsidOf' | 'findLinkIn' | 'listLinksIn' | 'moveInto' | 'deleteOwnedLinkIn' | 'createVethInto'>;
   netns: Pick<OverlayNetns, 'exists' | 'ensure' | 'remove' | 'open' | 'setup' | 'isolatePort'>;
   tc: Pick<TrafficControl, 'redirectBothWays' | 'redirects'>;
   /** --proc-sys, as the helper inside the namespace sees it. */
@@ -155,24 +155,24 @@ export async function ensureNsEndpoint(d: DataPlaneDeps, ns: OverlayNsDeps, net:
   await withNs(ns, L.netns, async (fd, nsid) => {
     const inNs = await ns.kernel.findLinkIn(nsid, ep.hostIf);
     const inHost = inNs ? undefined : await d.kernel.findLink(ep.hostIf);
+    // What is in the namespace is this loomd's (the host end made there carries no mark); what is here is judged by its mark.
     for (const link of [inNs, inHost]) {
       if (link && link.kind !== 'veth') throw conflict(`interface ${ep.hostIf} exists and is not a veth`);
       refuseForeign(d, link);
-      if (link && opts.creating && ownerOfLink(d.kernel, link) === 'none') throw conflict(`interface ${ep.hostIf} exists and is not this loomd's (no owner mark)`);
     }
+    if (inHost && opts.creating && ownerOfLink(d.kernel, inHost) === 'none') throw conflict(`interface ${ep.hostIf} exists and is not this loomd's (no owner mark)`);
     const br = await ns.kernel.findLinkIn(nsid, net.bridge);
     if (!br) throw new LoomError('unavailable', `bridge ${net.bridge} is missing in ${L.netns} (the reconciler makes it again)`);
     if (!inNs && !inHost) {
-      await steps.step(`create veth ${ep.hostIf}/${ep.peerIf}`, async () => {
+      await steps.step(`create veth ${ep.hostIf} (in ${L.netns}) / ${ep.peerIf}`, async () => {
         await d.kernel.deleteOwnedLink(ep.peerIf);
-        await d.kernel.createVethPair(ep.hostIf, ep.peerIf, { mtu: net.mtu, peerMac: ep.mac });
+        await ns.kernel.createVethInto(ep.hostIf, ep.peerIf, { nsFd: fd, masterIndex: br.index, mtu: net.mtu, peerMac: ep.mac });
         return async () => {
-          await d.kernel.deleteOwnedLink(ep.hostIf);
-          await ns.kernel.deleteOwnedLinkIn(nsid, ep.hostIf);
+          await ns.kernel.deleteOwnedLinkIn(nsid, ep.hostIf, { unmarkedToo: true });
         };
       });
-    }
-    if (!inNs) {
+    } else if (!inNs) {
+      // Left in this namespace by an older attempt: moved in.
       await steps.step(`move ${ep.hostIf} into ${L.netns}`, () => ns.kernel.moveInto(ep.hostIf, fd, br.index));
     } else if (inNs.master !== br.index || !inNs.up) {
       await steps.step(`attach ${ep.hostIf} to ${net.bridge}`, async () => {
@@ -200,5 +200,5 @@ export async function nsPeerMac(d: DataPlaneDeps, ns: OverlayNsDeps, net: Networ
   const peer = await d.kernel.findLink(ep.peerIf);
   if (!peer || ownerOfLink(d.kernel, peer) !== 'self') return undefined;
   const host = (await d.kernel.findLink(ep.hostIf)) ?? (ns.netns.exists(L.netns) ? await withNs(ns, L.netns, (_fd, nsid) => ns.kernel.findLinkIn(nsid, ep.hostIf)) : undefined);
-  return host && ownerOfLink(d.kernel, host) === 'self' ? peer.mac || undefined : undefined;
+  return host && ownerOfLink(d.kernel, host) !== 'foreign' ? peer.mac || undefined : undefined;
 }

@@ -88,6 +88,7 @@ export class NetlinkKernel {
   createVethPair(name: string, peer: string, opts: { mtu: number; peerMac?: string; master?: string }): Promise<void> { return this.factory.createVethPair(name, peer, opts); }
   createVxlan(name: string, opts: { vni: number; local: string; mtu: number; master?: string; dev?: string }): Promise<void> { return this.factory.createVxlan(name, opts); }
   createIfb(name: string, mtu: number): Promise<void> { return this.factory.createIfb(name, mtu); }
+  createVethInto(name: string, peer: string, opts: { nsFd: number; masterIndex: number; mtu: number; peerMac?: string }): Promise<void> { return this.factory.createVethInto(name, peer, opts); }
 
   // ---- addresses and routes (addresses.ts) ------------------------------------------------
   listAddresses(): Promise<AddressInfo[]> { return this.addresses.listAddresses(); }

@@ -29,7 +29,7 @@ export interface NsSetupRequest {
   bridgeNf: '0' | '1';
   /**
    * Ports (already in the namespace) that must be on the bridge and up; `'*'`: every veth in the
-   * namespace carrying `mark` (after the bridge was lost, all its ports are).
+   * namespace (after the bridge was lost, all its ports are).
    */
   attach: string[] | '*';
   /** ICC off: ports attached by this request are isolated, except `open` (the gateway's port). */

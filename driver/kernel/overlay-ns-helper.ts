@@ -38,7 +38,8 @@ async function main(req: NsSetupRequest): Promise<NsSetupResult> {
     }
     await write(`${root}/net/ipv6/conf/${req.bridge}/disable_ipv6`, '1').catch(() => undefined);
     await k.setUp(req.bridge);
-    const ports = req.attach === '*' ? (await k.listLinks()).filter((l) => l.kind === 'veth' && l.alias === req.mark) : await Promise.all(req.attach.map((p) => k.findLink(p)));
+    // Every veth in the namespace is this loomd's (containers' host ends are made there without a mark).
+    const ports = req.attach === '*' ? (await k.listLinks()).filter((l) => l.kind === 'veth') : await Promise.all(req.attach.map((p) => k.findLink(p)));
     for (const link of ports) {
       if (!link) continue;
       if (link.master !== bridge?.index) {
