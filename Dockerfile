@@ -44,7 +44,7 @@ FROM ${BASE_IMAGE} AS runtime
 # The official Node image lacks the firewall tools: install them from Debian (same
 # nf_tables backend as the host's iptables). npm, corepack and yarn are build tools.
 RUN set -e; \
-    if ! command -v nft >/dev/null || ! command -v iptables >/dev/null || ! command -v tc >/dev/null || ! command -v nsenter >/dev/null; then \
+    if ! command -v nft >/dev/null || ! command -v iptables >/dev/null || ! command -v tc >/dev/null || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null; then \
       apt-get update && apt-get install -y --no-install-recommends nftables iptables iproute2 util-linux && rm -rf /var/lib/apt/lists/*; \
     fi; \
     rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-v*; \

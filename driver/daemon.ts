@@ -18,6 +18,9 @@ import { createIpam, ipamRoutes, parseDefaultPool } from '../ipam-driver/index';
 import { activateRoute, networkRoutes } from './api/network-handlers';
 import type { ClusterCoordinator } from './cluster/coordinator';
 import { BridgeDataPlane } from './dataplane/bridge';
+import { OverlayNetns } from './kernel/overlay-netns';
+import { runCommand } from './kernel/command';
+import { TrafficControl } from './kernel/tc';
 import { NftFirewall } from './firewall/nft-firewall';
 import { PolicyFirewall, policyFamilies } from './firewall/policy-firewall';
 import { PolicyService } from './ops/policy-service';
@@ -91,7 +94,8 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     const problem = checkNetnsDir(config.netnsDir);
     if (problem) log.warn({ netnsDir: config.netnsDir }, problem);
   }
-  const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys), netns });
+  const overlayNs = { kernel, netns: new OverlayNetns(), tc: new TrafficControl(), procSys: config.procSys };
+  const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys), netns, overlayNs });
   let built: ClusterCoordinator | undefined;
   const endpointEvents = new EndpointEvents();
   const { table, firewall, networks, endpoints, ports, repairs, teardown } = createNetworkStack({
@@ -123,7 +127,10 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   const policies = new PolicyService({
     repo: new PolicyRepository(kv),
     networks: table,
-    firewall: new PolicyFirewall(log.child({ svc: 'policy' }), instance, () => policyFamilies(config.procSys)),
+    firewall: new PolicyFirewall(log.child({ svc: 'policy' }), instance, () => policyFamilies(config.procSys), runCommand, {
+      list: () => table.list().flatMap((n) => (n.record.overlay?.ns && overlayNs.netns.exists(n.record.overlay.ns.netns) ? [n.record.overlay.ns.netns] : [])),
+      nft: (ns, script) => overlayNs.netns.nft(ns, script),
+    }),
     syncMainFirewall: () => firewall.sync(),
     ...(inspect ? { inspect } : {}),
     log: log.child({ svc: 'policy' }),
@@ -166,6 +173,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
     kernel,
     firewall,
     netns,
+    overlayNs: overlayNs.netns,
     docker: docker
       ? dockerViewSource(docker, (err) => {
           // Logged once until Docker answers again: it is down normally during its restarts.

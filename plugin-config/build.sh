@@ -77,7 +77,7 @@ put_libs() {
 
 make_base_tar() {
   local tar=$1 r="$WORK/base"
-  local bins=(/usr/sbin/nft /usr/sbin/xtables-nft-multi /usr/sbin/tc /usr/bin/nsenter)
+  local bins=(/usr/sbin/nft /usr/sbin/xtables-nft-multi /usr/sbin/tc /usr/bin/ip /usr/bin/nsenter)
   mkdir -p "$r"/usr/{bin,sbin,lib,lib64,local/bin,local/lib/node_modules} "$r"/{etc,tmp,root,var/lib,run,proc,sys,dev}
   chmod 1777 "$r/tmp"
   # Debian 12's merged /usr.
@@ -91,7 +91,8 @@ make_base_tar() {
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$r/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$r/usr/local/bin/npx"
   # The firewall and traffic-control tools (iptables with the nf_tables backend, like the host's),
-  # and nsenter (loomd's helpers run inside container namespaces: service discovery, re-plumbing).
+  # ip (overlay networks' namespaces: `ip netns`, docs/overlay.md) and nsenter (loomd's helpers
+  # run inside container and overlay namespaces: service discovery, re-plumbing, overlay bridges).
   for b in "${bins[@]}"; do put "$r" "$b"; put_libs "$r" "$b"; done
   for n in iptables iptables-restore iptables-save ip6tables ip6tables-restore ip6tables-save \
            iptables-nft iptables-nft-restore iptables-nft-save ip6tables-nft ip6tables-nft-restore ip6tables-nft-save; do
@@ -127,7 +128,7 @@ if [ -n "${BASE_IMAGE:-}" ]; then
   base=$BASE_IMAGE
   log "base image: $base (given)"
 else
-  need_bin node nodejs; need_bin npm npm; need_bin nft nftables; need_bin xtables-nft-multi iptables; need_bin tc iproute2; need_bin nsenter util-linux
+  need_bin node nodejs; need_bin npm npm; need_bin nft nftables; need_bin xtables-nft-multi iptables; need_bin tc iproute2; need_bin ip iproute2; need_bin nsenter util-linux
   # The cache key: this recipe and the versions of everything copied into the base.
   key=$( {
     sed -n '/^make_base_tar()/,/^}/p' "${BASH_SOURCE[0]}"

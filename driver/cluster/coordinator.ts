@@ -10,7 +10,7 @@ import type { Logger } from '../../lib/logger';
 import { stripLength } from '../../lib/prefix';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { NetworkSettings } from '../model/options';
-import { vxlanFor } from '../model/naming';
+import { overlayNsLayoutFor, vxlanFor } from '../model/naming';
 import type { EndpointRecord, IpamData, NetworkRecord, OverlayAttachment } from '../model/types';
 import type { NetworkLookup } from '../network/network-table';
 import type { OverlayControl } from '../network/overlay-control';
@@ -76,7 +76,14 @@ export class ClusterCoordinator implements OverlayControl {
       internal: record.internal,
       options: { ...record.options },
     });
-    const attachment: OverlayAttachment = { key, vni: rec.vni, vxlan: vxlanFor(record.id), local: this.agent.me.vtep, origin: rec.origin };
+    const attachment: OverlayAttachment = {
+      key,
+      vni: rec.vni,
+      vxlan: vxlanFor(record.id),
+      local: this.agent.me.vtep,
+      origin: rec.origin,
+      ns: overlayNsLayoutFor(this.agent.me.hostId, record.id),
+    };
     return { attachment, mtu: rec.mtu, created: !before };
   }
 

@@ -22,6 +22,7 @@ import type { BridgeInspection, DataPlane, EnsureOptions, Gateways } from './dat
 import { ENDPOINT_STEPS, observeEndpoint } from './endpoint-steps';
 import { DataPlaneDeps, DataPlaneKernel, DataPlaneSysctl, Shaper, ownerOfLink } from './kernel-verbs';
 import { NETWORK_STEPS, createdBridge, observeNetwork } from './network-steps';
+import { OverlayNsDeps, ensureNsEndpoint, ensureNsNetwork, nsPeerMac, removeNsEndpoint, removeNsNetwork } from './overlay-ns';
 import { plumbIntoSandbox } from './replumb';
 import { StepRunner, runTable } from './steps';
 
@@ -31,11 +32,23 @@ export type { BridgeInspection, DataPlane, EnsureOptions } from './data-plane';
 export class BridgeDataPlane implements DataPlane {
   private readonly deps: DataPlaneDeps;
   private readonly netns: NetnsPaths;
+  private readonly ovns: OverlayNsDeps | undefined;
 
-  /** `sysctl`: rooted where the daemon was told /proc/sys is (--proc-sys); `tc`: the shaper; `netns`: where SandboxKeys are opened (--netns-dir). */
-  constructor(kernel: DataPlaneKernel, log: Logger, opts: { sysctl?: DataPlaneSysctl; tc?: Shaper; netns?: NetnsPaths } = {}) {
+  /**
+   * `sysctl`: rooted where the daemon was told /proc/sys is (--proc-sys); `tc`: the shaper; `netns`: where SandboxKeys are opened (--netns-dir);
+   * `overlayNs`: what overlay networks with a namespace of their own need (overlay-ns.ts; without it such networks are refused).
+   */
+  constructor(kernel: DataPlaneKernel, log: Logger, opts: { sysctl?: DataPlaneSysctl; tc?: Shaper; netns?: NetnsPaths; overlayNs?: OverlayNsDeps } = {}) {
     this.deps = { kernel, log, sysctl: opts.sysctl ?? new Sysctl(), tc: opts.tc ?? new TrafficControl() };
     this.netns = opts.netns ?? new NetnsPaths();
+    this.ovns = opts.overlayNs;
+  }
+
+  /** The namespace layout's dependencies when `net` uses it (undefined: the bridge is in the host's namespace). */
+  private nsOf(net: NetworkRecord): OverlayNsDeps | undefined {
+    if (!net.overlay?.ns) return undefined;
+    if (!this.ovns) throw conflict(`network ${net.id.slice(0, 12)} has a namespace of its own, which this data plane cannot handle`);
+    return this.ovns;
   }
 
   private get kernel(): DataPlaneKernel {
@@ -57,12 +70,19 @@ export class BridgeDataPlane implements DataPlane {
   }
 
   async ensureNetwork(net: NetworkRecord, steps: StepRunner, opts: EnsureOptions = {}): Promise<{ createdBridge: boolean }> {
+    const ns = this.nsOf(net);
+    if (ns) {
+      await ensureNsNetwork(this.deps, ns, net, steps, opts);
+      return { createdBridge: true };
+    }
     const c = await observeNetwork(this.deps, net, opts);
     await runTable(NETWORK_STEPS, c, steps);
     return { createdBridge: createdBridge(c) };
   }
 
   async removeNetwork(net: NetworkRecord): Promise<void> {
+    const ns = this.nsOf(net);
+    if (ns) return removeNsNetwork(this.deps, ns, net);
     if (net.overlay) this.leftAlone(await this.kernel.deleteOwnedLink(net.overlay.vxlan, { unmarkedToo: true }), net.overlay.vxlan);
     const link = await this.kernel.findLink(net.bridge);
     if (net.adoptedBridge && link && ownerOfLink(this.kernel, link) === 'none') {
@@ -82,6 +102,8 @@ export class BridgeDataPlane implements DataPlane {
   }
 
   async ensureEndpoint(net: NetworkRecord, ep: EndpointRecord, steps: StepRunner, opts: EnsureOptions = {}): Promise<void> {
+    const ns = this.nsOf(net);
+    if (ns) return ensureNsEndpoint(this.deps, ns, net, ep, steps, opts);
     const c = await observeEndpoint(this.deps, net, ep, opts);
     await runTable(ENDPOINT_STEPS, c, steps);
   }
@@ -92,14 +114,23 @@ export class BridgeDataPlane implements DataPlane {
     await plumbIntoSandbox(this.deps, ep, this.netns.local(ep.sandboxKey), gateways, steps, () => this.ensureEndpoint(net, ep, steps));
   }
 
-  async existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>): Promise<string | undefined> {
+  async existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>, net?: NetworkRecord): Promise<string | undefined> {
+    const ns = net ? this.nsOf(net) : undefined;
+    if (ns && net) return nsPeerMac(this.deps, ns, net, ep);
     const host = await this.kernel.findLink(ep.hostIf);
     const peer = await this.kernel.findLink(ep.peerIf);
     if (!host || !peer || ownerOfLink(this.kernel, host) !== 'self' || ownerOfLink(this.kernel, peer) !== 'self') return undefined;
     return peer.mac || undefined;
   }
 
-  async removeEndpoint(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+  async removeEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    const ns = this.nsOf(net);
+    if (ns) {
+      const results = await removeNsEndpoint(this.deps, ns, net, ep);
+      for (const [r, name] of results) this.leftAlone(r, name);
+      if (results.every(([r]) => r === 'absent')) this.log.debug({ endpointId: ep.id }, 'veth pair was already gone');
+      return;
+    }
     // Deleting either end removes the pair; the container end may have been moved back by Docker.
     // Recorded names: unmarked links are an earlier loom's; another loomd's are left alone.
     const host = await this.kernel.deleteOwnedLink(ep.hostIf, { unmarkedToo: true });

@@ -1,7 +1,8 @@
 /**
  * The seam between the network service and a data plane: what the service asks of the
  * kernel side of a network and its endpoints. One implementation today, BridgeDataPlane
- * (bridge.ts): a Linux bridge per network, plus a VXLAN device on it for overlays.
+ * (bridge.ts): a Linux bridge per network; an overlay network's bridge lives in a namespace of
+ * its own, tied to a VXLAN device in the host's namespace (overlay-ns.ts).
  */
 import type { BridgeSnapshot, EndpointRecord, NetworkRecord } from '../model/types';
 import type { StepRunner } from './steps';
@@ -47,7 +48,7 @@ export interface DataPlane {
   /** Deletes the endpoint's links (recorded names only; another loomd's are left alone). */
   removeEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   /** The MAC of an endpoint's container end if a previous, interrupted attempt already made it. */
-  existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>): Promise<string | undefined>;
+  existingPeerMac(ep: Pick<EndpointRecord, 'hostIf' | 'peerIf'>, net?: NetworkRecord): Promise<string | undefined>;
   /** Re-makes a running container's deleted veth pair and plumbs it into its namespace. */
   replumbEndpoint(net: NetworkRecord, ep: EndpointRecord, gateways: Gateways): Promise<void>;
 }

@@ -52,16 +52,51 @@ export function normaliseListing(json: string): Listed {
   return { rules, sets };
 }
 
+/**
+ * Overlay networks' own namespaces (docs/overlay.md): traffic between containers of an overlay
+ * crosses only the bridge in its namespace, where br_netfilter is off, so the policy is enforced
+ * there by a table of family `bridge` (the same rules), applied with `nft` inside the namespace.
+ */
+export interface PolicyNamespaces {
+  /** The namespaces that exist now. */
+  list(): string[];
+  nft(netns: string, script: string): Promise<string>;
+}
+
 export class PolicyFirewall {
   private readonly mutex = new Mutex();
   private applied: { structure: string; families: PolicyFamily[]; rules: Map<PolicyFamily, string[]> } | undefined;
+  /** Overlay namespace -> the structure last applied there. */
+  private readonly nsApplied = new Map<string, string>();
 
   constructor(
     private readonly log: Logger,
     private readonly instance: string,
     private readonly families: () => PolicyFamily[] = () => policyFamilies(),
     private readonly run: CommandRunner = runCommand,
+    private readonly namespaces?: PolicyNamespaces,
   ) {}
+
+  /** The policy in every overlay namespace: the whole table where its structure changed (or `full`), else the sets. */
+  private async applyNamespaces(model: PolicyModel, full: boolean): Promise<void> {
+    if (!this.namespaces) return;
+    const families: PolicyFamily[] = ['bridge'];
+    const structure = policyStructure(model, families);
+    const present = new Set(this.namespaces.list());
+    for (const ns of [...this.nsApplied.keys()]) if (!present.has(ns)) this.nsApplied.delete(ns);
+    for (const ns of present) {
+      const before = this.nsApplied.get(ns);
+      if (!full && before === structure && structure === '') continue;
+      try {
+        if (!full && before === structure) await this.namespaces.nft(ns, renderPolicySets(model, this.instance, families));
+        else await this.namespaces.nft(ns, renderPolicyScript(model, this.instance, families));
+        this.nsApplied.set(ns, structure);
+      } catch (err) {
+        this.nsApplied.delete(ns);
+        this.log.warn({ netns: ns, err: String(err) }, 'could not apply the policy table in an overlay namespace (retried on the next change and reconcile pass)');
+      }
+    }
+  }
 
   get table(): string {
     return policyTableName(this.instance);
@@ -73,6 +108,7 @@ export class PolicyFirewall {
       const families = this.families();
       const structure = policyStructure(model, families);
       const same = !full && this.applied && this.applied.structure === structure && this.applied.families.join() === families.join();
+      await this.applyNamespaces(model, full);
       if (same && structure === '') return 'none';
       if (same) {
         await runChecked(this.run, 'nft', ['-f', '-'], renderPolicySets(model, this.instance, families));
@@ -112,6 +148,10 @@ export class PolicyFirewall {
           if (!have) drift.push(`table ${f} ${this.table}: set ${s.name} is missing`);
           else if (have.join() !== [...s.elements].sort().join()) drift.push(`table ${f} ${this.table}: set ${s.name} holds ${have.length} element(s), ${s.elements.length} expected`);
         }
+      }
+      if (this.namespaces && model.policies.length) {
+        const structure = policyStructure(model, ['bridge']);
+        for (const ns of this.namespaces.list()) if (this.nsApplied.get(ns) !== structure) drift.push(`table bridge ${this.table} in namespace ${ns} was not applied for the current policies`);
       }
       return drift;
     });

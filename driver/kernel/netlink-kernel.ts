@@ -17,6 +17,7 @@ import { LinkFactory } from './link-create';
 import { LinkVerbs } from './links';
 import { NeighbourVerbs } from './neighbours';
 import { NetlinkChannel } from './netlink-channel';
+import { NetnsLinkVerbs } from './netns-links';
 import type { AddressInfo, FdbEntry, LinkInfo, NeighEntry, RouteInfo } from './netlink-codec';
 
 export type { AddressInfo, FdbEntry, LinkInfo, NeighEntry, RouteInfo } from './netlink-codec';
@@ -28,6 +29,7 @@ export class NetlinkKernel {
   private readonly factory: LinkFactory;
   private readonly addresses: AddressVerbs;
   private readonly neighbours: NeighbourVerbs;
+  private readonly netns: NetnsLinkVerbs;
 
   /**
    * `mark`: this loomd's owner mark (`loom:<instance>`), put on every link created through
@@ -43,6 +45,7 @@ export class NetlinkKernel {
     this.factory = new LinkFactory(this.ch, this.links);
     this.addresses = new AddressVerbs(this.ch, this.links);
     this.neighbours = new NeighbourVerbs(this.ch, this.links);
+    this.netns = new NetnsLinkVerbs(this.ch, this.links);
   }
 
   /** Called with the errno of every request the kernel refuses (metrics). */
@@ -73,11 +76,19 @@ export class NetlinkKernel {
   setDown(name: string): Promise<void> { return this.links.setDown(name); }
   setMtu(name: string, mtu: number): Promise<void> { return this.links.setMtu(name, mtu); }
 
+  // ---- links in another namespace (netns-links.ts) ---------------------------------------
+  nsidOf(nsFd: number): Promise<number> { return this.netns.nsidOf(nsFd); }
+  findLinkIn(nsid: number, name: string): Promise<LinkInfo | undefined> { return this.netns.findLinkIn(nsid, name); }
+  listLinksIn(nsid: number): Promise<LinkInfo[]> { return this.netns.listLinksIn(nsid); }
+  moveInto(name: string, nsFd: number, masterIndex: number): Promise<void> { return this.netns.moveInto(name, nsFd, masterIndex); }
+  deleteOwnedLinkIn(nsid: number, name: string, opts: { unmarkedToo?: boolean } = {}): Promise<'deleted' | 'absent' | 'not-ours'> { return this.netns.deleteOwnedLinkIn(nsid, name, opts); }
+
   // ---- creating marked links (link-create.ts) ---------------------------------------------
   createBridge(name: string, mtu: number): Promise<void> { return this.factory.createBridge(name, mtu); }
   createVethPair(name: string, peer: string, opts: { mtu: number; peerMac?: string; master?: string }): Promise<void> { return this.factory.createVethPair(name, peer, opts); }
-  createVxlan(name: string, opts: { vni: number; local: string; mtu: number; master: string; dev?: string }): Promise<void> { return this.factory.createVxlan(name, opts); }
+  createVxlan(name: string, opts: { vni: number; local: string; mtu: number; master?: string; dev?: string }): Promise<void> { return this.factory.createVxlan(name, opts); }
   createIfb(name: string, mtu: number): Promise<void> { return this.factory.createIfb(name, mtu); }
+  createVethInto(name: string, peer: string, opts: { nsFd: number; masterIndex: number; mtu: number; peerMac?: string }): Promise<void> { return this.factory.createVethInto(name, peer, opts); }
 
   // ---- addresses and routes (addresses.ts) ------------------------------------------------
   listAddresses(): Promise<AddressInfo[]> { return this.addresses.listAddresses(); }

@@ -37,6 +37,25 @@ export class TrafficControl {
     await this.tc(['filter', 'replace', 'dev', dev, 'parent', 'ffff:', 'protocol', 'all', 'prio', '1', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', ifb]);
   }
 
+  /**
+   * Ties two devices of this namespace together (an overlay's tunnel veth and its VXLAN device):
+   * what arrives on either leaves by the other (clsact ingress, u32 match-all, mirred egress
+   * redirect). Replaces whatever clsact filters they had.
+   */
+  async redirectBothWays(a: string, b: string): Promise<void> {
+    for (const [from, to] of [[a, b], [b, a]] as const) {
+      await this.run('tc', ['qdisc', 'del', 'dev', from, 'clsact']);
+      await this.tc(['qdisc', 'add', 'dev', from, 'clsact']);
+      await this.tc(['filter', 'add', 'dev', from, 'ingress', 'protocol', 'all', 'prio', '1', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', to]);
+    }
+  }
+
+  /** Whether what arrives on `from` is redirected to `to` (redirectBothWays). */
+  async redirects(from: string, to: string): Promise<boolean> {
+    const r = await this.run('tc', ['filter', 'show', 'dev', from, 'ingress']);
+    return r.code === 0 && r.stdout.includes(`Redirect to device ${to})`);
+  }
+
   /** The root qdisc kind and rate of `dev` ("tbf", bits/s), for checks and doctor. */
   async rootQdisc(dev: string): Promise<{ kind: string; bps?: number } | undefined> {
     const out = JSON.parse(await this.tc(['-j', 'qdisc', 'show', 'dev', dev, 'root'])) as Array<{ kind: string; options?: { rate?: number } }>;

@@ -7,7 +7,7 @@
  * unique in a network (cluster-wide for overlays), so derived MACs are too; a MAC Docker passes
  * (--mac-address) wins, and a random one is the fallback.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { parseIpMaybeCidr } from '../../lib/prefix';
 
 const hex = (b: number): string => b.toString(16).padStart(2, '0');
@@ -37,4 +37,15 @@ export function normaliseMac(text: string): string | undefined {
   if (first & 1) return undefined; // multicast addresses cannot name an interface
   if (mac === '00:00:00:00:00:00') return undefined;
   return mac;
+}
+
+/**
+ * The MAC of an overlay's gateway veth on this host (docs/overlay.md): derived from the
+ * loomd's mark and the network id, so a gateway veth made again (a repair) answers with the
+ * MAC the containers' neighbour caches already hold. Locally administered, unicast.
+ */
+export function gatewayMacFor(mark: string, networkId: string): string {
+  const b = createHash('sha256').update(`${mark}|${networkId}|gateway`).digest().subarray(0, 6);
+  b[0] = ((b[0] as number) & 0xfc) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

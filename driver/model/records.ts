@@ -121,3 +121,12 @@ export function bridgeAddresses(net: NetworkRecord): Array<{ family: 4 | 6; valu
   }
   return out;
 }
+
+/**
+ * The interface holding a network's gateway address(es) in the host's namespace, which the
+ * firewall and the forwarding sysctls name: the bridge, or for an overlay with a namespace of
+ * its own the host end of its gateway veth.
+ */
+export function gatewayIfOf(net: Pick<NetworkRecord, 'bridge' | 'overlay'>): string {
+  return net.overlay?.ns?.gatewayIf ?? net.bridge;
+}

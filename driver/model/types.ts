@@ -76,6 +76,28 @@ export interface OverlayAttachment {
   local: string;
   /** The host that created the overlay (it deletes it cluster-wide when it removes the network). */
   origin: string;
+  /**
+   * The network's own namespace (docs/overlay.md, "The data plane on each host"): the bridge
+   * (`NetworkRecord.bridge`) and the endpoints' host ends live there; the VXLAN device stays in
+   * the host's namespace, tied to `tunnelIf` by tc mirred; `gatewayIf` holds the gateway
+   * addresses in the host's namespace. Absent in records of older looms (bridge and VXLAN
+   * device in the host's namespace).
+   */
+  ns?: OverlayNsLayout;
+}
+
+/** An overlay network's namespace and the veth pairs that connect it to the host's namespace. */
+export interface OverlayNsLayout {
+  /** Name under /run/netns (`loom-<instance>-<id>`): this loomd's, never another's. */
+  netns: string;
+  /** Host end of the gateway veth: the gateway address(es), routing, NAT, firewall. */
+  gatewayIf: string;
+  /** Its namespace end, a port of the bridge. */
+  gatewayPeer: string;
+  /** Host end of the tunnel veth, redirected to and from the VXLAN device. */
+  tunnelIf: string;
+  /** Its namespace end, a port of the bridge. */
+  tunnelPeer: string;
 }
 
 export interface EndpointRecord {

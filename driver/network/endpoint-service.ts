@@ -81,7 +81,7 @@ export class EndpointService {
       const owned = table.ownsLink(names.hostIf);
       const derived = macFor(address, addressV6);
       const taken = (m: string): boolean => [...state.endpoints.values()].some((e) => e.mac === m);
-      const mac = dockerMac ?? (owned ? undefined : await dataplane.existingPeerMac(names)) ?? (derived && !taken(derived) ? derived : randomMac());
+      const mac = dockerMac ?? (owned ? undefined : await dataplane.existingPeerMac(names, net)) ?? (derived && !taken(derived) ? derived : randomMac());
       const ep: EndpointRecord = {
         networkId: net.id,
         id: input.id,

@@ -97,7 +97,8 @@ export class NetworkService {
     } else if (overlay) {
       await overlay.checkLocal(record);
     }
-    await this.borrowIfForeign(record, steps);
+    // An overlay's bridge in a namespace of its own is never someone else's: nothing to borrow.
+    if (!record.overlay?.ns) await this.borrowIfForeign(record, steps);
     await this.d.dataplane.ensureNetwork(record, steps, { creating: true });
     await steps.step('install firewall rules', async () => {
       table.add(record);

@@ -9,7 +9,7 @@ import { KeyedMutex } from '../../lib/keyed-mutex';
 import { conflict, notFound } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import type { FirewallNetwork } from '../firewall/model';
-import { overlapping, routesOutside } from '../model/records';
+import { gatewayIfOf, overlapping, routesOutside } from '../model/records';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
 import type { NetworkRepository } from '../store/network-repo';
 
@@ -138,6 +138,8 @@ export class NetworkTable implements NetworkLookup {
   ownsLink(name: string): boolean {
     for (const { record, endpoints } of this.networks.values()) {
       if (record.bridge === name || record.overlay?.vxlan === name) return true;
+      const ns = record.overlay?.ns;
+      if (ns && [ns.gatewayIf, ns.gatewayPeer, ns.tunnelIf, ns.tunnelPeer].includes(name)) return true;
       for (const e of endpoints.values()) if (e.hostIf === name || e.peerIf === name || e.ifb === name) return true;
     }
     return false;
@@ -153,7 +155,8 @@ export class NetworkTable implements NetworkLookup {
   firewallView(): FirewallNetwork[] {
     return [...this.networks.values()].map(({ record: n, endpoints }) => ({
       id: n.id,
-      bridge: n.bridge,
+      // The interface that holds the gateway in the host's namespace (an overlay's gateway veth).
+      bridge: gatewayIfOf(n),
       subnets4: n.ipv4.map((d) => d.pool),
       subnets6: n.enableIpv6 ? n.ipv6.map((d) => d.pool) : [],
       // Nothing leaves the bridge of a network loom does not route outside (--internal, loom.gateway=docker).

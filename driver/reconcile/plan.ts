@@ -54,6 +54,11 @@ export interface Observed {
   docker: DockerView | undefined;
   /** Endpoints whose host veth is gone but whose container's network namespace (SandboxKey) still exists. */
   liveSandboxes: Set<string>;
+  /**
+   * The links inside each overlay namespace of this loomd's records (`overlay.ns.netns`), by
+   * namespace name; a namespace that does not exist has no entry. Absent: none observed.
+   */
+  nsLinks?: Map<string, ObservedLink[]>;
 }
 
 export type Action =
@@ -102,6 +107,12 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   /** Whether Docker lists the endpoint (undefined: Docker's view of its network is unknown). */
   const dockerKnows = (e: EndpointRecord): boolean | undefined => dockerNets?.get(e.networkId)?.endpoints.has(e.id);
 
+  // Links in overlay namespaces: an endpoint's host end lives there (names are unique per loomd).
+  const inNs = new Map<string, ObservedLink>();
+  for (const list of obs.nsLinks?.values() ?? []) for (const l of list) if (l.owner !== 'foreign') inNs.set(l.name, l);
+  /** Whether an endpoint's host end exists, here or in its overlay's namespace. */
+  const hostEndExists = (name: string): boolean => links.has(name) || inNs.has(name);
+
   // Networks: rebuild what the kernel lost; forget what Docker forgot.
   const staleNetworks = new Set<string>();
   for (const n of obs.networks) {
@@ -110,6 +121,12 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
         actions.push({ kind: 'remove-stale-network', networkId: n.id, reason: 'Docker no longer knows this network' });
       }
       staleNetworks.add(n.id);
+      continue;
+    }
+    const ns = n.overlay?.ns;
+    if (ns && n.overlay) {
+      const reason = nsNetworkProblem(n, ns, n.overlay.vxlan, links, obs);
+      if (reason) actions.push({ kind: 'restore-network', networkId: n.id, reason });
       continue;
     }
     const br = links.get(n.bridge);
@@ -128,14 +145,14 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     if (staleNetworks.has(e.networkId)) continue;
     const known = dockerKnows(e);
     // A repair, not a removal: no grace needed (a joined endpoint's host veth exists from the start).
-    if (!links.has(e.hostIf) && known !== false && obs.liveSandboxes.has(e.id)) {
+    if (!hostEndExists(e.hostIf) && known !== false && obs.liveSandboxes.has(e.id)) {
       actions.push({ kind: 'replumb-endpoint', networkId: e.networkId, endpointId: e.id, reason: `veth ${e.hostIf} is gone while its container runs` });
       continue;
     }
     if (!old(e.createdAt)) continue;
     let reason: string | undefined;
     if (known === false) reason = 'Docker no longer knows this endpoint';
-    else if (!links.has(e.hostIf)) reason = `veth ${e.hostIf} is gone`;
+    else if (!hostEndExists(e.hostIf)) reason = `veth ${e.hostIf} is gone`;
     if (reason && confirmed(`endpoint:${e.id}`)) {
       actions.push({ kind: 'remove-stale-endpoint', networkId: e.networkId, endpointId: e.id, reason });
       removedEndpoints.add(e.id);
@@ -156,7 +173,7 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     }
   }
   for (const e of obs.endpoints) {
-    if (staleNetworks.has(e.networkId) || !links.has(e.hostIf)) continue;
+    if (staleNetworks.has(e.networkId) || !hostEndExists(e.hostIf)) continue;
     if (dockerKnows(e) === false) continue;
     for (const a of [e.address, e.addressV6]) if (a) needed.push({ address: canonicalIp(a), why: `endpoint ${e.id.slice(0, 12)}`, allocKind: 'dynamic' });
   }
@@ -171,7 +188,11 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   // Links: this loomd's mark and no record is an orphan; a record's link without a mark is an earlier loom's.
   /** Link name -> the kind a record says it is (borrowed bridges are someone else's: not listed). */
   const recorded = new Map<string, string>([
-    ...obs.networks.flatMap((n): Array<[string, string]> => [...(n.adoptedBridge ? [] : [[n.bridge, 'bridge'] as [string, string]]), ...(n.overlay ? [[n.overlay.vxlan, 'vxlan'] as [string, string]] : [])]),
+    ...obs.networks.flatMap((n): Array<[string, string]> => [
+      ...(n.adoptedBridge || n.overlay?.ns ? [] : [[n.bridge, 'bridge'] as [string, string]]),
+      ...(n.overlay ? [[n.overlay.vxlan, 'vxlan'] as [string, string]] : []),
+      ...(n.overlay?.ns ? ([[n.overlay.ns.gatewayIf, 'veth'], [n.overlay.ns.gatewayPeer, 'veth'], [n.overlay.ns.tunnelIf, 'veth'], [n.overlay.ns.tunnelPeer, 'veth']] as Array<[string, string]>) : []),
+    ]),
     ...obs.endpoints.flatMap((e): Array<[string, string]> => [[e.hostIf, 'veth'], [e.peerIf, 'veth'], ...(e.ifb ? [[e.ifb, 'ifb'] as [string, string]] : [])]),
   ]);
   const borrowed = new Set(obs.networks.filter((n) => n.adoptedBridge).map((n) => n.bridge));
@@ -236,4 +257,28 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     }
   }
   return { actions, suspects };
+}
+
+/**
+ * What is wrong with an overlay network's namespace layout (overlay-ns.ts), or undefined: the
+ * namespace with its bridge (up) and the namespace ends of both veths; in the host's namespace
+ * the gateway veth (up, with the gateway addresses), the tunnel veth and the VXLAN device.
+ */
+function nsNetworkProblem(n: NetworkRecord, ns: NonNullable<NonNullable<NetworkRecord['overlay']>['ns']>, vxlan: string, links: Map<string, ObservedLink>, obs: Observed): string | undefined {
+  const inside = obs.nsLinks?.get(ns.netns);
+  if (!obs.nsLinks) return undefined;
+  if (!inside) return `namespace ${ns.netns} is missing`;
+  const mine = new Map(inside.filter((l) => l.owner !== 'foreign').map((l) => [l.name, l]));
+  const br = mine.get(n.bridge);
+  if (!br) return `bridge ${n.bridge} is missing in ${ns.netns}`;
+  if (!br.up) return `bridge ${n.bridge} in ${ns.netns} is down`;
+  for (const p of [ns.gatewayPeer, ns.tunnelPeer]) if (!mine.has(p)) return `port ${p} is missing in ${ns.netns}`;
+  const gw = links.get(ns.gatewayIf);
+  if (!gw) return `gateway veth ${ns.gatewayIf} is missing`;
+  if (!gw.up) return `gateway veth ${ns.gatewayIf} is down`;
+  const missing = bridgeAddresses(n).filter((a) => !(obs.bridgeAddresses.get(ns.gatewayIf) ?? []).includes(a.cidr));
+  if (missing.length) return `gateway veth ${ns.gatewayIf} lacks ${missing.map((a) => a.cidr).join(', ')}`;
+  if (!links.has(ns.tunnelIf)) return `tunnel veth ${ns.tunnelIf} is missing`;
+  if (!links.has(vxlan)) return `vxlan ${vxlan} is missing`;
+  return undefined;
 }

@@ -5,6 +5,7 @@
  * (the socket already answers) and then periodically; passes never overlap.
  */
 import { asLoomError } from '../../lib/errors';
+import type { OverlayNetns } from '../kernel/overlay-netns';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import { ownerOf } from '../kernel/link-owner';
 import type { NetworkTable } from '../network/network-table';
@@ -65,6 +66,8 @@ export interface ReconcilerDeps {
   docker: DockerViewSource | undefined;
   /** Where this process opens a SandboxKey (managed plugin: --netns-dir); default: Docker's paths. */
   netns?: NetnsPaths;
+  /** The overlay namespaces, whose links are observed too (observe.ts). */
+  overlayNs?: Pick<OverlayNetns, 'exists' | 'open'>;
   log: Logger;
   options: ReconcilerOptions;
   /** Called for every applied repair (metrics). */

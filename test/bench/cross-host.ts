@@ -171,7 +171,7 @@ export async function crossHostBenchmarks(ctx: BenchContext): Promise<void> {
       ]),
     );
     r.note(
-      `Hand-made VXLAN: in each host's network namespace a bridge "hvbr" with a VXLAN device (VNI ${vni}, UDP 4789, nolearning, local = the host's underlay address) and a veth to a namespace created for the benchmark (MTU 1450 everywhere); one static FDB entry (peer MAC -> peer VTEP) and one permanent neighbour entry per side; two iptables ACCEPT rules for the bridge because the test hosts' FORWARD policy is DROP. The same topology loom builds (container - veth - bridge - VXLAN), without loom's nftables table.`,
+      `Hand-made VXLAN: in each host's network namespace a bridge "hvbr" with a VXLAN device (VNI ${vni}, UDP 4789, nolearning, local = the host's underlay address) and a veth to a namespace created for the benchmark (MTU 1450 everywhere); one static FDB entry (peer MAC -> peer VTEP) and one permanent neighbour entry per side; two iptables ACCEPT rules for the bridge because the test hosts' FORWARD policy is DROP. The same path as loom's (container - veth - bridge - VXLAN) minus loom's extra hop: loom's bridge lives in a namespace of its own (br_netfilter off there) and reaches the VXLAN device in the host's namespace through a veth tied to it by tc mirred (docs/overlay.md).`,
     );
     const vsVxlan = median(gbit.loom) / median(gbit.vxlan);
     Object.assign(ctx.facts, {
@@ -203,7 +203,6 @@ export async function crossHostBenchmarks(ctx: BenchContext): Promise<void> {
         pass: vsSwarm >= 1.0,
       });
     }
-    if (!swarmError) await netfilterExperiment(ctx, [A, B], (p, args) => inA(p, args));
 
     // The swarm containers are not needed any more; fewer busy processes for the next part.
     if (!swarmError) await A.cli(['rm', '-f', 'bench-sw-cli']).then(() => B.cli(['rm', '-f', 'bench-sw-srv']));
@@ -221,56 +220,6 @@ export async function crossHostBenchmarks(ctx: BenchContext): Promise<void> {
     await destroy();
     ctx.phase('cross-host: done');
   }
-}
-
-const NF_KEY = 'net.bridge.bridge-nf-call-iptables';
-
-/**
- * An experiment, not a configuration loom uses: how much of the gap to Docker's swarm overlay
- * is the host's netfilter seeing loom's inner frames? loom's overlay bridge lives in the host's
- * namespace, where br_netfilter hands every bridged frame to conntrack, Docker's iptables chains
- * and loom's nftables table; swarm's bridge lives in a namespace of its own with no rules. Here
- * the test hosts' bridge-nf-call-iptables is switched off for loom's runs only (ICC off,
- * isolation and hairpin NAT need it on, so loom cannot ship this), alternating with swarm runs.
- */
-async function netfilterExperiment(ctx: BenchContext, hosts: TestHost[], inA: (p: Path, args: string[]) => [string, string[], NodeJS.ProcessEnv]): Promise<void> {
-  ctx.phase('cross-host: experiment, loom overlay with bridged frames outside netfilter');
-  const before = await Promise.all(hosts.map(async (h) => (await h.execOk(['sysctl', '-n', NF_KEY])).trim()));
-  const setAll = (v: string | string[]): Promise<unknown> => Promise.all(hosts.map((h, i) => h.execOk(['sysctl', '-q', '-w', `${NF_KEY}=${Array.isArray(v) ? v[i] : v}`])));
-  const gbit: Record<'off' | 'swarm', number[]> = { off: [], swarm: [] };
-  try {
-    for (let rep = 0; rep < ctx.config.iperfReps; rep++) {
-      ctx.checkTime('cross-host netfilter experiment');
-      for (const which of rotation(['off', 'swarm'] as const, rep)) {
-        if (which === 'off') await setAll('0');
-        try {
-          const [cmd, args, env] = inA(which === 'off' ? 'loom' : 'swarm', ['iperf3', '-c', '@', '-t', String(ctx.config.iperfSeconds), '-O', '1', '-J']);
-          gbit[which].push(iperfGbits(mustOk(await run(cmd, args, { timeoutMs: (ctx.config.iperfSeconds + 30) * 1000, env }), `iperf3 over ${which}`)));
-        } finally {
-          await setAll(before);
-        }
-      }
-    }
-  } finally {
-    await setAll(before).catch(() => undefined);
-  }
-  const off = median(gbit.off);
-  const sw = median(gbit.swarm);
-  ctx.report.table(
-    `Experiment: loom's overlay with ${NF_KEY}=0 on both hosts (bridged frames skip conntrack, iptables and nftables), alternating with Docker's swarm overlay; ${ctx.config.iperfReps} runs each`,
-    ['path', 'Gbit/s per run', 'median Gbit/s', 'vs swarm overlay'],
-    [
-      [`loom overlay, ${NF_KEY}=0 (not a configuration loom uses)`, gbit.off.map((x) => x.toFixed(2)).join(' / '), fmt(off, 2), ratio(off, sw)],
-      ['Docker swarm overlay', gbit.swarm.map((x) => x.toFixed(2)).join(' / '), fmt(sw, 2), '1.00x'],
-    ],
-  );
-  Object.assign(ctx.facts, {
-    ovNoNfRatio: ratio(off, sw),
-    ovNoNfRuns: gbitRange(gbit.off),
-    ovNoNfSwarmRuns: gbitRange(gbit.swarm),
-    ovNoNfOverlap: rangesOverlap(gbit.off, gbit.swarm) ? 'overlap' : 'do not overlap',
-    ovNoNfVerdict: off / sw >= 0.98 ? 'the host\'s netfilter on the bridged inner frames accounts for the gap' : 'the host\'s netfilter on the bridged inner frames accounts for part of the gap at most',
-  });
 }
 
 /** Starts a probe container on A, then `reachRuns` times: a container on B, and pings from A's probe until a reply. */

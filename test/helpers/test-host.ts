@@ -295,6 +295,16 @@ export class TestHost {
 
   // ---- clean-up ----------------------------------------------------------------------------
 
+  /**
+   * The namespaces loomd made for overlay networks (`ip netns add loom-<instance>-<id>` in this
+   * host's mount namespace, docs/overlay.md) that are still there: only those mounted in this
+   * host's mount namespace are this host's (the files under /run/netns are shared with the machine).
+   */
+  async removeOverlayNamespaces(): Promise<void> {
+    const r = await this.exec(['findmnt', '-rn', '-o', 'TARGET']);
+    for (const m of r.stdout.matchAll(/^\/run\/netns\/(loom-[0-9a-z]+-[0-9a-z]+)$/gm)) await this.exec(['ip', 'netns', 'del', m[1] as string]);
+  }
+
   /** Removes everything of this host; every step runs whatever the others did, failures are logged together. */
   async destroy(): Promise<void> {
     const errors: string[] = [];
@@ -311,6 +321,7 @@ export class TestHost {
     }
     await attempt('stop loomd', () => this.stopLoomd());
     await attempt('stop leftover engine processes', () => killLeftovers(this.layout));
+    await attempt('remove overlay namespaces', () => this.removeOverlayNamespaces());
     await removeNamespaces(this.layout, attempt);
     await attempt('remove files', async () => {
       fs.rmSync(this.layout.ownerFile, { force: true }); // kept logs are not a host to sweep

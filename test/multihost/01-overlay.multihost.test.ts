@@ -5,7 +5,8 @@
  */
 import { TestCluster } from '../helpers/cluster';
 import { waitFor } from '../helpers/run';
-import type { TestHost } from '../helpers/test-host';
+import { httpGet } from '../helpers/http-get';
+import { OUTSIDE_IP, TestHost, UPLINK_IP } from '../helpers/test-host';
 
 jest.setTimeout(600_000);
 
@@ -83,6 +84,58 @@ test('a remote FDB entry deleted by hand is restored by the reconciler, which co
   }
   expect(repairedByReconciler).toBe(true);
   expect(await A.ping('a1', b1ip, 10)).toBe(true);
+});
+
+test('the overlay\'s bridge lives in a namespace of its own (br_netfilter off there); the gateway veth holds the gateway; a lost bridge or gateway veth is made again', async () => {
+  const nsList = (await A.execOk(['ip', 'netns', 'list'])).split('\n').map((l) => l.split(' ')[0] as string);
+  const owner = await A.loomOwner();
+  const id = (await A.cliOk(['network', 'inspect', '-f', '{{.Id}}', 'blue'])).trim().slice(0, 12);
+  const ns = `loom-${owner.instance}-${id}`;
+  expect(nsList).toContain(ns);
+  const inside = async (): Promise<Array<{ ifname: string; master?: string; operstate?: string; flags?: string[] }>> => JSON.parse(await A.execOk(['ip', '-n', ns, '-j', 'link', 'show']));
+  const ports = (await inside()).filter((l) => l.master === `lm-${id}`).map((l) => l.ifname);
+  expect(ports).toEqual(expect.arrayContaining([`lk${id}`, `lu${id}`]));
+  expect(ports.some((p) => p.startsWith('lv'))).toBe(true);
+  expect((await A.execOk(['nsenter', `--net=/run/netns/${ns}`, 'cat', '/proc/sys/net/bridge/bridge-nf-call-iptables'])).trim()).toBe('0');
+  // Nothing of the overlay is bridged in the host's namespace.
+  const host = await A.ipJson<Array<{ ifname: string }>>(['link', 'show']);
+  expect(host.map((l) => l.ifname)).not.toContain(`lm-${id}`);
+  expect(await A.execOk(['ip', 'addr', 'show', 'dev', `lg${id}`])).toContain('198.18.200.1/24');
+  const b1ip = await ipOf(B, 'b1', 'blue');
+
+  // The bridge deleted by hand: the reconciler makes it again and puts every port back on it.
+  await A.execOk(['ip', '-n', ns, 'link', 'del', `lm-${id}`]);
+  await waitFor('the bridge and its ports back', async () => {
+    const l = await inside();
+    return l.filter((x) => x.master === `lm-${id}`).length >= ports.length ? true : undefined;
+  }, 30_000, 250);
+  expect(await A.ping('a1', b1ip, 10)).toBe(true);
+
+  // The gateway veth deleted by hand: made again with the gateway address.
+  await A.execOk(['ip', 'link', 'del', `lg${id}`]);
+  await waitFor('the gateway veth back', async () => ((await A.exec(['ip', 'addr', 'show', 'dev', `lg${id}`])).stdout.includes('198.18.200.1/24') ? true : undefined), 30_000, 250);
+  expect(await A.ping('a1', '198.18.200.1', 10)).toBe(true);
+  expect(await A.ping('a1', b1ip, 10)).toBe(true);
+});
+
+test('through the gateway veth: outbound NAT, a published port from outside and by hairpin; ICC off holds across hosts', async () => {
+  // Outbound: a container reaches the "outside" namespace through A's gateway veth, masqueraded.
+  expect(await A.ping('a1', OUTSIDE_IP, 10)).toBe(true);
+  await A.cliOk(['run', '-d', '--init', '--name', 'web', '--network', 'blue', '-p', '18080:80', 'local/busybox', 'sh', '-c', 'echo ov-web-ok > /tmp/index.html; exec httpd -f -p 80 -h /tmp']);
+  await waitFor('the published port from outside', async () => ((await httpGet(A, 'outside', `http://${UPLINK_IP}:18080/`)) === 'ov-web-ok\n' ? true : undefined), 20_000, 250);
+  // Hairpin: a container of the same overlay on the same host, through the host's address.
+  expect(await httpGet(A, { container: 'a1' }, `http://${UPLINK_IP}:18080/`)).toBe('ov-web-ok\n');
+  await A.cliOk(['rm', '-f', 'web']);
+
+  await A.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '-o', 'loom.mode=overlay', '-o', 'com.docker.network.bridge.enable_icc=false', '--subnet', '198.18.202.0/24', 'noicc']);
+  await waitFor('noicc on B', async () => (await B.cli(['network', 'inspect', 'noicc'])).code === 0, 30_000, 250);
+  for (const [h, n] of [[A, 'i1'], [A, 'i2'], [B, 'i3']] as Array<[TestHost, string]>) await h.cliOk(['run', '-d', '--init', '--name', n, '--network', 'noicc', 'local/busybox', 'sleep', '3600']);
+  const [i2, i3] = [await ipOf(A, 'i2', 'noicc'), await ipOf(B, 'i3', 'noicc')];
+  expect(await A.ping('i1', '198.18.202.1', 5)).toBe(true);
+  expect(await A.ping('i1', i2, 2)).toBe(false);
+  expect(await A.ping('i1', i3, 2)).toBe(false);
+  for (const [h, n] of [[A, 'i1'], [A, 'i2'], [B, 'i3']] as Array<[TestHost, string]>) await h.cliOk(['rm', '-f', n]);
+  await A.cliOk(['network', 'rm', 'noicc']);
 });
 
 test('the same overlay created by hand on several hosts with -o loom.overlay=NAME is one network', async () => {
