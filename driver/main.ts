@@ -48,7 +48,8 @@ async function main(): Promise<void> {
   const opening = { state: openState(config.stateDir, log), since };
   // Awaited, and its failure reported, by startDaemon; this only keeps it from counting as unhandled meanwhile.
   opening.state.catch(() => undefined);
-  for (const m of ['zod', 'express', 'netlink', 'async-mutex', './daemon']) {
+  // (express is not among them: it answers only unusual requests and loads on the first one.)
+  for (const m of ['zod/v3', 'netlink', 'async-mutex', './daemon']) {
     await new Promise((r) => setImmediate(r));
     require(m);
   }
