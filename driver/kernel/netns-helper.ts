@@ -9,6 +9,7 @@
  */
 import { NetlinkKernel } from './netlink-kernel';
 import { bitsOf, parseIpMaybeCidr } from '../../lib/prefix';
+import { runHelper } from './helper-process';
 
 export interface ReplumbRequest {
   ifname: string;
@@ -46,11 +47,4 @@ async function main(req: ReplumbRequest): Promise<{ ifname: string }> {
   }
 }
 
-if (require.main === module) {
-  main(JSON.parse(process.argv[2] ?? '{}') as ReplumbRequest)
-    .then((r) => process.stdout.write(JSON.stringify(r)))
-    .catch((err) => {
-      process.stderr.write(String(err instanceof Error ? err.message : err));
-      process.exit(1);
-    });
-}
+if (require.main === module) runHelper(main);

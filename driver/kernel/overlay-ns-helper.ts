@@ -10,6 +10,7 @@
 import { promises as fsp } from 'node:fs';
 import { NetlinkKernel } from './netlink-kernel';
 import type { NsSetupRequest, NsSetupResult } from './overlay-netns';
+import { runHelper } from './helper-process';
 
 async function write(file: string, value: string): Promise<void> {
   await fsp.writeFile(file, value).catch((err: Error) => {
@@ -54,11 +55,4 @@ async function main(req: NsSetupRequest): Promise<NsSetupResult> {
   }
 }
 
-if (require.main === module) {
-  main(JSON.parse(process.argv[2] ?? '{}') as NsSetupRequest)
-    .then((r) => process.stdout.write(JSON.stringify(r)))
-    .catch((err) => {
-      process.stderr.write(String(err instanceof Error ? err.message : err));
-      process.exit(1);
-    });
-}
+if (require.main === module) runHelper(main);
