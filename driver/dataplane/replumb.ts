@@ -5,20 +5,16 @@
  * namespaces itself), which names it, gives it its addresses and restores default routes.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { runChecked, runCommand } from '../kernel/command';
 import { openNetnsFile } from '../kernel/netns-file';
 import type { EndpointRecord } from '../model/types';
 import type { Gateways } from './data-plane';
 import type { DataPlaneDeps } from './kernel-verbs';
 import type { StepRunner } from './steps';
+import { helperScript } from '../kernel/helper-scripts';
 
-/** The compiled helper that runs inside a container's namespace (from source, as in tests: the build's). */
-function netnsHelper(): string {
-  const beside = path.join(__dirname, '..', 'kernel', 'netns-helper.js');
-  const built = path.join(__dirname, '..', '..', 'dist', 'driver', 'kernel', 'netns-helper.js');
-  return fs.existsSync(beside) || !fs.existsSync(built) ? beside : built;
-}
+/** The compiled helper that runs inside a container's namespace. */
+const netnsHelper = (): string => helperScript('netns-helper.js');
 
 /**
  * Opens `sandbox` once (non-blocking and type-checked: netns-file.ts), runs `ensurePair` on

@@ -16,10 +16,10 @@ import { spawn } from 'node:child_process';
 import type * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
-import * as path from 'node:path';
 import { unavailable } from '../../lib/errors';
 import { runChecked, runCommand } from './command';
 import { isNetnsFile, openNetnsFile } from './netns-file';
+import { helperScript } from './helper-scripts';
 
 export const DOCKER_RESOLVER = '127.0.0.11';
 export const RESOLVER_TABLE = 'loom_dns';
@@ -32,12 +32,7 @@ export interface ResolverSockets {
   tcpPort: number;
 }
 
-/** The compiled helper (beside this file when built; the build's when run from source, as in tests). */
-function helperPath(): string {
-  const beside = path.join(__dirname, 'dns-socket-helper.js');
-  const built = path.join(__dirname, '..', '..', 'dist', 'driver', 'kernel', 'dns-socket-helper.js');
-  return fs.existsSync(beside) || !fs.existsSync(built) ? beside : built;
-}
+const helperPath = (): string => helperScript('dns-socket-helper.js');
 
 /** The nft script that installs (or replaces) the steering table (pure). */
 export function resolverRule(udpPort: number, tcpPort: number): string {

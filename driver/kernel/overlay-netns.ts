@@ -9,10 +9,10 @@
  * start unless the network has ICC off (port isolation) or bandwidth limits.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { invalid } from '../../lib/errors';
 import { CommandRunner, runChecked, runCommand } from './command';
 import { isNetnsFile, openNetnsFile } from './netns-file';
+import { helperScript } from './helper-scripts';
 
 export const NETNS_RUN_DIR = '/run/netns';
 const NAME = /^loom-[0-9a-z]{4,16}-[0-9a-z]{1,12}$/;
@@ -41,12 +41,7 @@ export interface NsSetupResult {
   createdBridge: boolean;
 }
 
-/** The compiled helper (beside this file; from source, as in tests: the build's). */
-function helperPath(): string {
-  const beside = path.join(__dirname, 'overlay-ns-helper.js');
-  const built = path.join(__dirname, '..', '..', 'dist', 'driver', 'kernel', 'overlay-ns-helper.js');
-  return fs.existsSync(beside) || !fs.existsSync(built) ? beside : built;
-}
+const helperPath = (): string => helperScript('overlay-ns-helper.js');
 
 export class OverlayNetns {
   constructor(private readonly run: CommandRunner = runCommand) {}
