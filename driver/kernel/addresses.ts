@@ -1,5 +1,5 @@
 /** Address and route verbs: addresses on links (idempotent), the main table's prefixes, default routes. */
-import { FlagsNew, rt } from 'netlink';
+import { FlagsNew, rt } from './netlink-lib';
 import type { Family } from '../../lib/prefix';
 import { bitsOf, formatCidr, maskOf, parseIpMaybeCidr } from '../../lib/prefix';
 import type { LinkVerbs } from './links';

@@ -8,7 +8,7 @@
  *   temporary name and gets its final name and loom's owner mark in one RTM_SETLINK
  *   (rename, alias, master and up are applied in that order by one request; see link-owner.ts).
  */
-import { AttrStream, FlagsNew, ifla, rt } from 'netlink';
+import { AttrStream, FlagsNew, ifla, rt } from './netlink-lib';
 import { LoomError } from '../../lib/errors';
 import { parseIpMaybeCidr } from '../../lib/prefix';
 import { tempLinkName } from './link-owner';

@@ -3,7 +3,7 @@
  * port isolation, rename, move to another namespace, mark, delete. Creation lives in
  * link-create.ts (every link loom creates is marked in the same request that names it).
  */
-import { ifla, rt } from 'netlink';
+import { ifla, rt } from './netlink-lib';
 import { LoomError } from '../../lib/errors';
 import { formatIp } from '../../lib/prefix';
 import { isUnfinishedLink, ownerOf } from './link-owner';

@@ -2,7 +2,7 @@
  * Static forwarding (FDB) and neighbour (ARP/ND) entries: what the overlay programs on
  * its VXLAN devices. Adds replace (idempotent); deleting an entry already gone is fine.
  */
-import { FlagsNew } from 'netlink';
+import { FlagsNew } from './netlink-lib';
 import { formatIp, parseIpMaybeCidr } from '../../lib/prefix';
 import type { LinkVerbs } from './links';
 import type { NetlinkChannel } from './netlink-channel';

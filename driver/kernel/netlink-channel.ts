@@ -10,7 +10,7 @@
  *   reply cannot be taken for the answer to a later request.
  */
 import { Mutex } from 'async-mutex';
-import { createRtNetlink, RtNetlinkSocket } from 'netlink';
+import { createRtNetlink, RtNetlinkSocket } from './netlink-lib';
 import { LoomError } from '../../lib/errors';
 import { errnoOf, kernelError } from './netlink-codec';
 

@@ -3,7 +3,7 @@
  * constants and byte conversions the kernel adapter needs, and the mapping of the
  * library's "Request rejected: EEXIST" errors to loom's error kinds. Pure.
  */
-import { AttrStream, StreamData, ifla, rt } from 'netlink';
+import { AttrStream, StreamData, ifla, rt } from './netlink-lib';
 import { ErrorKind, LoomError } from '../../lib/errors';
 import type { Family, Prefix } from '../../lib/prefix';
 

@@ -10,7 +10,7 @@
  * - addresses.ts: addresses and routes; neighbours.ts: FDB and neighbour entries;
  * - netlink-codec.ts: the library's wire shapes and its "Request rejected: <ERRNO>" errors.
  */
-import type { RtNetlinkSocket } from 'netlink';
+import type { RtNetlinkSocket } from './netlink-lib';
 import type { Family } from '../../lib/prefix';
 import { AddressVerbs } from './addresses';
 import { LinkFactory } from './link-create';

@@ -76,6 +76,7 @@ export function renderMarkdown(o: RunData): string {
       ['LOOM_TEST_ENGINE', '20.10', o.engines[0]?.engine ?? '', 'the Docker engine of every section (20.10 or 28.5)'],
       ['BENCH_ENGINES', 'the other one', o.engines.slice(1).map((e) => e.engine).join(',') || 'none', 'further engines for sections 1-3 only (skipped with a note when not installed; "none" to skip)'],
       ['LOOM_DIST', 'dist-bench', '', 'which build of loomd to run (e.g. dist after npm run build)'],
+      ['BENCH_RESTART_VS', '', process.env.BENCH_RESTART_VS ?? '', 'section 7: also restart another build of loomd (its dist directory) in turn with this one, and report the per-pair ratio of the first real call'],
     ],
   ));
   out.push('');

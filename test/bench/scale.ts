@@ -23,7 +23,7 @@ import { BenchContext, CallLine, fileSize, msSince, readCalls, rssMiB, timed } f
 import { StandaloneLoomd, call, randomId } from './standalone';
 import { FakeDocker } from './fake-docker';
 import { REPO } from '../helpers/test-host';
-import { fmt, median, percentile } from './stats';
+import { fmt, fmtPaired, median, pairedRatio, percentile } from './stats';
 
 const EP_POOL = '198.18.64.0/20'; // 4094 addresses: room for the endpoints
 const netPool = (j: number): string => `198.19.${j}.0/24`;
@@ -187,6 +187,41 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
       rssRestarted = d.rss() ?? NaN;
       if (i === ctx.config.restarts - 1) gcRestarted = await d.memAfterGc();
     }
+    // Side by side with another build of loomd (BENCH_RESTART_VS=its dist directory): the same
+    // restart, the two builds in turn on the same state, the order alternated between rounds.
+    const vsDist = process.env.BENCH_RESTART_VS;
+    if (vsDist) {
+      ctx.phase('scale: restarts side by side with BENCH_RESTART_VS');
+      const restartOnce = async (dist?: string): Promise<number> => {
+        await d.kill('SIGKILL');
+        const t0 = process.hrtime.bigint();
+        d.spawn({ DOCKER_HOST: `unix://${fake.socket}` }, dist);
+        const ms = await realCall(t0);
+        await d.waitReconciled(t0);
+        return ms;
+      };
+      const pairs: Array<[number, number]> = [];
+      // An even number of rounds, the last one B then A: the benchmark goes on with LOOM_DIST's loomd.
+      for (let i = 0; i < 2 * ctx.config.restarts; i++) {
+        ctx.checkTime('scale: restarts side by side');
+        if (i % 2 === 0) {
+          const a = await restartOnce();
+          pairs.push([a, await restartOnce(vsDist)]);
+        } else {
+          const b = await restartOnce(vsDist);
+          pairs.push([await restartOnce(), b]);
+        }
+      }
+      r.table(
+        `The first real call after a restart, this build (LOOM_DIST) and another (BENCH_RESTART_VS=${vsDist}) in turn, ${pairs.length} rounds, ms`,
+        ['build', 'p50', 'max', 'runs'],
+        [
+          ['this build', fmt(median(pairs.map((p) => p[0]))), fmt(Math.max(...pairs.map((p) => p[0]))), pairs.map((p) => p[0].toFixed(0)).join(' / ')],
+          ['the other build', fmt(median(pairs.map((p) => p[1]))), fmt(Math.max(...pairs.map((p) => p[1]))), pairs.map((p) => p[1].toFixed(0)).join(' / ')],
+        ],
+      );
+      r.note(`This build / the other, per-pair ratio of the first real call after a restart: ${fmtPaired(pairedRatio(pairs))} (median, 95 % bootstrap interval).`);
+    }
     const floors = await nodeFloors(ctx);
     r.table(
       `Restart with ${N} endpoints and ${M} networks: SIGKILL, start (node + loomd), ${ctx.config.restarts} times, ms`,
@@ -198,7 +233,7 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
         ['of which loomd\'s own start-up (its startMs: from the store\'s opening, which overlaps the loading of loomd\'s modules, to the state loaded and the sockets bound)', fmt(median(internal)), fmt(Math.max(...internal)), internal.join(' / ')],
         ['the first reconcile pass is done (admin API passes >= 1; after the data-plane restore)', fmt(median(rec)), fmt(Math.max(...rec)), rec.map((x) => x.toFixed(0)).join(' / ')],
         ['for comparison: a bare node process, start to exit (`node -e 0`)', fmt(median(floors.bare)), fmt(Math.max(...floors.bare)), floors.bare.map((x) => x.toFixed(0)).join(' / ')],
-        ['for comparison: node loading the modules loomd loads before its first real call (main.js, daemon.js) without starting it, start to exit', fmt(median(floors.modules)), fmt(Math.max(...floors.modules)), floors.modules.map((x) => x.toFixed(0)).join(' / ')],
+        ['for comparison: node loading the modules loomd loads before its first real call (loadModules() of main.js) without starting it, start to exit', fmt(median(floors.modules)), fmt(Math.max(...floors.modules)), floors.modules.map((x) => x.toFixed(0)).join(' / ')],
       ],
     );
     const bareMs = median(floors.bare);
@@ -350,8 +385,7 @@ interface DepCost {
 async function nodeFloors(ctx: BenchContext): Promise<{ bare: number[]; modules: number[]; rssBare: number; rssModules: number; deps: DepCost[] }> {
   // What loomd loads before its first real call (main.js does not start loomd when it is not the main module).
   const main = path.join(process.env.LOOM_DIST ?? '', 'driver', 'main.js');
-  const daemon = path.join(process.env.LOOM_DIST ?? '', 'driver', 'daemon.js');
-  const load = `require(${JSON.stringify(main)}); require(${JSON.stringify(daemon)})`;
+  const load = `require(${JSON.stringify(main)}).loadModules()`;
   const bare: number[] = [];
   const modules: number[] = [];
   for (let i = 0; i < ctx.config.restarts; i++) {

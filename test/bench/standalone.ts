@@ -40,8 +40,8 @@ export class StandaloneLoomd {
     await runOk('ip', ['-n', this.netns, 'link', 'set', 'lo', 'up']);
   }
 
-  /** Spawns loomd; returns at once (the caller measures how long the socket takes). */
-  spawn(extraEnv: Record<string, string> = {}): number {
+  /** Spawns loomd (of the build in `dist`, LOOM_DIST's by default); returns at once (the caller measures how long the socket takes). */
+  spawn(extraEnv: Record<string, string> = {}, dist?: string): number {
     const out = fs.openSync(this.logFile, 'a');
     const env = {
       ...process.env,
@@ -54,10 +54,10 @@ export class StandaloneLoomd {
       LOOM_BENCH_MEM_FILE: path.join(this.dir, 'mem.json'),
       ...extraEnv,
     };
-    const main = path.join(process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'main.js');
+    const main = path.join(dist ?? process.env.LOOM_DIST ?? path.join(REPO, 'dist'), 'driver', 'main.js');
     // nsenter without --fork execs node: the PID we get is loomd's.
     // --expose-gc and the preload only let the benchmark ask for a full GC (SIGUSR2) before reading RSS.
-    const child = spawn('nsenter', [`--net=/run/netns/${this.netns}`, process.execPath, ...LOOMD_NODE_FLAGS, '--expose-gc', '-r', path.join(__dirname, 'gc-preload.js'), main], {
+    const child = spawn('nsenter', [`--net=/run/netns/${this.netns}`, process.execPath, ...LOOMD_NODE_FLAGS, ...extraNodeArgs(), '--expose-gc', '-r', path.join(__dirname, 'gc-preload.js'), main], {
       detached: true,
       stdio: ['ignore', out, out],
       env,
@@ -143,3 +143,8 @@ export async function call(socket: string, method: string, body?: unknown): Prom
 }
 
 export const randomId = (): string => randomBytes(32).toString('hex');
+
+/** Extra node arguments for loomd, only to profile it inside a benchmark (e.g. BENCH_LOOMD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"); none normally. */
+function extraNodeArgs(): string[] {
+  return (process.env.BENCH_LOOMD_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+}
