@@ -16,8 +16,8 @@ export function helperScript(file: string): string {
   if (f) return f;
   const candidates = [path.join(__dirname, file), path.join(__dirname, 'kernel', file), path.join(__dirname, '..', '..', 'dist', 'driver', 'kernel', file)];
   f = candidates.find((c) => fs.existsSync(c));
-  // None yet (a build in progress): the first, so that the error names where it should be; not remembered.
-  if (!f) return candidates[0] as string;
+  // None (an incomplete installation, a build in progress): say where it was looked for; not remembered.
+  if (!f) throw new Error(`loom's helper ${file} is missing (looked for ${candidates.join(', ')}): reinstall loom or run npm run build`);
   found.set(file, f);
   return f;
 }

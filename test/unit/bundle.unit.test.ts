@@ -31,3 +31,14 @@ test('the build and the benchmark bundle loomd in place, after compiling', () =>
   expect(pkg.scripts.bench).toMatch(/^tsc -p tsconfig\.bench\.json && npm run -s bundle -- dist-bench\/driver\/main\.js --outfile=dist-bench\/driver\/main\.js/);
   expect(pkg.scripts.bundle).toMatch(/^esbuild --bundle --platform=node /);
 });
+
+// After `npm run build` (npm test builds before the unit tests): the bundle loads nothing of loom's from disk.
+const BUILT = path.join(REPO, 'dist', 'driver', 'main.js');
+(fs.existsSync(BUILT) ? test : test.skip)('the built loomd requires no file of loom by path, and its helpers are where it looks', () => {
+  const code = fs.readFileSync(BUILT, 'utf8');
+  expect(code.startsWith('#!')).toBe(true);
+  expect(code.match(/require\(["'`]\.{1,2}\/[^"'`]*["'`]\)/g) ?? []).toEqual([]);
+  for (const helper of ['netns-helper.js', 'overlay-ns-helper.js', 'dns-socket-helper.js']) {
+    expect([helper, fs.existsSync(path.join(REPO, 'dist', 'driver', 'kernel', helper))]).toEqual([helper, true]);
+  }
+});
