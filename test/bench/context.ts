@@ -207,6 +207,18 @@ export function fileSize(file: string): number {
   }
 }
 
+/** CPU time (user + system, all threads) a process has used so far, in ms, from /proc (USER_HZ = 100); undefined when it is gone. */
+export function cpuMs(pid: number): number | undefined {
+  try {
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
 /** VmRSS of a process in MiB (undefined when it is gone). */
 export function rssMiB(pid: number): number | undefined {
   try {
