@@ -3,10 +3,11 @@
  * loomd's entry point, kept small on purpose: parse the configuration, open the plugin
  * socket (Docker's handshake calls are answered from then on), start opening the store
  * (LevelDB works in its own threads), and load the rest of loomd (zod, netlink, the daemon...)
- * while it does; then start it. `npm run build` bundles this file and what it imports into one
- * (package.json's "bundle"): each module's code still runs only when first required. Docker never waits for module loading or for the state to
+ * while it does; then start it. Docker never waits for module loading or for the state to
  * be read, and the first real call waits for module loading and the store side by side,
  * not one after the other. Real calls are still only answered once the state is loaded.
+ * `npm run build` bundles this file and what it imports into one (package.json's "bundle"):
+ * each module's code still runs only when first required.
  */
 import { asLoomError } from '../lib/errors';
 import { USAGE, parseConfig } from './config';

@@ -38,7 +38,8 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
     await d.destroy();
     await fake.stop();
   });
-  const spawnLoomd = (): number => d.spawn({ DOCKER_HOST: `unix://${fake.socket}` });
+  /** Spawns loomd with the fake Docker API, of LOOM_DIST's build or of `dist`'s. */
+  const spawnLoomd = (dist?: string): number => d.spawn({ DOCKER_HOST: `unix://${fake.socket}` }, dist);
   try {
     await d.create();
     await fake.start();
@@ -195,7 +196,7 @@ export async function scaleBenchmarks(ctx: BenchContext): Promise<void> {
       const restartOnce = async (dist?: string): Promise<number> => {
         await d.kill('SIGKILL');
         const t0 = process.hrtime.bigint();
-        d.spawn({ DOCKER_HOST: `unix://${fake.socket}` }, dist);
+        spawnLoomd(dist);
         const ms = await realCall(t0);
         await d.waitReconciled(t0);
         return ms;
