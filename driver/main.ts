@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  const { VERSION } = await import('./version');
+  const { VERSION } = BEFORE_PRELOADS.version();
   if (parsed.kind === 'version') {
     process.stdout.write(`loomd ${VERSION}\n`);
     return;
@@ -42,10 +42,10 @@ async function main(): Promise<void> {
   // Loading modules blocks the event loop: load the heavy ones one by one, letting the early
   // socket answer Docker's handshake between them (setImmediate: after pending I/O), and the
   // store open and read in LevelDB's threads meanwhile.
-  const { createLogger } = await import('../lib/logger');
+  const { createLogger } = BEFORE_PRELOADS.logger();
   const log = createLogger(config.logLevel);
   for (const w of config.warnings) log.warn(w);
-  const { openState } = await import('./startup/state');
+  const { openState } = BEFORE_PRELOADS.state();
   const since = Date.now();
   const opening = { state: openState(config.stateDir, log), since };
   // Awaited, and its failure reported, by startDaemon; this only keeps it from counting as unhandled meanwhile.
@@ -80,6 +80,16 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
+/**
+ * What main() loads before the preloads, in its order; main() takes them from here, so that
+ * loadModules() cannot miss one (each a literal require: a bundler follows it).
+ */
+const BEFORE_PRELOADS = {
+  version: (): typeof import('./version') => require('./version'),
+  logger: (): typeof import('../lib/logger') => require('../lib/logger'),
+  state: (): typeof import('./startup/state') => require('./startup/state'),
+};
+
 /** The heavy modules loomd loads before its first real call, in the order main() loads them (each a literal require: a bundler follows it). */
 export const PRELOADS: ReadonlyArray<() => unknown> = [
   () => require('zod/v3'),
@@ -90,10 +100,7 @@ export const PRELOADS: ReadonlyArray<() => unknown> = [
 
 /** Loads every module main() loads before the first real call, without starting loomd (the benchmark's floor of loomd's start-up). */
 export function loadModules(): void {
-  require('./version');
-  require('../lib/logger');
-  require('./startup/state');
-  for (const load of PRELOADS) load();
+  for (const load of [...Object.values(BEFORE_PRELOADS), ...PRELOADS]) load();
 }
 
 if (require.main === module) void main();

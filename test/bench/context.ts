@@ -3,6 +3,7 @@
  * report, a stack of clean-up actions (run on success, failure and SIGINT/SIGTERM),
  * the overall deadline, and small measurement helpers.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { Report } from './report';
 import { run, RunResult } from '../helpers/run';
@@ -207,13 +208,26 @@ export function fileSize(file: string): number {
   }
 }
 
-/** CPU time (user + system, all threads) a process has used so far, in ms, from /proc (USER_HZ = 100); undefined when it is gone. */
+/** The kernel's clock ticks per second in /proc's CPU times (USER_HZ; `getconf CLK_TCK`), read once. */
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const out = execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim();
+    const hz = Number(out);
+    if (!Number.isInteger(hz) || hz <= 0) throw new Error(`getconf CLK_TCK printed ${JSON.stringify(out)}`);
+    clockTicks = hz;
+  }
+  return clockTicks;
+}
+
+/** CPU time (user + system, all threads) a process has used so far, in ms, from /proc; undefined when it is gone. */
 export function cpuMs(pid: number): number | undefined {
+  const hz = ticksPerSecond();
   try {
     // The fields after the command name, which is in parentheses and may hold spaces.
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
+    return ((Number(f[11]) + Number(f[12])) * 1000) / hz;
   } catch {
     return undefined;
   }
