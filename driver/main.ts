@@ -82,7 +82,8 @@ async function main(): Promise<void> {
 
 /**
  * What main() loads before the preloads, in its order; main() takes them from here, so that
- * loadModules() cannot miss one (each a literal require: a bundler follows it).
+ * loadModules() cannot miss one of them (each a literal require: a bundler follows it). The
+ * daemon main() then imports is the last of the preloads.
  */
 const BEFORE_PRELOADS = {
   version: (): typeof import('./version') => require('./version'),

@@ -107,10 +107,15 @@ export class LevelKv implements KvStore {
   /** Every entry in key order, read from one LevelDB snapshot (a consistent view), in batches. */
   async *entries(): AsyncGenerator<[string, unknown]> {
     const it = this.db.iterator();
+    let failed = false;
     try {
       for (let batch = await it.nextv(1_000); batch.length > 0; batch = await it.nextv(1_000)) yield* batch;
+    } catch (err) {
+      failed = true;
+      throw err;
     } finally {
-      await it.close();
+      // A read error (a damaged table, named by the integrity check) is not masked by a failing close.
+      await (failed ? it.close().catch(() => undefined) : it.close());
     }
   }
 
