@@ -18,13 +18,39 @@ import type { LogLevel } from './levels';
  */
 export const LOG_BACKLOG_BYTES = 8 * 1024 * 1024;
 
-function stdoutDestination(): pino.DestinationStream {
-  const dest = pino.destination({ dest: 1, sync: false, maxLength: LOG_BACKLOG_BYTES });
-  dest.on('error', () => undefined);
+/** Log lines standard output lost since loomd started (metrics and `loomctl status` report them). */
+export interface LogLosses {
+  /** Lines dropped because LOG_BACKLOG_BYTES were already waiting. */
+  droppedLines: number;
+  droppedBytes: number;
+  /** Writes that failed (they are tried again with the next line, until the backlog is full). */
+  writeErrors: number;
+  lastWriteError?: string;
+}
+
+const losses: LogLosses = { droppedLines: 0, droppedBytes: 0, writeErrors: 0 };
+
+/** What loomd's log writer lost so far (a copy). */
+export function logLosses(): LogLosses {
+  return { ...losses };
+}
+
+/** An asynchronous writer to `fd` holding at most `maxLength` bytes back; what it loses is counted in logLosses(). */
+export function boundedDestination(fd: number, maxLength = LOG_BACKLOG_BYTES): pino.DestinationStream {
+  const dest = pino.destination({ dest: fd, sync: false, maxLength });
+  dest.on('drop', (data: string | Buffer) => {
+    const text = String(data);
+    losses.droppedLines += text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
+    losses.droppedBytes += Buffer.byteLength(text);
+  });
+  dest.on('error', (err: NodeJS.ErrnoException) => {
+    losses.writeErrors++;
+    losses.lastWriteError = err.code ?? err.message;
+  });
   return dest;
 }
 
-export function createLogger(level: LogLevel, destination: pino.DestinationStream = stdoutDestination()): Logger {
+export function createLogger(level: LogLevel, destination: pino.DestinationStream = boundedDestination(1)): Logger {
   // The daemon's name is `name`; `svc` is left to the child loggers (ipam, reconcile...), so that no
   // line carries a key twice (strict JSON pipelines reject duplicate keys).
   return pino({ level, name: 'loomd', base: {}, timestamp: pino.stdTimeFunctions.isoTime }, destination);

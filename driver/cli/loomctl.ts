@@ -60,6 +60,13 @@ function clusterLines(c: Any): string[] {
   ];
 }
 
+/** The log line of `loomctl status`: what the log writer lost (an older loomd reports nothing). */
+function logLine(l: Any | undefined): string {
+  if (!l) return '-';
+  const lost = `${l.droppedLines} lines dropped (stdout not read)`;
+  return l.writeErrors ? `${lost}, ${l.writeErrors} failed writes (last: ${l.lastWriteError ?? '?'})` : lost;
+}
+
 /** Left-aligned columns. */
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -121,6 +128,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: (s: stri
             `owner:      ${s.owner?.mark ?? '-'} (links: ip -d link | grep 'alias ${s.owner?.mark ?? ''}'; nft table inet ${s.owner?.nftTable ?? '-'}; iptables chain ${s.owner?.iptablesChain ?? '-'})`,
             `networks:   ${s.networks}   endpoints: ${s.endpoints}   pools: ${s.pools}`,
             `reconciler: ${s.reconciler?.passes ?? 0} passes, last ${ago(s.reconciler?.lastPass)} ago, repairs ${JSON.stringify(s.reconciler?.repairs ?? {})}`,
+            `logs:       ${logLine(s.logs)}`,
             ...(s.cluster ? clusterLines(s.cluster) : ['cluster:    none (single host)']),
           ].join('\n') + '\n',
         );

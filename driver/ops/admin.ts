@@ -10,6 +10,7 @@ import type { Reconciler } from '../reconcile/reconciler';
 import type { HealthView } from '../../lib/cluster/health';
 import type { ClaimConflict } from '../../ipam-driver/index';
 import { asLoomError } from '../../lib/errors';
+import { logLosses } from '../../lib/logger';
 import { checkPolicyName, PolicyService } from './policy-service';
 
 /** This host's view of the cluster (status, doctor). */
@@ -81,6 +82,7 @@ export function createAdminApp(deps: AdminDeps): express.Express {
       pools: deps.ipam.listPools().length,
       cluster: deps.cluster ? deps.cluster() : undefined,
       reconciler: { passes: deps.reconciler.passes, repairs: Object.fromEntries(deps.reconciler.repairs), lastPass: deps.reconciler.last?.at },
+      logs: logLosses(),
     });
   });
   app.get('/v1/networks', (_req: Request, res: Response) => {

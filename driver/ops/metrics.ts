@@ -9,7 +9,7 @@ import type { ClusterAgent } from '../cluster/agent';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import type { NetworkLookup } from '../network/network-table';
 import type { IpamService } from '../../ipam-driver/index';
-import type { Logger } from '../../lib/logger';
+import { Logger, logLosses } from '../../lib/logger';
 
 /** Pools above this utilisation get an exhaustion warning (gauge and log line). */
 export const EXHAUSTION_WARNING = 0.9;
@@ -102,6 +102,24 @@ export class Metrics {
       `Used / capacity per pool (loom_ipam_pool_exhaustion_warning turns 1 above ${EXHAUSTION_WARNING})`,
       (p) => Number(p.used) / Math.max(1, Number(p.capacity)),
     );
+    new Counter({
+      name: 'loom_log_lines_dropped_total',
+      help: 'Log lines dropped because standard output was not read (8 MiB already waiting) or kept failing',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(logLosses().droppedLines);
+      },
+    });
+    new Counter({
+      name: 'loom_log_write_errors_total',
+      help: 'Writes of log lines to standard output that failed (tried again with the next line)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(logLosses().writeErrors);
+      },
+    });
     new Gauge({
       name: 'loom_ipam_pool_exhaustion_warning',
       help: `1 when a pool is more than ${EXHAUSTION_WARNING * 100} % used`,

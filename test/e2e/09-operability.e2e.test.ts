@@ -53,6 +53,9 @@ test('metrics: calls, networks, endpoints and pool utilisation match what was do
   expect(metric(text, 'loom_ipam_pool_utilisation_ratio', { pool: '198.18.120.0/24' })).toBeCloseTo(3 / 254, 5);
   expect(metric(text, 'loom_plugin_call_duration_seconds_count', { method: 'IpamDriver.RequestAddress', outcome: 'ok' })).toBe(3);
   expect(text).toMatch(/loom_endpoint_sent_bytes\{network="[0-9a-f]{12}",endpoint="[0-9a-f]{12}",container="[^"]*"\} \d+/);
+  // Its standard output is read: no log line lost.
+  expect(metric(text, 'loom_log_lines_dropped_total')).toBe(0);
+  expect(metric(text, 'loom_log_write_errors_total')).toBe(0);
 });
 
 /**
@@ -142,6 +145,7 @@ test('status, networks, endpoints, ipam and peers print tables and JSON', async 
   expect(status.code).toBe(0);
   expect(status.out).toMatch(/loomd \S+ \(pid \d+\)/);
   expect(status.out).toMatch(/cluster: +none/);
+  expect(status.out).toMatch(/logs: +0 lines dropped \(stdout not read\)\n/);
   expect((await loomctl(['networks'])).out).toMatch(/NETWORK +BRIDGE +MODE/);
   const endpoints = await loomctl(['endpoints']);
   expect(endpoints.out).toMatch(/\/o1|o1/);

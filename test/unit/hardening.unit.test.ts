@@ -1,6 +1,7 @@
 /**
  * Small hardening rules: SandboxKey shapes, the netlink request deadline, risky settings that
- * are warned about, log lines without duplicate keys, and the state directory's permissions.
+ * are warned about, log lines without duplicate keys, log lines lost counted, and the state
+ * directory's permissions.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,7 +14,7 @@ import { ensureHostMeta } from '../../driver/store/host-meta';
 import { MemoryKv } from '../../lib/kv';
 import { sandboxKeyProblem } from '../../driver/kernel/netns-file';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
-import { createLogger, silentLogger } from '../../lib/logger';
+import { boundedDestination, createLogger, logLosses, silentLogger } from '../../lib/logger';
 import { checkEndpointAddress } from '../../driver/model/records';
 import { hostRange, parseIp, parsePrefix, unusableSubnet } from '../../lib/prefix';
 
@@ -102,6 +103,28 @@ test('log lines never carry a key twice', () => {
     expect(JSON.parse(line).name).toBe('loomd');
   }
   expect(JSON.parse(lines[1] as string).svc).toBe('reconcile');
+});
+
+test('log lines the writer cannot deliver are counted: failed writes (ENOSPC), then lines dropped past the backlog', async () => {
+  const fd = fs.openSync('/dev/full', 'w'); // every write fails with ENOSPC
+  const before = logLosses();
+  const dest = boundedDestination(fd, 4096);
+  const log = createLogger('info', dest);
+  try {
+    for (let i = 0; i < 200; i++) log.info({ i, pad: 'x'.repeat(100) }, 'a line nobody will read');
+    const deadline = Date.now() + 5_000;
+    while (logLosses().writeErrors === before.writeErrors && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const after = logLosses();
+    expect(after.writeErrors).toBeGreaterThan(before.writeErrors);
+    expect(after.lastWriteError).toBe('ENOSPC');
+    // At most 4 KiB wait: of 200 lines of about 170 bytes, most are dropped, one line per drop.
+    expect(after.droppedLines - before.droppedLines).toBeGreaterThan(150);
+    expect(after.droppedLines - before.droppedLines).toBeLessThan(200);
+    expect(after.droppedBytes - before.droppedBytes).toBeGreaterThan(150 * 100);
+  } finally {
+    (dest as unknown as { destroy(): void }).destroy();
+    fs.closeSync(fd);
+  }
 });
 
 describe('state directory', () => {
