@@ -15,12 +15,14 @@ import { formatIp, parseIpMaybeCidr } from '../lib/prefix';
 import { parseLoanKey } from './address-loans';
 import { AddressBook, LivePool, poolLock } from './address-book';
 import type { ClusterPools } from './cluster-pools';
+import type { SharedPools } from './shared-pools';
 import { endQuarantines, holdForeign, quarantine } from './shared-holds';
 
 export class BlockOwner {
   constructor(
     private readonly book: AddressBook,
     private readonly pools: ClusterPools,
+    private readonly shared: Pick<SharedPools, 'claimingAhead'>,
     private readonly log: Logger,
   ) {}
 
@@ -35,6 +37,9 @@ export class BlockOwner {
   async answerReservation(subnet: string, ip: string, requester: string): Promise<void> {
     const live = this.bySubnet(subnet);
     if (!live) return;
+    // A block this host is claiming ahead may be the one asked about: it claimed it in etcd
+    // (the asker saw that) and records it here in a moment.
+    await this.shared.claimingAhead(live.record.id);
     await this.book.locks.run(poolLock(live.record.id), async () => {
       const v = parseIpMaybeCidr(ip).value;
       if (!live.alloc.inBlocks(v)) return;

@@ -19,6 +19,8 @@ import type { PoolClaim } from './cluster-records';
 export interface ClusterDeferral {
   /** Background writes: claims published and things given back once etcd answers. */
   writes: DeferredWrites;
+  /** The store for work no plugin call waits for (a block claimed ahead): the background deadline. */
+  background?: ClusterStore;
   /** The claims last seen in etcd (watched), for decisions while it is unreachable. */
   knownClaims(): PoolClaim[];
   conflicts: ClaimConflicts;

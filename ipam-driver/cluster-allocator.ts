@@ -35,7 +35,7 @@ export class ClusterAllocator implements Allocator {
   ) {
     this.local = new LocalAllocator(book, log);
     this.shared = new SharedPools(book, cfg, log);
-    this.owner = new BlockOwner(book, cfg.pools, log);
+    this.owner = new BlockOwner(book, cfg.pools, this.shared, log);
     this.resyncer = new SharedResync(book, cfg, this.shared, this.owner, log);
   }
 

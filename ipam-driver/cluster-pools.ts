@@ -151,17 +151,36 @@ export class ClusterPools {
    * Claims the first unclaimed block (length `len`) of `pool` whose span `usable` accepts;
    * returns it with the addresses other hosts reserved inside it (to be held as foreign:
    * reserved atomically while the block was unclaimed, or lent by a former owner), or undefined.
+   * `ahead`: a block claimed ahead of need, outside any plugin call (the background store's
+   * deadline), and only while more than `ahead.leave` such blocks are unclaimed (the last
+   * ones go to hosts that have none).
    */
-  async claimBlock(pool: Prefix, len: number, usable: (b: Prefix) => boolean): Promise<{ block: Prefix; foreign: Array<{ ip: string; host: string }> } | undefined> {
+  async claimBlock(
+    pool: Prefix,
+    len: number,
+    usable: (b: Prefix) => boolean,
+    ahead?: { leave: number },
+  ): Promise<{ block: Prefix; foreign: Array<{ ip: string; host: string }> } | undefined> {
+    const store = (ahead && this.deferral?.background) || this.store;
+    const leave = ahead?.leave ?? 0;
     return clusterGuard(`claim a block of ${formatPrefix(pool)}`, async () => {
-      const taken = new Set((await this.store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))).map((kv) => lastSegment(kv.key)));
+      const taken = new Set((await store.list<BlockClaim>(keys.blocksOf(formatPrefix(pool)))).map((kv) => lastSegment(kv.key)));
       const count = subnetCount(pool, len);
-      for (let i = 0n; i < count && i < 65_536n; i++) {
-        const block = subnetAt(pool, len, i);
-        if (taken.has(blockKey(block)) || !usable(block)) continue;
-        if (await this.store.create(keys.block(formatPrefix(pool), blockKey(block)), { host: this.hostId, at: new Date().toISOString() })) {
+      function* unclaimed(): Generator<Prefix> {
+        for (let i = 0n; i < count && i < 65_536n; i++) {
+          const block = subnetAt(pool, len, i);
+          if (!taken.has(blockKey(block)) && usable(block)) yield block;
+        }
+      }
+      if (leave > 0) {
+        let n = 0;
+        for (const _ of unclaimed()) if (++n > leave) break;
+        if (n <= leave) return undefined;
+      }
+      for (const block of unclaimed()) {
+        if (await store.create(keys.block(formatPrefix(pool), blockKey(block)), { host: this.hostId, at: new Date().toISOString() })) {
           // Listed after the claim: a reservation made while the block was unclaimed is in this list.
-          const foreign = (await this.store.list<Reservation>(keys.reservationsOf(formatPrefix(pool))))
+          const foreign = (await store.list<Reservation>(keys.reservationsOf(formatPrefix(pool))))
             .map((kv) => ({ ip: lastSegment(kv.key), host: kv.value.host }))
             .filter((r) => r.host !== this.hostId && contains(block, parseIp(r.ip)));
           this.log.info({ pool: formatPrefix(pool), block: formatPrefix(block) }, 'claimed an address block');
@@ -170,6 +189,11 @@ export class ClusterPools {
       }
       return undefined;
     });
+  }
+
+  /** Whether etcd answers now (not down, not just slow): work ahead of need is not started otherwise. */
+  etcdAnswering(): boolean {
+    return !this.deferral || this.deferral.health.budget(1) > 0;
   }
 
   /** The bases of the blocks of `pool` claimed by this host in etcd (resync). */

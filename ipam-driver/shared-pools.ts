@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { conflict, invalid, notFound } from '../lib/errors';
 import type { Logger } from '../lib/logger';
-import { Ip, contains, formatCidr, formatIp, formatPrefix, parseIpMaybeCidr } from '../lib/prefix';
+import { Ip, Prefix, contains, formatCidr, formatIp, formatPrefix, parseIpMaybeCidr } from '../lib/prefix';
 import type { ClusterPools } from './cluster-pools';
 import { blockLenOf } from './core/block-size';
 import { AddressBook, LivePool, poolLock } from './address-book';
@@ -36,6 +36,13 @@ export interface SharedConfig {
 
 const lockOf = (live: LivePool): string => poolLock(live.record.id);
 
+/**
+ * A block is claimed ahead of need only while, after it, at least this many blocks of the
+ * pool stay unclaimed: the last blocks of a pool (all of a small one's) go to hosts that
+ * have none, when they need one.
+ */
+export const AHEAD_LEAVES_UNCLAIMED = 4;
+
 export class SharedPools {
   /** `<subnet>|<ip>` (static address) and `#<request id>` (borrow) being reserved right now. */
   private readonly inflight = new Set<string>();
@@ -45,6 +52,17 @@ export class SharedPools {
     private readonly cfg: SharedConfig,
     private readonly log: Logger,
   ) {}
+
+  /** Blocks being claimed ahead of need, by pool id (claimAhead): settled once recorded (or failed). */
+  private readonly ahead = new Map<string, Promise<void>>();
+
+  /**
+   * A block of pool `poolId` being claimed ahead of need, if any: the resync leaves it to its
+   * claimer, and an answer to another host about an address waits until it is recorded.
+   */
+  claimingAhead(poolId: string): Promise<void> | undefined {
+    return this.ahead.get(poolId);
+  }
 
   /** Whether a static address (`<subnet>|<ip>`) or a borrow (`#<id>`) is being reserved right now. */
   isInflight(mark: string): boolean {
@@ -145,7 +163,10 @@ export class SharedPools {
       }
       return formatCidr(live.alloc.pool.family, value, live.alloc.pool.len);
     });
-    if (local) return { address: local };
+    if (local) {
+      this.claimAhead(live);
+      return { address: local };
+    }
     const id = `${this.pools.hostId}-${randomBytes(6).toString('hex')}`;
     this.inflight.add(`#${id}`);
     try {
@@ -168,13 +189,52 @@ export class SharedPools {
       if (alloc.freeInSegments() > 0n) return alloc.allocateNext();
       const claimed = await this.pools.claimBlock(alloc.pool, this.blockLen(live), (b) => alloc.freeIn(b) > 0n);
       if (!claimed) return undefined;
-      // What other hosts hold in the block is marked first, the block recorded after.
-      for (const f of claimed.foreign) if (!alloc.isUsed(parseIpMaybeCidr(f.ip).value)) await holdForeign(this.book, live, f.ip, f.host, false);
-      const blocks = [...(alloc.blocks ?? []), claimed.block];
-      await this.book.savePool(live, { ...live.record, blocks: blocks.map(formatPrefix) });
-      alloc.blocks = blocks;
+      await this.addBlock(live, claimed);
     }
     return undefined;
+  }
+
+  /** Records a block claimed in etcd as this host's. Caller holds the pool's lock. */
+  private async addBlock(live: LivePool, claimed: { block: Prefix; foreign: Array<{ ip: string; host: string }> }): Promise<void> {
+    const { alloc } = live;
+    // What other hosts hold in the block is marked first, the block recorded after.
+    for (const f of claimed.foreign) if (!alloc.isUsed(parseIpMaybeCidr(f.ip).value)) await holdForeign(this.book, live, f.ip, f.host, false);
+    const blocks = [...(alloc.blocks ?? []), claimed.block];
+    await this.book.savePool(live, { ...live.record, blocks: blocks.map(formatPrefix) });
+    alloc.blocks = blocks;
+  }
+
+  /**
+   * An allocation took this host's last free address of a shared pool: its next block is
+   * claimed now, in the background, so that the next container here neither waits for etcd
+   * nor fails while etcd is unreachable. Not while etcd is down or slow, one claim per pool
+   * at a time, and only while AHEAD_LEAVES_UNCLAIMED blocks stay unclaimed after it.
+   * Nothing waits for it (a plugin call answers within its own deadline): an allocation that
+   * needs a block meanwhile claims one as before; a failure is logged.
+   */
+  private claimAhead(live: LivePool): void {
+    const id = live.record.id;
+    if (live.alloc.freeInSegments() > 0n || this.ahead.has(id) || !this.pools.etcdAnswering()) return;
+    const done = this.claimSpare(live)
+      .catch((err) => this.log.info({ pool: live.record.pool, err: String(err) }, 'could not claim an address block ahead of need; the next allocation will'))
+      .finally(() => this.ahead.delete(id));
+    this.ahead.set(id, done);
+  }
+
+  private async claimSpare(live: LivePool): Promise<void> {
+    const { alloc } = live;
+    // The etcd claim is made without the pool's lock (releases and allocations that need no
+    // block go on, even if etcd stalls now); meanwhile the IPAM resync does not adopt the block
+    // and an answer to another host about an address waits for it (claimingAhead).
+    const claimed = await this.pools.claimBlock(alloc.pool, this.blockLen(live), (b) => alloc.freeIn(b) > 0n, { leave: AHEAD_LEAVES_UNCLAIMED });
+    if (!claimed) return;
+    await this.book.locks.run(lockOf(live), async () => {
+      // A pool released meanwhile: the block is this host's in etcd but no pool's here, which
+      // the IPAM resync gives back (as after a crash between a claim and its record).
+      if (this.book.live(live.record.id) !== live) return;
+      if (alloc.blocks?.some((b) => b.base === claimed.block.base)) return;
+      await this.addBlock(live, claimed);
+    });
   }
 }
 

@@ -12,9 +12,10 @@ import type { LogLevel } from './levels';
  * Lines go to standard output through pino's asynchronous writer: a reader that stops
  * reading (dockerd stopped under --live-restore holds a managed plugin's stdout) blocks one
  * libuv thread, never loomd's event loop. What waits meanwhile is bounded (LOG_BACKLOG_BYTES;
- * later lines are dropped), and a failing write (a full disk under a redirected stdout) costs
- * log lines, not the daemon. A synchronous writer was measured faster on the /16 fill
- * (0.89x wall) but would freeze every call, lease keep-alive and repair behind a full pipe.
+ * later lines are dropped), and a failing write (a full disk under a redirected stdout) is
+ * tried again with the next line and costs log lines, not the daemon; both are counted
+ * (logLosses). A synchronous writer was measured faster on the /16 fill (0.89x wall) but
+ * would freeze every call, lease keep-alive and repair behind a full pipe.
  */
 export const LOG_BACKLOG_BYTES = 8 * 1024 * 1024;
 

@@ -59,7 +59,8 @@ export class ClusterAgent {
   readonly session: ClusterSession;
   /** Leased keys this host owns (host, memberships, endpoints): re-written after a lease loss. */
   private readonly owned = new Map<string, unknown>();
-  private readonly background: GuardedStore;
+  /** The store for work no plugin call waits for (the background deadline). */
+  readonly background: GuardedStore;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly callbacks: AgentCallbacks;
 

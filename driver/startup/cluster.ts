@@ -53,7 +53,7 @@ export async function joinCluster(config: Config, hostId: string, kernel: Netlin
   log.info({ hostId, vtep, underlayMtu, etcd: config.etcd.endpoints, tls: credentials !== undefined }, 'cluster mode');
   const ipamLog = log.child({ svc: 'cluster-ipam' });
   const conflicts = createClaimConflicts(ipamLog);
-  const pools = createClusterPools(agent.store, hostId, ipamLog, { writes: agent.writes, knownClaims: () => [...agent.claims.values()], conflicts, health: agent.health });
+  const pools = createClusterPools(agent.store, hostId, ipamLog, { writes: agent.writes, background: agent.background, knownClaims: () => [...agent.claims.values()], conflicts, health: agent.health });
   return { agent, events, pools, conflicts };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The overlay when parts of the cluster fail: one etcd member down, all of etcd down
  * (running containers keep connectivity; new ones start on hosts with free addresses
- * in their blocks; everything catches up when etcd returns), and a host that dies
+ * in their blocks, including a block claimed ahead when the others filled up; everything
+ * catches up when etcd returns), and a host that dies
  * (after its lease expires the others hold no entries for its endpoints; when it
  * returns, its containers are reachable again). Also: a smaller underlay MTU.
  */
@@ -62,6 +63,29 @@ test('all of etcd down: connectivity stays, new containers start, and the cluste
   for (const m of c.etcd) c.startEtcd(m);
   await c.waitEtcdHealthy();
   await waitFor('rb3 reachable from A after etcd returned', async () => A.ping('ra', rb3, 1), 30_000, 250);
+});
+
+test('all of etcd down right after a host filled its blocks: its next container starts from the block it claimed ahead', async () => {
+  // A /26 in 16 blocks of /30. B's first block holds the network address and the gateway: two containers fill it.
+  await A.cliOk(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '-o', 'loom.mode=overlay', '--subnet', '198.18.211.0/26', 'amber']);
+  await waitFor('amber on B', async () => (await B.cli(['network', 'inspect', 'amber'])).code === 0, 30_000, 250);
+  for (const n of ['am1', 'am2']) await B.cliOk(['run', '-d', '--init', '--name', n, '--network', 'amber', 'local/busybox', 'sleep', '86400']);
+  // Only B allocates on amber: every block of the subnet is B's.
+  const blocks = async (): Promise<number> =>
+    (await c.etcdctl(['get', '--prefix', '--keys-only', '/loom/v1/blocks/198.18.211.0_26/'])).split('\n').filter((l) => l.startsWith('/loom/')).length;
+  await waitFor('a second block claimed by B ahead of need', async () => (await blocks()) === 2, 10_000, 100);
+  for (const m of c.etcd) await c.stopEtcd(m);
+  try {
+    await B.cliOk(['run', '-d', '--init', '--name', 'am3', '--network', 'amber', 'local/busybox', 'sleep', '86400']);
+    const ip = await B.containerIp('am3', 'amber');
+    expect(ip).toBe('198.18.211.4');
+    expect(await B.ping('am3', await B.containerIp('am1', 'amber'))).toBe(true);
+  } finally {
+    for (const m of c.etcd) c.startEtcd(m);
+    await c.waitEtcdHealthy();
+  }
+  for (const n of ['am1', 'am2', 'am3']) await B.cliOk(['rm', '-f', n]);
+  await A.cliOk(['network', 'rm', 'amber']);
 });
 
 test('a dead host disappears from the others after its lease expires; restarted, its containers are reachable again', async () => {

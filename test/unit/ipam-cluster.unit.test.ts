@@ -105,3 +105,44 @@ test('a released address of a shared pool is quarantined before it can be handed
     spy.mockRestore();
   }
 });
+
+test('a host that took its last free address of a shared pool claims its next block ahead: the next allocation needs no etcd', async () => {
+  const { c, a, pa } = await sharedBlue(); // a /24 in blocks of /28: 16 blocks
+  const blocksOf = (hostId: string): string[] =>
+    [...c.data.entries()].filter(([k, e]) => k.startsWith('/loom/v1/blocks/') && JSON.parse(e.value).host === hostId).map(([k]) => k.slice(k.lastIndexOf('/') + 1));
+  const next = async (): Promise<string> => (await a.ipam.requestAddress({ poolId: pa.poolId, address: '', options: {} })).address.split('/')[0] as string;
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 5));
+  };
+  const got: string[] = [];
+  for (let i = 0; i < 20 && blocksOf('h1').length < 2; i++) {
+    got.push(await next());
+    await settle();
+  }
+  // The second block came right after the first one's last free address went, before any allocation needed it.
+  expect(blocksOf('h1')).toEqual(['198.18.200.0', '198.18.200.16']);
+  expect(got[got.length - 1]).toBe('198.18.200.15');
+  expect(got.every((ip) => Number(ip.split('.')[3]) < 16)).toBe(true);
+  // etcd down: the next container's address still comes, from the block claimed ahead.
+  c.down = true;
+  expect(await next()).toBe('198.18.200.16');
+  c.down = false;
+});
+
+test('a block is claimed ahead only while four or more would stay unclaimed: the last ones are left to hosts that have none', async () => {
+  const c = new MemoryCluster();
+  const a = host(c, 'h1');
+  // A /26 in blocks of /30: 16 blocks; the first holds 3 addresses to hand out (not .0), the others 4 (the last 3).
+  const p = await a.ipam.requestPool(req('198.18.201.0/26'));
+  await a.ipam.markShared('198.18.201.0/26', 'small');
+  const claimed = (): number => [...c.data.keys()].filter((k) => k.startsWith('/loom/v1/blocks/198.18.201.0_26/')).length;
+  const take = async (n: number): Promise<number> => {
+    for (let i = 0; i < n; i++) await a.ipam.requestAddress({ poolId: p.poolId, address: '', options: {} });
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 5));
+    return claimed();
+  };
+  expect(await take(3)).toBe(2); // the first block full: the second claimed ahead
+  for (let k = 1; k <= 10; k++) expect(await take(4)).toBe(2 + k); // each full block brings the next
+  expect(await take(4)).toBe(12); // 4 unclaimed: no block ahead any more
+  expect(await take(1)).toBe(13); // claimed when needed, as before
+});
