@@ -37,11 +37,11 @@ export class BlockOwner {
   async answerReservation(subnet: string, ip: string, requester: string): Promise<void> {
     const live = this.bySubnet(subnet);
     if (!live) return;
-    // A block this host is claiming ahead may be the one asked about: it claimed it in etcd
-    // (the asker saw that) and records it here in a moment.
-    await this.shared.claimingAhead(live.record.id);
+    const v = parseIpMaybeCidr(ip).value;
+    // Outside this host's blocks, but a block this host is claiming ahead may be the one asked
+    // about: it is claimed in etcd (the asker saw that) and recorded here in a moment.
+    if (!live.alloc.inBlocks(v)) await this.shared.claimingAhead(live.record.id);
     await this.book.locks.run(poolLock(live.record.id), async () => {
-      const v = parseIpMaybeCidr(ip).value;
       if (!live.alloc.inBlocks(v)) return;
       const free = !live.alloc.isUsed(v);
       if (free) await holdForeign(this.book, live, ip, requester, false);
@@ -97,6 +97,8 @@ export class BlockOwner {
   async dropForeign(subnet: string, ip: string): Promise<void> {
     const live = this.bySubnet(subnet);
     if (!live) return;
+    // A block being claimed ahead holds its foreign addresses once recorded: this waits for that.
+    await this.shared.claimingAhead(live.record.id);
     await this.book.locks.run(poolLock(live.record.id), async () => {
       const rec = this.book.held(live.record.id).get(ip);
       if (rec?.kind !== 'foreign') return;

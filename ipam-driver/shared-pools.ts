@@ -9,7 +9,8 @@
  * lock is held while this host waits for another host (a static address inside another
  * host's block, a borrow): two hosts waiting for each other's answers would otherwise
  * stall until their deadlines. What is being reserved without the lock is marked in
- * `inflight`, so that the resync never mistakes it for an orphan.
+ * `inflight`, so that the resync never mistakes it for an orphan; a block claimed ahead of
+ * need (in etcd without the lock, recorded under it) is marked in `ahead`.
  *
  * The invariant kept everywhere: an address is released to the free set only when no
  * other host can hold it (no reservation of another host in etcd); on any doubt it stays

@@ -118,7 +118,7 @@ export class SharedResync {
     const known = new Set((alloc.blocks ?? []).map((b) => b.base));
     const len = blockLenOf(alloc.pool, live.record.blockLen);
     const lost = (await this.cfg.pools.ownBlocks(alloc.pool)).map((base) => ({ family: alloc.pool.family, base: parseIpMaybeCidr(base).value, len })).filter((b) => !known.has(b.base));
-    if (!lost.length) return;
+    if (!lost.length || this.shared.claimingAhead(live.record.id)) return;
     // What other hosts hold in them is marked first (as claimBlock does), the blocks recorded after.
     for (const [ip, r] of resv) {
       const v = parseIpMaybeCidr(ip).value;

@@ -36,9 +36,23 @@ export function logLosses(): LogLosses {
   return { ...losses };
 }
 
-/** An asynchronous writer to `fd` holding at most `maxLength` bytes back; what it loses is counted in logLosses(). */
-export function boundedDestination(fd: number, maxLength = LOG_BACKLOG_BYTES): pino.DestinationStream {
+/**
+ * An asynchronous writer to `fd` holding at most `maxLength` bytes back; what it loses is
+ * counted in logLosses(). After a failed write it tries again every `retryMs` (pino's writer
+ * tries again only with the next line, and no longer once the backlog is full: logging would
+ * then stay stopped after the disk has room again).
+ */
+export function boundedDestination(fd: number, maxLength = LOG_BACKLOG_BYTES, retryMs = 1_000): pino.DestinationStream {
   const dest = pino.destination({ dest: fd, sync: false, maxLength });
+  let retry: NodeJS.Timeout | undefined;
+  const again = (): void => {
+    retry = undefined;
+    try {
+      dest.write(''); // writes what waits
+    } catch {
+      // closed meanwhile
+    }
+  };
   dest.on('drop', (data: string | Buffer) => {
     const text = String(data);
     losses.droppedLines += text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
@@ -47,6 +61,7 @@ export function boundedDestination(fd: number, maxLength = LOG_BACKLOG_BYTES): p
   dest.on('error', (err: NodeJS.ErrnoException) => {
     losses.writeErrors++;
     losses.lastWriteError = err.code ?? err.message;
+    retry ??= setTimeout(again, retryMs).unref();
   });
   return dest;
 }

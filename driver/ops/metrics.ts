@@ -113,7 +113,7 @@ export class Metrics {
     });
     new Counter({
       name: 'loom_log_write_errors_total',
-      help: 'Writes of log lines to standard output that failed (tried again with the next line)',
+      help: 'Writes of log lines to standard output that failed (what waits is tried again every second)',
       registers: [r],
       collect() {
         this.reset();

@@ -105,10 +105,10 @@ test('log lines never carry a key twice', () => {
   expect(JSON.parse(lines[1] as string).svc).toBe('reconcile');
 });
 
-test('log lines the writer cannot deliver are counted: failed writes (ENOSPC), then lines dropped past the backlog', async () => {
+test('log lines the writer cannot deliver are counted: failed writes (ENOSPC), tried again on a timer, then lines dropped past the backlog', async () => {
   const fd = fs.openSync('/dev/full', 'w'); // every write fails with ENOSPC
   const before = logLosses();
-  const dest = boundedDestination(fd, 4096);
+  const dest = boundedDestination(fd, 4096, 20);
   const log = createLogger('info', dest);
   try {
     for (let i = 0; i < 200; i++) log.info({ i, pad: 'x'.repeat(100) }, 'a line nobody will read');
@@ -121,9 +121,13 @@ test('log lines the writer cannot deliver are counted: failed writes (ENOSPC), t
     expect(after.droppedLines - before.droppedLines).toBeGreaterThan(150);
     expect(after.droppedLines - before.droppedLines).toBeLessThan(200);
     expect(after.droppedBytes - before.droppedBytes).toBeGreaterThan(150 * 100);
+    // No line is written any more, yet the writer keeps trying (it would resume once the disk has room).
+    const errors = logLosses().writeErrors;
+    const until = Date.now() + 5_000;
+    while (logLosses().writeErrors < errors + 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(logLosses().writeErrors).toBeGreaterThanOrEqual(errors + 3);
   } finally {
-    (dest as unknown as { destroy(): void }).destroy();
-    fs.closeSync(fd);
+    (dest as unknown as { destroy(): void }).destroy(); // closes the fd
   }
 });
 
