@@ -232,9 +232,7 @@ export class SharedPools {
     await this.book.locks.run(lockOf(live), async () => {
       // A pool released meanwhile: the block is this host's in etcd but no pool's here, which
       // the IPAM resync gives back (as after a crash between a claim and its record).
-      if (this.book.live(live.record.id) !== live) return;
-      if (alloc.blocks?.some((b) => b.base === claimed.block.base)) return;
-      await this.addBlock(live, claimed);
+      if (this.book.live(live.record.id) === live) await this.addBlock(live, claimed);
     });
   }
 }

@@ -114,10 +114,10 @@ export class SharedResync {
   /** Blocks claimed in etcd by this host that its pool record lost (a crash right after the claim). */
   private async adoptBlocks(live: LivePool, resv: Map<string, KeyValue<Reservation>>, count: (k: string) => void): Promise<void> {
     const { alloc } = live;
-    if (this.shared.claimingAhead(live.record.id)) return; // a block being claimed ahead: recorded by its claimer
     const known = new Set((alloc.blocks ?? []).map((b) => b.base));
     const len = blockLenOf(alloc.pool, live.record.blockLen);
     const lost = (await this.cfg.pools.ownBlocks(alloc.pool)).map((base) => ({ family: alloc.pool.family, base: parseIpMaybeCidr(base).value, len })).filter((b) => !known.has(b.base));
+    // A block being claimed ahead (checked after the read: the claim may have begun meanwhile) is recorded by its claimer.
     if (!lost.length || this.shared.claimingAhead(live.record.id)) return;
     // What other hosts hold in them is marked first (as claimBlock does), the blocks recorded after.
     for (const [ip, r] of resv) {

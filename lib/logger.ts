@@ -13,7 +13,7 @@ import type { LogLevel } from './levels';
  * reading (dockerd stopped under --live-restore holds a managed plugin's stdout) blocks one
  * libuv thread, never loomd's event loop. What waits meanwhile is bounded (LOG_BACKLOG_BYTES;
  * later lines are dropped), and a failing write (a full disk under a redirected stdout) is
- * tried again with the next line and costs log lines, not the daemon; both are counted
+ * tried again every second and costs log lines, not the daemon; both are counted
  * (logLosses). A synchronous writer was measured faster on the /16 fill (0.89x wall) but
  * would freeze every call, lease keep-alive and repair behind a full pipe.
  */
@@ -24,7 +24,7 @@ export interface LogLosses {
   /** Lines dropped because LOG_BACKLOG_BYTES were already waiting. */
   droppedLines: number;
   droppedBytes: number;
-  /** Writes that failed (they are tried again with the next line, until the backlog is full). */
+  /** Writes that failed (what waits is tried again: boundedDestination). */
   writeErrors: number;
   lastWriteError?: string;
 }

@@ -102,24 +102,18 @@ export class Metrics {
       `Used / capacity per pool (loom_ipam_pool_exhaustion_warning turns 1 above ${EXHAUSTION_WARNING})`,
       (p) => Number(p.used) / Math.max(1, Number(p.capacity)),
     );
-    new Counter({
-      name: 'loom_log_lines_dropped_total',
-      help: 'Log lines dropped because standard output was not read (8 MiB already waiting) or kept failing',
-      registers: [r],
-      collect() {
-        this.reset();
-        this.inc(logLosses().droppedLines);
-      },
-    });
-    new Counter({
-      name: 'loom_log_write_errors_total',
-      help: 'Writes of log lines to standard output that failed (what waits is tried again every second)',
-      registers: [r],
-      collect() {
-        this.reset();
-        this.inc(logLosses().writeErrors);
-      },
-    });
+    const logCounter = (name: string, help: string, key: 'droppedLines' | 'writeErrors'): Counter =>
+      new Counter({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.reset();
+          this.inc(logLosses()[key]);
+        },
+      });
+    logCounter('loom_log_lines_dropped_total', 'Log lines dropped because standard output was not read (8 MiB already waiting) or kept failing', 'droppedLines');
+    logCounter('loom_log_write_errors_total', 'Writes of log lines to standard output that failed (what waits is tried again every second)', 'writeErrors');
     new Gauge({
       name: 'loom_ipam_pool_exhaustion_warning',
       help: `1 when a pool is more than ${EXHAUSTION_WARNING * 100} % used`,
