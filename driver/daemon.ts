@@ -285,7 +285,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       // The policy table stays in the kernel and keeps enforcing while loomd is away.
       await policies.stop();
       await cluster?.agent.stop();
-      kernel.close();
+      await kernel.close();
       await snapshots.stop();
       await kv.close();
     },

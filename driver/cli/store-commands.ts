@@ -108,7 +108,7 @@ async function bridgeAddresses(): Promise<(bridge: string) => string[]> {
   } catch {
     return () => [];
   } finally {
-    kernel.close();
+    await kernel.close();
   }
 }
 

@@ -78,7 +78,7 @@ export class LinkVerbs {
     // A link still under one of this loomd's temporary names is its own, unfinished (link-create.ts).
     if (owner === 'foreign' || (owner === 'none' && !opts.unmarkedToo && !isUnfinishedLink(link, mark))) return 'not-ours';
     try {
-      await this.ch.serial((s) => s.delLink({ index: link.index }));
+      await this.ch.delLink({ index: link.index });
       return 'deleted';
     } catch (err) {
       const e = kernelError(`delete link ${name}`, err);
@@ -90,7 +90,7 @@ export class LinkVerbs {
   /** Deletes a link whoever made it (tests, temporary names); returns false when it did not exist. */
   async deleteLink(name: string): Promise<boolean> {
     try {
-      await this.ch.serial((s) => s.delLink({}, { ifname: name }));
+      await this.ch.delLink({}, { ifname: name });
       return true;
     } catch (err) {
       const e = kernelError(`delete link ${name}`, err);

@@ -13,6 +13,7 @@ import { Mutex } from 'async-mutex';
 import { createRtNetlink, RtNetlinkSocket } from './netlink-lib';
 import { LoomError } from '../../lib/errors';
 import { errnoOf, kernelError } from './netlink-codec';
+import { NetlinkWorker, WorkerUnavailable } from './netlink-worker';
 
 /** How long one netlink request may take before it fails (and the socket is replaced). */
 export const NETLINK_TIMEOUT_MS = 5_000;
@@ -20,18 +21,41 @@ export const NETLINK_TIMEOUT_MS = 5_000;
 /** Tests: the request deadline and the socket factory. */
 export interface ChannelOptions {
   timeoutMs?: number;
+  /** A socket factory (tests): every request, deletions too, then goes to its sockets. */
   open?: () => RtNetlinkSocket;
 }
 
 export class NetlinkChannel {
   private socket: RtNetlinkSocket;
   private readonly mutex = new Mutex();
+  /** Deletions (slow in the kernel) on a thread of their own; none with a test's socket factory. */
+  private readonly worker: NetlinkWorker | undefined;
 
   /** Called with the errno of every request the kernel refuses (metrics). */
   onError: ((errno: string) => void) | undefined;
 
   constructor(private readonly opts: ChannelOptions = {}) {
     this.socket = (opts.open ?? createRtNetlink)();
+    this.worker = opts.open ? undefined : new NetlinkWorker(opts.timeoutMs ?? NETLINK_TIMEOUT_MS);
+  }
+
+  /**
+   * RTM_DELLINK, on the worker thread (netlink-worker.ts: the kernel answers a deletion only
+   * after 10-20 ms, which would block the event loop), else through the queue. Not ordered
+   * with the queue's requests: callers that need the link gone first await this.
+   */
+  async delLink(data: { index?: number }, attrs?: { ifname?: string; targetNetnsid?: number }): Promise<void> {
+    if (this.worker) {
+      try {
+        return await this.worker.delLink(data, attrs);
+      } catch (err) {
+        if (!(err instanceof WorkerUnavailable)) {
+          this.onError?.(errnoOf(err) ?? (err instanceof LoomError && err.errno ? err.errno : 'other'));
+          throw err;
+        }
+      }
+    }
+    await this.serial((s) => s.delLink(data, attrs));
   }
 
   /**
@@ -76,7 +100,9 @@ export class NetlinkChannel {
     }
   }
 
-  close(): void {
+  /** Closes the socket; resolves once the deletion worker, if any, has ended. */
+  close(): Promise<void> {
     this.socket.socket.socket.close();
+    return this.worker?.stop() ?? Promise.resolve();
   }
 }

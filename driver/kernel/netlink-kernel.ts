@@ -57,8 +57,9 @@ export class NetlinkKernel {
     this.ch.onError = fn;
   }
 
-  close(): void {
-    this.ch.close();
+  /** Closes the socket; resolves once the deletion worker, if any, has ended (netlink-worker.ts). */
+  close(): Promise<void> {
+    return this.ch.close();
   }
 
   // ---- links (links.ts) -------------------------------------------------------------------

@@ -43,7 +43,7 @@ async function main(req: ReplumbRequest): Promise<{ ifname: string }> {
     }
     return { ifname: name };
   } finally {
-    k.close();
+    await k.close();
   }
 }
 

@@ -95,7 +95,7 @@ export class NetnsLinkVerbs {
     const owner = ownerOf(link.alias, mark);
     if (owner === 'foreign' || (owner === 'none' && !opts.unmarkedToo)) return 'not-ours';
     try {
-      await this.ch.serial((s) => s.delLink({ index: link.index }, { targetNetnsid: nsid }));
+      await this.ch.delLink({ index: link.index }, { targetNetnsid: nsid });
       return 'deleted';
     } catch (err) {
       const e = kernelError(`delete link ${name} in namespace ${nsid}`, err);

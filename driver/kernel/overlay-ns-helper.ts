@@ -51,7 +51,7 @@ async function main(req: NsSetupRequest): Promise<NsSetupResult> {
     }
     return { createdBridge };
   } finally {
-    k.close();
+    await k.close();
   }
 }
 

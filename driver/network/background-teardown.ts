@@ -2,7 +2,8 @@
  * Kernel teardown that does not hold Docker's answer. Deleting a veth pair takes the kernel
  * about 20 ms (it waits for RCU grace periods), most of DeleteEndpoint's time, while the
  * endpoint is already gone from the store and from every table: the pair is deleted after
- * the answer. A teardown that fails or never runs (loomd killed) leaves a link marked as
+ * the answer (and on a worker thread, netlink-worker.ts, so that the next call is not held
+ * either). A teardown that fails or never runs (loomd killed) leaves a link marked as
  * this loomd's that no record names, which the reconciler removes as an orphan.
  *
  * Invariant: DeleteNetwork and shutdown wait for the network's pending teardowns, so

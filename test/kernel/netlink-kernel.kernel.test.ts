@@ -2,6 +2,12 @@
  * The kernel adapter against the real kernel, as root, inside the throwaway
  * network namespace of `npm run test:kernel` (unshare --net).
  */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as esbuild from 'esbuild';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { ownerMark } from '../../driver/kernel/link-owner';
 import { parseIpMaybeCidr } from '../../lib/prefix';
@@ -144,6 +150,66 @@ describe('owner marks', () => {
       await expect(bare.createBridge('kt-br9', 1500)).rejects.toThrow(/no owner mark/);
     } finally {
       bare.close();
+    }
+  });
+});
+
+describe('link deletions on a worker thread (netlink-worker.ts)', () => {
+  test('a veth pair is deleted without holding the event loop', async () => {
+    await k.createVethPair('kt-del0', 'kt-del1', { mtu: 1500 });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t0 = performance.now();
+    try {
+      expect(await k.deleteOwnedLink('kt-del0')).toBe('deleted');
+    } finally {
+      clearInterval(timer);
+    }
+    const ms = performance.now() - t0;
+    expect(await k.findLink('kt-del1')).toBeUndefined();
+    // The kernel answers a veth pair's deletion after ~10-20 ms (RCU grace periods). Sent from
+    // the main thread (as before), no timer ran until it had answered; the check needs a
+    // deletion long enough to tell the two apart.
+    if (ms >= 8) expect({ ms, ticks: ticks >= 3 }).toEqual({ ms, ticks: true });
+  });
+
+  test('the kernel\'s refusals come back with their errno', async () => {
+    expect(await k.deleteLink('kt-none0')).toBe(false);
+    expect(await k.deleteOwnedLink('kt-none0')).toBe('absent');
+    await k.createBridge('kt-br7', 1500);
+    await k.createBridge('kt-br8', 1500);
+    // Deleted concurrently: both through the worker, one after the other.
+    expect(await Promise.all([k.deleteLink('kt-br7'), k.deleteLink('kt-br8'), k.deleteLink('kt-br7')])).toEqual([true, true, false]);
+  });
+
+  // The netlink addon's socket crashes the process (SIGSEGV) if it is still open when a thread
+  // ends: the worker opens one per deletion. A process that exits right after a deletion, or
+  // after closing the handle, must exit with its own code.
+  test.each([
+    ['exits at once after a deletion (the worker alive)', 'process.exit(3)', 3],
+    ['closes the handle, then ends by itself', 'await k.close()', 0],
+  ])('a process that %s exits cleanly', async (_what, end, code) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-nlw-'));
+    try {
+      const entry = path.join(dir, 'entry.ts');
+      fs.writeFileSync(
+        entry,
+        `import { NetlinkKernel } from ${JSON.stringify(path.resolve(__dirname, '../../driver/kernel/netlink-kernel'))};
+         import { ownerMark } from ${JSON.stringify(path.resolve(__dirname, '../../driver/kernel/link-owner'))};
+         (async () => {
+           const k = new NetlinkKernel(ownerMark('kt0000000002'));
+           await k.createVethPair('kt-ex0', 'kt-ex1', { mtu: 1500 });
+           if ((await k.deleteOwnedLink('kt-ex0')) !== 'deleted') throw new Error('not deleted');
+           ${end};
+         })();`,
+      );
+      const out = path.join(dir, 'entry.js');
+      esbuild.buildSync({ entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', external: ['netlink'], outfile: out, logLevel: 'warning' });
+      const r = spawnSync(process.execPath, [out], { env: { ...process.env, NODE_PATH: path.resolve(__dirname, '../../node_modules') }, encoding: 'utf8', timeout: 20_000 });
+      expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: code, signal: null, stderr: '' });
+      expect(await k.findLink('kt-ex1')).toBeUndefined();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

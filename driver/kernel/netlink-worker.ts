@@ -1,0 +1,163 @@
+/**
+ * Link deletions made on a worker thread, with a netlink socket of its own.
+ *
+ * Why: the kernel handles an rtnetlink request inside the sendmsg() that carries it, and the
+ * `netlink` package sends synchronously, so a request blocks loomd's event loop for as long as
+ * the kernel takes. Deleting a link takes it 10-20 ms (it waits for RCU grace periods): while
+ * a DeleteEndpoint's veth pair was removed after the answer, the next plugin call (dockerd's
+ * ReleaseAddress, right behind it) waited that long before loomd could even read it. On a
+ * worker the wait blocks only the worker.
+ *
+ * The worker starts with the first deletion and stops after IDLE_MS without one (it costs
+ * some 10 MiB while it lives; starting one takes it ~100 ms, off the event loop). A deletion that gets no answer within the deadline fails with
+ * ETIMEDOUT and the worker is replaced, as the main socket is (netlink-channel.ts). If no
+ * worker can run (none can be made, or it fails before it has opened its socket), deletions
+ * fail with WorkerUnavailable and the caller makes them on its own socket.
+ */
+import { Worker } from 'node:worker_threads';
+import { LoomError } from '../../lib/errors';
+
+/** A worker that has made no deletion for this long stops. */
+export const IDLE_MS = 10_000;
+
+/**
+ * The worker's program: one request at a time, the library's error message passed back as is.
+ * Each request has a socket of its own, closed after it: the addon's socket must never be open
+ * when the thread ends (its finalizer then crashes the whole process), and an idle worker
+ * holds none, so it can stop (or the process exit) at any moment it is not in the kernel.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createRtNetlink } = require(workerData.rt);
+parentPort.postMessage({ ready: true });
+let chain = Promise.resolve();
+parentPort.on('message', (m) => {
+  chain = chain.then(async () => {
+    if (m.exit) return parentPort.close();
+    let sock;
+    try {
+      sock = createRtNetlink();
+      await sock.delLink(m.data, m.attrs);
+      parentPort.postMessage({ id: m.id });
+    } catch (err) {
+      parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) });
+    } finally {
+      if (sock) sock.socket.socket.close();
+    }
+  });
+});
+`;
+
+interface Pending {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** No worker can run here: make the request on the main socket. */
+export class WorkerUnavailable extends Error {}
+
+export class NetlinkWorker {
+  private worker: Worker | undefined;
+  /** The current worker has opened its socket. */
+  private ready = false;
+  /** No worker could run: every deletion fails with WorkerUnavailable from now on. */
+  private broken = false;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /**
+   * Deletes a link (RTM_DELLINK with `data` and `attrs`, as the library's delLink takes them)
+   * on the worker; resolves when the kernel answered.
+   */
+  delLink(data: { index?: number }, attrs?: { ifname?: string; targetNetnsid?: number }): Promise<void> {
+    const w = this.ensure();
+    if (!w) return Promise.reject(new WorkerUnavailable('no netlink worker'));
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // The worker is stuck in the kernel: later deletions go to a new one.
+        void this.stop(new LoomError('unavailable', `netlink request got no answer within ${this.timeoutMs} ms`, 'ETIMEDOUT'));
+      }, this.timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      w.postMessage({ id, data, attrs });
+    });
+  }
+
+  /**
+   * Stops the worker once it is out of the kernel (it is never terminated: see WORKER_SOURCE);
+   * requests in flight fail with `reason`. Resolves when it has ended (at most after 2 s).
+   */
+  stop(reason: Error = new LoomError('unavailable', 'netlink worker stopped')): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(reason);
+      this.pending.delete(id);
+    }
+    if (!w) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2_000);
+      timer.unref();
+      w.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      w.postMessage({ exit: true });
+    });
+  }
+
+  private ensure(): Worker | undefined {
+    if (this.worker || this.broken) return this.worker;
+    let w: Worker;
+    try {
+      w = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { rt: require.resolve('netlink/dist/rt/rt') },
+        // A few requests at a time: a small heap is plenty, and keeps the thread's memory small.
+        resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
+      });
+    } catch {
+      this.broken = true;
+      return undefined;
+    }
+    w.unref();
+    w.on('message', (m: { id: number; error?: string; ready?: true }) => {
+      if (m.ready) this.ready = true;
+      else this.answered(m);
+    });
+    // Before its socket is open, a failure means no worker can run here (the addon cannot load
+    // in a worker, no thread can be made): the deletions go to the main socket from then on.
+    const failed = (err: Error): void => {
+      if (this.worker !== w) return;
+      if (!this.ready) this.broken = true;
+      void this.stop(this.ready ? err : new WorkerUnavailable(err.message));
+    };
+    w.on('error', (err) => failed(err instanceof Error ? err : new Error(String(err))));
+    w.on('exit', (code) => failed(new LoomError('unavailable', `netlink worker exited (${code})`)));
+    this.worker = w;
+    this.ready = false;
+    return w;
+  }
+
+  private answered(m: { id: number; error?: string }): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    clearTimeout(p.timer);
+    if (m.error === undefined) p.resolve();
+    else p.reject(new Error(m.error));
+    if (this.pending.size === 0 && this.worker) {
+      this.idleTimer = setTimeout(() => void this.stop(), IDLE_MS);
+      this.idleTimer.unref();
+    }
+  }
+}
