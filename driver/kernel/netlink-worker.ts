@@ -104,9 +104,11 @@ export class NetlinkWorker {
       this.pending.delete(id);
     }
     if (!w) return Promise.resolve();
+    // Held (ref'd) until it has ended: a caller awaiting this (loomd's stop) must not see the
+    // process end under it because nothing else kept the event loop alive.
+    w.ref();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 2_000);
-      timer.unref();
       w.once('exit', () => {
         clearTimeout(timer);
         resolve();
