@@ -118,8 +118,9 @@ export class BridgeDataPlane implements DataPlane {
     const ns = net ? this.nsOf(net) : undefined;
     if (ns && net) return nsPeerMac(this.deps, ns, net, ep);
     const host = await this.kernel.findLink(ep.hostIf);
+    if (!host) return undefined; // (a new endpoint's case: one lookup, not two)
     const peer = await this.kernel.findLink(ep.peerIf);
-    if (!host || !peer || ownerOfLink(this.kernel, host) !== 'self' || ownerOfLink(this.kernel, peer) !== 'self') return undefined;
+    if (!peer || ownerOfLink(this.kernel, host) !== 'self' || ownerOfLink(this.kernel, peer) !== 'self') return undefined;
     return peer.mac || undefined;
   }
 

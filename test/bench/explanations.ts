@@ -12,11 +12,18 @@ const diff = (facts: Facts, a: string, b: string): string => {
   return Number.isFinite(d) ? d.toFixed(0) : '?';
 };
 
+/** "12.3 ms longer" / "4.5 ms less" from a signed difference (as formatted); the figure as is when it is not a number. */
+const signedMs = (v: string, more: string, less: string): string => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) return `${v} ms ${more}`;
+  return n < 0 ? `${v.replace(/^-/, '')} ms ${less}` : `${v} ms ${more}`;
+};
+
 export const EXPLANATIONS: Record<string, (facts: Facts) => string> = {
   start: (x) =>
-    `With Docker ${f(x, 'engine')} the loom start took ${f(x, 'startDiff')} ms longer at the median (${f(x, 'startLoom')} vs ${f(x, 'startBridge')} ms); the ratio of the p95s was ${f(x, 'startP95Ratio')} and that of the 20-parallel batches ${f(x, 'parRatio')}. ` +
+    `With Docker ${f(x, 'engine')} the loom start took ${signedMs(f(x, 'startDiff'), 'longer', 'less')} at the median (${f(x, 'startLoom')} vs ${f(x, 'startBridge')} ms); the ratio of the p95s was ${f(x, 'startP95Ratio')} and that of the 20-parallel batches ${f(x, 'parRatio')}. ` +
     `The single starts ranged over ${f(x, 'startLoomRange')} (loom) and ${f(x, 'startBridgeRange')} (built-in), far wider than the gap, so a difference of this size is at the level of this machine's run-to-run noise. ` +
-    `loom's own calls take ${f(x, 'loomMsPerStart')} ms of a start (${f(x, 'callsPerStart')} plugin calls, ${f(x, 'shareMedian')} of the wall time, section 2; DeleteEndpoint ${f(x, 'deleteEndpointDocker')} ms at the median, the veth pair being deleted after its answer); ` +
+    `loom's own calls take ${f(x, 'loomMsPerStart')} ms of a start (${f(x, 'callsPerStart')} plugin calls, ${f(x, 'shareMedian')} of the wall time, section 2; DeleteEndpoint ${f(x, 'deleteEndpointDocker')} ms at the median, the veth pair being deleted after its answer, on a worker thread, so that the kernel's ~20 ms for it hold neither that answer nor the next call); ` +
     'each call is also one HTTP round trip from dockerd, which the built-in driver, running inside dockerd, does not pay. ' +
     'What would close it: repeat the comparison on an idle machine with more runs (BENCH_START_RUNS=100) to narrow the interval; if a gap remains, make the calls on the start path cheaper (see the plugin time per start).',
   'plugin-per-start': (x) =>
