@@ -25,10 +25,21 @@ export interface CallObserver {
   (event: { method: string; outcome: 'ok' | 'error'; kind?: string; durationMs: number }): void;
 }
 
+/** What an empty body parses to (one object, so a failed validation can tell it from `{}`). */
+const EMPTY_BODY: Readonly<Record<string, never>> = Object.freeze({});
+
+/**
+ * Said when a call that needs arguments arrives without a body: dockerd's plugin client
+ * resends a call whose connection failed (loomd killed or restarting mid-call) with the
+ * body its first attempt drained, so the user sees this message in Docker's error.
+ */
+const EMPTY_BODY_HINT =
+  'the request body is empty (dockerd resends a call with an empty body when its first attempt failed, e.g. while loomd restarted); run the command again';
+
 function parseBody(raw: unknown): unknown {
   const buf = Buffer.isBuffer(raw) ? raw : Buffer.alloc(0);
   const text = buf.toString('utf8').trim();
-  if (text === '') return {};
+  if (text === '') return EMPTY_BODY;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -76,7 +87,7 @@ async function runCall(r: Route, rawBody: unknown, log: Logger, observe: CallObs
     let body: unknown = raw;
     if (r.schema) {
       const parsed = r.schema.safeParse(raw);
-      if (!parsed.success) throw invalid(`invalid ${r.method} request: ${describeZodError(parsed.error)}`);
+      if (!parsed.success) throw invalid(`invalid ${r.method} request: ${raw === EMPTY_BODY ? `${EMPTY_BODY_HINT} (` : ''}${describeZodError(parsed.error)}${raw === EMPTY_BODY ? ')' : ''}`);
       body = parsed.data;
     }
     ids = r.ids ? r.ids(body) : {};

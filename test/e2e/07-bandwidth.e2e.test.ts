@@ -6,6 +6,7 @@
  */
 import { TestHost } from '../helpers/test-host';
 import { settle } from '../helpers/invariants';
+import { waitFor } from '../helpers/run';
 
 jest.setTimeout(300_000);
 
@@ -70,7 +71,16 @@ test('bad rates are refused with a clear error; removal leaves no IFB behind', a
   const n = await host.cli(['network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '-o', 'loom.ingress_rate=1bit', 'badnet']);
   expect(n.stderr).toMatch(/outside 8kbit\.\.100gbit/);
   await host.cliOk(['rm', '-f', 'bw-srv', 'bw-tx', 'bw-rx', 'def-srv', 'def-tx', 'bad']);
-  const links = await host.ipJson<Array<{ ifname: string }>>(['link', 'show']);
-  expect(links.map((l) => l.ifname).filter((x) => x.startsWith('lb'))).toEqual([]);
+  // DeleteEndpoint answers before the kernel has deleted the endpoint's links (veth pair, IFB:
+  // ~20 ms each, on loomd's netlink worker), so `docker rm` may return a little before they go.
+  const t0 = Date.now();
+  let left: string[] = [];
+  await waitFor('the IFBs to go', async () => {
+    const links = await host.ipJson<Array<{ ifname: string }>>(['link', 'show']);
+    left = links.map((l) => l.ifname).filter((x) => x.startsWith('lb') || x.startsWith('lv'));
+    return left.length === 0;
+  }, 5_000, 20).catch(() => undefined);
+  console.log(`IFBs and veth pairs gone ${Date.now() - t0} ms after docker rm returned`);
+  expect(left).toEqual([]);
   expect(await settle(host)).toEqual([]);
 });
