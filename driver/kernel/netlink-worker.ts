@@ -20,6 +20,9 @@ import { LoomError } from '../../lib/errors';
 /** A worker that has made no deletion for this long stops. */
 export const IDLE_MS = 10_000;
 
+/** How long a new worker may take to start (load the addon, open nothing yet) before its first answer is due. */
+const START_MS = 10_000;
+
 /**
  * The worker's program: one request at a time, the library's error message passed back as is.
  * Each request has a socket of its own, closed after it: the addon's socket must never be open
@@ -51,7 +54,6 @@ parentPort.on('message', (m) => {
 interface Pending {
   resolve: () => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
 }
 
 /** No worker can run here: make the request on the main socket. */
@@ -66,6 +68,13 @@ export class NetlinkWorker {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private idleTimer: NodeJS.Timeout | undefined;
+  /**
+   * Armed while requests are pending and re-armed by every message from the worker: it fires
+   * when the worker has said nothing for the deadline, i.e. the request it is making is stuck
+   * (the worker makes them one at a time, so a request waiting behind others, e.g. the veth
+   * pairs of 50 containers removed at once, is not timed while it waits).
+   */
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -80,13 +89,20 @@ export class NetlinkWorker {
     this.idleTimer = undefined;
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // The worker is stuck in the kernel: later deletions go to a new one.
-        void this.stop(new LoomError('unavailable', `netlink request got no answer within ${this.timeoutMs} ms`, 'ETIMEDOUT'));
-      }, this.timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject });
+      if (!this.watchdog) this.arm(this.ready ? this.timeoutMs : START_MS + this.timeoutMs);
       w.postMessage({ id, data, attrs });
     });
+  }
+
+  /** (Re)starts the deadline of the request the worker is making. */
+  private arm(ms = this.timeoutMs): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      this.watchdog = undefined;
+      // The worker is stuck in the kernel (or never started): later deletions go to a new one.
+      void this.stop(new LoomError('unavailable', `netlink request got no answer within ${this.timeoutMs} ms`, 'ETIMEDOUT'));
+    }, ms);
   }
 
   /**
@@ -98,8 +114,9 @@ export class NetlinkWorker {
     this.worker = undefined;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = undefined;
     for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
       p.reject(reason);
       this.pending.delete(id);
     }
@@ -133,8 +150,12 @@ export class NetlinkWorker {
     }
     w.unref();
     w.on('message', (m: { id: number; error?: string; ready?: true }) => {
-      if (m.ready) this.ready = true;
-      else this.answered(m);
+      if (this.worker !== w) return;
+      if (m.ready) {
+        this.ready = true;
+        // Starting the worker is not part of the first request's deadline.
+        if (this.pending.size) this.arm();
+      } else this.answered(m);
     });
     // Before its socket is open, a failure means no worker can run here (the addon cannot load
     // in a worker, no thread can be made): the deletions go to the main socket from then on.
@@ -154,9 +175,13 @@ export class NetlinkWorker {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
-    clearTimeout(p.timer);
     if (m.error === undefined) p.resolve();
     else p.reject(new Error(m.error));
+    if (this.pending.size) this.arm();
+    else {
+      if (this.watchdog) clearTimeout(this.watchdog);
+      this.watchdog = undefined;
+    }
     if (this.pending.size === 0 && this.worker) {
       this.idleTimer = setTimeout(() => void this.stop(), IDLE_MS);
       this.idleTimer.unref();

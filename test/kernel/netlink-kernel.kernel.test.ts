@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import * as esbuild from 'esbuild';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
 import { ownerMark } from '../../driver/kernel/link-owner';
+import { NetlinkWorker } from '../../driver/kernel/netlink-worker';
 import { parseIpMaybeCidr } from '../../lib/prefix';
 
 let k: NetlinkKernel;
@@ -180,6 +181,24 @@ describe('link deletions on a worker thread (netlink-worker.ts)', () => {
     await k.createBridge('kt-br8', 1500);
     // Deleted concurrently: both through the worker, one after the other.
     expect(await Promise.all([k.deleteLink('kt-br7'), k.deleteLink('kt-br8'), k.deleteLink('kt-br7')])).toEqual([true, true, false]);
+  });
+
+  test('a deletion waiting behind others is not timed while it waits (50 containers removed at once)', async () => {
+    // A deadline of 200 ms per request; 24 pairs take the kernel ~0.3-0.5 s one after the other.
+    const w = new NetlinkWorker(200);
+    try {
+      const names = Array.from({ length: 24 }, (_, i) => `kt-q${i}`);
+      for (const n of names) await k.createVethPair(n, `${n}p`, { mtu: 1500 });
+      await w.delLink({}, { ifname: names[0] }); // the worker started (its start has a deadline of its own)
+      const t0 = performance.now();
+      const results = await Promise.allSettled(names.slice(1).map((n) => w.delLink({}, { ifname: n })));
+      const ms = performance.now() - t0;
+      expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+      for (const n of names) expect(await k.findLink(n)).toBeUndefined();
+      console.log(`23 queued veth pair deletions on the worker: ${ms.toFixed(0)} ms`);
+    } finally {
+      await w.stop();
+    }
   });
 
   // The netlink addon's socket crashes the process (SIGSEGV) if it is still open when a thread
