@@ -87,7 +87,10 @@ async function runCall(r: Route, rawBody: unknown, log: Logger, observe: CallObs
     let body: unknown = raw;
     if (r.schema) {
       const parsed = r.schema.safeParse(raw);
-      if (!parsed.success) throw invalid(`invalid ${r.method} request: ${raw === EMPTY_BODY ? `${EMPTY_BODY_HINT} (` : ''}${describeZodError(parsed.error)}${raw === EMPTY_BODY ? ')' : ''}`);
+      if (!parsed.success) {
+        const why = describeZodError(parsed.error);
+        throw invalid(`invalid ${r.method} request: ${raw === EMPTY_BODY ? `${EMPTY_BODY_HINT} (${why})` : why}`);
+      }
       body = parsed.data;
     }
     ids = r.ids ? r.ids(body) : {};

@@ -9,10 +9,11 @@
  * worker the wait blocks only the worker.
  *
  * The worker starts with the first deletion and stops after IDLE_MS without one (it costs
- * some 10 MiB while it lives; starting one takes it ~100 ms, off the event loop). A deletion that gets no answer within the deadline fails with
- * ETIMEDOUT and the worker is replaced, as the main socket is (netlink-channel.ts). If no
- * worker can run (none can be made, or it fails before it has opened its socket), deletions
- * fail with WorkerUnavailable and the caller makes them on its own socket.
+ * some 10 MiB while it lives; starting one takes it ~100 ms, off the event loop). When it says
+ * nothing for the deadline while deletions are pending, they fail with ETIMEDOUT and the
+ * worker is replaced, as the main socket is (netlink-channel.ts). If no worker can run (none
+ * can be made, or it fails before it has opened its socket), deletions fail with
+ * WorkerUnavailable and the caller makes them on its own socket.
  */
 import { Worker } from 'node:worker_threads';
 import { LoomError } from '../../lib/errors';
@@ -97,12 +98,17 @@ export class NetlinkWorker {
 
   /** (Re)starts the deadline of the request the worker is making. */
   private arm(ms = this.timeoutMs): void {
-    if (this.watchdog) clearTimeout(this.watchdog);
+    this.disarm();
     this.watchdog = setTimeout(() => {
       this.watchdog = undefined;
       // The worker is stuck in the kernel (or never started): later deletions go to a new one.
       void this.stop(new LoomError('unavailable', `netlink request got no answer within ${this.timeoutMs} ms`, 'ETIMEDOUT'));
     }, ms);
+  }
+
+  private disarm(): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = undefined;
   }
 
   /**
@@ -114,8 +120,7 @@ export class NetlinkWorker {
     this.worker = undefined;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = undefined;
+    this.disarm();
     for (const [id, p] of this.pending) {
       p.reject(reason);
       this.pending.delete(id);
@@ -179,12 +184,11 @@ export class NetlinkWorker {
     else p.reject(new Error(m.error));
     if (this.pending.size) this.arm();
     else {
-      if (this.watchdog) clearTimeout(this.watchdog);
-      this.watchdog = undefined;
-    }
-    if (this.pending.size === 0 && this.worker) {
-      this.idleTimer = setTimeout(() => void this.stop(), IDLE_MS);
-      this.idleTimer.unref();
+      this.disarm();
+      if (this.worker) {
+        this.idleTimer = setTimeout(() => void this.stop(), IDLE_MS);
+        this.idleTimer.unref();
+      }
     }
   }
 }
