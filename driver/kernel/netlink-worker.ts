@@ -39,15 +39,20 @@ parentPort.on('message', (m) => {
   chain = chain.then(async () => {
     if (m.exit) return parentPort.close();
     let sock;
+    let error;
     try {
       sock = createRtNetlink();
       await sock.delLink(m.data, m.attrs);
-      parentPort.postMessage({ id: m.id });
     } catch (err) {
-      parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) });
-    } finally {
-      if (sock) sock.socket.socket.close();
+      error = String((err && err.message) || err);
     }
+    // The socket is closed outside the addon's read callback: delLink settles inside it, and
+    // the callback goes on reading the socket afterwards (a closed one: the read fails and the
+    // addon calls back into JS with the error, which aborts the process if it is exiting).
+    // Answered once the socket is closed: the process may exit as soon as the answer arrives.
+    await new Promise((r) => setImmediate(r));
+    if (sock) sock.socket.socket.close();
+    parentPort.postMessage(error === undefined ? { id: m.id } : { id: m.id, error });
   });
 });
 `;
