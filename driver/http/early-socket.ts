@@ -22,7 +22,7 @@ export const PLUGIN_MEDIA_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 export async function openEarlySocket(socketPath: string, mode: number, answers: Record<string, object>): Promise<EarlySocket> {
   let app: http.RequestListener | undefined;
   const waiting: Array<[http.IncomingMessage, http.ServerResponse]> = [];
-  const server = http.createServer(onePerConnection((req, res) => {
+  const server = pluginHttpServer((req, res) => {
     if (app) return app(req, res);
     const answer = req.method === 'POST' ? answers[(req.url ?? '').replace(/^\//, '')] : undefined;
     if (answer) {
@@ -31,7 +31,7 @@ export async function openEarlySocket(socketPath: string, mode: number, answers:
       return;
     }
     waiting.push([req, res]);
-  }));
+  });
   await listenOnUnixSocket(server, socketPath, mode);
   return {
     server,
@@ -43,18 +43,30 @@ export async function openEarlySocket(socketPath: string, mode: number, answers:
 }
 
 /**
- * One call per connection. dockerd keeps idle connections to a plugin for ever and Node
- * closes them after 5 s idle: a call sent on a connection just as Node closes it fails
- * with EOF, and dockerd's plugin client then retries it with an empty body (its request
- * buffer was drained by the first attempt), which arrives as a call without arguments
- * ("PoolID: expected string"). `Connection: close` tells dockerd never to reuse a
- * connection; a new Unix socket connection costs microseconds.
+ * An HTTP server for a plugin socket whose connections stay open for as long as the client
+ * keeps them. dockerd keeps its idle plugin connections and sends its next call on one, which
+ * spares loomd accepting and closing a connection per call. Node would close an idle
+ * connection after 5 s (keepAliveTimeout) without dockerd seeing it coming: a call dockerd
+ * sent just then would fail with EOF after its body was written, and dockerd's plugin client
+ * retries such a call with its drained buffer, an empty body ("PoolID: expected string").
+ * keepAliveTimeout 0: loomd never closes an idle connection on its own, only when it stops
+ * (closeServers). dockerd then learns of the close from the connection, as when loomd is
+ * killed; only a call sent in the instant of the close can still come back empty, and the
+ * server's answer to an empty body says so.
  */
-export function onePerConnection(listener: http.RequestListener): http.RequestListener {
-  return (req, res) => {
-    res.setHeader('Connection', 'close');
+export function pluginHttpServer(listener: http.RequestListener): http.Server {
+  const server = http.createServer((req, res) => {
+    // Once loomd stops (close(): the listener is gone), a call on a kept connection ends it,
+    // and a call answered after the stop began leaves no idle connection behind (close()
+    // closes those idle at that moment, and would otherwise wait for these until forced).
+    if (!server.listening) res.shouldKeepAlive = false;
+    res.once('finish', () => {
+      if (!server.listening) setImmediate(() => server.closeIdleConnections());
+    });
     listener(req, res);
-  };
+  });
+  server.keepAliveTimeout = 0;
+  return server;
 }
 
 /**

@@ -14,7 +14,7 @@ import { LoomError, asLoomError, invalid } from '../../lib/errors';
 import { inCall } from '../../lib/cluster/etcd-wait';
 import type { Logger } from '../../lib/logger';
 import type { Route } from '../../lib/http-route';
-import { PLUGIN_MEDIA_TYPE, listenOnUnixSocket, onePerConnection } from './early-socket';
+import { PLUGIN_MEDIA_TYPE, listenOnUnixSocket, pluginHttpServer } from './early-socket';
 
 export { PLUGIN_MEDIA_TYPE };
 
@@ -174,7 +174,7 @@ export function createPluginApp(routes: Route[], log: Logger, observe?: CallObse
 
 /** Serves `app` on a Unix socket (0600 by default: only root may talk to it). */
 export async function listenUnix(app: http.RequestListener, socketPath: string, mode = 0o600): Promise<http.Server> {
-  const server = http.createServer(onePerConnection(app));
+  const server = pluginHttpServer(app);
   await listenOnUnixSocket(server, socketPath, mode);
   return server;
 }

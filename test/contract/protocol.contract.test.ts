@@ -56,19 +56,27 @@ describe('handshake', () => {
     });
   });
 
-  test('every answer closes its connection (dockerd must never reuse one that loomd is closing)', async () => {
-    // dockerd's plugin client retries a call that failed with EOF on a reused connection
-    // with an empty body; with Connection: close it never reuses a connection.
-    for (const method of ['Plugin.Activate', 'IpamDriver.GetDefaultAddressSpaces', 'IpamDriver.RequestPool']) {
-      const header = await new Promise<string | undefined>((resolve, reject) => {
-        const req = http.request({ socketPath: daemon.socket, method: 'POST', path: `/${method}`, agent: new http.Agent({ keepAlive: true }) }, (res) => {
+  test('a connection is kept across an idle spell longer than Node\'s default 5 s (dockerd reuses it; it must never be closed under it)', async () => {
+    // dockerd keeps idle plugin connections for ever; had loomd closed one after 5 s idle, a call
+    // sent as it closed would fail with EOF and come back from dockerd's retry with an empty body.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const call = (method: string): Promise<{ status: number; connection?: string; reused: boolean }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ socketPath: daemon.socket, method: 'POST', path: `/${method}`, agent }, (res) => {
           res.resume();
-          resolve(res.headers.connection);
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, ...(res.headers.connection ? { connection: res.headers.connection } : {}), reused: req.reusedSocket }));
         });
         req.on('error', reject);
-        req.end(method === 'IpamDriver.RequestPool' ? '{"AddressSpace":"nope"}\n' : '');
+        req.end('');
       });
-      expect(header).toBe('close');
+    try {
+      const first = await call('Plugin.Activate');
+      expect(first).toEqual({ status: 200, connection: 'keep-alive', reused: false });
+      expect(await call('IpamDriver.GetDefaultAddressSpaces')).toEqual({ status: 200, connection: 'keep-alive', reused: true });
+      await new Promise((r) => setTimeout(r, 5_600));
+      expect(await call('IpamDriver.GetCapabilities')).toEqual({ status: 200, connection: 'keep-alive', reused: true });
+    } finally {
+      agent.destroy();
     }
   });
 

@@ -178,6 +178,37 @@ describe('listenUnix', () => {
     }
   });
 
+  test('a kept connection does not hold the stop: a call answered after close() began ends its connection', async () => {
+    const slow = path.join(dir, 'slow.sock');
+    let answer: (() => void) | undefined;
+    const s = await listenUnix((req, res) => {
+      req.resume();
+      req.on('end', () => (answer = () => res.end('{}')));
+    }, slow);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const answered = new Promise<void>((resolve, reject) => {
+        const req = http.request({ socketPath: slow, method: 'POST', path: '/Slow', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        });
+        req.on('error', reject);
+        req.end('');
+      });
+      for (let i = 0; i < 500 && !answer; i++) await new Promise((r) => setTimeout(r, 10));
+      // As closeServers stops a server: close() (no new connections; idle ones closed), then the call in flight is answered.
+      const closed = new Promise<string>((r) => s.close(() => r('closed')));
+      s.closeIdleConnections();
+      answer?.();
+      await answered;
+      // Without the server's own close of the connection it answered on, only closeServers' forced close (10 s) would end it.
+      expect(await Promise.race([closed, new Promise<string>((r) => setTimeout(() => r('still open after 3 s'), 3_000).unref())])).toBe('closed');
+    } finally {
+      agent.destroy();
+      s.closeAllConnections();
+    }
+  });
+
   test('a live socket is not stolen, a stale one is replaced, a regular file is refused', async () => {
     await expect(listenUnix(createPluginApp(routes, silentLogger()), sock)).rejects.toThrow(/another process is serving/);
 
