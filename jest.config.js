@@ -1,10 +1,15 @@
-/** Test tiers by file suffix; each tier has its own npm script (see package.json). */
+/**
+ * Test tiers by file suffix; each tier has its own npm script (see package.json).
+ * ts-jest only transpiles (tsconfig.jest.json: isolatedModules): `npm test` type-checks the
+ * whole tree, tests included, once (npm run typecheck) before any tier runs, instead of every
+ * tier's workers type-checking each file again.
+ */
 const tier = (name, extra = {}) => ({
   displayName: name,
   preset: 'ts-jest',
   testEnvironment: 'node',
   testMatch: [`<rootDir>/test/**/*.${name}.test.ts`],
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json', diagnostics: { warnOnly: false } }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json' }] },
   ...extra,
 });
 
