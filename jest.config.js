@@ -1,6 +1,6 @@
 /**
  * Test tiers by file suffix; each tier has its own npm script (see package.json).
- * ts-jest only transpiles (tsconfig.jest.json: isolatedModules): `npm test` type-checks the
+ * ts-jest only transpiles (tsconfig.json sets isolatedModules): `npm test` type-checks the
  * whole tree, tests included, once (npm run typecheck) before any tier runs, instead of every
  * tier's workers type-checking each file again.
  */
@@ -9,7 +9,7 @@ const tier = (name, extra = {}) => ({
   preset: 'ts-jest',
   testEnvironment: 'node',
   testMatch: [`<rootDir>/test/**/*.${name}.test.ts`],
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.jest.json' }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
   ...extra,
 });
 

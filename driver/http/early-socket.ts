@@ -50,21 +50,21 @@ export async function openEarlySocket(socketPath: string, mode: number, answers:
  * sent just then would fail with EOF after its body was written, and dockerd's plugin client
  * retries such a call with its drained buffer, an empty body ("PoolID: expected string").
  * keepAliveTimeout 0: loomd never closes an idle connection on its own, only when it stops
- * (closeServers). dockerd then learns of the close from the connection, as when loomd is
- * killed; only a call sent in the instant of the close can still come back empty, and the
- * server's answer to an empty body says so.
+ * (closeServers: close() ends the connections idle at that moment; dockerd learns of it from
+ * the connection, as when loomd is killed, and only a call sent in that very instant can still
+ * come back empty, which the server's answer to an empty body explains).
+ * Every answer written once the stop has begun says `Connection: close` (decided as its
+ * headers are written, so a call that arrived before the stop is included), and Node ends its
+ * connection after it: dockerd never puts back in its pool a connection loomd is closing.
  */
 export function pluginHttpServer(listener: http.RequestListener): http.Server {
-  const server = http.createServer((req, res) => {
-    // Once loomd stops (close(): the listener is gone), a call on a kept connection ends it,
-    // and a call answered after the stop began leaves no idle connection behind (close()
-    // closes those idle at that moment, and would otherwise wait for these until forced).
-    if (!server.listening) res.shouldKeepAlive = false;
-    res.once('finish', () => {
-      if (!server.listening) setImmediate(() => server.closeIdleConnections());
-    });
-    listener(req, res);
-  });
+  class PluginResponse extends http.ServerResponse {
+    override writeHead(...args: unknown[]): this {
+      if (!server.listening) this.shouldKeepAlive = false;
+      return (http.ServerResponse.prototype.writeHead as (...a: unknown[]) => this).apply(this, args);
+    }
+  }
+  const server = http.createServer({ ServerResponse: PluginResponse }, listener);
   server.keepAliveTimeout = 0;
   return server;
 }

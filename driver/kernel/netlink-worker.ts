@@ -46,10 +46,11 @@ parentPort.on('message', (m) => {
     } catch (err) {
       error = String((err && err.message) || err);
     }
-    // The socket is closed outside the addon's read callback: delLink settles inside it, and
-    // the callback goes on reading the socket afterwards (a closed one: the read fails and the
-    // addon calls back into JS with the error, which aborts the process if it is exiting).
-    // Answered once the socket is closed: the process may exit as soon as the answer arrives.
+    // Closed and answered from an immediate, outside the addon's callbacks: delLink settles
+    // inside the addon's read callback (promise jobs run before it returns), and an answer
+    // posted from there lets the main thread exit, ending this thread while it is still inside
+    // the addon, whose next call into JS then fails and aborts the process (node-addon-api's
+    // fatal Error::Error). Answered once the socket is closed: the process may exit at once.
     await new Promise((r) => setImmediate(r));
     if (sock) sock.socket.socket.close();
     parentPort.postMessage(error === undefined ? { id: m.id } : { id: m.id, error });

@@ -109,11 +109,12 @@ export async function ipamBenchmarks(ctx: BenchContext): Promise<void> {
       await call(d.socket, 'IpamDriver.ReleasePool', { PoolID: pool.json.PoolID });
       return { ms, loomdCpuUs, clientCpuUs: (own.user + own.system) / capacity };
     };
-    ctx.phase(`ipam: filling a /${len} with ${INFLIGHT} requests in flight (a new connection per call)`);
-    const concFresh = await concurrentFill(pluginCall);
+    // The judged figure first (the second fill runs on a warmer loomd).
     ctx.phase(`ipam: filling a /${len} with ${INFLIGHT} requests in flight (${INFLIGHT} kept connections)`);
     const kept = new http.Agent({ keepAlive: true, maxSockets: INFLIGHT });
     const concKept = await concurrentFill((socket, method, body) => pluginCall(socket, method, body, kept)).finally(() => kept.destroy());
+    ctx.phase(`ipam: filling a /${len} with ${INFLIGHT} requests in flight (a new connection per call)`);
+    const concFresh = await concurrentFill(pluginCall);
     const concFillMs = concKept.ms;
 
     // ---- near exhaustion: the last 1 % of a /20, then scattered holes ----------------------------
@@ -273,7 +274,7 @@ export async function ipamBenchmarks(ctx: BenchContext): Promise<void> {
       fillConcFreshClientUs: fmt(concFresh.clientCpuUs, 0),
       fillConcFreshLoomdUs: fmt(concFresh.loomdCpuUs, 0),
       fillConcKeptClientUs: fmt(concKept.clientCpuUs, 0),
-      fillConcLoomdUs: fmt(concKept.loomdCpuUs, 0),
+      fillConcKeptLoomdUs: fmt(concKept.loomdCpuUs, 0),
       fillLevelUs: fmt((levelMs * 1000) / capacity, 0),
       fillMemUs: fmt((memMs * 1000) / capacity, 1),
       fillLevelS: fmt(levelMs / 1000, 2),

@@ -1,4 +1,8 @@
-/** Minimal HTTP client over a Unix socket, shaped like Docker's plugin client (POST, no Content-Type). */
+/**
+ * Minimal HTTP client over a Unix socket, shaped like Docker's plugin client (POST, no
+ * Content-Type), except that by default each call has a connection of its own (Connection: close),
+ * where dockerd keeps its connections: pass an agent with keepAlive for that.
+ */
 import * as http from 'node:http';
 
 export interface UnixResponse {

@@ -12,6 +12,7 @@ import { conflict } from '../../lib/errors';
 import { route } from '../../lib/http-route';
 import { CallObserver, MAX_BODY_BYTES, PLUGIN_MEDIA_TYPE, createPluginApp, listenUnix } from '../../driver/http/server';
 import { silentLogger } from '../../lib/logger';
+import { closeServers } from '../../driver/startup/listeners';
 import { pluginCall, unixRequest } from '../helpers/unix-http';
 
 const Echo = z.object({
@@ -178,7 +179,7 @@ describe('listenUnix', () => {
     }
   });
 
-  test('a kept connection does not hold the stop: a call answered after close() began ends its connection', async () => {
+  test('a call in flight when the stop begins is answered with Connection: close and does not hold the stop', async () => {
     const slow = path.join(dir, 'slow.sock');
     let answer: (() => void) | undefined;
     const s = await listenUnix((req, res) => {
@@ -187,22 +188,22 @@ describe('listenUnix', () => {
     }, slow);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const answered = new Promise<void>((resolve, reject) => {
+      const answered = new Promise<string | undefined>((resolve, reject) => {
         const req = http.request({ socketPath: slow, method: 'POST', path: '/Slow', agent }, (res) => {
           res.resume();
-          res.on('end', () => resolve());
+          res.on('end', () => resolve(res.headers.connection));
         });
         req.on('error', reject);
         req.end('');
       });
       for (let i = 0; i < 500 && !answer; i++) await new Promise((r) => setTimeout(r, 10));
-      // As closeServers stops a server: close() (no new connections; idle ones closed), then the call in flight is answered.
-      const closed = new Promise<string>((r) => s.close(() => r('closed')));
-      s.closeIdleConnections();
+      // loomd's stop: closeServers closes the listener and the idle connections (none: a call is in flight).
+      const stopped = closeServers([s]).then(() => 'stopped');
       answer?.();
-      await answered;
-      // Without the server's own close of the connection it answered on, only closeServers' forced close (10 s) would end it.
-      expect(await Promise.race([closed, new Promise<string>((r) => setTimeout(() => r('still open after 3 s'), 3_000).unref())])).toBe('closed');
+      // The client must not keep (and reuse) a connection the stopping server is about to close.
+      expect(await answered).toBe('close');
+      // Had the connection stayed open, only closeServers' forced close (after 10 s) would end the stop.
+      expect(await Promise.race([stopped, new Promise<string>((r) => setTimeout(() => r('still open after 3 s'), 3_000).unref())])).toBe('stopped');
     } finally {
       agent.destroy();
       s.closeAllConnections();
