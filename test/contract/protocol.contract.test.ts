@@ -61,17 +61,10 @@ describe('handshake', () => {
     // sent as it closed would fail with EOF and come back from dockerd's retry with an empty body.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     // No Keep-Alive: timeout=N hint either (Node's agent would honour it, Go's client ignores it).
-    const call = (method: string): Promise<{ status: number; connection?: string; hint?: string; reused: boolean }> =>
-      new Promise((resolve, reject) => {
-        const req = http.request({ socketPath: daemon.socket, method: 'POST', path: `/${method}`, agent }, (res) => {
-          res.resume();
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, ...(res.headers.connection ? { connection: res.headers.connection } : {}), ...(res.headers['keep-alive'] ? { hint: String(res.headers['keep-alive']) } : {}), reused: req.reusedSocket }),
-          );
-        });
-        req.on('error', reject);
-        req.end('');
-      });
+    const call = async (method: string): Promise<{ status: number; connection?: string; hint?: string; reused: boolean }> => {
+      const { status, headers, reused } = await pluginCall(daemon.socket, method, undefined, agent);
+      return { status, ...(headers.connection ? { connection: headers.connection } : {}), ...(headers['keep-alive'] ? { hint: String(headers['keep-alive']) } : {}), reused };
+    };
     try {
       const first = await call('Plugin.Activate');
       expect(first).toEqual({ status: 200, connection: 'keep-alive', reused: false });

@@ -9,6 +9,9 @@ export interface UnixResponse {
   status: number;
   body: string;
   json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  headers: http.IncomingHttpHeaders;
+  /** Whether the call went on a connection an earlier call had used (only with a keepAlive agent). */
+  reused: boolean;
 }
 
 /**
@@ -39,7 +42,7 @@ export function unixRequest(socketPath: string, method: string, urlPath: string,
           } catch {
             json = undefined;
           }
-          resolve({ status: res.statusCode ?? 0, body: text, json });
+          resolve({ status: res.statusCode ?? 0, body: text, json, headers: res.headers, reused: req.reusedSocket });
         });
       },
     );

@@ -188,14 +188,7 @@ describe('listenUnix', () => {
     }, slow);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const answered = new Promise<string | undefined>((resolve, reject) => {
-        const req = http.request({ socketPath: slow, method: 'POST', path: '/Slow', agent }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.headers.connection));
-        });
-        req.on('error', reject);
-        req.end('');
-      });
+      const answered = pluginCall(slow, 'Slow', undefined, agent).then((r) => r.headers.connection);
       for (let i = 0; i < 500 && !answer; i++) await new Promise((r) => setTimeout(r, 10));
       // loomd's stop: closeServers closes the listener and the idle connections (none: a call is in flight).
       const stopped = closeServers([s]).then(() => 'stopped');
