@@ -98,7 +98,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   const dataplane = new BridgeDataPlane(kernel, log.child({ svc: 'bridge' }), { sysctl: new Sysctl(config.procSys), netns, overlayNs });
   let built: ClusterCoordinator | undefined;
   const endpointEvents = new EndpointEvents();
-  const { table, firewall, networks, endpoints, ports, repairs, teardown } = createNetworkStack({
+  const { table, firewall, networks, endpoints, ports, repairs, background } = createNetworkStack({
     repo: new NetworkRepository(kv),
     dataplane,
     firewall: new NftFirewall(log.child({ svc: 'firewall' }), firewallNames(instance)),
@@ -278,7 +278,7 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
       // Finish the calls in flight (bounded), refuse new ones, keep the data plane as it is.
       await closeServers([server, admin, metricsServer]);
       await restoring;
-      await teardown.settle();
+      await background.settle();
       // Docker's resolver answers the containers directly while loomd is away.
       await discovery?.stop();
       await reconciler.stop();

@@ -108,6 +108,15 @@ export class BridgeDataPlane implements DataPlane {
     await runTable(ENDPOINT_STEPS, c, steps);
   }
 
+  async checkNewEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    // In an overlay's namespace every name is this loomd's (overlay-ns.ts): nothing to refuse ahead.
+    if (this.nsOf(net)) return;
+    await observeEndpoint(this.deps, net, ep, { creating: true });
+    // The container end's name: a leftover of this loomd's is replaced when the pair is made; anyone else's is refused.
+    const peer = await this.kernel.findLink(ep.peerIf);
+    if (peer && ownerOfLink(this.kernel, peer) !== 'self') throw conflict(`interface ${ep.peerIf} exists and is not this loomd's`);
+  }
+
   async replumbEndpoint(net: NetworkRecord, ep: EndpointRecord, gateways: Gateways): Promise<void> {
     if (!ep.sandboxKey) throw conflict(`endpoint ${ep.id} has no sandbox to plumb into`);
     const steps = new StepRunner(`re-plumb endpoint ${ep.id.slice(0, 12)}`, this.log);

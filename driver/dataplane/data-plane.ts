@@ -43,6 +43,12 @@ export interface DataPlane {
   ensureNetwork(net: NetworkRecord, steps: StepRunner, opts?: EnsureOptions): Promise<{ createdBridge: boolean }>;
   /** Deletes what loom made; a borrowed bridge is given back as it was found. */
   removeNetwork(net: NetworkRecord): Promise<void>;
+  /**
+   * Refuses (conflict) what would keep a new endpoint's pair from being made, as ensureEndpoint
+   * with `creating` would: either end's name taken by a link that is not this loomd's (or, for
+   * the host end, not a veth); changes nothing.
+   */
+  checkNewEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   /** Makes the endpoint's veth pair (and shaping) right, like ensureNetwork. */
   ensureEndpoint(net: NetworkRecord, ep: EndpointRecord, steps: StepRunner, opts?: EnsureOptions): Promise<void>;
   /** Deletes the endpoint's links (recorded names only; another loomd's are left alone). */

@@ -1,7 +1,9 @@
 /**
  * The lifecycle of endpoints as Docker asks for it: CreateEndpoint, Join, Leave,
- * DeleteEndpoint, each under its network's lock, as named steps with rollback; the store
- * is written last. Never echoes an address back; returns a MAC only when Docker gave none.
+ * DeleteEndpoint, each under its network's lock, as named steps with rollback. A new
+ * endpoint is checked against the kernel and recorded, then answered; its veth pair is made
+ * after the answer and Join waits for it (background-work.ts). Never echoes an address back;
+ * returns a MAC only when Docker gave none.
  */
 import type { DataPlane } from '../dataplane/bridge';
 import { StepRunner, teardownAll } from '../dataplane/steps';
@@ -16,7 +18,7 @@ import { OPT_EGRESS_RATE, OPT_INGRESS_RATE, parseRates } from '../model/rates';
 import { checkEndpointAddress, joinGateways } from '../model/records';
 import type { EndpointRecord, JoinInfo, NetworkRecord } from '../model/types';
 import type { PortReserver } from '../ports/port-reserver';
-import type { BackgroundTeardown } from './background-teardown';
+import type { BackgroundWork } from './background-work';
 import type { EndpointEvents } from './endpoint-events';
 import type { NetworkFirewall } from './network-firewall';
 import type { NetworkState, NetworkTable } from './network-table';
@@ -46,7 +48,7 @@ export interface EndpointServiceDeps {
   /** Who hears about joins and leaves (service discovery). */
   events?: EndpointEvents | undefined;
   /** Kernel teardown after the answer (veth pairs of deleted endpoints). */
-  teardown: BackgroundTeardown;
+  background: BackgroundWork;
 }
 
 export class EndpointService {
@@ -73,6 +75,7 @@ export class EndpointService {
         if (existing.address !== address || existing.addressV6 !== addressV6 || (dockerMac && existing.mac !== dockerMac)) {
           throw conflict(`endpoint ${input.id} already exists with different addresses`);
         }
+        await this.d.background.made(existing.id);
         await dataplane.ensureEndpoint(net, existing, new StepRunner(`re-create endpoint ${input.id.slice(0, 12)}`, log));
         return existing.macFromDocker ? {} : { mac: existing.mac };
       }
@@ -96,10 +99,13 @@ export class EndpointService {
         createdAt: new Date().toISOString(),
       };
       this.checkUnique(ep, state);
-      const steps = new StepRunner(`create endpoint ${input.id.slice(0, 12)}`, log);
-      await dataplane.ensureEndpoint(net, ep, steps, { creating: true });
-      await steps.step('store endpoint', () => table.repo.putEndpoint(ep));
+      // What would refuse the pair is refused now; the pair itself is made after the answer
+      // (Join waits for it). Recorded first: a loomd killed before the pair exists restores it.
+      await dataplane.checkNewEndpoint(net, ep);
+      await table.repo.putEndpoint(ep);
       state.endpoints.set(ep.id, ep);
+      const what = `create endpoint ${input.id.slice(0, 12)}`;
+      this.d.background.startMaking(net.id, ep.id, what, () => dataplane.ensureEndpoint(net, ep, new StepRunner(what, log), { creating: true }));
       if (net.overlay) this.d.overlay?.endpointUp(net, ep);
       // Never echo the address; return the MAC only when Docker gave none.
       return ep.macFromDocker ? {} : { mac: ep.mac };
@@ -151,8 +157,12 @@ export class EndpointService {
         ['delete from store', () => table.repo.deleteEndpoint(networkId, endpointId)],
       ]);
       // The veth pair goes after the answer (the kernel takes ~20 ms): nothing names it any more.
+      // (After its creation, if that is still running.)
       const record = state.record;
-      this.d.teardown.start(networkId, `remove veth pair of endpoint ${endpointId.slice(0, 12)}`, () => this.d.dataplane.removeEndpoint(record, ep));
+      this.d.background.start(networkId, `remove veth pair of endpoint ${endpointId.slice(0, 12)}`, async () => {
+        await this.d.background.made(endpointId);
+        await this.d.dataplane.removeEndpoint(record, ep);
+      });
     });
   }
 
@@ -162,7 +172,10 @@ export class EndpointService {
       const { state, ep } = table.require(networkId, endpointId);
       checkSandboxKey(sandboxKey);
       const net = state.record;
-      await this.d.dataplane.ensureEndpoint(net, ep, new StepRunner(`join endpoint ${endpointId.slice(0, 12)}`, log));
+      // The pair CreateEndpoint's answer left to be made: made just now, or made (or its error met) here.
+      if (!(await this.d.background.made(endpointId))) {
+        await this.d.dataplane.ensureEndpoint(net, ep, new StepRunner(`join endpoint ${endpointId.slice(0, 12)}`, log));
+      }
       let joined = ep;
       if (ep.sandboxKey !== sandboxKey) {
         // Names belong to a sandbox: a join into another one learns them again.

@@ -16,7 +16,7 @@ import type { BridgeSnapshot, IpamData, NetworkRecord } from '../model/types';
 import type { NetworkFirewall } from './network-firewall';
 import type { NetworkTable } from './network-table';
 import type { OverlayControl } from './overlay-control';
-import type { BackgroundTeardown } from './background-teardown';
+import type { BackgroundWork } from './background-work';
 
 export type { CreateNetworkInput } from '../model/records';
 
@@ -30,8 +30,8 @@ export interface NetworkServiceDeps {
   log: Logger;
   /** Cluster mode only: overlay networks (driver/cluster/coordinator.ts). */
   overlay?: OverlayControl | undefined;
-  /** Endpoint teardown still running after DeleteEndpoint's answer. */
-  teardown: BackgroundTeardown;
+  /** Endpoint work still running after the answer (pairs being made or removed). */
+  background: BackgroundWork;
 }
 
 export class NetworkService {
@@ -162,7 +162,7 @@ export class NetworkService {
         return;
       }
       // Endpoints deleted just before: their veth pairs are gone before the network is.
-      await this.d.teardown.settle(networkId);
+      await this.d.background.settle(networkId);
       const record = state.record;
       const leftovers = [...state.endpoints.values()];
       if (leftovers.length > 0) {

@@ -10,7 +10,7 @@ import { PortPublisher } from '../ports/port-publisher';
 import { PortReserver } from '../ports/port-reserver';
 import type { NetworkRepository } from '../store/network-repo';
 import type { EndpointEvents } from './endpoint-events';
-import { BackgroundTeardown } from './background-teardown';
+import { BackgroundWork } from './background-work';
 import { EndpointService } from './endpoint-service';
 import { NetworkFirewall } from './network-firewall';
 import { NetworkService } from './network-service';
@@ -25,8 +25,8 @@ export interface NetworkStack {
   endpoints: EndpointService;
   ports: PortPublisher;
   repairs: NetworkRepairs;
-  /** Kernel teardown after the answer: shutdown waits for it. */
-  teardown: BackgroundTeardown;
+  /** Kernel work after the answer (veth pairs made after CreateEndpoint, removed after DeleteEndpoint): shutdown waits for it. */
+  background: BackgroundWork;
 }
 
 export interface NetworkStackParts {
@@ -49,11 +49,11 @@ export function createNetworkStack(p: NetworkStackParts): NetworkStack {
   const table = new NetworkTable(p.repo, p.log);
   const firewall = new NetworkFirewall(table, p.firewall, p.policed);
   const reserver = new PortReserver(p.log.child({ svc: 'ports' }));
-  const teardown = new BackgroundTeardown(p.log);
-  const deps = { table, dataplane: p.dataplane, firewall, ports: reserver, overlay: p.overlay?.(table), log: p.log, teardown };
+  const background = new BackgroundWork(p.log);
+  const deps = { table, dataplane: p.dataplane, firewall, ports: reserver, overlay: p.overlay?.(table), log: p.log, background };
   const networks = new NetworkService(deps);
   const endpoints = new EndpointService({ ...deps, events: p.events });
   const ports = new PortPublisher(table, reserver, firewall, p.log.child({ svc: 'ports' }));
   const repairs = new NetworkRepairs(table, p.dataplane, firewall, networks, endpoints, p.log.child({ svc: 'reconcile' }));
-  return { table, firewall, networks, endpoints, ports, repairs, teardown };
+  return { table, firewall, networks, endpoints, ports, repairs, background };
 }

@@ -79,7 +79,7 @@ test('a network is a bridge with its gateway, firewall rules and shim; removal l
   await svc.deleteEndpoint(NET_A, 'e'.repeat(64));
   // The answer does not wait for the kernel's veth deletion; settling does.
   expect(svc.table.state(NET_A)?.endpoints.size).toBe(0);
-  await svc.teardown.settle(NET_A);
+  await svc.background.settle(NET_A);
   expect((await loomLinks()).filter((n) => n.endsWith('e'.repeat(12)))).toEqual([]);
   await svc.deleteNetwork(NET_A);
   await svc.deleteNetwork(NET_B);

@@ -159,6 +159,7 @@ test('upgrade: links an earlier loom made without a mark, named in this loomd\'s
   const svc1 = service(kv);
   await svc1.createNetwork(input(id('1'), '198.18.76.0/24', '198.18.76.1/24'));
   await svc1.createEndpoint({ networkId: id('1'), id: id('2'), address: '198.18.76.7/24', addressV6: '', mac: '', options: {} });
+  await svc1.background.settle(); // the pair is made after CreateEndpoint's answer
   const bridge = `lm-${'1'.repeat(12)}`;
   const veth = `lv${'2'.repeat(12)}`;
   // What the previous loom left: the same objects, no marks.
@@ -231,3 +232,43 @@ test('the reconciler, doctor and gc of a real loomd touch only links with its ow
     fs.rmSync(d.dir, { recursive: true, force: true });
   }
 }, 60_000);
+
+test('a new endpoint: a name of its pair taken by someone else\'s link is refused by CreateEndpoint itself, before anything is recorded, and the link is left alone', async () => {
+  const svc = service();
+  await svc.createNetwork(input(id('c'), '198.18.82.0/24', '198.18.82.1/24'));
+  const taken = async (name: string): Promise<Array<[string, string | undefined]>> => (await kernel.listLinks()).filter((l) => l.name === name).map((l) => [l.name, l.kind]);
+  // (no dummy module on these kernels: bridges stand for someone else's links)
+  for (const [ep, name] of [['d', `lv${'d'.repeat(12)}`], ['e', `lc${'e'.repeat(12)}`]] as const) {
+    await ip(['link', 'add', name, 'type', 'bridge']);
+    await expect(svc.createEndpoint({ networkId: id('c'), id: id(ep), address: '198.18.82.7/24', addressV6: '', mac: '', options: {} })).rejects.toMatchObject({ kind: 'conflict', message: expect.stringContaining(name) });
+    expect(svc.table.state(id('c'))?.endpoints.has(id(ep))).toBe(false);
+    await svc.background.settle();
+    expect(await taken(name)).toEqual([[name, 'bridge']]);
+    expect((await kernel.listLinks()).filter((l) => l.name.endsWith(ep.repeat(12)) && l.name !== name)).toEqual([]);
+  }
+  await svc.deleteNetwork(id('c'));
+});
+
+test('a pair whose making fails after CreateEndpoint\'s answer: Join makes it (or reports why), and the endpoint works', async () => {
+  class FailingOnce extends BridgeDataPlane {
+    failures = 1;
+    override async ensureEndpoint(...args: Parameters<BridgeDataPlane['ensureEndpoint']>): Promise<void> {
+      if (this.failures-- > 0) throw new Error('injected failure');
+      return super.ensureEndpoint(...args);
+    }
+  }
+  const dp = new FailingOnce(kernel, log);
+  const svc = testNetworks(dp, new NftFirewall(log, FW), log);
+  await svc.createNetwork(input(id('f'), '198.18.83.0/24', '198.18.83.1/24'));
+  await svc.createEndpoint({ networkId: id('f'), id: id('a'), address: '198.18.83.7/24', addressV6: '', mac: '', options: {} });
+  await svc.background.settle();
+  expect(dp.failures).toBe(0);
+  expect(await kernel.findLink(`lv${'a'.repeat(12)}`)).toBeUndefined();
+  expect(await svc.join(id('f'), id('a'), '/var/run/docker/netns/x')).toMatchObject({ srcName: `lc${'a'.repeat(12)}` });
+  expect((await kernel.findLink(`lv${'a'.repeat(12)}`))?.alias).toBe(MARK);
+  expect((await kernel.findLink(`lc${'a'.repeat(12)}`))?.alias).toBe(MARK);
+  await svc.deleteEndpoint(id('f'), id('a'));
+  await svc.background.settle();
+  expect((await kernel.listLinks()).filter((l) => l.name.endsWith('a'.repeat(12)))).toEqual([]);
+  await svc.deleteNetwork(id('f'));
+});

@@ -6,6 +6,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { startTestDaemon, TestDaemon } from '../../helpers/daemon';
+import { waitFor } from '../../helpers/run';
 import { pluginCall, unixRequest, UnixResponse } from '../../helpers/unix-http';
 import { NetlinkKernel } from '../../../driver/kernel/netlink-kernel';
 import { describeCase, FuzzCase, show, verdict } from './cases';
@@ -57,6 +58,14 @@ export class FuzzHarness {
   async ok(method: string, body: unknown): Promise<UnixResponse> {
     const res = await pluginCall(this.daemon.socket, method, body);
     if (res.status !== 200) throw new Error(`seeding ${method}: HTTP ${res.status} ${res.body}`);
+    if (method === 'NetworkDriver.CreateEndpoint') {
+      // loomd makes the veth pair after the answer (Join waits for it): a seed is in place once its host end is on the bridge and up.
+      const hostEnd = `lv${String((body as { EndpointID?: unknown }).EndpointID).slice(0, 12)}`;
+      await waitFor(`veth ${hostEnd} made`, async () => {
+        const link = await this.kernel.findLink(hostEnd);
+        return Boolean(link?.up && link.master !== undefined);
+      }, 5_000, 10);
+    }
     return res;
   }
 
