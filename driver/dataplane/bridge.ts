@@ -21,7 +21,7 @@ import { giveBackBridge, snapshotBridge } from './borrowed-bridge';
 import type { BridgeInspection, DataPlane, EnsureOptions, Gateways } from './data-plane';
 import { ENDPOINT_STEPS, observeEndpoint } from './endpoint-steps';
 import { DataPlaneDeps, DataPlaneKernel, DataPlaneSysctl, Shaper, ownerOfLink } from './kernel-verbs';
-import { NETWORK_STEPS, createdBridge, observeNetwork } from './network-steps';
+import { NETWORK_STEPS, createdBridge, observeNetwork, refuseForeign } from './network-steps';
 import { OverlayNsDeps, ensureNsEndpoint, ensureNsNetwork, nsPeerMac, removeNsEndpoint, removeNsNetwork } from './overlay-ns';
 import { plumbIntoSandbox } from './replumb';
 import { StepRunner, runTable } from './steps';
@@ -108,13 +108,18 @@ export class BridgeDataPlane implements DataPlane {
     await runTable(ENDPOINT_STEPS, c, steps);
   }
 
-  async checkNewEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    // In an overlay's namespace every name is this loomd's (overlay-ns.ts): nothing to refuse ahead.
-    if (this.nsOf(net)) return;
-    await observeEndpoint(this.deps, net, ep, { creating: true });
-    // The container end's name: a leftover of this loomd's is replaced when the pair is made; anyone else's is refused.
-    const peer = await this.kernel.findLink(ep.peerIf);
-    if (peer && ownerOfLink(this.kernel, peer) !== 'self') throw conflict(`interface ${ep.peerIf} exists and is not this loomd's`);
+  async checkNewEndpoint(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    // Every name the record will hold, in this namespace (an overlay's own namespace holds only
+    // this loomd's links): free, or this loomd's (a leftover of an attempt, replaced or adopted).
+    // A record's names are later taken as loom's (unmarked ones as an earlier loom's), so this is
+    // where someone else's link must be refused, before the record exists.
+    for (const name of [ep.hostIf, ep.peerIf, ...(ep.ifb ? [ep.ifb] : [])]) {
+      const link = await this.kernel.findLink(name);
+      if (!link) continue;
+      if (name !== ep.ifb && link.kind !== 'veth') throw conflict(`interface ${name} exists and is not a veth`);
+      refuseForeign(this.deps, link);
+      if (ownerOfLink(this.kernel, link) !== 'self') throw conflict(`interface ${name} exists and is not this loomd's (no owner mark)`);
+    }
   }
 
   async replumbEndpoint(net: NetworkRecord, ep: EndpointRecord, gateways: Gateways): Promise<void> {

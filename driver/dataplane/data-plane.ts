@@ -44,9 +44,8 @@ export interface DataPlane {
   /** Deletes what loom made; a borrowed bridge is given back as it was found. */
   removeNetwork(net: NetworkRecord): Promise<void>;
   /**
-   * Refuses (conflict) what would keep a new endpoint's pair from being made, as ensureEndpoint
-   * with `creating` would: either end's name taken by a link that is not this loomd's (or, for
-   * the host end, not a veth); changes nothing.
+   * Refuses (conflict) a new endpoint whose names (the pair's ends, its IFB) are taken in loomd's
+   * namespace by a link that is not this loomd's (or, for an end, not a veth); changes nothing.
    */
   checkNewEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   /** Makes the endpoint's veth pair (and shaping) right, like ensureNetwork. */

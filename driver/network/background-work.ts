@@ -25,23 +25,29 @@ export class BackgroundWork {
   private readonly pending = new Map<string, Set<Promise<unknown>>>();
   /** Endpoint id -> its pair's creation after CreateEndpoint's answer: whether it succeeded. */
   private readonly making = new Map<string, Promise<boolean>>();
+  /** Endpoint id -> the end of the last work started for it (never rejects). */
+  private readonly last = new Map<string, Promise<void>>();
 
   constructor(private readonly log: Logger) {}
 
-  /** Runs `fn` (a teardown) now without waiting for it; failures are logged, never thrown. */
-  start(networkId: string, what: string, fn: () => Promise<void>): void {
-    this.track(
-      networkId,
-      fn().catch((err: unknown) => this.log.warn({ networkId, err: String(err) }, `${what} failed after the answer (the reconciler removes what is left)`)),
-    );
+  /**
+   * Runs `fn` (a teardown) without waiting for it; failures are logged, never thrown. With an
+   * endpoint id: after the work already started for that endpoint, and the endpoint is no
+   * longer being made for a Join (it is being deleted).
+   */
+  start(networkId: string, what: string, fn: () => Promise<void>, endpointId?: string): void {
+    if (endpointId !== undefined) this.making.delete(endpointId);
+    const run = endpointId !== undefined ? this.after(endpointId, fn) : fn();
+    this.track(networkId, run.catch((err: unknown) => this.log.warn({ networkId, err: String(err) }, `${what} failed after the answer (the reconciler removes what is left)`)));
   }
 
   /**
-   * Makes an endpoint's pair now without waiting for it (`fn` undoes its own partial work when
-   * it fails); made() waits for it. Failures are logged, never thrown.
+   * Makes an endpoint's pair without waiting for it (`fn` undoes its own partial work when it
+   * fails), after the work already started for that endpoint (the teardown of an earlier
+   * endpoint with the same id); made() waits for it. Failures are logged, never thrown.
    */
   startMaking(networkId: string, endpointId: string, what: string, fn: () => Promise<void>): void {
-    const p = fn().then(
+    const p = this.after(endpointId, fn).then(
       () => true,
       (err: unknown) => {
         this.log.warn({ networkId, endpointId, err: String(err) }, `${what} failed after the answer (Join makes it again or reports why)`);
@@ -63,6 +69,26 @@ export class BackgroundWork {
     const ok = await p;
     if (this.making.get(endpointId) === p) this.making.delete(endpointId);
     return ok;
+  }
+
+  /** Drops what is known of an endpoint's creation (the endpoint is gone with its network). */
+  forget(endpointId: string): void {
+    this.making.delete(endpointId);
+  }
+
+  /** `fn` once the work started earlier for the endpoint has ended (at once when there is none). */
+  private after(endpointId: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.last.get(endpointId);
+    const run = prev ? prev.then(fn) : fn();
+    const ended = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.last.set(endpointId, ended);
+    void ended.then(() => {
+      if (this.last.get(endpointId) === ended) this.last.delete(endpointId);
+    });
+    return run;
   }
 
   private track(networkId: string, p: Promise<unknown>): void {

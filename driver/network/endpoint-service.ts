@@ -159,10 +159,7 @@ export class EndpointService {
       // The veth pair goes after the answer (the kernel takes ~20 ms): nothing names it any more.
       // (After its creation, if that is still running.)
       const record = state.record;
-      this.d.background.start(networkId, `remove veth pair of endpoint ${endpointId.slice(0, 12)}`, async () => {
-        await this.d.background.made(endpointId);
-        await this.d.dataplane.removeEndpoint(record, ep);
-      });
+      this.d.background.start(networkId, `remove veth pair of endpoint ${endpointId.slice(0, 12)}`, () => this.d.dataplane.removeEndpoint(record, ep), endpointId);
     });
   }
 

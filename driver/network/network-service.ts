@@ -171,7 +171,10 @@ export class NetworkService {
       table.remove(networkId);
       // Its bridge name and subnets stay taken until the bridge is gone or given back.
       table.hold(record);
-      for (const ep of leftovers) if (ep.ports) this.d.ports.release(ep.ports);
+      for (const ep of leftovers) {
+        if (ep.ports) this.d.ports.release(ep.ports);
+        this.d.background.forget(ep.id);
+      }
       const steps: Array<[string, () => Promise<unknown>]> = [
         ...leftovers.map((ep): [string, () => Promise<unknown>] => [`remove endpoint ${ep.id.slice(0, 12)}`, () => dataplane.removeEndpoint(record, ep)]),
         ['remove bridge', () => dataplane.removeNetwork(record)],

@@ -29,7 +29,7 @@ beforeAll(() => {
 });
 afterAll(() => kernel.close());
 afterEach(async () => {
-  for (const l of await kernel.listLinks()) if (/^(lm-|lv|lc|lt|kt-)/.test(l.name)) await kernel.deleteLink(l.name);
+  for (const l of await kernel.listLinks()) if (/^(lm-|lv|lc|lt|lb|kt-)/.test(l.name)) await kernel.deleteLink(l.name);
   const tables = (await runCommand('nft', ['list', 'tables'])).stdout;
   for (const m of tables.matchAll(/^table inet (loom\S*)$/gm)) await runCommand('nft', ['delete', 'table', 'inet', m[1] as string]);
 });
@@ -233,20 +233,46 @@ test('the reconciler, doctor and gc of a real loomd touch only links with its ow
   }
 }, 60_000);
 
-test('a new endpoint: a name of its pair taken by someone else\'s link is refused by CreateEndpoint itself, before anything is recorded, and the link is left alone', async () => {
+test('a new endpoint: a name its record would hold (either end of its pair, its IFB) taken by someone else\'s link is refused by CreateEndpoint itself, before anything is recorded, and the link is left alone', async () => {
   const svc = service();
   await svc.createNetwork(input(id('c'), '198.18.82.0/24', '198.18.82.1/24'));
-  const taken = async (name: string): Promise<Array<[string, string | undefined]>> => (await kernel.listLinks()).filter((l) => l.name === name).map((l) => [l.name, l.kind]);
-  // (no dummy module on these kernels: bridges stand for someone else's links)
-  for (const [ep, name] of [['d', `lv${'d'.repeat(12)}`], ['e', `lc${'e'.repeat(12)}`]] as const) {
-    await ip(['link', 'add', name, 'type', 'bridge']);
-    await expect(svc.createEndpoint({ networkId: id('c'), id: id(ep), address: '198.18.82.7/24', addressV6: '', mac: '', options: {} })).rejects.toMatchObject({ kind: 'conflict', message: expect.stringContaining(name) });
+  const kindOf = async (name: string): Promise<string | undefined> => (await kernel.findLink(name))?.kind;
+  // (no dummy module on these kernels: bridges and unmarked veths stand for someone else's links)
+  const cases: Array<[string, string, string[], Record<string, string>]> = [
+    ['d', `lv${'d'.repeat(12)}`, ['type', 'veth', 'peer', 'name', 'kt-peer-d'], {}], // an unmarked veth at the host end's name
+    ['e', `lv${'e'.repeat(12)}`, ['type', 'bridge'], {}], // not a veth
+    ['f', `lc${'f'.repeat(12)}`, ['type', 'veth', 'peer', 'name', 'kt-peer-f'], {}], // the container end's name
+    ['9', `lb${'9'.repeat(12)}`, ['type', 'bridge'], { 'loom.egress_rate': '10mbit' }], // the IFB's name (an egress rate)
+  ];
+  for (const [ep, name, kind, options] of cases) {
+    await ip(['link', 'add', name, ...kind]);
+    const before = await kindOf(name);
+    await expect(svc.createEndpoint({ networkId: id('c'), id: id(ep), address: '198.18.82.7/24', addressV6: '', mac: '', options })).rejects.toMatchObject({ kind: 'conflict', message: expect.stringContaining(name) });
     expect(svc.table.state(id('c'))?.endpoints.has(id(ep))).toBe(false);
     await svc.background.settle();
-    expect(await taken(name)).toEqual([[name, 'bridge']]);
+    expect(await kindOf(name)).toBe(before);
+    expect((await kernel.findLink(name))?.alias).toBeUndefined();
     expect((await kernel.listLinks()).filter((l) => l.name.endsWith(ep.repeat(12)) && l.name !== name)).toEqual([]);
   }
   await svc.deleteNetwork(id('c'));
+});
+
+test('an endpoint id created again while its earlier pair is still being deleted: the new pair is made after that deletion, and Join finds it', async () => {
+  const svc = service();
+  await svc.createNetwork(input(id('7'), '198.18.84.0/24', '198.18.84.1/24'));
+  const ep = { networkId: id('7'), id: id('8'), address: '198.18.84.7/24', addressV6: '', mac: '', options: {} };
+  await svc.createEndpoint(ep);
+  await svc.join(id('7'), id('8'), '/var/run/docker/netns/x');
+  await svc.deleteEndpoint(id('7'), id('8'));
+  await svc.createEndpoint(ep); // the old pair is still there (its deletion runs after the answer)
+  expect(await svc.join(id('7'), id('8'), '/var/run/docker/netns/x')).toMatchObject({ srcName: `lc${'8'.repeat(12)}` });
+  await svc.background.settle();
+  expect((await kernel.findLink(`lv${'8'.repeat(12)}`))?.alias).toBe(MARK);
+  expect((await kernel.findLink(`lc${'8'.repeat(12)}`))?.alias).toBe(MARK);
+  await svc.deleteEndpoint(id('7'), id('8'));
+  await svc.background.settle();
+  expect((await kernel.listLinks()).filter((l) => l.name.endsWith('8'.repeat(12)))).toEqual([]);
+  await svc.deleteNetwork(id('7'));
 });
 
 test('a pair whose making fails after CreateEndpoint\'s answer: Join makes it (or reports why), and the endpoint works', async () => {

@@ -66,3 +66,31 @@ test('a pair made after the answer: made() waits for it, says whether it succeed
   expect(warnings).toEqual(['create endpoint ep-2 failed after the answer (Join makes it again or reports why)']);
   expect(await t.made('never-made')).toBe(false);
 });
+
+test('work for one endpoint id runs in order: a pair made again under the id of an endpoint still being torn down waits for that teardown; a teardown ends what Join was to wait for', async () => {
+  const t = new BackgroundWork(silentLogger());
+  const order: string[] = [];
+  const teardown = deferred();
+  t.start('net-a', 'remove veth pair of endpoint x', () => teardown.promise.then(() => void order.push('teardown 1')), 'ep-x');
+  t.startMaking('net-a', 'ep-x', 'create endpoint x', async () => void order.push('made 2'));
+  // Another endpoint's work does not wait.
+  t.startMaking('net-a', 'ep-y', 'create endpoint y', async () => void order.push('made y'));
+  let made: boolean | undefined;
+  const m = t.made('ep-x').then((r) => (made = r));
+  await new Promise((r) => setImmediate(r));
+  expect(order).toEqual(['made y']);
+  expect(made).toBeUndefined();
+  teardown.resolve();
+  await m;
+  expect(made).toBe(true);
+  expect(order).toEqual(['made y', 'teardown 1', 'made 2']);
+  // Deleted before Join: the teardown runs after the making, and nothing is left to wait for.
+  const making = deferred();
+  t.startMaking('net-a', 'ep-z', 'create endpoint z', () => making.promise.then(() => void order.push('made z')));
+  t.start('net-a', 'remove veth pair of endpoint z', async () => void order.push('teardown z'), 'ep-z');
+  expect(await t.made('ep-z')).toBe(false);
+  making.resolve();
+  await t.settle();
+  expect(order.slice(-2)).toEqual(['made z', 'teardown z']);
+  expect(t.size).toBe(0);
+});
