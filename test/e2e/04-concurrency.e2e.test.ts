@@ -47,6 +47,25 @@ test('50 concurrent docker run on one network: all succeed, all addresses distin
   expect(await host.ping('c49', first)).toBe(true);
   expect(await settle(host)).toEqual([]);
   await host.cliOk(['rm', '-f', ...names], { timeoutMs: 300_000 });
-  await host.cliOk(['network', 'rm', 'crowd']);
+  // loom answered every Leave and DeleteEndpoint of the 50 (a failed one would leave Docker an endpoint for good).
+  const failed = host
+    .loomdLog()
+    .split('\n')
+    .filter((l) => /"method":"NetworkDriver\.(Leave|DeleteEndpoint)"/.test(l) && !/"outcome":"ok"/.test(l));
+  expect(failed).toEqual([]);
+  await removeNetworkOnceDockerIsDone(host, 'crowd');
   expect(await settle(host)).toEqual([]);
 });
+
+/**
+ * `docker network rm` right after `docker rm -f` of many containers can find an endpoint
+ * dockerd has not released yet on a loaded 2-core host (moby/moby#19261): a few bounded tries.
+ */
+async function removeNetworkOnceDockerIsDone(h: TestHost, name: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const r = await h.cli(['network', 'rm', name]);
+    if (r.code === 0) return;
+    if (i >= 10 || !/has active endpoints/.test(r.stderr)) throw new Error(`docker network rm ${name} exited ${r.code}: ${r.stderr.trim()}`);
+    await new Promise((res) => setTimeout(res, 1_000));
+  }
+}
