@@ -3,9 +3,23 @@
  * call add up, a covering wait (a budget) counts once with what it covers, and nothing is
  * counted outside a call.
  */
-import { inCall, timedEtcdWait } from '../../lib/cluster/etcd-wait';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { accountEtcdWaits, inCall, timedEtcdWait } from '../../lib/cluster/etcd-wait';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+test('before cluster mode asks for it, calls are not accounted (no AsyncLocalStorage: no promise hooks for the process)', async () => {
+  const run = jest.spyOn(AsyncLocalStorage.prototype, 'run');
+  const call = inCall(async () => {
+    await timedEtcdWait(() => sleep(5));
+    return 'done';
+  });
+  expect(await call.result).toBe('done');
+  expect(call.waited()).toBe(0);
+  expect(run).not.toHaveBeenCalled();
+  run.mockRestore();
+  accountEtcdWaits();
+});
 
 test('waits inside a call add up; a covering wait counts once', async () => {
   const call = inCall(async () => {
