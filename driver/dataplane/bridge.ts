@@ -111,8 +111,8 @@ export class BridgeDataPlane implements DataPlane {
   async checkNewEndpoint(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
     // Every name the record will hold, in this namespace (an overlay's own namespace holds only
     // this loomd's links): free, or this loomd's (a leftover of an attempt, replaced or adopted).
-    // The record will say its links are marked (linksMarked): someone else's link under its
-    // names must be refused now, before the record exists, or Join would fail on it later.
+    // A record's names are later taken as loom's (unmarked ones as an earlier loom's), so this is
+    // where someone else's link must be refused, before the record exists.
     for (const name of [ep.hostIf, ep.peerIf, ...(ep.ifb ? [ep.ifb] : [])]) {
       judgeLink(this.kernel, await this.kernel.findLink(name), { ...(name !== ep.ifb ? { kind: 'veth' } : {}), unmarkedMayBeLooms: false });
     }

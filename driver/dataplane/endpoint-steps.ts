@@ -35,8 +35,6 @@ export async function observeEndpoint(deps: DataPlaneDeps, net: NetworkRecord, e
 
 /** The host end exists on another master than the bridge (or on none). */
 const detached = (c: EndpointContext): boolean => Boolean(c.host && c.bridge && c.host.master !== c.bridge.index);
-/** The host end exists and is a port of the network's bridge. */
-const onBridge = (c: EndpointContext): boolean => Boolean(c.host && c.bridge && c.host.master === c.bridge.index);
 
 type Step = SetupStep<EndpointContext>;
 
@@ -83,7 +81,7 @@ export const attachHostEnd: Step = defineStep({
  */
 export const isolatePort: Step = defineStep({
   id: 'isolate-port',
-  when: (c) => !c.net.icc && (!c.host || detached(c) || (onBridge(c) && c.host.isolated !== true)),
+  when: (c) => !c.net.icc && (!c.host || detached(c) || c.host.isolated !== true),
   name: (c) => `isolate port ${c.ep.hostIf}`,
   run: (c) => c.kernel.setPortIsolated(c.ep.hostIf, true),
 });

@@ -160,7 +160,6 @@ export async function ensureNsEndpoint(d: DataPlaneDeps, ns: OverlayNsDeps, net:
     judgeLink(d.kernel, inHost, { kind: 'veth', unmarkedMayBeLooms: unmarkedMayBeLooms(ep, opts) });
     const br = await ns.kernel.findLinkIn(nsid, net.bridge);
     if (!br) throw new LoomError('unavailable', `bridge ${net.bridge} is missing in ${L.netns} (the reconciler makes it again)`);
-    let attached = false;
     if (!inNs && !inHost) {
       await steps.step(`create veth ${ep.hostIf} (in ${L.netns}) / ${ep.peerIf}`, async () => {
         await d.kernel.deleteOwnedLink(ep.peerIf);
@@ -173,13 +172,12 @@ export async function ensureNsEndpoint(d: DataPlaneDeps, ns: OverlayNsDeps, net:
       // Left in this namespace by an older attempt: moved in.
       await steps.step(`move ${ep.hostIf} into ${L.netns}`, () => ns.kernel.moveInto(ep.hostIf, fd, br.index));
     } else if (inNs.master !== br.index || !inNs.up) {
-      attached = true; // (isolated there too when ICC is off)
       await steps.step(`attach ${ep.hostIf} to ${net.bridge}`, async () => {
         await ns.netns.setup(L.netns, { mark: d.kernel.mark ?? '', bridge: net.bridge, mtu: net.mtu, procSys: ns.procSys, bridgeNf: '0', attach: [ep.hostIf], isolate: !net.icc });
       });
     }
     // (Also a port found not isolated: a pair made by a loomd killed before this step.)
-    if (!net.icc && (!inNs || (!attached && inNs.isolated !== true))) await steps.step(`isolate port ${ep.hostIf}`, () => ns.netns.isolatePort(L.netns, ep.hostIf));
+    if (!net.icc && (!inNs || inNs.isolated !== true)) await steps.step(`isolate port ${ep.hostIf}`, () => ns.netns.isolatePort(L.netns, ep.hostIf));
     if (ep.rates && !inNs) d.log.warn({ endpointId: ep.id }, 'bandwidth limits are not applied on overlay networks with a namespace of their own (not implemented)');
   });
 }

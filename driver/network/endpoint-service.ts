@@ -173,7 +173,6 @@ export class EndpointService {
       // The pair CreateEndpoint's answer left to be made: made just now, or made (or its error met) here.
       // After a failed creation, names found in the kernel are judged as for a new endpoint:
       // someone else may have taken one since CreateEndpoint's check (never adopted or marked).
-      // (A record this loomd wrote says so by itself, linksMarked; this also covers one that does not.)
       const making = await this.d.background.made(endpointId);
       if (making !== 'made') {
         await this.d.dataplane.ensureEndpoint(net, ep, new StepRunner(`join endpoint ${endpointId.slice(0, 12)}`, log), { creating: making === 'failed' });

@@ -111,14 +111,8 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
   // Links in overlay namespaces: an endpoint's host end lives there (names are unique per loomd).
   const inNs = new Map<string, ObservedLink>();
   for (const list of obs.nsLinks?.values() ?? []) for (const l of list) if (l.owner !== 'foreign') inNs.set(l.name, l);
-  /**
-   * Whether an endpoint's host end exists, here or in its overlay's namespace (there it carries
-   * no mark); here, under a record that says its links are marked, only with this loomd's mark.
-   */
-  const hostEndExists = (e: EndpointRecord): boolean => {
-    const here = links.get(e.hostIf);
-    return (here !== undefined && (!e.linksMarked || here.owner === 'self')) || inNs.has(e.hostIf);
-  };
+  /** Whether an endpoint's host end exists, here or in its overlay's namespace. */
+  const hostEndExists = (name: string): boolean => links.has(name) || inNs.has(name);
 
   // Networks: rebuild what the kernel lost; forget what Docker forgot.
   const staleNetworks = new Set<string>();
@@ -152,14 +146,14 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     if (staleNetworks.has(e.networkId)) continue;
     const known = dockerKnows(e);
     // A repair, not a removal: no grace needed (a joined endpoint's host veth exists from the start).
-    if (!hostEndExists(e) && known !== false && obs.liveSandboxes.has(e.id)) {
+    if (!hostEndExists(e.hostIf) && known !== false && obs.liveSandboxes.has(e.id)) {
       actions.push({ kind: 'replumb-endpoint', networkId: e.networkId, endpointId: e.id, reason: `veth ${e.hostIf} is gone while its container runs` });
       continue;
     }
     if (!old(e.createdAt)) continue;
     let reason: string | undefined;
     if (known === false) reason = 'Docker no longer knows this endpoint';
-    else if (!hostEndExists(e)) reason = `veth ${e.hostIf} is gone`;
+    else if (!hostEndExists(e.hostIf)) reason = `veth ${e.hostIf} is gone`;
     if (reason && confirmed(`endpoint:${e.id}`)) {
       actions.push({ kind: 'remove-stale-endpoint', networkId: e.networkId, endpointId: e.id, reason });
       removedEndpoints.add(e.id);
@@ -180,7 +174,7 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     }
   }
   for (const e of obs.endpoints) {
-    if (staleNetworks.has(e.networkId) || !hostEndExists(e)) continue;
+    if (staleNetworks.has(e.networkId) || !hostEndExists(e.hostIf)) continue;
     if (dockerKnows(e) === false) continue;
     for (const a of [e.address, e.addressV6]) if (a) needed.push({ address: canonicalIp(a), why: `endpoint ${e.id.slice(0, 12)}`, allocKind: 'dynamic' });
   }

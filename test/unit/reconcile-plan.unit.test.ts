@@ -213,15 +213,6 @@ describe('plan: stale endpoints', () => {
     expect(second.actions).toEqual([{ kind: 'remove-stale-endpoint', networkId: NET, endpointId: EP, reason: `veth ${HOST} is gone` }]);
   });
 
-  test('someone else\'s unmarked link under the host end\'s name of an endpoint whose record says its links are marked is not its veth: gone, after confirmation', () => {
-    const o = observed();
-    o.links = o.links.map((l) => (l.name === HOST ? { ...l, owner: 'none' } : l));
-    o.endpoints = o.endpoints.map((e) => ({ ...e, linksMarked: true }));
-    const { second } = twoPasses(o);
-    expect(second.actions).toContainEqual({ kind: 'remove-stale-endpoint', networkId: NET, endpointId: EP, reason: `veth ${HOST} is gone` });
-    expect(second.actions.filter((a) => a.kind === 'mark-link')).toEqual([]);
-  });
-
   test('an endpoint younger than graceMs is never suspected', () => {
     const p = plan(noVeth({ endpoints: [endpoint({ createdAt: YOUNG })] }), new Map(), { ...OPTS, force: true });
     expect(p.actions).toEqual([]);
