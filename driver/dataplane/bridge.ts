@@ -20,8 +20,8 @@ import type { EndpointRecord, NetworkRecord } from '../model/types';
 import { giveBackBridge, snapshotBridge } from './borrowed-bridge';
 import type { BridgeInspection, DataPlane, EnsureOptions, Gateways } from './data-plane';
 import { ENDPOINT_STEPS, observeEndpoint } from './endpoint-steps';
-import { DataPlaneDeps, DataPlaneKernel, DataPlaneSysctl, Shaper, judgeLink, ownerOfLink, unmarkedMayBeLooms } from './kernel-verbs';
-import { NETWORK_STEPS, createdBridge, observeNetwork } from './network-steps';
+import { DataPlaneDeps, DataPlaneKernel, DataPlaneSysctl, Shaper, ownerOfLink, unmarkedMayBeLooms } from './kernel-verbs';
+import { NETWORK_STEPS, createdBridge, observeNetwork, refuseForeign } from './network-steps';
 import { OverlayNsDeps, ensureNsEndpoint, ensureNsNetwork, nsPeerMac, removeNsEndpoint, removeNsNetwork } from './overlay-ns';
 import { plumbIntoSandbox } from './replumb';
 import { StepRunner, runTable } from './steps';
@@ -114,7 +114,11 @@ export class BridgeDataPlane implements DataPlane {
     // A record's names are later taken as loom's (unmarked ones as an earlier loom's), so this is
     // where someone else's link must be refused, before the record exists.
     for (const name of [ep.hostIf, ep.peerIf, ...(ep.ifb ? [ep.ifb] : [])]) {
-      judgeLink(this.kernel, await this.kernel.findLink(name), { ...(name !== ep.ifb ? { kind: 'veth' } : {}), unmarkedMayBeLooms: false });
+      const link = await this.kernel.findLink(name);
+      if (!link) continue;
+      if (name !== ep.ifb && link.kind !== 'veth') throw conflict(`interface ${name} exists and is not a veth`);
+      refuseForeign(this.deps, link);
+      if (ownerOfLink(this.kernel, link) !== 'self') throw conflict(`interface ${name} exists and is not this loomd's (no owner mark)`);
     }
   }
 

@@ -6,12 +6,13 @@
  * Bandwidth limits (kernel/tc.ts): a tbf qdisc on the host end shapes what the container
  * receives; what it sends is redirected to an IFB device whose tbf qdisc shapes it.
  */
-import { LoomError } from '../../lib/errors';
+import { LoomError, conflict } from '../../lib/errors';
 import type { LinkOwner } from '../kernel/link-owner';
 import type { LinkInfo } from '../kernel/netlink-codec';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
 import type { EnsureOptions } from './data-plane';
-import { DataPlaneDeps, judgeLink, unmarkedMayBeLooms } from './kernel-verbs';
+import { DataPlaneDeps, ownerOfLink, unmarkedMayBeLooms } from './kernel-verbs';
+import { refuseForeign } from './network-steps';
 import { SetupStep, defineStep } from './steps';
 
 export interface EndpointContext extends DataPlaneDeps {
@@ -28,7 +29,10 @@ export interface EndpointContext extends DataPlaneDeps {
 /** Reads the host end (and the bridge) and refuses what must not be touched; changes nothing. */
 export async function observeEndpoint(deps: DataPlaneDeps, net: NetworkRecord, ep: EndpointRecord, opts: EnsureOptions): Promise<EndpointContext> {
   const host = await deps.kernel.findLink(ep.hostIf);
-  const hostOwner = judgeLink(deps.kernel, host, { kind: 'veth', unmarkedMayBeLooms: unmarkedMayBeLooms(ep, opts) });
+  if (host && host.kind !== 'veth') throw conflict(`interface ${ep.hostIf} exists and is not a veth`);
+  refuseForeign(deps, host);
+  const hostOwner = host ? ownerOfLink(deps.kernel, host) : undefined;
+  if (hostOwner === 'none' && !unmarkedMayBeLooms(ep, opts)) throw conflict(`interface ${ep.hostIf} exists and is not this loomd's (no owner mark)`);
   const bridge = host ? await deps.kernel.findLink(net.bridge) : undefined;
   return { ...deps, net, ep, opts, host, hostOwner, bridge };
 }

@@ -5,7 +5,6 @@
  * fake (test/unit/fake-kernel.ts).
  */
 import type { Logger } from '../../lib/logger';
-import { conflict } from '../../lib/errors';
 import type { LinkInfo } from '../kernel/netlink-codec';
 import type { EndpointRecord } from '../model/types';
 import type { EnsureOptions } from './data-plane';
@@ -59,17 +58,3 @@ export function ownerOfLink(kernel: Pick<DataPlaneKernel, 'mark'>, link: LinkInf
  * did not mark its links, never while creating one.
  */
 export const unmarkedMayBeLooms = (ep: EndpointRecord, opts: EnsureOptions = {}): boolean => !opts.creating && !ep.linksMarked;
-
-/**
- * Whose `link`, found under a name one of this loomd's records holds or will hold, is, after
- * refusing what must not be touched: a link of another kind than `kind`, another loomd's, or an
- * unmarked one unless it may be an earlier loom's (`unmarkedMayBeLooms`). Undefined: no link.
- */
-export function judgeLink(kernel: Pick<DataPlaneKernel, 'mark'>, link: LinkInfo | undefined, o: { kind?: string; unmarkedMayBeLooms: boolean }): LinkOwner | undefined {
-  if (!link) return undefined;
-  if (o.kind !== undefined && link.kind !== o.kind) throw conflict(`interface ${link.name} exists and is not a ${o.kind}`);
-  const owner = ownerOfLink(kernel, link);
-  if (owner === 'foreign') throw conflict(`interface ${link.name} belongs to another loomd (${link.alias})`);
-  if (owner === 'none' && !o.unmarkedMayBeLooms) throw conflict(`interface ${link.name} exists and is not this loomd's (no owner mark)`);
-  return owner;
-}

@@ -21,7 +21,7 @@ import { gatewayMacFor } from '../model/mac';
 import { bridgeAddresses, gatewayIfOf, routesOutside } from '../model/records';
 import type { EndpointRecord, NetworkRecord, OverlayNsLayout } from '../model/types';
 import type { EnsureOptions } from './data-plane';
-import { DataPlaneDeps, judgeLink, ownerOfLink, unmarkedMayBeLooms } from './kernel-verbs';
+import { DataPlaneDeps, ownerOfLink, unmarkedMayBeLooms } from './kernel-verbs';
 import { refuseForeign } from './network-steps';
 import type { StepRunner } from './steps';
 
@@ -156,8 +156,11 @@ export async function ensureNsEndpoint(d: DataPlaneDeps, ns: OverlayNsDeps, net:
     const inNs = await ns.kernel.findLinkIn(nsid, ep.hostIf);
     const inHost = inNs ? undefined : await d.kernel.findLink(ep.hostIf);
     // What is in the namespace is this loomd's (the host end made there carries no mark); what is here is judged by its mark.
-    judgeLink(d.kernel, inNs, { kind: 'veth', unmarkedMayBeLooms: true });
-    judgeLink(d.kernel, inHost, { kind: 'veth', unmarkedMayBeLooms: unmarkedMayBeLooms(ep, opts) });
+    for (const link of [inNs, inHost]) {
+      if (link && link.kind !== 'veth') throw conflict(`interface ${ep.hostIf} exists and is not a veth`);
+      refuseForeign(d, link);
+    }
+    if (inHost && !unmarkedMayBeLooms(ep, opts) && ownerOfLink(d.kernel, inHost) === 'none') throw conflict(`interface ${ep.hostIf} exists and is not this loomd's (no owner mark)`);
     const br = await ns.kernel.findLinkIn(nsid, net.bridge);
     if (!br) throw new LoomError('unavailable', `bridge ${net.bridge} is missing in ${L.netns} (the reconciler makes it again)`);
     if (!inNs && !inHost) {
