@@ -20,7 +20,7 @@ import type { EndpointRecord, NetworkRecord } from '../model/types';
 import { giveBackBridge, snapshotBridge } from './borrowed-bridge';
 import type { BridgeInspection, DataPlane, EnsureOptions, Gateways } from './data-plane';
 import { ENDPOINT_STEPS, observeEndpoint } from './endpoint-steps';
-import { DataPlaneDeps, DataPlaneKernel, DataPlaneSysctl, Shaper, ownerOfLink, unmarkedMayBeLooms } from './kernel-verbs';
+import { DataPlaneDeps, DataPlaneKernel, DataPlaneSysctl, Shaper, ownerOfLink } from './kernel-verbs';
 import { NETWORK_STEPS, createdBridge, observeNetwork, refuseForeign } from './network-steps';
 import { OverlayNsDeps, ensureNsEndpoint, ensureNsNetwork, nsPeerMac, removeNsEndpoint, removeNsNetwork } from './overlay-ns';
 import { plumbIntoSandbox } from './replumb';
@@ -147,11 +147,10 @@ export class BridgeDataPlane implements DataPlane {
       return;
     }
     // Deleting either end removes the pair; the container end may have been moved back by Docker.
-    // Unmarked links under an earlier loom's record are that loom's; anyone else's are left alone.
-    const unmarkedToo = unmarkedMayBeLooms(ep);
-    const host = await this.kernel.deleteOwnedLink(ep.hostIf, { unmarkedToo });
-    const peer = await this.kernel.deleteOwnedLink(ep.peerIf, { unmarkedToo });
-    if (ep.ifb) this.leftAlone(await this.kernel.deleteOwnedLink(ep.ifb, { unmarkedToo }), ep.ifb);
+    // Recorded names: unmarked links are an earlier loom's; another loomd's are left alone.
+    const host = await this.kernel.deleteOwnedLink(ep.hostIf, { unmarkedToo: true });
+    const peer = await this.kernel.deleteOwnedLink(ep.peerIf, { unmarkedToo: true });
+    if (ep.ifb) this.leftAlone(await this.kernel.deleteOwnedLink(ep.ifb, { unmarkedToo: true }), ep.ifb);
     this.leftAlone(host, ep.hostIf);
     this.leftAlone(peer, ep.peerIf);
     if (host === 'absent' && peer === 'absent') this.log.debug({ endpointId: ep.id }, 'veth pair was already gone');

@@ -11,7 +11,7 @@ import type { LinkOwner } from '../kernel/link-owner';
 import type { LinkInfo } from '../kernel/netlink-codec';
 import type { EndpointRecord, NetworkRecord } from '../model/types';
 import type { EnsureOptions } from './data-plane';
-import { DataPlaneDeps, ownerOfLink, unmarkedMayBeLooms } from './kernel-verbs';
+import { DataPlaneDeps, ownerOfLink } from './kernel-verbs';
 import { refuseForeign } from './network-steps';
 import { SetupStep, defineStep } from './steps';
 
@@ -32,7 +32,7 @@ export async function observeEndpoint(deps: DataPlaneDeps, net: NetworkRecord, e
   if (host && host.kind !== 'veth') throw conflict(`interface ${ep.hostIf} exists and is not a veth`);
   refuseForeign(deps, host);
   const hostOwner = host ? ownerOfLink(deps.kernel, host) : undefined;
-  if (hostOwner === 'none' && !unmarkedMayBeLooms(ep, opts)) throw conflict(`interface ${ep.hostIf} exists and is not this loomd's (no owner mark)`);
+  if (hostOwner === 'none' && opts.creating) throw conflict(`interface ${ep.hostIf} exists and is not this loomd's (no owner mark)`);
   const bridge = host ? await deps.kernel.findLink(net.bridge) : undefined;
   return { ...deps, net, ep, opts, host, hostOwner, bridge };
 }
@@ -79,13 +79,10 @@ export const attachHostEnd: Step = defineStep({
   run: (c) => c.kernel.setMaster(c.ep.hostIf, c.net.bridge),
 });
 
-/**
- * enable_icc=false: a port just made, just attached, or found not isolated (a pair made by a
- * loomd killed before this step, or isolation turned off by hand) is isolated from the others.
- */
+/** enable_icc=false: a port just made or just attached is isolated from the others. */
 export const isolatePort: Step = defineStep({
   id: 'isolate-port',
-  when: (c) => !c.net.icc && (!c.host || detached(c) || c.host.isolated !== true),
+  when: (c) => !c.net.icc && (!c.host || detached(c)),
   name: (c) => `isolate port ${c.ep.hostIf}`,
   run: (c) => c.kernel.setPortIsolated(c.ep.hostIf, true),
 });
@@ -107,7 +104,7 @@ export const createIfb: Step = defineStep({
   name: (c) => `create ifb ${c.ep.ifb}`,
   run: async (c) => {
     const ifb = c.ep.ifb as string;
-    await c.kernel.deleteOwnedLink(ifb, { unmarkedToo: unmarkedMayBeLooms(c.ep, c.opts) });
+    await c.kernel.deleteOwnedLink(ifb, { unmarkedToo: !c.opts.creating });
     await c.kernel.createIfb(ifb, c.net.mtu);
   },
   undo: (c) => c.kernel.deleteOwnedLink(c.ep.ifb as string),

@@ -6,8 +6,6 @@
  */
 import type { Logger } from '../../lib/logger';
 import type { LinkInfo } from '../kernel/netlink-codec';
-import type { EndpointRecord } from '../model/types';
-import type { EnsureOptions } from './data-plane';
 import type { NetlinkKernel } from '../kernel/netlink-kernel';
 import { LinkOwner, ownerOf } from '../kernel/link-owner';
 import type { Sysctl } from '../kernel/sysctl';
@@ -51,10 +49,3 @@ export interface DataPlaneDeps {
 export function ownerOfLink(kernel: Pick<DataPlaneKernel, 'mark'>, link: LinkInfo): LinkOwner {
   return ownerOf(link.alias, kernel.mark ?? '');
 }
-
-/**
- * Whether an unmarked link under the endpoint's names may be an earlier loom's (adopted and
- * marked, or deleted with the endpoint): only for a recorded endpoint of an earlier loom that
- * did not mark its links, never while creating one.
- */
-export const unmarkedMayBeLooms = (ep: EndpointRecord, opts: EnsureOptions = {}): boolean => !opts.creating && !ep.linksMarked;

@@ -21,7 +21,7 @@ import { gatewayMacFor } from '../model/mac';
 import { bridgeAddresses, gatewayIfOf, routesOutside } from '../model/records';
 import type { EndpointRecord, NetworkRecord, OverlayNsLayout } from '../model/types';
 import type { EnsureOptions } from './data-plane';
-import { DataPlaneDeps, ownerOfLink, unmarkedMayBeLooms } from './kernel-verbs';
+import { DataPlaneDeps, ownerOfLink } from './kernel-verbs';
 import { refuseForeign } from './network-steps';
 import type { StepRunner } from './steps';
 
@@ -160,7 +160,7 @@ export async function ensureNsEndpoint(d: DataPlaneDeps, ns: OverlayNsDeps, net:
       if (link && link.kind !== 'veth') throw conflict(`interface ${ep.hostIf} exists and is not a veth`);
       refuseForeign(d, link);
     }
-    if (inHost && !unmarkedMayBeLooms(ep, opts) && ownerOfLink(d.kernel, inHost) === 'none') throw conflict(`interface ${ep.hostIf} exists and is not this loomd's (no owner mark)`);
+    if (inHost && opts.creating && ownerOfLink(d.kernel, inHost) === 'none') throw conflict(`interface ${ep.hostIf} exists and is not this loomd's (no owner mark)`);
     const br = await ns.kernel.findLinkIn(nsid, net.bridge);
     if (!br) throw new LoomError('unavailable', `bridge ${net.bridge} is missing in ${L.netns} (the reconciler makes it again)`);
     if (!inNs && !inHost) {
@@ -179,8 +179,7 @@ export async function ensureNsEndpoint(d: DataPlaneDeps, ns: OverlayNsDeps, net:
         await ns.netns.setup(L.netns, { mark: d.kernel.mark ?? '', bridge: net.bridge, mtu: net.mtu, procSys: ns.procSys, bridgeNf: '0', attach: [ep.hostIf], isolate: !net.icc });
       });
     }
-    // (Also a port found not isolated: a pair made by a loomd killed before this step.)
-    if (!net.icc && (!inNs || inNs.isolated !== true)) await steps.step(`isolate port ${ep.hostIf}`, () => ns.netns.isolatePort(L.netns, ep.hostIf));
+    if (!net.icc && !inNs) await steps.step(`isolate port ${ep.hostIf}`, () => ns.netns.isolatePort(L.netns, ep.hostIf));
     if (ep.rates && !inNs) d.log.warn({ endpointId: ep.id }, 'bandwidth limits are not applied on overlay networks with a namespace of their own (not implemented)');
   });
 }
@@ -189,10 +188,9 @@ export async function removeNsEndpoint(d: DataPlaneDeps, ns: OverlayNsDeps, net:
   const L = layoutOf(net);
   const out: Array<['deleted' | 'absent' | 'not-ours', string]> = [];
   if (ns.netns.exists(L.netns)) out.push([await withNs(ns, L.netns, (_fd, nsid) => ns.kernel.deleteOwnedLinkIn(nsid, ep.hostIf, { unmarkedToo: true })), ep.hostIf]);
-  const unmarkedToo = unmarkedMayBeLooms(ep);
-  out.push([await d.kernel.deleteOwnedLink(ep.hostIf, { unmarkedToo }), ep.hostIf]);
-  out.push([await d.kernel.deleteOwnedLink(ep.peerIf, { unmarkedToo }), ep.peerIf]);
-  if (ep.ifb) out.push([await d.kernel.deleteOwnedLink(ep.ifb, { unmarkedToo }), ep.ifb]);
+  out.push([await d.kernel.deleteOwnedLink(ep.hostIf, { unmarkedToo: true }), ep.hostIf]);
+  out.push([await d.kernel.deleteOwnedLink(ep.peerIf, { unmarkedToo: true }), ep.peerIf]);
+  if (ep.ifb) out.push([await d.kernel.deleteOwnedLink(ep.ifb, { unmarkedToo: true }), ep.ifb]);
   return out;
 }
 

@@ -18,8 +18,6 @@ export interface LinkInfo {
   mtu: number;
   mac: string;
   up: boolean;
-  /** A bridge port's isolation flag (IFLA_BRPORT_ISOLATED), when the kernel reports it. */
-  isolated?: boolean;
   /** IFLA_IFALIAS: loom's owner mark (`loom:<instance>`, see link-owner.ts) or whatever else is there. */
   alias?: string;
   /** IFLA_LINK in this namespace: a veth's peer (another kind's lower device). */
@@ -121,7 +119,6 @@ export function bytesToBig(buf: Buffer): bigint {
 
 export function toLinkInfo(m: rt.LinkMessage): LinkInfo {
   const info = m.attrs.linkinfo ? ifla.parseInfo(m.attrs.linkinfo) : undefined;
-  const isolated = info?.slaveKind === 'bridge' && info.slaveData ? ifla.parseBridgePort(info.slaveData).isolated : undefined;
   return {
     index: m.data.index ?? 0,
     name: m.attrs.ifname ?? '',
@@ -130,7 +127,6 @@ export function toLinkInfo(m: rt.LinkMessage): LinkInfo {
     mtu: m.attrs.mtu ?? 0,
     mac: macToString(m.attrs.address),
     up: Boolean(m.data.flags?.up),
-    ...(isolated?.length ? { isolated: isolated[0] !== 0 } : {}),
     ...(m.attrs.ifalias ? { alias: m.attrs.ifalias } : {}),
     ...(m.attrs.link?.length === 4 && m.attrs.linkNetnsid === undefined ? { peerIndex: m.attrs.link.readUInt32LE(0) } : {}),
     ...(m.attrs.stats64

@@ -129,12 +129,6 @@ export interface EndpointRecord {
    * Docker API after Join (driver/dns/), published with the endpoint in etcd, cleared on Leave.
    */
   dnsNames?: string[];
-  /**
-   * Written by a loomd that marks every link it makes (link-owner.ts): an unmarked link under
-   * this record's names is someone else's, never adopted, marked or deleted. Absent in records
-   * of earlier looms (their unmarked links are taken as theirs) and in records rebuilt from Docker.
-   */
-  linksMarked?: true;
   createdAt: string;
 }
 

@@ -31,13 +31,14 @@ export class BackgroundWork {
   constructor(private readonly log: Logger) {}
 
   /**
-   * Runs `fn` (an endpoint's teardown) without waiting for it; failures are logged, never
-   * thrown. It runs after the work already started for that endpoint, and the endpoint is no
+   * Runs `fn` (a teardown) without waiting for it; failures are logged, never thrown. With an
+   * endpoint id: after the work already started for that endpoint, and the endpoint is no
    * longer being made for a Join (it is being deleted).
    */
-  start(networkId: string, what: string, fn: () => Promise<void>, endpointId: string): void {
-    this.making.delete(endpointId);
-    this.track(networkId, this.after(endpointId, fn).catch((err: unknown) => this.log.warn({ networkId, err: String(err) }, `${what} failed after the answer (the reconciler removes what is left)`)));
+  start(networkId: string, what: string, fn: () => Promise<void>, endpointId?: string): void {
+    if (endpointId !== undefined) this.making.delete(endpointId);
+    const run = endpointId !== undefined ? this.after(endpointId, fn) : fn();
+    this.track(networkId, run.catch((err: unknown) => this.log.warn({ networkId, err: String(err) }, `${what} failed after the answer (the reconciler removes what is left)`)));
   }
 
   /**
@@ -58,17 +59,16 @@ export class BackgroundWork {
   }
 
   /**
-   * Waits for the endpoint's pending creation, if any: 'made' when it made the pair, 'failed'
-   * when it failed (what is in the kernel under its names is then not the endpoint's own: a
-   * retry must judge it as for a new endpoint), 'none' when there was none. The answer is given
-   * once (the entry goes), so later callers see the kernel as it is, not an earlier creation's outcome.
+   * Waits for the endpoint's pending creation, if any: true when it made the pair, false when it
+   * failed or there was none. The answer is given once (the entry goes), so later callers see
+   * the kernel as it is, not an earlier creation's outcome.
    */
-  async made(endpointId: string): Promise<'made' | 'failed' | 'none'> {
+  async made(endpointId: string): Promise<boolean> {
     const p = this.making.get(endpointId);
-    if (!p) return 'none';
+    if (!p) return false;
     const ok = await p;
     if (this.making.get(endpointId) === p) this.making.delete(endpointId);
-    return ok ? 'made' : 'failed';
+    return ok;
   }
 
   /** Drops what is known of an endpoint's creation (the endpoint is gone with its network). */

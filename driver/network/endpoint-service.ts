@@ -75,8 +75,8 @@ export class EndpointService {
         if (existing.address !== address || existing.addressV6 !== addressV6 || (dockerMac && existing.mac !== dockerMac)) {
           throw conflict(`endpoint ${input.id} already exists with different addresses`);
         }
-        const creating = (await this.d.background.made(existing.id)) === 'failed';
-        await dataplane.ensureEndpoint(net, existing, new StepRunner(`re-create endpoint ${input.id.slice(0, 12)}`, log), { creating });
+        await this.d.background.made(existing.id);
+        await dataplane.ensureEndpoint(net, existing, new StepRunner(`re-create endpoint ${input.id.slice(0, 12)}`, log));
         return existing.macFromDocker ? {} : { mac: existing.mac };
       }
       const names = { hostIf: hostVethFor(input.id), peerIf: peerVethFor(input.id) };
@@ -96,7 +96,6 @@ export class EndpointService {
         options: input.options,
         ...(Object.keys(rates).length ? { rates } : {}),
         ...(rates.egressBps ? { ifb: ifbFor(input.id) } : {}),
-        linksMarked: true,
         createdAt: new Date().toISOString(),
       };
       this.checkUnique(ep, state);
@@ -171,11 +170,8 @@ export class EndpointService {
       checkSandboxKey(sandboxKey);
       const net = state.record;
       // The pair CreateEndpoint's answer left to be made: made just now, or made (or its error met) here.
-      // After a failed creation, names found in the kernel are judged as for a new endpoint:
-      // someone else may have taken one since CreateEndpoint's check (never adopted or marked).
-      const making = await this.d.background.made(endpointId);
-      if (making !== 'made') {
-        await this.d.dataplane.ensureEndpoint(net, ep, new StepRunner(`join endpoint ${endpointId.slice(0, 12)}`, log), { creating: making === 'failed' });
+      if (!(await this.d.background.made(endpointId))) {
+        await this.d.dataplane.ensureEndpoint(net, ep, new StepRunner(`join endpoint ${endpointId.slice(0, 12)}`, log));
       }
       let joined = ep;
       if (ep.sandboxKey !== sandboxKey) {

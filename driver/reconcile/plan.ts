@@ -13,8 +13,7 @@
  * Links are judged by their owner mark, never by name: only links carrying this loomd's
  * mark can be orphans; links another loomd marked do not exist for this one; unmarked
  * links are someone else's unless one of this loomd's records names them (an earlier
- * loom made them: they are marked), and never when the record is an endpoint's written by a
- * loomd that marks its links (linksMarked).
+ * loom made them: they are marked).
  */
 import type { DockerView } from './docker-view';
 import { LOCAL_SPACE } from '../../ipam-driver/index';
@@ -186,7 +185,7 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     }
   }
 
-  // Links: this loomd's mark and no record is an orphan; a record's link without a mark is an earlier loom's (see above).
+  // Links: this loomd's mark and no record is an orphan; a record's link without a mark is an earlier loom's.
   /** Link name -> the kind a record says it is (borrowed bridges are someone else's: not listed). */
   const recorded = new Map<string, string>([
     ...obs.networks.flatMap((n): Array<[string, string]> => [
@@ -194,10 +193,8 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
       ...(n.overlay ? [[n.overlay.vxlan, 'vxlan'] as [string, string]] : []),
       ...(n.overlay?.ns ? ([[n.overlay.ns.gatewayIf, 'veth'], [n.overlay.ns.gatewayPeer, 'veth'], [n.overlay.ns.tunnelIf, 'veth'], [n.overlay.ns.tunnelPeer, 'veth']] as Array<[string, string]>) : []),
     ]),
-    ...obs.endpoints.flatMap(endpointLinks),
+    ...obs.endpoints.flatMap((e): Array<[string, string]> => [[e.hostIf, 'veth'], [e.peerIf, 'veth'], ...(e.ifb ? [[e.ifb, 'ifb'] as [string, string]] : [])]),
   ]);
-  // An endpoint recorded by a loomd that marks its links: an unmarked link under its names is someone else's.
-  const markedByRecord = new Set(obs.endpoints.filter((e) => e.linksMarked).flatMap((e) => endpointLinks(e).map(([name]) => name)));
   const borrowed = new Set(obs.networks.filter((n) => n.adoptedBridge).map((n) => n.bridge));
   for (const l of obs.links) {
     if (l.owner === 'self' && !recorded.has(l.name) && !borrowed.has(l.name) && confirmed(`link:${l.name}`, false)) {
@@ -207,7 +204,7 @@ export function plan(obs: Observed, previous: ReadonlyMap<string, number>, opts:
     if (l.unfinished && confirmed(`link:${l.name}`, false)) {
       actions.push({ kind: 'delete-orphan-link', name: l.name, reason: 'it is under one of this loomd\'s temporary names: a create that was killed before it named and marked the link' });
     }
-    if (l.owner === 'none' && recorded.has(l.name) && recorded.get(l.name) === l.kind && !markedByRecord.has(l.name)) {
+    if (l.owner === 'none' && recorded.has(l.name) && recorded.get(l.name) === l.kind) {
       actions.push({ kind: 'mark-link', name: l.name, reason: 'it is named in this loomd\'s records but carries no owner mark (made by an earlier loom)' });
     }
   }
@@ -285,6 +282,3 @@ function nsNetworkProblem(n: NetworkRecord, ns: NonNullable<NonNullable<NetworkR
   if (!links.has(vxlan)) return `vxlan ${vxlan} is missing`;
   return undefined;
 }
-
-/** An endpoint's link names with the kind each is. */
-const endpointLinks = (e: EndpointRecord): Array<[string, string]> => [[e.hostIf, 'veth'], [e.peerIf, 'veth'], ...(e.ifb ? [[e.ifb, 'ifb'] as [string, string]] : [])];

@@ -162,12 +162,8 @@ test('upgrade: links an earlier loom made without a mark, named in this loomd\'s
   await svc1.background.settle(); // the pair is made after CreateEndpoint's answer
   const bridge = `lm-${'1'.repeat(12)}`;
   const veth = `lv${'2'.repeat(12)}`;
-  // What the previous loom left: the same objects, no marks (and records that do not say their links are marked).
+  // What the previous loom left: the same objects, no marks.
   for (const n of [bridge, veth, `lc${'2'.repeat(12)}`]) await ip(['link', 'set', n, 'alias', '']);
-  const key = `ep/${id('1')}/${id('2')}`;
-  const { linksMarked, ...earlier } = (await kv.get<Record<string, unknown>>(key)) ?? {};
-  expect(linksMarked).toBe(true);
-  await kv.batch([{ type: 'put', key, value: earlier }]);
   expect((await kernel.findLink(bridge))?.alias).toBeUndefined();
   const svc2 = service(kv);
   await svc2.load();
@@ -301,51 +297,4 @@ test('a pair whose making fails after CreateEndpoint\'s answer: Join makes it (o
   await svc.background.settle();
   expect((await kernel.listLinks()).filter((l) => l.name.endsWith('a'.repeat(12)))).toEqual([]);
   await svc.deleteNetwork(id('f'));
-});
-
-test('a making that fails, then someone else\'s link takes the host end\'s name before Join: Join refuses it as CreateEndpoint would, and neither Join nor DeleteEndpoint touches it', async () => {
-  class FailingAndTaken extends BridgeDataPlane {
-    failures = 1;
-    override async ensureEndpoint(...args: Parameters<BridgeDataPlane['ensureEndpoint']>): Promise<void> {
-      if (this.failures-- > 0) {
-        await ip(['link', 'add', `lv${'b'.repeat(12)}`, 'type', 'veth', 'peer', 'name', 'kt-peer-b']);
-        throw new Error('injected failure');
-      }
-      return super.ensureEndpoint(...args);
-    }
-  }
-  const dp = new FailingAndTaken(kernel, log);
-  const svc = testNetworks(dp, new NftFirewall(log, FW), log);
-  await svc.createNetwork(input(id('e'), '198.18.85.0/24', '198.18.85.1/24'));
-  await svc.createEndpoint({ networkId: id('e'), id: id('b'), address: '198.18.85.7/24', addressV6: '', mac: '', options: {} });
-  await expect(svc.join(id('e'), id('b'), '/var/run/docker/netns/x')).rejects.toMatchObject({ kind: 'conflict', message: expect.stringContaining(`lv${'b'.repeat(12)}`) });
-  const taken = await kernel.findLink(`lv${'b'.repeat(12)}`);
-  expect(taken?.alias).toBeUndefined();
-  expect(taken?.master).toBeUndefined();
-  await svc.deleteEndpoint(id('e'), id('b'));
-  await svc.background.settle();
-  const after = await kernel.findLink(`lv${'b'.repeat(12)}`);
-  expect(after?.index).toBe(taken?.index);
-  expect(after?.alias).toBeUndefined();
-  await ip(['link', 'del', 'kt-peer-b']);
-  await svc.deleteNetwork(id('e'));
-});
-
-test('ICC off: a pair made by a loomd killed before its port was isolated is isolated by Join after the restart (and by any later convergence)', async () => {
-  const kv = new MemoryKv();
-  const svc1 = service(kv);
-  await svc1.createNetwork(input(id('3'), '198.18.86.0/24', '198.18.86.1/24', { 'com.docker.network.bridge.enable_icc': 'false' }));
-  await svc1.createEndpoint({ networkId: id('3'), id: id('4'), address: '198.18.86.7/24', addressV6: '', mac: '', options: {} });
-  await svc1.background.settle();
-  const veth = `lv${'4'.repeat(12)}`;
-  expect((await kernel.findLink(veth))?.isolated).toBe(true);
-  // What a kill between the pair's creation and its isolation leaves.
-  await kernel.setPortIsolated(veth, false);
-  expect((await kernel.findLink(veth))?.isolated).toBe(false);
-  const svc2 = service(kv);
-  await svc2.load();
-  await svc2.join(id('3'), id('4'), '/var/run/docker/netns/x');
-  expect((await kernel.findLink(veth))?.isolated).toBe(true);
-  expect((await runCommand('ip', ['-d', 'link', 'show', veth])).stdout).toMatch(/isolated on/);
-  await svc2.deleteNetwork(id('3'));
 });

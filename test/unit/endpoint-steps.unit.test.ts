@@ -167,31 +167,6 @@ describe('an existing pair', () => {
     expect((await applyStep(k, S.attachHostEnd, net(), ep())).names).toEqual([]);
   });
 
-  test('isolate-port: with ICC off, a port on its bridge found not isolated (a pair made by a loomd killed before this step) is isolated; an isolated one is left as it is', async () => {
-    const k = await withBridge();
-    await k.createVethPair(HOST, PEER, { mtu: 1450, peerMac: MAC, master: BR });
-    expect((await applyStep(k, S.isolatePort, net({ icc: false }), ep())).names).toEqual([`isolate port ${HOST}`]);
-    expect(k.link(HOST)?.isolated).toBe(true);
-    expect((await applyStep(k, S.isolatePort, net({ icc: false }), ep())).names).toEqual([]);
-    expect((await applyStep(k, S.isolatePort, net(), ep())).names).toEqual([]);
-  });
-
-  test('a record that says its links are marked (every record this loomd writes): an unmarked link under its names is someone else\'s: refused, never marked, and left alone when the endpoint is deleted', async () => {
-    const k = await withBridge();
-    k.addLink(HOST, 'veth', { master: k.link(BR)?.index, up: true });
-    k.addLink(IFB, 'ifb');
-    const before = k.state();
-    const e = { ...shaped(), linksMarked: true as const };
-    await expect(dp(k).ensureEndpoint(net(), e, new RecordingRunner(log))).rejects.toMatchObject({ kind: 'conflict', message: expect.stringMatching(/no owner mark/) });
-    expect(k.state()).toEqual(before);
-    await dp(k).removeEndpoint(net(), e);
-    expect(k.state()).toEqual(before);
-    // The same links under an earlier loom's record (no linksMarked) are that loom's: deleted with it.
-    await dp(k).removeEndpoint(net(), shaped());
-    expect(k.link(HOST)).toBeUndefined();
-    expect(k.link(IFB)).toBeUndefined();
-  });
-
   test('host-end-up: a host end that is down is set up', async () => {
     const k = await withBridge();
     await k.createVethPair(HOST, PEER, { mtu: 1450, master: BR });

@@ -318,10 +318,8 @@ export class FakeKernel implements DataPlaneKernel {
   }
 
   private info(l: FakeLink): LinkInfo {
-    const { isolated, vxlan: _v, ...info } = l;
-    // As the kernel: a bridge port's isolation flag comes with the link.
-    const onBridge = l.master !== undefined && [...this.links.values()].some((o) => o.index === l.master && o.kind === 'bridge');
-    return { ...info, ...(onBridge ? { isolated } : {}) };
+    const { isolated: _i, vxlan: _v, ...info } = l;
+    return { ...info };
   }
 
   private mac(): string {

@@ -180,13 +180,6 @@ describe('plan: links by owner mark', () => {
     ]);
   });
 
-  test('an unmarked link under the names of an endpoint this loomd recorded (its record says its links are marked) is someone else\'s: never marked', () => {
-    const o = observed();
-    o.links = o.links.map((l) => ({ ...l, owner: 'none' }));
-    o.endpoints = o.endpoints.map((e) => ({ ...e, linksMarked: true }));
-    expect(plan(o, new Map(), OPTS).actions).toEqual([{ kind: 'mark-link', name: BR, reason: expect.stringMatching(/made by an earlier loom/) }]);
-  });
-
   test('a borrowed bridge and a link of another kind than its record are never marked', () => {
     const o = observed();
     o.networks = o.networks.map((n) => ({ ...n, adoptedBridge: true }));
