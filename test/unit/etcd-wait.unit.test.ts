@@ -10,15 +10,18 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 test('before cluster mode asks for it, calls are not accounted (no AsyncLocalStorage: no promise hooks for the process)', async () => {
   const run = jest.spyOn(AsyncLocalStorage.prototype, 'run');
-  const call = inCall(async () => {
-    await timedEtcdWait(() => sleep(5));
-    return 'done';
-  });
-  expect(await call.result).toBe('done');
-  expect(call.waited()).toBe(0);
-  expect(run).not.toHaveBeenCalled();
-  run.mockRestore();
-  accountEtcdWaits();
+  try {
+    const call = inCall(async () => {
+      await timedEtcdWait(() => sleep(5));
+      return 'done';
+    });
+    expect(await call.result).toBe('done');
+    expect(call.waited()).toBe(0);
+    expect(run).not.toHaveBeenCalled();
+  } finally {
+    run.mockRestore();
+    accountEtcdWaits(); // (the tests below are cluster mode's)
+  }
 });
 
 test('waits inside a call add up; a covering wait counts once', async () => {
