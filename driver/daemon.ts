@@ -198,7 +198,9 @@ export async function startDaemon(config: Config, log: Logger, early?: EarlySock
   await policies.load();
   await table.load();
 
-  const app = createPluginApp([activateRoute, ...networkRoutes({ networks, endpoints, ports }, config.scope), ...ipamRoutes(ipam)], log, metrics ? (e) => metrics.observeCall(e) : undefined);
+  const app = createPluginApp([activateRoute, ...networkRoutes({ networks, endpoints, ports }, config.scope), ...ipamRoutes(ipam)], log, metrics ? (e) => metrics.observeCall(e) : undefined, {
+    accountEtcdWaits: cluster !== undefined, // (calls wait on etcd only in cluster mode)
+  });
   metrics?.attach({ networks: table, ipam, kernel, ...(cluster ? { agent: cluster.agent, claimConflicts: cluster.conflicts } : {}), containerNames: () => reconciler.containerNames, policyCounters: () => policies.counters() });
   let server: http.Server;
   if (early) {

@@ -77,7 +77,7 @@ const nextReqId = (): string => `${PID36}-${(++lastReqId).toString(36)}`;
 const REPLY_CONTENT_TYPE = `${PLUGIN_MEDIA_TYPE}; charset=utf-8`;
 
 /** The envelope of one call, whichever path read its body: parse, validate, handle, log once, answer. */
-async function runCall(r: Route, rawBody: unknown, log: Logger, observe: CallObserver | undefined, reply: (status: number, body: string) => void): Promise<void> {
+async function runCall(r: Route, rawBody: unknown, log: Logger, observe: CallObserver | undefined, accountEtcd: boolean, reply: (status: number, body: string) => void): Promise<void> {
   const started = process.hrtime.bigint();
   const reqId = nextReqId();
   let ids: Record<string, string | undefined> = {};
@@ -104,7 +104,7 @@ async function runCall(r: Route, rawBody: unknown, log: Logger, observe: CallObs
         return (callLog ??= log.child({ reqId, method: r.method, ...callIds }));
       },
     };
-    const call = inCall(() => r.handle(body, ctx));
+    const call = inCall(() => r.handle(body, ctx), accountEtcd);
     etcdWaited = call.waited;
     const result = await call.result;
     const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
@@ -128,14 +128,20 @@ async function runCall(r: Route, rawBody: unknown, log: Logger, observe: CallObs
  * oversized or encoded bodies, no Content-Length) goes to express, which answers as before.
  * Both paths share the envelope (runCall).
  */
-export function createPluginApp(routes: Route[], log: Logger, observe?: CallObserver): http.RequestListener {
+export interface PluginAppOptions {
+  /** Log each call's time spent waiting on etcd (`etcdMs`; cluster mode: lib/cluster/etcd-wait.ts). */
+  accountEtcdWaits?: boolean;
+}
+
+export function createPluginApp(routes: Route[], log: Logger, observe?: CallObserver, opts: PluginAppOptions = {}): http.RequestListener {
+  const accountEtcd = opts.accountEtcdWaits === true;
   const byPath = new Map<string, Route>();
   for (const r of routes) byPath.set(`/${r.method}`, r);
   // express answers only what the direct path does not (rare: Docker sends plain bodies of known
   // length), so it is loaded on the first such request, not before loomd answers its first call.
   let fallback: Promise<Express> | undefined;
   const viaExpress = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    (fallback ??= import('express').then(({ default: express }) => expressApp(express, routes, log, observe)))
+    (fallback ??= import('express').then(({ default: express }) => expressApp(express, routes, log, observe, accountEtcd)))
       .then((app) => app(req as Request, res as Response))
       .catch((e: unknown) => {
         const msg = `loom could not answer this request: ${(e as Error).message ?? String(e)}`;
@@ -165,7 +171,7 @@ export function createPluginApp(routes: Route[], log: Logger, observe?: CallObse
         res.writeHead(500, { 'Content-Type': REPLY_CONTENT_TYPE }).end(JSON.stringify({ Err: msg, Error: msg }));
         return;
       }
-      void runCall(r, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), log, observe, (status, body) => {
+      void runCall(r, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), log, observe, accountEtcd, (status, body) => {
         res.writeHead(status, { 'Content-Type': REPLY_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(body) }).end(body);
       });
     });
@@ -180,7 +186,7 @@ export async function listenUnix(app: http.RequestListener, socketPath: string, 
 }
 
 /** The express app for what the direct path does not take (unknown paths, encoded or chunked bodies, too large). */
-function expressApp(express: typeof import('express'), routes: Route[], log: Logger, observe: CallObserver | undefined): Express {
+function expressApp(express: typeof import('express'), routes: Route[], log: Logger, observe: CallObserver | undefined, accountEtcd: boolean): Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -191,7 +197,7 @@ function expressApp(express: typeof import('express'), routes: Route[], log: Log
 
   for (const r of routes) {
     app.post(`/${r.method}`, (req: Request, res: Response) =>
-      runCall(r, req.body, log, observe, (status, body) => {
+      runCall(r, req.body, log, observe, accountEtcd, (status, body) => {
         res.status(status).type(PLUGIN_MEDIA_TYPE).send(body);
       }),
     );

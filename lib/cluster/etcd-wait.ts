@@ -6,7 +6,7 @@
  * calls it covers. Background work started from a call may add to the call's record
  * after it answered; that is never logged.
  *
- * Only in cluster mode (accountEtcdWaits, called by the cluster agent): the first
+ * Only when the caller asks (`account`: the daemon's plugin server in cluster mode): the first
  * AsyncLocalStorage.run turns on Node's promise hooks for the whole process, a cost on every
  * promise of every call, which a loomd without etcd has no reason to pay.
  */
@@ -18,20 +18,17 @@ interface Account {
 }
 
 const current = new AsyncLocalStorage<Account>();
-let accounting = false;
-
-/** From now on, calls account for their waits on etcd (cluster mode). */
-export function accountEtcdWaits(): void {
-  accounting = true;
-}
 
 const NOTHING_WAITED = (): number => 0;
 
-/** Runs a plugin call's handler; `waited()` is the etcd time it accumulated. */
-export function inCall<T>(fn: () => Promise<T>): { result: Promise<T>; waited: () => number } {
-  if (!accounting) return { result: fn(), waited: NOTHING_WAITED };
-  const account: Account = { etcdMs: 0, covering: 0 };
-  return { result: current.run(account, fn), waited: () => account.etcdMs };
+/**
+ * Runs a plugin call's handler; `waited()` is the etcd time it accumulated. Without `account`
+ * the handler runs as it is and nothing is counted (a loomd without etcd).
+ */
+export function inCall<T>(fn: () => Promise<T>, account: boolean): { result: Promise<T>; waited: () => number } {
+  if (!account) return { result: fn(), waited: NOTHING_WAITED };
+  const record: Account = { etcdMs: 0, covering: 0 };
+  return { result: current.run(record, fn), waited: () => record.etcdMs };
 }
 
 export async function timedEtcdWait<T>(fn: () => Promise<T>, covers = false): Promise<T> {

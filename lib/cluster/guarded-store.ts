@@ -10,7 +10,7 @@
  * - `leased` writes use this host's current lease (session.ts); without one they fail as
  *   etcd being unavailable (the lease comes back with etcd).
  */
-import { accountEtcdWaits, timedEtcdWait } from './etcd-wait';
+import { timedEtcdWait } from './etcd-wait';
 import type { ClusterHealth } from './health';
 import { ClusterUnavailableError, isClusterUnavailable } from './health';
 import type { CallOpts, ClusterStore, KeyValue, RawClusterStore } from './store';
@@ -25,9 +25,7 @@ export class GuardedStore implements ClusterStore {
     private readonly lease: () => string | undefined,
     private readonly deadlineMs = FOREGROUND_DEADLINE_MS,
     private readonly failFast = true,
-  ) {
-    accountEtcdWaits(); // (a loomd with a cluster store: its calls' waits on etcd are logged)
-  }
+  ) {}
 
   /** The same store with another deadline (and, with failFast false, probing while down). */
   with(deadlineMs: number, failFast = this.failFast): GuardedStore {

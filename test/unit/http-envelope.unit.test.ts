@@ -11,7 +11,8 @@ import { z } from 'zod/v3';
 import { conflict } from '../../lib/errors';
 import { route } from '../../lib/http-route';
 import { CallObserver, MAX_BODY_BYTES, PLUGIN_MEDIA_TYPE, createPluginApp, listenUnix } from '../../driver/http/server';
-import { silentLogger } from '../../lib/logger';
+import { createLogger, silentLogger } from '../../lib/logger';
+import { timedEtcdWait } from '../../lib/cluster/etcd-wait';
 import { closeServers } from '../../driver/startup/listeners';
 import { pluginCall, unixRequest } from '../helpers/unix-http';
 
@@ -225,4 +226,22 @@ describe('listenUnix', () => {
     fs.writeFileSync(file, '');
     await expect(listenUnix(createPluginApp(routes, silentLogger()), file)).rejects.toThrow(/exists and is not a socket/);
   });
+});
+
+test('a call waiting on etcd logs etcdMs when the server accounts for it (cluster mode), and not otherwise', async () => {
+  const waits = [route({ method: 'Test.Etcd', handle: async () => timedEtcdWait(() => new Promise<object>((r) => setTimeout(() => r({}), 25))) })];
+  for (const accountEtcdWaits of [true, false]) {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+    const other = path.join(dir, `etcd-${accountEtcdWaits}.sock`);
+    const s = await listenUnix(createPluginApp(waits, log, undefined, { accountEtcdWaits }), other);
+    try {
+      expect((await pluginCall(other, 'Test.Etcd', {})).status).toBe(200);
+      const call = lines.find((l) => l.msg === 'call' && l.method === 'Test.Etcd');
+      if (accountEtcdWaits) expect(call?.etcdMs).toBeGreaterThanOrEqual(20);
+      else expect(call).not.toHaveProperty('etcdMs');
+    } finally {
+      await new Promise((r) => s.close(r));
+    }
+  }
 });
