@@ -298,3 +298,20 @@ test('a pair whose making fails after CreateEndpoint\'s answer: Join makes it (o
   expect((await kernel.listLinks()).filter((l) => l.name.endsWith('a'.repeat(12)))).toEqual([]);
   await svc.deleteNetwork(id('f'));
 });
+
+test('CreateEndpoint whose record cannot be written fails with the store\'s reason and leaves no pair and no endpoint', async () => {
+  class EndpointWriteFails extends MemoryKv {
+    override async batch(...args: Parameters<MemoryKv['batch']>): Promise<void> {
+      if (args[0].some((op) => op.key.includes(id('b')))) throw new Error('state store: the disk is full');
+      return super.batch(...args);
+    }
+  }
+  const svc = service(new EndpointWriteFails());
+  await svc.createNetwork(input(id('9'), '198.18.85.0/24', '198.18.85.1/24'));
+  await expect(svc.createEndpoint({ networkId: id('9'), id: id('b'), address: '198.18.85.7/24', addressV6: '', mac: '', options: {} })).rejects.toThrow(/the disk is full/);
+  await svc.background.settle();
+  expect((await kernel.listLinks()).filter((l) => l.name.endsWith('b'.repeat(12)))).toEqual([]);
+  expect(svc.table.state(id('9'))?.endpoints.has(id('b'))).toBe(false);
+  await svc.deleteNetwork(id('9'));
+  await svc.background.settle();
+});
