@@ -2,7 +2,6 @@
  * Structured JSON logs (pino), one line per event. Every plugin call is logged
  * once by the HTTP envelope with a request id, method, ids, duration and outcome.
  */
-import * as fs from 'node:fs';
 import pino from 'pino';
 
 export type Logger = pino.Logger;
@@ -10,20 +9,13 @@ export type Logger = pino.Logger;
 import type { LogLevel } from './levels';
 
 /**
- * Lines go to standard output. Where that is a regular file (loomd started with its output
- * redirected to a file, the test harness, the benchmarks), each line is written at once with
- * a plain write(2) on loomd's own thread, as Node writes process.stdout to a file: a write to
- * a file does not wait for a reader, and it costs one system call, where handing it to a
- * libuv thread cost a thread wake-up per line (measured: the per-address CPU of the /17 fill
- * through the API about 0.9x with the synchronous writer; docs/benchmarks.md). Lines written
- * so are also never lost when loomd exits.
- *
- * Anything else (a pipe: dockerd reading a managed plugin's output; journald's socket; a
- * terminal) is written through pino's asynchronous writer: a reader that stops reading
- * (dockerd stopped under --live-restore holds a managed plugin's stdout) blocks one libuv
- * thread, never loomd's event loop. What waits meanwhile is bounded (LOG_BACKLOG_BYTES; later
- * lines are dropped). On either writer a failing write (a full disk) is tried again every
- * second and costs log lines, not the daemon; both are counted (logLosses).
+ * Lines go to standard output through pino's asynchronous writer: a reader that stops
+ * reading (dockerd stopped under --live-restore holds a managed plugin's stdout) blocks one
+ * libuv thread, never loomd's event loop. What waits meanwhile is bounded (LOG_BACKLOG_BYTES;
+ * later lines are dropped), and a failing write (a full disk under a redirected stdout) is
+ * tried again every second and costs log lines, not the daemon; both are counted
+ * (logLosses). A synchronous writer was measured faster on the /16 fill (0.89x wall) but
+ * would freeze every call, lease keep-alive and repair behind a full pipe.
  */
 export const LOG_BACKLOG_BYTES = 8 * 1024 * 1024;
 
@@ -45,14 +37,13 @@ export function logLosses(): LogLosses {
 }
 
 /**
- * A writer to `fd` (synchronous when `fd` is a regular file, asynchronous otherwise: see
- * above) holding at most `maxLength` bytes back; what it loses is counted in logLosses().
- * After a failed write it tries again every `retryMs` (pino's writer tries again only with
- * the next line, and no longer once the backlog is full: logging would then stay stopped
- * after the disk has room again).
+ * An asynchronous writer to `fd` holding at most `maxLength` bytes back; what it loses is
+ * counted in logLosses(). After a failed write it tries again every `retryMs` (pino's writer
+ * tries again only with the next line, and no longer once the backlog is full: logging would
+ * then stay stopped after the disk has room again).
  */
 export function boundedDestination(fd: number, maxLength = LOG_BACKLOG_BYTES, retryMs = 1_000): pino.DestinationStream {
-  const dest = pino.destination({ dest: fd, sync: isRegularFile(fd), maxLength });
+  const dest = pino.destination({ dest: fd, sync: false, maxLength });
   let retry: NodeJS.Timeout | undefined;
   const again = (): void => {
     retry = undefined;
@@ -73,15 +64,6 @@ export function boundedDestination(fd: number, maxLength = LOG_BACKLOG_BYTES, re
     retry ??= setTimeout(again, retryMs).unref();
   });
   return dest;
-}
-
-/** Whether `fd` is open on a regular file (false when it cannot be told: the asynchronous writer never blocks loomd). */
-export function isRegularFile(fd: number): boolean {
-  try {
-    return fs.fstatSync(fd).isFile();
-  } catch {
-    return false;
-  }
 }
 
 export function createLogger(level: LogLevel, destination: pino.DestinationStream = boundedDestination(1)): Logger {

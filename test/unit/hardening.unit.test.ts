@@ -3,7 +3,6 @@
  * are warned about, log lines without duplicate keys, log lines lost counted, and the state
  * directory's permissions.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,7 +14,7 @@ import { ensureHostMeta } from '../../driver/store/host-meta';
 import { MemoryKv } from '../../lib/kv';
 import { sandboxKeyProblem } from '../../driver/kernel/netns-file';
 import { NetlinkKernel } from '../../driver/kernel/netlink-kernel';
-import { boundedDestination, createLogger, isRegularFile, logLosses, silentLogger } from '../../lib/logger';
+import { boundedDestination, createLogger, logLosses, silentLogger } from '../../lib/logger';
 import { checkEndpointAddress } from '../../driver/model/records';
 import { hostRange, parseIp, parsePrefix, unusableSubnet } from '../../lib/prefix';
 
@@ -129,30 +128,6 @@ test('log lines the writer cannot deliver are counted: failed writes (ENOSPC), t
     expect(logLosses().writeErrors).toBeGreaterThanOrEqual(errors + 3);
   } finally {
     (dest as unknown as { destroy(): void }).destroy(); // closes the fd
-  }
-});
-
-test('a log going to a regular file is written by the time the call returns; to anything else, through the asynchronous writer', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-logfile-'));
-  const file = path.join(dir, 'loomd.log');
-  const fd = fs.openSync(file, 'a');
-  const dest = boundedDestination(fd);
-  try {
-    expect(isRegularFile(fd)).toBe(true);
-    createLogger('info', dest).info({ n: 1 }, 'written at once');
-    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ n: 1, msg: 'written at once' });
-    const fifo = path.join(dir, 'fifo');
-    execFileSync('mkfifo', [fifo]);
-    const pipe = fs.openSync(fifo, 'r+'); // read-write: opening a FIFO so does not wait for a peer
-    try {
-      expect(isRegularFile(pipe)).toBe(false);
-    } finally {
-      fs.closeSync(pipe);
-    }
-    expect(isRegularFile(-1)).toBe(false);
-  } finally {
-    (dest as unknown as { destroy(): void }).destroy(); // closes the fd
-    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
