@@ -15,7 +15,9 @@ import type { LogLevel } from './levels';
  * later lines are dropped), and a failing write (a full disk under a redirected stdout) is
  * tried again every second and costs log lines, not the daemon; both are counted
  * (logLosses). A synchronous writer was measured faster on the /16 fill (0.89x wall) but
- * would freeze every call, lease keep-alive and repair behind a full pipe.
+ * would freeze every call, lease keep-alive and repair behind a full pipe; used only for a
+ * regular file it made the /17 fill's loomd CPU per address about 0.85x, yet the admin API's
+ * apply of a policy (1,000 endpoints) about 50 ms slower, for a reason not found (2026-12-08).
  */
 export const LOG_BACKLOG_BYTES = 8 * 1024 * 1024;
 
@@ -58,7 +60,11 @@ export function boundedDestination(fd: number, maxLength = LOG_BACKLOG_BYTES, re
     losses.droppedLines += text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
     losses.droppedBytes += Buffer.byteLength(text);
   });
+  let last: unknown;
   dest.on('error', (err: NodeJS.ErrnoException) => {
+    // pino's own listener (attached first) hands the first error on again: count it once.
+    if (err === last) return;
+    last = err;
     losses.writeErrors++;
     losses.lastWriteError = err.code ?? err.message;
     retry ??= setTimeout(again, retryMs).unref();

@@ -131,6 +131,21 @@ test('log lines the writer cannot deliver are counted: failed writes (ENOSPC), t
   }
 });
 
+test('one failed write of the log counts as one write error (pino hands the first error on a second time)', async () => {
+  const fd = fs.openSync('/dev/full', 'w');
+  const before = logLosses().writeErrors;
+  const dest = boundedDestination(fd, 4096, 60_000); // no retry within the test
+  try {
+    createLogger('info', dest).info('a line nobody will read');
+    const deadline = Date.now() + 5_000;
+    while (logLosses().writeErrors === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(logLosses().writeErrors - before).toBe(1);
+  } finally {
+    (dest as unknown as { destroy(): void }).destroy(); // closes the fd
+  }
+});
+
 describe('state directory', () => {
   let base: string;
   beforeEach(() => (base = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-statedir-'))));
