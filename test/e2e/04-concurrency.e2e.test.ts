@@ -5,6 +5,7 @@
  */
 import { TestHost } from '../helpers/test-host';
 import { settle } from '../helpers/invariants';
+import { waitFor } from '../helpers/run';
 
 jest.setTimeout(400_000);
 
@@ -57,14 +58,36 @@ test('50 concurrent docker run on one network: all succeed, all addresses distin
 });
 
 /**
- * `docker network rm` right after `docker rm -f` of many containers can find an endpoint
- * dockerd has not released yet on a loaded 2-core host (moby/moby#19261): a few bounded tries.
+ * `docker network rm` after `docker rm -f` of many containers. Two Docker faults are met here,
+ * neither of them loom's (loom's side is checked first: it answered every Leave and
+ * DeleteEndpoint, and holds no endpoint of the network):
+ * - dockerd may not have released an endpoint yet on a loaded 2-core host: a few bounded tries;
+ * - Docker 20.10 can leak its own count of the network's endpoints (moby/moby#42119, open: the
+ *   network lists no container, yet "has active endpoints" for good). Met in 3 of 12 CI
+ *   rehearsals, with and without loom's changes of the time. Only then dockerd is restarted:
+ *   it counts the endpoints afresh from its store, and the network goes through loom as usual.
  */
 async function removeNetworkOnceDockerIsDone(h: TestHost, name: string): Promise<void> {
+  const id = (await h.cliOk(['network', 'inspect', '-f', '{{.Id}}', name])).trim();
+  await waitFor('loom to hold no endpoint of the network', async () => {
+    const net = (await h.loomState()).networks.find((n) => n.id === id);
+    return net !== undefined && (net.endpoints as unknown[]).length === 0;
+  }, 15_000, 200);
+  let restarted = false;
   for (let i = 0; ; i++) {
     const r = await h.cli(['network', 'rm', name]);
     if (r.code === 0) return;
-    if (i >= 10 || !/has active endpoints/.test(r.stderr)) throw new Error(`docker network rm ${name} exited ${r.code}: ${r.stderr.trim()}`);
-    await new Promise((res) => setTimeout(res, 1_000));
+    if (!/has active endpoints/.test(r.stderr)) throw new Error(`docker network rm ${name} exited ${r.code}: ${r.stderr.trim()}`);
+    if (i < 10) {
+      await new Promise((res) => setTimeout(res, 1_000));
+      continue;
+    }
+    const listed = (await h.cliOk(['network', 'inspect', '-f', '{{len .Containers}}', name])).trim();
+    if (listed !== '0' || restarted) throw new Error(`docker network rm ${name} exited ${r.code} (containers Docker lists on it: ${listed}): ${r.stderr.trim()}`);
+    console.warn(`docker network rm ${name}: Docker lists no container on it yet says "has active endpoints" (its endpoint count leaked: moby/moby#42119); restarting dockerd`);
+    await h.stopDockerd('SIGTERM');
+    await h.startDockerd();
+    restarted = true;
+    i = -1;
   }
 }
